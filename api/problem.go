@@ -1,0 +1,128 @@
+package api
+
+import (
+	"errors"
+	"log/slog"
+	"net/http"
+
+	"github.com/labstack/echo/v4"
+)
+
+// Problem is the one error shape of the API: RFC 9457 problem details, served as
+// application/problem+json. Type is a stable identifier clients can switch on; Errors lists
+// field-level validation failures.
+type Problem struct {
+	Type     string       `json:"type"`
+	Title    string       `json:"title"`
+	Status   int          `json:"status"`
+	Detail   string       `json:"detail,omitempty"`
+	Instance string       `json:"instance,omitempty"`
+	Errors   []FieldError `json:"errors,omitempty"`
+	// CurrentStatus is the tenant's lifecycle status, on conflicts caused by it.
+	CurrentStatus string `json:"currentStatus,omitempty"`
+}
+
+// FieldError names one invalid field, in the JSON spelling the client sent.
+type FieldError struct {
+	Field   string `json:"field"`
+	Message string `json:"message"`
+}
+
+func (p *Problem) Error() string { return p.Title + ": " + p.Detail }
+
+const problemBase = "https://docs.misybot.dev/problems/"
+
+// Problem types. Stable: clients may match on them.
+const (
+	ProblemValidation     = problemBase + "validation"
+	ProblemMalformed      = problemBase + "malformed-request"
+	ProblemUnauthorized   = problemBase + "unauthorized"
+	ProblemForbidden      = problemBase + "forbidden"
+	ProblemNotFound       = problemBase + "not-found"
+	ProblemConflict       = problemBase + "conflict"
+	ProblemMethod         = problemBase + "method-not-allowed"
+	ProblemUnsupported    = problemBase + "unsupported-media-type"
+	ProblemTooLarge       = problemBase + "payload-too-large"
+	ProblemUnavailable    = problemBase + "service-unavailable"
+	ProblemInternal       = problemBase + "internal"
+	problemGenericHTTPErr = problemBase + "http-error"
+)
+
+func newProblem(status int, typ, title, detail string) *Problem {
+	return &Problem{Type: typ, Title: title, Status: status, Detail: detail}
+}
+
+func validationProblem(errs ...FieldError) *Problem {
+	p := newProblem(http.StatusBadRequest, ProblemValidation, "Invalid request", "one or more fields are invalid")
+	p.Errors = errs
+	return p
+}
+
+func malformed(detail string) *Problem {
+	return newProblem(http.StatusBadRequest, ProblemMalformed, "Malformed request", detail)
+}
+
+func notFound(detail string) *Problem {
+	return newProblem(http.StatusNotFound, ProblemNotFound, "Not found", detail)
+}
+
+func conflict(detail string) *Problem {
+	return newProblem(http.StatusConflict, ProblemConflict, "Conflict", detail)
+}
+
+// errorHandler turns every error a handler or Echo returns into a problem document. This is the
+// one place where errors become status codes: a *Problem keeps its own, Echo's errors (unknown
+// route, wrong method, body too large) keep theirs, and anything else is a 500 whose cause is
+// logged, never sent.
+func errorHandler(logger *slog.Logger) echo.HTTPErrorHandler {
+	return func(err error, c echo.Context) {
+		if c.Response().Committed {
+			return
+		}
+		var p *Problem
+		var he *echo.HTTPError
+		switch {
+		case errors.As(err, &p):
+		case errors.As(err, &he):
+			p = fromHTTPError(he)
+		default:
+			logger.Error("request failed", "method", c.Request().Method, "path", c.Path(),
+				"request_id", c.Response().Header().Get(echo.HeaderXRequestID), "err", err)
+			p = newProblem(http.StatusInternalServerError, ProblemInternal, "Internal error",
+				"the server could not complete the request; it has been logged")
+		}
+		out := *p
+		out.Instance = c.Request().URL.Path
+		if p.Status == http.StatusUnauthorized {
+			c.Response().Header().Set("WWW-Authenticate", `Bearer realm="misybot-tenancy"`)
+		}
+		c.Response().Header().Set(echo.HeaderContentType, "application/problem+json")
+		if c.Request().Method == http.MethodHead {
+			_ = c.NoContent(out.Status)
+			return
+		}
+		if werr := c.JSON(out.Status, out); werr != nil {
+			logger.Warn("write problem", "err", werr)
+		}
+	}
+}
+
+func fromHTTPError(he *echo.HTTPError) *Problem {
+	detail := http.StatusText(he.Code)
+	if msg, ok := he.Message.(string); ok {
+		detail = msg
+	}
+	switch he.Code {
+	case http.StatusNotFound:
+		return notFound("no such route")
+	case http.StatusMethodNotAllowed:
+		return newProblem(he.Code, ProblemMethod, "Method not allowed", detail)
+	case http.StatusRequestEntityTooLarge:
+		return newProblem(he.Code, ProblemTooLarge, "Payload too large", "the request body exceeds the limit")
+	case http.StatusUnauthorized:
+		return newProblem(he.Code, ProblemUnauthorized, "Unauthorized", detail)
+	case http.StatusServiceUnavailable:
+		return newProblem(he.Code, ProblemUnavailable, "Service unavailable", detail)
+	}
+	return newProblem(he.Code, problemGenericHTTPErr, http.StatusText(he.Code), detail)
+}

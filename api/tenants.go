@@ -1,0 +1,268 @@
+package api
+
+import (
+	"crypto/rand"
+	"encoding/base64"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"net/http"
+	"slices"
+	"strconv"
+
+	"github.com/labstack/echo/v4"
+
+	"github.com/misybot/tenancy/internal/registry"
+	"github.com/misybot/tenancy/internal/tenant"
+)
+
+// SecretField names the tenant secret in sealing's associated data; a ciphertext sealed for it
+// opens for no other field.
+const SecretField = "tenants.secret"
+
+// tenantFields are the fields an operator sets at registration and may replace with PUT.
+type tenantFields struct {
+	SiteID           string              `json:"siteId" validate:"omitempty,max=64,printascii,excludesall= "`
+	Name             string              `json:"tenantName" validate:"required,max=200"`
+	ContactEmail     string              `json:"contactEmail" validate:"required,max=254,email"`
+	WebsiteURL       string              `json:"websiteUrl" validate:"omitempty,max=2048,http_url"`
+	BusinessIndustry string              `json:"businessIndustry" validate:"max=100"`
+	AllowedOrigins   []string            `json:"allowedOrigins" validate:"max=50,unique,dive,max=255,origin"`
+	Permissions      []tenant.Permission `json:"permissions" validate:"max=20,unique"`
+	Type             tenant.Type         `json:"tenantType" validate:"required,oneof=owner enterprise standard trial"`
+}
+
+type registerRequest struct {
+	ID string `json:"tenantId" validate:"required,tenantid"`
+	tenantFields
+}
+
+type updateRequest struct {
+	// ID may be repeated in the body; if present it must match the path.
+	ID string `json:"tenantId"`
+	tenantFields
+}
+
+// registerResponse is the only answer that ever carries the tenant secret.
+type registerResponse struct {
+	tenant.Tenant
+	Secret string `json:"tenantSecret"`
+}
+
+type listResponse struct {
+	Items      []tenant.Tenant `json:"items"`
+	NextCursor string          `json:"nextCursor,omitempty"`
+}
+
+// checkPermissions applies the type's ceiling, defaulting an absent list to the whole ceiling.
+func (f *tenantFields) checkPermissions() error {
+	if f.Permissions == nil {
+		f.Permissions = tenant.DefaultPermissions(f.Type)
+	}
+	for i, p := range f.Permissions {
+		if err := tenant.CheckPermissions(f.Type, []tenant.Permission{p}); err != nil {
+			return validationProblem(FieldError{Field: fmt.Sprintf("permissions[%d]", i), Message: err.Error()})
+		}
+	}
+	if f.AllowedOrigins == nil {
+		f.AllowedOrigins = []string{}
+	}
+	return nil
+}
+
+func (s *Server) registerTenant(c echo.Context) error {
+	var req registerRequest
+	if err := decodeJSON(c, &req); err != nil {
+		return err
+	}
+	if err := s.validate(&req); err != nil {
+		return err
+	}
+	if err := req.checkPermissions(); err != nil {
+		return err
+	}
+	if req.SiteID == "" {
+		req.SiteID = newSiteID()
+	}
+
+	secret := make([]byte, 32)
+	if _, err := rand.Read(secret); err != nil {
+		return fmt.Errorf("generate secret: %w", err)
+	}
+	secretText := hex.EncodeToString(secret)
+	sealed, err := s.sealer.Seal(req.ID, SecretField, []byte(secretText))
+	if err != nil {
+		return fmt.Errorf("seal secret: %w", err)
+	}
+
+	created, err := s.registry.Create(c.Request().Context(), registry.NewTenant{
+		Tenant: tenant.Tenant{
+			ID: req.ID, SiteID: req.SiteID, Name: req.Name, ContactEmail: req.ContactEmail,
+			WebsiteURL: req.WebsiteURL, BusinessIndustry: req.BusinessIndustry,
+			AllowedOrigins: req.AllowedOrigins, Permissions: req.Permissions, Type: req.Type,
+		},
+		SealedSecret:     sealed,
+		SecretKeyVersion: 1,
+	})
+	if errors.Is(err, registry.ErrExists) {
+		return conflict(fmt.Sprintf("tenant %q is already registered", req.ID))
+	}
+	if err != nil {
+		return err
+	}
+	s.logger.Info("tenant registered", "tenant_id", created.ID, "tenant_type", created.Type)
+	c.Response().Header().Set(echo.HeaderLocation, TenantsPath+"/"+created.ID)
+	return c.JSON(http.StatusCreated, registerResponse{Tenant: created, Secret: secretText})
+}
+
+// pathTenantID validates the :tenantId path parameter; a malformed id is a 400, not a lookup.
+func pathTenantID(c echo.Context) (string, error) {
+	id := c.Param("tenantId")
+	if err := tenant.ValidateID(id); err != nil {
+		return "", validationProblem(FieldError{Field: "tenantId", Message: err.Error()})
+	}
+	return id, nil
+}
+
+// registryError maps the registry's refusals to problems; anything else stays a server error.
+func registryError(err error) error {
+	var se *registry.StatusError
+	switch {
+	case errors.Is(err, registry.ErrNotFound):
+		return notFound(err.Error())
+	case errors.As(err, &se) && errors.Is(err, registry.ErrNotDeletable):
+		p := conflict(fmt.Sprintf("tenant is %s: provisioned tenants are removed by offboarding (POST %s/{tenantId}/offboard)", se.Status, TenantsPath))
+		p.CurrentStatus = string(se.Status)
+		return p
+	case errors.As(err, &se):
+		p := conflict(fmt.Sprintf("tenant is %s and can no longer be changed", se.Status))
+		p.CurrentStatus = string(se.Status)
+		return p
+	}
+	return err
+}
+
+func (s *Server) getTenant(c echo.Context) error {
+	id, err := pathTenantID(c)
+	if err != nil {
+		return err
+	}
+	t, err := s.registry.Get(c.Request().Context(), id)
+	if err != nil {
+		return registryError(err)
+	}
+	return c.JSON(http.StatusOK, t)
+}
+
+const (
+	defaultPageSize = 20
+	maxPageSize     = 100
+)
+
+var listParams = []string{"status", "tenantType", "limit", "cursor"}
+
+func (s *Server) listTenants(c echo.Context) error {
+	q := c.QueryParams()
+	for name := range q {
+		if !slices.Contains(listParams, name) {
+			return validationProblem(FieldError{Field: name, Message: "is not a known query parameter (status, tenantType, limit, cursor)"})
+		}
+	}
+	f := registry.Filter{Status: tenant.Status(q.Get("status")), Type: tenant.Type(q.Get("tenantType")), Limit: defaultPageSize}
+	var errs []FieldError
+	if f.Status != "" && !f.Status.Valid() {
+		errs = append(errs, FieldError{Field: "status", Message: fmt.Sprintf("must be one of %v", tenant.Statuses)})
+	}
+	if f.Type != "" && !f.Type.Valid() {
+		errs = append(errs, FieldError{Field: "tenantType", Message: fmt.Sprintf("must be one of %v", tenant.Types)})
+	}
+	if v := q.Get("limit"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 1 || n > maxPageSize {
+			errs = append(errs, FieldError{Field: "limit", Message: fmt.Sprintf("must be an integer from 1 to %d", maxPageSize)})
+		}
+		f.Limit = n
+	}
+	if v := q.Get("cursor"); v != "" {
+		after, err := base64.RawURLEncoding.DecodeString(v)
+		if err != nil || tenant.ValidateID(string(after)) != nil {
+			errs = append(errs, FieldError{Field: "cursor", Message: "is not a cursor this API issued"})
+		}
+		f.After = string(after)
+	}
+	if len(errs) > 0 {
+		return validationProblem(errs...)
+	}
+
+	items, more, err := s.registry.List(c.Request().Context(), f)
+	if err != nil {
+		return err
+	}
+	out := listResponse{Items: items}
+	if out.Items == nil {
+		out.Items = []tenant.Tenant{}
+	}
+	if more {
+		out.NextCursor = base64.RawURLEncoding.EncodeToString([]byte(items[len(items)-1].ID))
+	}
+	return c.JSON(http.StatusOK, out)
+}
+
+func (s *Server) updateTenant(c echo.Context) error {
+	id, err := pathTenantID(c)
+	if err != nil {
+		return err
+	}
+	var req updateRequest
+	if err := decodeJSON(c, &req); err != nil {
+		return err
+	}
+	if req.ID != "" && req.ID != id {
+		return validationProblem(FieldError{Field: "tenantId", Message: "differs from the tenant id in the path; a tenant id cannot change"})
+	}
+	if err := s.validate(&req); err != nil {
+		return err
+	}
+	if err := req.checkPermissions(); err != nil {
+		return err
+	}
+	if req.SiteID == "" {
+		current, err := s.registry.Get(c.Request().Context(), id)
+		if err != nil {
+			return registryError(err)
+		}
+		req.SiteID = current.SiteID
+	}
+	t, err := s.registry.Update(c.Request().Context(), id, registry.Update{
+		SiteID: req.SiteID, Name: req.Name, ContactEmail: req.ContactEmail, WebsiteURL: req.WebsiteURL,
+		BusinessIndustry: req.BusinessIndustry, AllowedOrigins: req.AllowedOrigins,
+		Permissions: req.Permissions, Type: req.Type,
+	})
+	if err != nil {
+		return registryError(err)
+	}
+	s.logger.Info("tenant updated", "tenant_id", id)
+	return c.JSON(http.StatusOK, t)
+}
+
+func (s *Server) deleteTenant(c echo.Context) error {
+	id, err := pathTenantID(c)
+	if err != nil {
+		return err
+	}
+	if err := s.registry.Delete(c.Request().Context(), id); err != nil {
+		return registryError(err)
+	}
+	s.logger.Info("tenant deleted", "tenant_id", id)
+	return c.NoContent(http.StatusNoContent)
+}
+
+// newSiteID returns a random UUIDv4 for tenants registered without a site id.
+func newSiteID() string {
+	var b [16]byte
+	_, _ = rand.Read(b[:]) // crypto/rand.Read never fails on supported platforms (Go 1.24+)
+	b[6] = b[6]&0x0f | 0x40
+	b[8] = b[8]&0x3f | 0x80
+	h := hex.EncodeToString(b[:])
+	return h[0:8] + "-" + h[8:12] + "-" + h[12:16] + "-" + h[16:20] + "-" + h[20:32]
+}

@@ -1,0 +1,91 @@
+// Package clients opens the process-wide clients of the API and the worker: one pgx pool, one
+// MongoDB client, one Redis client and one Temporal client, each created once per process and
+// shared (never per request or per activity).
+package clients
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/redis/go-redis/v9"
+	"go.mongodb.org/mongo-driver/mongo"
+	"go.mongodb.org/mongo-driver/mongo/options"
+	"go.mongodb.org/mongo-driver/mongo/readpref"
+	"go.temporal.io/sdk/client"
+	tlog "go.temporal.io/sdk/log"
+
+	"github.com/misybot/tenancy/internal/config"
+)
+
+// Clients are the shared connections. All are lazy: a dependency that is down at start makes
+// /readyz report it instead of stopping the process.
+type Clients struct {
+	Postgres *pgxpool.Pool
+	Mongo    *mongo.Client
+	Redis    *redis.Client
+	Temporal client.Client
+}
+
+// Open builds every client from cfg. Only malformed configuration fails here.
+func Open(ctx context.Context, cfg config.Config, logger *slog.Logger) (*Clients, error) {
+	pgCfg, err := pgxpool.ParseConfig(cfg.DatabaseURL)
+	if err != nil {
+		return nil, fmt.Errorf("DATABASE_URL: %w", err)
+	}
+	pool, err := pgxpool.NewWithConfig(ctx, pgCfg)
+	if err != nil {
+		return nil, fmt.Errorf("postgres: %w", err)
+	}
+
+	mongoClient, err := mongo.Connect(ctx, options.Client().ApplyURI(cfg.MongoURI))
+	if err != nil {
+		pool.Close()
+		return nil, fmt.Errorf("MONGODB_URI: %w", err)
+	}
+
+	redisOpts, err := redis.ParseURL(cfg.RedisURL)
+	if err != nil {
+		pool.Close()
+		_ = mongoClient.Disconnect(ctx)
+		return nil, fmt.Errorf("REDIS_URL: %w", err)
+	}
+	redisClient := redis.NewClient(redisOpts)
+
+	temporalClient, err := client.NewLazyClient(client.Options{
+		HostPort:  cfg.TemporalAddress,
+		Namespace: cfg.TemporalNamespace,
+		Logger:    tlog.NewStructuredLogger(logger),
+	})
+	if err != nil {
+		pool.Close()
+		_ = mongoClient.Disconnect(ctx)
+		_ = redisClient.Close()
+		return nil, fmt.Errorf("temporal: %w", err)
+	}
+	return &Clients{Postgres: pool, Mongo: mongoClient, Redis: redisClient, Temporal: temporalClient}, nil
+}
+
+// PingPostgres, PingMongo, PingRedis and PingTemporal are readiness probes.
+func (c *Clients) PingPostgres(ctx context.Context) error { return c.Postgres.Ping(ctx) }
+
+// PingMongo asks the primary (FerretDB here) to answer.
+func (c *Clients) PingMongo(ctx context.Context) error { return c.Mongo.Ping(ctx, readpref.Primary()) }
+
+// PingRedis sends PING.
+func (c *Clients) PingRedis(ctx context.Context) error { return c.Redis.Ping(ctx).Err() }
+
+// PingTemporal calls the frontend's health check.
+func (c *Clients) PingTemporal(ctx context.Context) error {
+	_, err := c.Temporal.CheckHealth(ctx, &client.CheckHealthRequest{})
+	return err
+}
+
+// Close releases every client; errors are joined, none is skipped.
+func (c *Clients) Close(ctx context.Context) error {
+	c.Temporal.Close()
+	c.Postgres.Close()
+	return errors.Join(c.Mongo.Disconnect(ctx), c.Redis.Close())
+}

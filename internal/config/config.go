@@ -1,0 +1,185 @@
+// Package config reads the process configuration from the environment: local defaults that
+// match `make dev`, overridden by variables, validated once at start so a bad value stops the
+// process with one line naming the variable instead of failing later on first use.
+package config
+
+import (
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/url"
+	"os"
+	"strings"
+	"time"
+)
+
+// Env names the deployment mode. Dev relaxes exactly one rule: a missing master key falls back
+// to a fixed, publicly known development key (with a warning), so tests and a first `go run`
+// work. Everything else is validated identically in both modes.
+type Env string
+
+const (
+	EnvDev        Env = "dev"
+	EnvProduction Env = "production"
+)
+
+// DevMasterKey is the well-known key used only when APP_ENV=dev and TENANT_MASTER_KEY is unset.
+// It is public on purpose: nothing sealed with it is secret.
+var DevMasterKey = []byte("misybot-tenancy-dev-master-key!!")
+
+// Config is everything the API and the worker need to reach their dependencies.
+type Config struct {
+	Env Env
+
+	// DatabaseURL connects as the application role (owns nothing, subject to row-level security).
+	DatabaseURL string
+	// MigrateDatabaseURL connects as the owner role; only `starter migrate` uses it.
+	MigrateDatabaseURL string
+	MongoURI           string
+	RedisURL           string
+
+	TemporalAddress   string
+	TemporalNamespace string
+	TaskQueue         string
+
+	// MasterKey is the 32-byte TENANT_MASTER_KEY from which every tenant key is derived.
+	MasterKey []byte
+	// OperatorToken authenticates operators on the management API (bearer token).
+	OperatorToken string
+
+	APIAddr         string
+	ShutdownTimeout time.Duration
+	LogLevel        slog.Level
+}
+
+// Defaults match the servers `make dev` starts on 127.0.0.1.
+func Defaults() Config {
+	return Config{
+		Env:                EnvProduction,
+		DatabaseURL:        "postgres://tenancy_app:tenancy_app@127.0.0.1:5432/tenancy?sslmode=disable",
+		MigrateDatabaseURL: "postgres://tenancy_owner:tenancy_owner@127.0.0.1:5432/tenancy?sslmode=disable",
+		MongoURI:           "mongodb://127.0.0.1:27017/",
+		RedisURL:           "redis://127.0.0.1:6379/0",
+		TemporalAddress:    "127.0.0.1:7233",
+		TemporalNamespace:  "default",
+		TaskQueue:          "tenancy",
+		APIAddr:            "127.0.0.1:8080",
+		ShutdownTimeout:    10 * time.Second,
+		LogLevel:           slog.LevelInfo,
+	}
+}
+
+// FromEnv returns Defaults overridden by the environment, validated. The error names the
+// variable at fault and never echoes a secret's value.
+func FromEnv() (Config, error) { return FromLookup(os.LookupEnv) }
+
+// FromLookup is FromEnv with the environment injected, for tests.
+func FromLookup(lookup func(string) (string, bool)) (Config, error) {
+	c := Defaults()
+	get := func(name string, dst *string) {
+		if v, ok := lookup(name); ok && strings.TrimSpace(v) != "" {
+			*dst = strings.TrimSpace(v)
+		}
+	}
+	var env, masterKey, shutdown, level string
+	get("APP_ENV", &env)
+	get("DATABASE_URL", &c.DatabaseURL)
+	get("MIGRATE_DATABASE_URL", &c.MigrateDatabaseURL)
+	get("MONGODB_URI", &c.MongoURI)
+	get("REDIS_URL", &c.RedisURL)
+	get("TEMPORAL_ADDRESS", &c.TemporalAddress)
+	get("TEMPORAL_NAMESPACE", &c.TemporalNamespace)
+	get("TASK_QUEUE", &c.TaskQueue)
+	get("TENANT_MASTER_KEY", &masterKey)
+	get("OPERATOR_TOKEN", &c.OperatorToken)
+	get("API_ADDR", &c.APIAddr)
+	get("SHUTDOWN_TIMEOUT", &shutdown)
+	get("LOG_LEVEL", &level)
+
+	var errs []error
+	bad := func(name, format string, args ...any) {
+		errs = append(errs, fmt.Errorf("%s: %s", name, fmt.Sprintf(format, args...)))
+	}
+
+	switch Env(env) {
+	case "":
+	case EnvDev, EnvProduction:
+		c.Env = Env(env)
+	default:
+		bad("APP_ENV", "must be %q or %q, got %q", EnvDev, EnvProduction, env)
+	}
+
+	checkURL := func(name, value string, schemes ...string) {
+		u, err := url.Parse(value)
+		if err != nil || u.Host == "" {
+			bad(name, "must be a URL with a host (%s://host:port/...)", schemes[0])
+			return
+		}
+		for _, s := range schemes {
+			if u.Scheme == s {
+				return
+			}
+		}
+		bad(name, "scheme must be one of %v, got %q", schemes, u.Scheme)
+	}
+	checkURL("DATABASE_URL", c.DatabaseURL, "postgres", "postgresql")
+	checkURL("MIGRATE_DATABASE_URL", c.MigrateDatabaseURL, "postgres", "postgresql")
+	checkURL("MONGODB_URI", c.MongoURI, "mongodb", "mongodb+srv")
+	checkURL("REDIS_URL", c.RedisURL, "redis", "rediss")
+
+	checkHostPort := func(name, value string) {
+		if _, port, err := net.SplitHostPort(value); err != nil || port == "" {
+			bad(name, "must be host:port, got %q", value)
+		}
+	}
+	checkHostPort("TEMPORAL_ADDRESS", c.TemporalAddress)
+	checkHostPort("API_ADDR", c.APIAddr)
+
+	if c.TaskQueue == "" || strings.ContainsAny(c.TaskQueue, " \t") {
+		bad("TASK_QUEUE", "must be a non-empty name without spaces")
+	}
+
+	switch {
+	case masterKey != "":
+		key, err := base64.StdEncoding.DecodeString(masterKey)
+		if err != nil || len(key) != 32 {
+			bad("TENANT_MASTER_KEY", "must be 32 bytes, base64-encoded (openssl rand -base64 32)")
+		} else {
+			c.MasterKey = key
+		}
+	case c.Env == EnvDev:
+		c.MasterKey = DevMasterKey
+	default:
+		bad("TENANT_MASTER_KEY", "is required outside APP_ENV=dev (openssl rand -base64 32)")
+	}
+
+	if c.OperatorToken != "" && len(c.OperatorToken) < 16 {
+		bad("OPERATOR_TOKEN", "must be at least 16 characters")
+	}
+
+	if shutdown != "" {
+		d, err := time.ParseDuration(shutdown)
+		if err != nil || d <= 0 {
+			bad("SHUTDOWN_TIMEOUT", "must be a positive duration such as 10s, got %q", shutdown)
+		} else {
+			c.ShutdownTimeout = d
+		}
+	}
+	if level != "" {
+		if err := c.LogLevel.UnmarshalText([]byte(level)); err != nil {
+			bad("LOG_LEVEL", "must be debug, info, warn or error, got %q", level)
+		}
+	}
+	return c, errors.Join(errs...)
+}
+
+// UsesDevMasterKey reports whether the insecure development key is in use, so main can warn.
+func (c Config) UsesDevMasterKey() bool { return string(c.MasterKey) == string(DevMasterKey) }
+
+// NewLogger returns the process logger: JSON lines on w at the configured level.
+func (c Config) NewLogger(w io.Writer) *slog.Logger {
+	return slog.New(slog.NewJSONHandler(w, &slog.HandlerOptions{Level: c.LogLevel}))
+}

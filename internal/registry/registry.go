@@ -1,0 +1,251 @@
+// Package registry stores the tenant registry (the `tenants` table) in PostgreSQL.
+//
+// It is the only code that touches `tenants`. The table is control-plane data, not tenant
+// data, so it has no row-level security; this package is the narrow path to it: every query is
+// keyed by tenant id, and the sealed secret is read only by SealedSecret.
+package registry
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/misybot/tenancy/internal/tenant"
+)
+
+var (
+	// ErrNotFound: no tenant with that id.
+	ErrNotFound = errors.New("tenant not found")
+	// ErrExists: a tenant with that id is already registered.
+	ErrExists = errors.New("tenant already exists")
+	// ErrNotDeletable: the tenant has been provisioned; it must be offboarded instead.
+	ErrNotDeletable = errors.New("tenant is provisioned and cannot be deleted")
+	// ErrFrozen: the tenant is being offboarded or was offboarded; its record no longer changes.
+	ErrFrozen = errors.New("tenant is offboarding or offboarded and cannot be changed")
+)
+
+// StatusError is a refusal caused by the tenant's current status, which it carries so the
+// API can name it.
+type StatusError struct {
+	Err    error
+	Status tenant.Status
+}
+
+func (e *StatusError) Error() string { return fmt.Sprintf("%v (status is %s)", e.Err, e.Status) }
+func (e *StatusError) Unwrap() error { return e.Err }
+
+// Registry reads and writes tenants through a pool connected as the application role.
+type Registry struct {
+	pool *pgxpool.Pool
+}
+
+// New returns a Registry over pool.
+func New(pool *pgxpool.Pool) *Registry { return &Registry{pool: pool} }
+
+// NewTenant is what registration stores: the tenant's fields and its already-sealed secret.
+type NewTenant struct {
+	Tenant           tenant.Tenant
+	SealedSecret     []byte
+	SecretKeyVersion int
+}
+
+const columns = `tenant_id, site_id, tenant_name, contact_email, website_url, business_industry,
+	allowed_origins, permissions, tenant_type, status, is_active, created_at, updated_at`
+
+func scan(row pgx.Row) (tenant.Tenant, error) {
+	var t tenant.Tenant
+	var perms []string
+	err := row.Scan(&t.ID, &t.SiteID, &t.Name, &t.ContactEmail, &t.WebsiteURL, &t.BusinessIndustry,
+		&t.AllowedOrigins, &perms, &t.Type, &t.Status, &t.IsActive, &t.CreatedAt, &t.UpdatedAt)
+	if err != nil {
+		return tenant.Tenant{}, err
+	}
+	t.Permissions = make([]tenant.Permission, len(perms))
+	for i, p := range perms {
+		t.Permissions[i] = tenant.Permission(p)
+	}
+	if t.AllowedOrigins == nil {
+		t.AllowedOrigins = []string{}
+	}
+	return t, nil
+}
+
+func permStrings(perms []tenant.Permission) []string {
+	out := make([]string, len(perms))
+	for i, p := range perms {
+		out[i] = string(p)
+	}
+	return out
+}
+
+// Create inserts a new tenant in status pending. A duplicate id is ErrExists, and changes nothing.
+func (r *Registry) Create(ctx context.Context, n NewTenant) (tenant.Tenant, error) {
+	t := n.Tenant
+	row := r.pool.QueryRow(ctx, `
+		INSERT INTO tenants (tenant_id, site_id, tenant_name, contact_email, website_url,
+			business_industry, allowed_origins, permissions, tenant_type, status,
+			secret_ciphertext, secret_key_version)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, 'pending', $10, $11)
+		RETURNING `+columns,
+		t.ID, t.SiteID, t.Name, t.ContactEmail, t.WebsiteURL, t.BusinessIndustry,
+		nonNil(t.AllowedOrigins), permStrings(t.Permissions), t.Type, n.SealedSecret, n.SecretKeyVersion)
+	created, err := scan(row)
+	if isUniqueViolation(err) {
+		return tenant.Tenant{}, fmt.Errorf("%w: %s", ErrExists, t.ID)
+	}
+	if err != nil {
+		return tenant.Tenant{}, fmt.Errorf("registry: create %s: %w", t.ID, err)
+	}
+	return created, nil
+}
+
+// Get returns one tenant.
+func (r *Registry) Get(ctx context.Context, id string) (tenant.Tenant, error) {
+	t, err := scan(r.pool.QueryRow(ctx, `SELECT `+columns+` FROM tenants WHERE tenant_id = $1`, id))
+	if errors.Is(err, pgx.ErrNoRows) {
+		return tenant.Tenant{}, fmt.Errorf("%w: %s", ErrNotFound, id)
+	}
+	if err != nil {
+		return tenant.Tenant{}, fmt.Errorf("registry: get %s: %w", id, err)
+	}
+	return t, nil
+}
+
+// Filter selects a page of tenants. Empty fields do not filter. After is the last tenant id of
+// the previous page (keyset pagination: stable under concurrent inserts, no OFFSET scans).
+type Filter struct {
+	Status tenant.Status
+	Type   tenant.Type
+	After  string
+	Limit  int
+}
+
+// List returns up to f.Limit tenants ordered by id, and whether more follow.
+func (r *Registry) List(ctx context.Context, f Filter) ([]tenant.Tenant, bool, error) {
+	rows, err := r.pool.Query(ctx, `
+		SELECT `+columns+` FROM tenants
+		WHERE ($1 = '' OR status = $1)
+		  AND ($2 = '' OR tenant_type = $2)
+		  AND tenant_id > $3
+		ORDER BY tenant_id
+		LIMIT $4`, string(f.Status), string(f.Type), f.After, f.Limit+1)
+	if err != nil {
+		return nil, false, fmt.Errorf("registry: list: %w", err)
+	}
+	out, err := pgx.CollectRows(rows, func(row pgx.CollectableRow) (tenant.Tenant, error) { return scan(row) })
+	if err != nil {
+		return nil, false, fmt.Errorf("registry: list: %w", err)
+	}
+	more := len(out) > f.Limit
+	if more {
+		out = out[:f.Limit]
+	}
+	return out, more, nil
+}
+
+// Update is the set of fields an operator may change directly; status moves only through
+// lifecycle workflows.
+type Update struct {
+	SiteID           string
+	Name             string
+	ContactEmail     string
+	WebsiteURL       string
+	BusinessIndustry string
+	AllowedOrigins   []string
+	Permissions      []tenant.Permission
+	Type             tenant.Type
+}
+
+// Update replaces the mutable fields of a tenant. An offboarding or offboarded tenant is
+// ErrFrozen and is left untouched.
+func (r *Registry) Update(ctx context.Context, id string, u Update) (tenant.Tenant, error) {
+	t, err := scan(r.pool.QueryRow(ctx, `
+		UPDATE tenants SET site_id = $2, tenant_name = $3, contact_email = $4, website_url = $5,
+			business_industry = $6, allowed_origins = $7, permissions = $8, tenant_type = $9,
+			updated_at = now()
+		WHERE tenant_id = $1 AND status NOT IN ('offboarding', 'offboarded')
+		RETURNING `+columns,
+		id, u.SiteID, u.Name, u.ContactEmail, u.WebsiteURL, u.BusinessIndustry,
+		nonNil(u.AllowedOrigins), permStrings(u.Permissions), u.Type))
+	if errors.Is(err, pgx.ErrNoRows) {
+		return tenant.Tenant{}, fmt.Errorf("%w: %s", ErrNotFound, id)
+	}
+	if err != nil {
+		return tenant.Tenant{}, fmt.Errorf("registry: update %s: %w", id, err)
+	}
+	return t, nil
+}
+
+// SetStatus moves a tenant to status `to` only if its current status is one of `from`, in one
+// statement, so two concurrent transitions cannot both win. It returns the tenant as it is
+// afterwards and whether this call changed it; a tenant already in `to` is not an error (the
+// caller decides whether that is idempotent success).
+func (r *Registry) SetStatus(ctx context.Context, id string, to tenant.Status, from ...tenant.Status) (tenant.Tenant, bool, error) {
+	fromStrings := make([]string, len(from))
+	for i, s := range from {
+		fromStrings[i] = string(s)
+	}
+	t, err := scan(r.pool.QueryRow(ctx, `
+		UPDATE tenants SET status = $2, updated_at = now()
+		WHERE tenant_id = $1 AND status = ANY($3)
+		RETURNING `+columns, id, string(to), fromStrings))
+	if err == nil {
+		return t, true, nil
+	}
+	if !errors.Is(err, pgx.ErrNoRows) {
+		return tenant.Tenant{}, false, fmt.Errorf("registry: set status %s: %w", id, err)
+	}
+	current, err := r.Get(ctx, id)
+	return current, false, err
+}
+
+// Delete removes a tenant that was never provisioned (status pending). A provisioned tenant is
+// ErrNotDeletable and is left untouched.
+func (r *Registry) Delete(ctx context.Context, id string) error {
+	tag, err := r.pool.Exec(ctx, `DELETE FROM tenants WHERE tenant_id = $1 AND status = 'pending'`, id)
+	if err != nil {
+		return fmt.Errorf("registry: delete %s: %w", id, err)
+	}
+	if tag.RowsAffected() == 1 {
+		return nil
+	}
+	t, err := r.Get(ctx, id)
+	if err != nil {
+		return err
+	}
+	return &StatusError{Err: ErrNotDeletable, Status: t.Status}
+}
+
+// SealedSecret returns the sealed tenant secret and its key version, for signature checks.
+func (r *Registry) SealedSecret(ctx context.Context, id string) ([]byte, int, error) {
+	var sealed []byte
+	var version int
+	err := r.pool.QueryRow(ctx, `SELECT secret_ciphertext, secret_key_version FROM tenants WHERE tenant_id = $1`, id).
+		Scan(&sealed, &version)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return nil, 0, fmt.Errorf("%w: %s", ErrNotFound, id)
+	}
+	if err != nil {
+		return nil, 0, fmt.Errorf("registry: secret %s: %w", id, err)
+	}
+	return sealed, version, nil
+}
+
+// Ping checks that PostgreSQL answers, for readiness.
+func (r *Registry) Ping(ctx context.Context) error { return r.pool.Ping(ctx) }
+
+func isUniqueViolation(err error) bool {
+	var pgErr *pgconn.PgError
+	return errors.As(err, &pgErr) && pgErr.Code == "23505"
+}
+
+func nonNil(s []string) []string {
+	if s == nil {
+		return []string{}
+	}
+	return s
+}

@@ -1,0 +1,118 @@
+// Command starter is the operator's entry point: `starter serve` runs the HTTP API (whose
+// handlers start workflows), `starter migrate` applies the database migrations.
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+
+	"github.com/misybot/tenancy/api"
+	"github.com/misybot/tenancy/internal/clients"
+	"github.com/misybot/tenancy/internal/config"
+	"github.com/misybot/tenancy/internal/registry"
+	"github.com/misybot/tenancy/internal/seal"
+	"github.com/misybot/tenancy/migrations"
+)
+
+const usage = `usage: starter <command>
+
+commands:
+  serve     run the management API on API_ADDR
+  migrate   apply pending database migrations (as MIGRATE_DATABASE_URL's owner role)
+
+Configuration comes from the environment; see README.md.`
+
+func main() {
+	if len(os.Args) < 2 || os.Args[1] == "help" || os.Args[1] == "-h" || os.Args[1] == "--help" {
+		fmt.Fprintln(os.Stderr, usage)
+		os.Exit(2)
+	}
+	cfg, err := config.FromEnv()
+	if err != nil {
+		exitConfig(err)
+	}
+	logger := cfg.NewLogger(os.Stderr)
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+
+	switch os.Args[1] {
+	case "serve":
+		err = serve(ctx, cfg, logger)
+	case "migrate":
+		err = migrations.Up(ctx, cfg.MigrateDatabaseURL, logger)
+	default:
+		fmt.Fprintf(os.Stderr, "starter: unknown command %q\n\n%s\n", os.Args[1], usage)
+		os.Exit(2)
+	}
+	if err != nil {
+		logger.Error("starter failed", "command", os.Args[1], "err", err)
+		os.Exit(1)
+	}
+}
+
+// exitConfig prints one line per invalid variable and stops.
+func exitConfig(err error) {
+	for line := range strings.SplitSeq(err.Error(), "\n") {
+		fmt.Fprintln(os.Stderr, "config: "+line)
+	}
+	os.Exit(2)
+}
+
+func serve(ctx context.Context, cfg config.Config, logger *slog.Logger) error {
+	if cfg.OperatorToken == "" {
+		exitConfig(errors.New("OPERATOR_TOKEN: is required to serve the management API (at least 16 characters)"))
+	}
+	if cfg.UsesDevMasterKey() {
+		logger.Warn("using the public development master key: set TENANT_MASTER_KEY for anything but local development")
+	}
+	sealer, err := seal.New(cfg.MasterKey)
+	if err != nil {
+		return err
+	}
+	c, err := clients.Open(ctx, cfg, logger)
+	if err != nil {
+		return err
+	}
+	defer func() {
+		if err := c.Close(context.Background()); err != nil {
+			logger.Warn("close clients", "err", err)
+		}
+	}()
+
+	e := api.New(api.Config{
+		Registry:      registry.New(c.Postgres),
+		Sealer:        sealer,
+		OperatorToken: cfg.OperatorToken,
+		Checks: []api.Check{
+			{Name: "postgres", Probe: c.PingPostgres},
+			{Name: "mongodb", Probe: c.PingMongo},
+			{Name: "redis", Probe: c.PingRedis},
+			{Name: "temporal", Probe: c.PingTemporal},
+		},
+		Logger: logger,
+	})
+
+	errc := make(chan error, 1)
+	go func() { errc <- e.Start(cfg.APIAddr) }()
+	logger.Info("api listening", "addr", cfg.APIAddr, "env", cfg.Env)
+
+	select {
+	case err := <-errc:
+		if errors.Is(err, http.ErrServerClosed) {
+			return nil
+		}
+		return fmt.Errorf("api: %w", err)
+	case <-ctx.Done():
+	}
+	logger.Info("api shutting down", "timeout", cfg.ShutdownTimeout)
+	shutdownCtx, cancel := context.WithTimeout(context.Background(), cfg.ShutdownTimeout)
+	defer cancel()
+	return e.Shutdown(shutdownCtx)
+}
