@@ -172,7 +172,11 @@ func (r *Registry) Update(ctx context.Context, id string, u Update) (tenant.Tena
 		id, u.SiteID, u.Name, u.ContactEmail, u.WebsiteURL, u.BusinessIndustry,
 		nonNil(u.AllowedOrigins), permStrings(u.Permissions), u.Type))
 	if errors.Is(err, pgx.ErrNoRows) {
-		return tenant.Tenant{}, fmt.Errorf("%w: %s", ErrNotFound, id)
+		current, getErr := r.Get(ctx, id)
+		if getErr != nil {
+			return tenant.Tenant{}, getErr
+		}
+		return tenant.Tenant{}, &StatusError{Err: ErrFrozen, Status: current.Status}
 	}
 	if err != nil {
 		return tenant.Tenant{}, fmt.Errorf("registry: update %s: %w", id, err)

@@ -1,0 +1,100 @@
+// Package testenv connects tests to the real servers `make test` starts (PostgreSQL, Redis,
+// FerretDB, Temporal dev server). Nothing is faked: a server that is not reachable fails the
+// test with a line saying how to start it, rather than skipping it silently.
+package testenv
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"io"
+	"log/slog"
+	"os"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/stretchr/testify/require"
+
+	"github.com/misybot/tenancy/migrations"
+)
+
+// Defaults point at the servers `make test` starts and at the test database `tenancy_test`
+// that scripts/pg-bootstrap.sql creates, so tests never touch the dev database.
+var (
+	AppDatabaseURL   = env("TEST_DATABASE_URL", "postgres://tenancy_app:tenancy_app@127.0.0.1:5432/tenancy_test?sslmode=disable")
+	OwnerDatabaseURL = env("TEST_MIGRATE_DATABASE_URL", "postgres://tenancy_owner:tenancy_owner@127.0.0.1:5432/tenancy_test?sslmode=disable")
+	MongoURI         = env("TEST_MONGODB_URI", "mongodb://127.0.0.1:27017/")
+	RedisURL         = env("TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
+	TemporalAddress  = env("TEST_TEMPORAL_ADDRESS", "127.0.0.1:7233")
+)
+
+const hint = "start the servers with `make test` (or `make services`), or point TEST_* variables at yours"
+
+func env(name, def string) string {
+	if v := os.Getenv(name); v != "" {
+		return v
+	}
+	return def
+}
+
+var (
+	migrateOnce sync.Once
+	migrateErr  error
+)
+
+// Migrate applies the migrations to the test database once per test binary. Parallel test
+// binaries serialise on goose's advisory lock.
+func Migrate(t testing.TB) {
+	t.Helper()
+	migrateOnce.Do(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		defer cancel()
+		migrateErr = migrations.Up(ctx, OwnerDatabaseURL, Logger(t))
+	})
+	require.NoError(t, migrateErr, "migrate test database; %s", hint)
+}
+
+// AppPool returns a pool connected as the application role to the migrated test database.
+func AppPool(t testing.TB) *pgxpool.Pool {
+	t.Helper()
+	Migrate(t)
+	return pool(t, AppDatabaseURL)
+}
+
+// OwnerPool returns a pool connected as the owner role, for setting up and inspecting state
+// the application role may not touch.
+func OwnerPool(t testing.TB) *pgxpool.Pool {
+	t.Helper()
+	Migrate(t)
+	return pool(t, OwnerDatabaseURL)
+}
+
+func pool(t testing.TB, url string) *pgxpool.Pool {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	p, err := pgxpool.New(ctx, url)
+	require.NoError(t, err)
+	require.NoError(t, p.Ping(ctx), "PostgreSQL at %s; %s", url, hint)
+	t.Cleanup(p.Close)
+	return p
+}
+
+// TenantID returns a valid tenant id unique to this run, so tests sharing a database never
+// collide: prefix + 8 random hex digits.
+func TenantID(prefix string) string {
+	b := make([]byte, 4)
+	_, _ = rand.Read(b)
+	return prefix + "-" + hex.EncodeToString(b)
+}
+
+// Logger discards output unless the test runs with -v, where it writes to stderr.
+func Logger(t testing.TB) *slog.Logger {
+	var w io.Writer = io.Discard
+	if testing.Verbose() {
+		w = os.Stderr
+	}
+	return slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: slog.LevelDebug}))
+}

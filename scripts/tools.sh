@@ -1,0 +1,123 @@
+#!/usr/bin/env bash
+# Builds, caches and prints the paths of the two development tool binaries: the Temporal CLI
+# (which embeds the dev server and the Web UI) and FerretDB (MongoDB wire protocol on SQLite).
+#
+# Usage:
+#   scripts/tools.sh temporal            print the Temporal CLI path, building it if absent
+#   scripts/tools.sh ferretdb            print the FerretDB path, building it if absent
+#   scripts/tools.sh [all]               build both if absent, print TEMPORAL_BIN=… FERRETDB_BIN=…
+#   scripts/tools.sh --cached NAME       print the path only if already built (exit 1 otherwise)
+#
+# The binaries are cached outside the clone, keyed by version, because CI runs in a fresh clone
+# on the same machine and each build takes minutes:
+#   ${MISYBOT_TOOLS_CACHE:-$HOME/.cache/misybot/tools}/temporal-v1.5.1/temporal
+#   ${MISYBOT_TOOLS_CACHE:-$HOME/.cache/misybot/tools}/ferretdb-v1.24.2/ferretdb
+# and symlinked into .tools/bin/ (gitignored) for convenience. Only paths go to stdout; build
+# progress goes to stderr. A build writes a temporary file and renames it into place, so an
+# interrupted build never leaves a broken binary in the cache; a lock per tool keeps two callers
+# from building the same thing at once.
+set -euo pipefail
+
+REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+CACHE=${MISYBOT_TOOLS_CACHE:-$HOME/.cache/misybot/tools}
+
+TEMPORAL_VERSION=v1.5.1 # keep in step with tools/go.mod
+FERRETDB_VERSION=v1.24.2
+
+log() { echo "tools: $*" >&2; }
+die() {
+	echo "tools: error: $*" >&2
+	exit 1
+}
+
+# cached_path NAME: where the binary of NAME lives in the cache.
+cached_path() {
+	case $1 in
+	temporal) echo "$CACHE/temporal-$TEMPORAL_VERSION/temporal" ;;
+	ferretdb) echo "$CACHE/ferretdb-$FERRETDB_VERSION/ferretdb" ;;
+	*) die "unknown tool '$1' (expected temporal or ferretdb)" ;;
+	esac
+}
+
+# link NAME PATH: convenience symlink in .tools/bin/ (best effort: a read-only clone still works).
+link() {
+	if mkdir -p "$REPO/.tools/bin" 2>/dev/null; then
+		ln -sfn "$2" "$REPO/.tools/bin/$1" 2>/dev/null || true
+	fi
+}
+
+build_temporal() { # $1: temporary output file
+	[[ -f $REPO/tools/go.mod ]] || die "missing $REPO/tools/go.mod (the tools module)"
+	(cd "$REPO/tools" && go build -o "$1" github.com/temporalio/cli/cmd/temporal)
+}
+
+# FerretDB cannot be built with `go install …@version`: that binary panics at start with
+# "Invalid build/version/version.txt". Build from a writable copy of the module instead, with the
+# version file filled in.
+build_ferretdb() ( # $1: temporary output file; runs in a subshell so its trap stays its own
+	local out=$1 work moddir
+	work=$(mktemp -d "${TMPDIR:-/tmp}/ferretdb-src.XXXXXX")
+	# shellcheck disable=SC2064 # expand $work now.
+	trap "rm -rf '$work'" EXIT
+	moddir=$(cd "$work" && go mod download -json "github.com/FerretDB/FerretDB@$FERRETDB_VERSION" |
+		sed -n 's/^[[:space:]]*"Dir": "\(.*\)",\{0,1\}$/\1/p')
+	[[ -n $moddir && -d $moddir ]] || die "go mod download did not give FerretDB's module directory"
+	cp -R "$moddir/." "$work/src"
+	chmod -R u+w "$work/src"
+	echo "$FERRETDB_VERSION" >"$work/src/build/version/version.txt"
+	(cd "$work/src" && go build -buildvcs=false -o "$out" ./cmd/ferretdb)
+)
+
+# ensure NAME: print the cached binary's path, building it first if it is absent.
+ensure() {
+	local name=$1 bin dir tmp start
+	bin=$(cached_path "$name")
+	if [[ ! -x $bin ]]; then
+		dir=$(dirname "$bin")
+		mkdir -p "$dir"
+		# Serialise builds of the same tool across callers (make dev, CI, tests started at once).
+		exec 8>"$dir/.build.lock"
+		flock 8
+		if [[ ! -x $bin ]]; then
+			tmp=$(mktemp "$dir/.$name.tmp.XXXXXX")
+			# Until the rename, any exit (set -e included) removes the partial file and says why.
+			# shellcheck disable=SC2064 # expand $tmp and $name now.
+			trap "rm -f '$tmp'; echo 'tools: error: building $name failed' >&2" EXIT
+			trap 'exit 130' INT TERM HUP # so that Ctrl-C runs the EXIT trap too
+			start=$SECONDS
+			log "building $name into $bin (takes a few minutes the first time)"
+			"build_$name" "$tmp" >&2 # no "|| …": that would switch off set -e inside
+			# A binary that cannot even print its version is not worth caching.
+			"$tmp" --version >/dev/null 2>&1 || die "the freshly built $name does not run ($tmp --version failed)"
+			chmod 0755 "$tmp"
+			mv -f "$tmp" "$bin"
+			trap - EXIT INT TERM HUP
+			log "built $name in $((SECONDS - start)) s"
+		fi
+		exec 8>&-
+	fi
+	link "$name" "$bin"
+	echo "$bin"
+}
+
+main() {
+	local cmd=${1:-all} bin
+	case $cmd in
+	temporal | ferretdb) ensure "$cmd" ;;
+	all)
+		echo "TEMPORAL_BIN=$(ensure temporal)"
+		echo "FERRETDB_BIN=$(ensure ferretdb)"
+		;;
+	--cached)
+		[[ $# -eq 2 ]] || die "usage: $0 --cached temporal|ferretdb"
+		bin=$(cached_path "$2")
+		[[ -x $bin ]] || exit 1
+		link "$2" "$bin"
+		echo "$bin"
+		;;
+	-h | --help | help) sed -n '2,/^set -euo/{/^#/s/^# \{0,1\}//p}' "${BASH_SOURCE[0]}" ;;
+	*) die "unknown command '$cmd' (try: temporal, ferretdb, all, --cached NAME)" ;;
+	esac
+}
+
+main "$@"
