@@ -16,6 +16,8 @@ import (
 
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/stretchr/testify/require"
+	"go.temporal.io/sdk/client"
+	tlog "go.temporal.io/sdk/log"
 
 	"github.com/misybot/tenancy/migrations"
 )
@@ -97,4 +99,13 @@ func Logger(t testing.TB) *slog.Logger {
 		w = os.Stderr
 	}
 	return slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: slog.LevelDebug}))
+}
+
+// TemporalClient dials the Temporal dev server, failing the test when it does not answer.
+func TemporalClient(t testing.TB) client.Client {
+	t.Helper()
+	c, err := client.Dial(client.Options{HostPort: TemporalAddress, Namespace: "default", Logger: tlog.NewStructuredLogger(Logger(t))})
+	require.NoError(t, err, "Temporal at %s; %s", TemporalAddress, hint)
+	t.Cleanup(c.Close)
+	return c
 }
