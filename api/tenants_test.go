@@ -260,7 +260,7 @@ func TestBadInputIsRefusedAndChangesNothing(t *testing.T) {
 		{"truncated JSON", "POST", api.TenantsPath, `{"tenantId":`, 400, "", nil},
 		{"syntax error", "POST", api.TenantsPath, `{"tenantId" "x"}`, 400, "", nil},
 		{"array body", "POST", api.TenantsPath, `[]`, 400, "", nil},
-		{"two objects", "POST", api.TenantsPath, registerBody(id + "x") + `{}`, 400, "", nil},
+		{"two objects", "POST", api.TenantsPath, registerBody(id+"x") + `{}`, 400, "", nil},
 		{"unknown field", "POST", api.TenantsPath, `{"tenantId":"zzz","isAdmin":true}`, 400, "isAdmin", nil},
 		{"wrong type", "POST", api.TenantsPath, `{"tenantId":42}`, 400, "tenantId", nil},
 		{"form content type", "POST", api.TenantsPath, registerBody(id + "x"), 415, "", []string{"Content-Type", "application/x-www-form-urlencoded"}},
