@@ -224,11 +224,13 @@ func (r *Registry) Delete(ctx context.Context, id string) error {
 	return &StatusError{Err: ErrNotDeletable, Status: t.Status}
 }
 
-// SealedSecret returns the sealed tenant secret and its key version, for signature checks.
+// SealedSecret returns one tenant's sealed secret and its key version, for signature checks.
+// The application role cannot SELECT the column; it goes through the tenant_sealed_secret
+// function, one tenant at a time (migration 00003).
 func (r *Registry) SealedSecret(ctx context.Context, id string) ([]byte, int, error) {
 	var sealed []byte
 	var version int
-	err := r.pool.QueryRow(ctx, `SELECT secret_ciphertext, secret_key_version FROM tenants WHERE tenant_id = $1`, id).
+	err := r.pool.QueryRow(ctx, `SELECT secret_ciphertext, secret_key_version FROM tenant_sealed_secret($1)`, id).
 		Scan(&sealed, &version)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return nil, 0, fmt.Errorf("%w: %s", ErrNotFound, id)

@@ -1,0 +1,110 @@
+package rls
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	"github.com/jackc/pgx/v5"
+)
+
+// ExemptMarker starts the table comment of a table that has a tenant_id column but is not
+// tenant data (the registry). Exemptions are explicit and visible in the schema, never implied.
+const ExemptMarker = "rls:exempt"
+
+// Querier is a pool, a connection or a transaction.
+type Querier interface {
+	Query(ctx context.Context, sql string, args ...any) (pgx.Rows, error)
+	QueryRow(ctx context.Context, sql string, args ...any) pgx.Row
+}
+
+// Verify is the isolation self-check run at start-up of the API and the worker and by
+// `starter verify-isolation`: CheckTables, then CheckRole for the connected role. The error
+// names every offending table or role attribute.
+func Verify(ctx context.Context, q Querier) error {
+	return errors.Join(CheckTables(ctx, q), CheckRole(ctx, q))
+}
+
+// CheckTables finds, from the catalog, every table in a user schema with a tenant_id column, and
+// fails for each that lacks ENABLE or FORCE ROW LEVEL SECURITY or a policy for all commands on
+// app.tenant_id. Tables marked with ExemptMarker are skipped. A table added later by someone
+// who never heard of RLS is caught here, because the list comes from the catalog.
+func CheckTables(ctx context.Context, q Querier) error {
+	rows, err := q.Query(ctx, `
+		SELECT format('%I.%I', n.nspname, c.relname),
+		       c.relrowsecurity,
+		       c.relforcerowsecurity,
+		       EXISTS (SELECT 1 FROM pg_policy p
+		               WHERE p.polrelid = c.oid AND p.polcmd = '*' AND p.polpermissive
+		                 AND pg_get_expr(p.polqual, p.polrelid) LIKE '%' || $1 || '%'
+		                 AND (p.polwithcheck IS NULL OR pg_get_expr(p.polwithcheck, p.polrelid) LIKE '%' || $1 || '%'))
+		FROM pg_class c
+		JOIN pg_namespace n ON n.oid = c.relnamespace
+		JOIN pg_attribute a ON a.attrelid = c.oid AND a.attname = 'tenant_id' AND NOT a.attisdropped
+		WHERE c.relkind IN ('r', 'p')
+		  AND n.nspname NOT IN ('pg_catalog', 'information_schema')
+		  AND n.nspname NOT LIKE 'pg\_toast%' AND n.nspname NOT LIKE 'pg\_temp%'
+		  AND coalesce(obj_description(c.oid, 'pg_class'), '') NOT LIKE $2 || '%'
+		ORDER BY 1`, Setting, ExemptMarker)
+	if err != nil {
+		return fmt.Errorf("rls: read catalog: %w", err)
+	}
+	var errs []error
+	var name string
+	var enabled, forced, policy bool
+	_, err = pgx.ForEachRow(rows, []any{&name, &enabled, &forced, &policy}, func() error {
+		if !enabled {
+			errs = append(errs, fmt.Errorf("table %s has tenant_id but row level security is not enabled", name))
+		}
+		if !forced {
+			errs = append(errs, fmt.Errorf("table %s has tenant_id but row level security is not forced", name))
+		}
+		if !policy {
+			errs = append(errs, fmt.Errorf("table %s has tenant_id but no policy for all commands on %s", name, Setting))
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("rls: read catalog: %w", err)
+	}
+	return errors.Join(errs...)
+}
+
+// CheckRole fails when the connected role could step around row-level security: it is a
+// superuser, has BYPASSRLS, or owns (or is a member of the owner of) any table in a user schema.
+func CheckRole(ctx context.Context, q Querier) error {
+	var role string
+	var super, bypass bool
+	err := q.QueryRow(ctx, `SELECT current_user, rolsuper, rolbypassrls FROM pg_roles WHERE rolname = current_user`).
+		Scan(&role, &super, &bypass)
+	if err != nil {
+		return fmt.Errorf("rls: read role: %w", err)
+	}
+	var errs []error
+	if super {
+		errs = append(errs, fmt.Errorf("role %s is a superuser: it bypasses row level security", role))
+	}
+	if bypass {
+		errs = append(errs, fmt.Errorf("role %s has BYPASSRLS", role))
+	}
+	rows, err := q.Query(ctx, `
+		SELECT format('%I.%I', n.nspname, c.relname)
+		FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+		WHERE c.relkind IN ('r', 'p', 'v', 'm', 'f')
+		  AND n.nspname NOT IN ('pg_catalog', 'information_schema')
+		  AND n.nspname NOT LIKE 'pg\_toast%' AND n.nspname NOT LIKE 'pg\_temp%'
+		  AND pg_has_role(current_user, c.relowner, 'MEMBER')
+		ORDER BY 1`)
+	if err != nil {
+		return fmt.Errorf("rls: read ownership: %w", err)
+	}
+	var table string
+	_, err = pgx.ForEachRow(rows, []any{&table}, func() error {
+		errs = append(errs, fmt.Errorf("role %s owns table %s: owners can disable row level security", role, table))
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("rls: read ownership: %w", err)
+	}
+	return errors.Join(errs...)
+}

@@ -1,0 +1,214 @@
+// Package tenantdb is the tenant-scoped half of PostgreSQL: settings, members and API keys,
+// plus provisioning and purge of a tenant's rows. Every function takes the tenant from the
+// context and runs inside rls.Tx, so row-level security decides what it can see, and a query
+// that forgot its WHERE still cannot reach another tenant.
+package tenantdb
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/misybot/tenancy/internal/rls"
+	"github.com/misybot/tenancy/internal/tenant"
+)
+
+// ErrNotFound: no such setting for this tenant (whether it exists for another is not told).
+var ErrNotFound = errors.New("not found")
+
+// Store reaches tenant-scoped tables through a pool connected as the application role.
+type Store struct {
+	pool *pgxpool.Pool
+}
+
+// New returns a Store over pool.
+func New(pool *pgxpool.Pool) *Store { return &Store{pool: pool} }
+
+// Setting is one key of a tenant's configuration or branding.
+type Setting struct {
+	Key       string          `json:"key"`
+	Value     json.RawMessage `json:"value"`
+	UpdatedAt time.Time       `json:"updatedAt"`
+}
+
+// Settings lists the context tenant's settings by key.
+func (s *Store) Settings(ctx context.Context) ([]Setting, error) {
+	var out []Setting
+	err := rls.Tx(ctx, s.pool, func(tx pgx.Tx) error {
+		rows, err := tx.Query(ctx, `SELECT key, value, updated_at FROM tenant_settings ORDER BY key`)
+		if err != nil {
+			return err
+		}
+		out, err = pgx.CollectRows(rows, pgx.RowToStructByPos[Setting])
+		return err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("tenantdb: settings: %w", err)
+	}
+	return out, nil
+}
+
+// Setting returns one of the context tenant's settings.
+func (s *Store) Setting(ctx context.Context, key string) (Setting, error) {
+	var out Setting
+	err := rls.Tx(ctx, s.pool, func(tx pgx.Tx) error {
+		return tx.QueryRow(ctx, `SELECT key, value, updated_at FROM tenant_settings WHERE key = $1`, key).
+			Scan(&out.Key, &out.Value, &out.UpdatedAt)
+	})
+	if errors.Is(err, pgx.ErrNoRows) {
+		return Setting{}, fmt.Errorf("setting %q: %w", key, ErrNotFound)
+	}
+	if err != nil {
+		return Setting{}, fmt.Errorf("tenantdb: setting: %w", err)
+	}
+	return out, nil
+}
+
+// PutSetting creates or replaces one setting of the context tenant (an upsert: repeating it
+// changes nothing but updated_at).
+func (s *Store) PutSetting(ctx context.Context, key string, value json.RawMessage) (Setting, error) {
+	id, err := tenant.IDFrom(ctx)
+	if err != nil {
+		return Setting{}, err
+	}
+	var out Setting
+	err = rls.Tx(ctx, s.pool, func(tx pgx.Tx) error {
+		return tx.QueryRow(ctx, `
+			INSERT INTO tenant_settings (tenant_id, key, value) VALUES ($1, $2, $3)
+			ON CONFLICT (tenant_id, key) DO UPDATE SET value = excluded.value, updated_at = now()
+			RETURNING key, value, updated_at`, id, key, value).Scan(&out.Key, &out.Value, &out.UpdatedAt)
+	})
+	if err != nil {
+		return Setting{}, fmt.Errorf("tenantdb: put setting: %w", err)
+	}
+	return out, nil
+}
+
+// DeleteSetting removes one setting of the context tenant; ErrNotFound when it has none.
+func (s *Store) DeleteSetting(ctx context.Context, key string) error {
+	var n int64
+	err := rls.Tx(ctx, s.pool, func(tx pgx.Tx) error {
+		tag, err := tx.Exec(ctx, `DELETE FROM tenant_settings WHERE key = $1`, key)
+		n = tag.RowsAffected()
+		return err
+	})
+	if err != nil {
+		return fmt.Errorf("tenantdb: delete setting: %w", err)
+	}
+	if n == 0 {
+		return fmt.Errorf("setting %q: %w", key, ErrNotFound)
+	}
+	return nil
+}
+
+// ProvisionInput is what a new tenant's default rows are made from.
+type ProvisionInput struct {
+	DisplayName string
+	// OwnerUserID becomes the tenant's first member, with role owner.
+	OwnerUserID string
+}
+
+// ProvisionReport counts the rows Provision created; zero on a repeated run.
+type ProvisionReport struct {
+	SettingsCreated int `json:"settingsCreated"`
+	MembersCreated  int `json:"membersCreated"`
+}
+
+// Provision creates the context tenant's default settings and owner member. Idempotent by
+// construction: every insert is ON CONFLICT DO NOTHING on the primary key, in one transaction,
+// so a second run, or a run after a crash, creates nothing twice and never overwrites a
+// setting the tenant has since changed.
+func (s *Store) Provision(ctx context.Context, in ProvisionInput) (ProvisionReport, error) {
+	id, err := tenant.IDFrom(ctx)
+	if err != nil {
+		return ProvisionReport{}, err
+	}
+	name, err := json.Marshal(in.DisplayName)
+	if err != nil {
+		return ProvisionReport{}, err
+	}
+	defaults := []struct {
+		key   string
+		value []byte
+	}{
+		{"branding.display_name", name},
+		{"branding.primary_color", []byte(`"#1f6feb"`)},
+		{"locale", []byte(`"en"`)},
+	}
+	var rep ProvisionReport
+	err = rls.Tx(ctx, s.pool, func(tx pgx.Tx) error {
+		for _, d := range defaults {
+			tag, err := tx.Exec(ctx, `INSERT INTO tenant_settings (tenant_id, key, value) VALUES ($1, $2, $3)
+				ON CONFLICT (tenant_id, key) DO NOTHING`, id, d.key, d.value)
+			if err != nil {
+				return err
+			}
+			rep.SettingsCreated += int(tag.RowsAffected())
+		}
+		tag, err := tx.Exec(ctx, `INSERT INTO tenant_members (tenant_id, user_id, role) VALUES ($1, $2, 'owner')
+			ON CONFLICT (tenant_id, user_id) DO NOTHING`, id, in.OwnerUserID)
+		rep.MembersCreated = int(tag.RowsAffected())
+		return err
+	})
+	if err != nil {
+		return ProvisionReport{}, fmt.Errorf("tenantdb: provision %s: %w", id, err)
+	}
+	return rep, nil
+}
+
+// Deprovision deletes every row of the context tenant in every tenant-scoped table. The tables
+// come from the catalog (those with a tenant_id column under enabled and forced row-level
+// security), not from a hand-kept list, so a table added later is purged too. Each DELETE has
+// an explicit WHERE tenant_id besides the policy: two independent guards. Idempotent: a second
+// run deletes nothing and succeeds. It returns rows deleted per table.
+func (s *Store) Deprovision(ctx context.Context) (map[string]int64, error) {
+	id, err := tenant.IDFrom(ctx)
+	if err != nil {
+		return nil, err
+	}
+	deleted := map[string]int64{}
+	err = rls.Tx(ctx, s.pool, func(tx pgx.Tx) error {
+		tables, err := TenantTables(ctx, tx)
+		if err != nil {
+			return err
+		}
+		for _, t := range tables {
+			tag, err := tx.Exec(ctx, `DELETE FROM `+t.Sanitize()+` WHERE tenant_id = $1`, id)
+			if err != nil {
+				return fmt.Errorf("purge %s: %w", t.Sanitize(), err)
+			}
+			deleted[t.Sanitize()] = tag.RowsAffected()
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("tenantdb: deprovision %s: %w", id, err)
+	}
+	return deleted, nil
+}
+
+// TenantTables lists the tables under row-level security that carry a tenant_id column,
+// as identifiers safe to splice into SQL.
+func TenantTables(ctx context.Context, q rls.Querier) ([]pgx.Identifier, error) {
+	rows, err := q.Query(ctx, `
+		SELECT n.nspname, c.relname
+		FROM pg_class c
+		JOIN pg_namespace n ON n.oid = c.relnamespace
+		JOIN pg_attribute a ON a.attrelid = c.oid AND a.attname = 'tenant_id' AND NOT a.attisdropped
+		WHERE c.relkind IN ('r', 'p') AND c.relrowsecurity AND c.relforcerowsecurity
+		  AND n.nspname NOT IN ('pg_catalog', 'information_schema')
+		ORDER BY 1, 2`)
+	if err != nil {
+		return nil, fmt.Errorf("list tenant tables: %w", err)
+	}
+	return pgx.CollectRows(rows, func(row pgx.CollectableRow) (pgx.Identifier, error) {
+		var schema, table string
+		err := row.Scan(&schema, &table)
+		return pgx.Identifier{schema, table}, err
+	})
+}
