@@ -13,6 +13,7 @@ import (
 
 	"github.com/misybot/tenancy/internal/registry"
 	"github.com/misybot/tenancy/internal/seal"
+	"github.com/misybot/tenancy/internal/tenantdb"
 )
 
 // TenantsPath is the prefix of the management API.
@@ -24,6 +25,8 @@ const maxBody = "1M"
 // Config is what the API needs from the process.
 type Config struct {
 	Registry *registry.Registry
+	// Settings reaches tenant-scoped settings under row-level security.
+	Settings *tenantdb.Store
 	Sealer   *seal.Sealer
 	// OperatorToken is the bearer token operators present on the management API.
 	OperatorToken string
@@ -35,6 +38,7 @@ type Config struct {
 // Server holds the handlers' dependencies.
 type Server struct {
 	registry      *registry.Registry
+	settings      *tenantdb.Store
 	sealer        *seal.Sealer
 	operatorToken string
 	checks        []Check
@@ -46,6 +50,7 @@ type Server struct {
 func New(cfg Config) *echo.Echo {
 	s := &Server{
 		registry:      cfg.Registry,
+		settings:      cfg.Settings,
 		sealer:        cfg.Sealer,
 		operatorToken: cfg.OperatorToken,
 		checks:        cfg.Checks,
@@ -80,6 +85,12 @@ func New(cfg Config) *echo.Echo {
 	e.GET(TenantsPath+"/:tenantId", s.getTenant, op)
 	e.PUT(TenantsPath+"/:tenantId", s.updateTenant, op)
 	e.DELETE(TenantsPath+"/:tenantId", s.deleteTenant, op)
+
+	scoped := []echo.MiddlewareFunc{op, s.tenantScope}
+	e.GET(TenantsPath+"/:tenantId/settings", s.listSettings, scoped...)
+	e.GET(TenantsPath+"/:tenantId/settings/:key", s.getSetting, scoped...)
+	e.PUT(TenantsPath+"/:tenantId/settings/:key", s.putSetting, scoped...)
+	e.DELETE(TenantsPath+"/:tenantId/settings/:key", s.deleteSetting, scoped...)
 	return e
 }
 

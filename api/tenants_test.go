@@ -17,6 +17,7 @@ import (
 	"github.com/misybot/tenancy/api"
 	"github.com/misybot/tenancy/internal/registry"
 	"github.com/misybot/tenancy/internal/seal"
+	"github.com/misybot/tenancy/internal/tenantdb"
 	"github.com/misybot/tenancy/internal/testenv"
 )
 
@@ -34,6 +35,7 @@ func setup(t *testing.T) bundle {
 	require.NoError(t, err)
 	e := api.New(api.Config{
 		Registry:      registry.New(testenv.AppPool(t)),
+		Settings:      tenantdb.New(testenv.AppPool(t)),
 		Sealer:        sealer,
 		OperatorToken: token,
 		Logger:        testenv.Logger(t),

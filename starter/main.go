@@ -13,10 +13,14 @@ import (
 	"strings"
 	"syscall"
 
+	"github.com/jackc/pgx/v5/pgxpool"
+
 	"github.com/misybot/tenancy/api"
 	"github.com/misybot/tenancy/internal/clients"
 	"github.com/misybot/tenancy/internal/config"
 	"github.com/misybot/tenancy/internal/registry"
+	"github.com/misybot/tenancy/internal/rls"
+	"github.com/misybot/tenancy/internal/tenantdb"
 	"github.com/misybot/tenancy/internal/seal"
 	"github.com/misybot/tenancy/migrations"
 )
@@ -26,6 +30,9 @@ const usage = `usage: starter <command>
 commands:
   serve     run the management API on API_ADDR
   migrate   apply pending database migrations (as MIGRATE_DATABASE_URL's owner role)
+  verify-isolation
+            check, as the application role, that every tenant table is under forced
+            row-level security and that the role cannot bypass it
 
 Configuration comes from the environment; see README.md.`
 
@@ -47,6 +54,8 @@ func main() {
 		err = serve(ctx, cfg, logger)
 	case "migrate":
 		err = migrations.Up(ctx, cfg.MigrateDatabaseURL, logger)
+	case "verify-isolation":
+		err = verifyIsolation(ctx, cfg, logger)
 	default:
 		fmt.Fprintf(os.Stderr, "starter: unknown command %q\n\n%s\n", os.Args[1], usage)
 		os.Exit(2)
@@ -86,8 +95,13 @@ func serve(ctx context.Context, cfg config.Config, logger *slog.Logger) error {
 		}
 	}()
 
+	if err := rls.VerifyAtStart(ctx, c.Postgres, logger); err != nil {
+		return err
+	}
+
 	e := api.New(api.Config{
 		Registry:      registry.New(c.Postgres),
+		Settings:      tenantdb.New(c.Postgres),
 		Sealer:        sealer,
 		OperatorToken: cfg.OperatorToken,
 		Checks: []api.Check{
@@ -115,4 +129,21 @@ func serve(ctx context.Context, cfg config.Config, logger *slog.Logger) error {
 	shutdownCtx, cancel := context.WithTimeout(context.Background(), cfg.ShutdownTimeout)
 	defer cancel()
 	return e.Shutdown(shutdownCtx)
+}
+
+// verifyIsolation runs the isolation self-check once and reports the result.
+func verifyIsolation(ctx context.Context, cfg config.Config, logger *slog.Logger) error {
+	pool, err := pgxpool.New(ctx, cfg.DatabaseURL)
+	if err != nil {
+		return fmt.Errorf("DATABASE_URL: %w", err)
+	}
+	defer pool.Close()
+	if err := rls.Verify(ctx, pool); err != nil {
+		for line := range strings.SplitSeq(err.Error(), "\n") {
+			fmt.Fprintln(os.Stderr, "isolation: "+line)
+		}
+		return errors.New("isolation self-check failed")
+	}
+	fmt.Println("isolation: ok: every tenant table is under forced row-level security and the application role cannot bypass it")
+	return nil
 }

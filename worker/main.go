@@ -14,6 +14,7 @@ import (
 	"github.com/misybot/tenancy/internal/clients"
 	"github.com/misybot/tenancy/internal/config"
 	"github.com/misybot/tenancy/internal/registry"
+	"github.com/misybot/tenancy/internal/rls"
 	"github.com/misybot/tenancy/workflows"
 )
 
@@ -33,6 +34,11 @@ func main() {
 		os.Exit(1)
 	}
 	defer func() { _ = c.Close(context.Background()) }()
+
+	if err := rls.VerifyAtStart(context.Background(), c.Postgres, logger); err != nil {
+		logger.Error("worker: refusing to start", "err", err)
+		os.Exit(1)
+	}
 
 	w := worker.New(c.Temporal, cfg.TaskQueue, worker.Options{})
 	workflows.Register(w)

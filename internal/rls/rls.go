@@ -8,7 +8,7 @@ package rls
 
 import (
 	"context"
-	"fmt"
+	"strings"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
@@ -26,10 +26,11 @@ func Tx(ctx context.Context, pool *pgxpool.Pool, fn func(pgx.Tx) error) error {
 	if err != nil {
 		return err
 	}
-	return pgx.BeginFunc(ctx, pool, func(tx pgx.Tx) error {
-		if _, err := tx.Exec(ctx, `SELECT set_config('`+Setting+`', $1, true)`, id); err != nil {
-			return fmt.Errorf("rls: set tenant: %w", err)
-		}
-		return fn(tx)
-	})
+	// BEGIN and set_config travel in one simple-protocol round trip (pgx runs BeginQuery
+	// without parameters). The id is safe to inline: IDFrom only returns ids matching
+	// tenant.ValidateID (lowercase letters, digits, hyphens), and it is quoted regardless.
+	begin := `BEGIN; SELECT set_config('` + Setting + `', ` + quoteLiteral(id) + `, true)`
+	return pgx.BeginTxFunc(ctx, pool, pgx.TxOptions{BeginQuery: begin}, fn)
 }
+
+func quoteLiteral(s string) string { return "'" + strings.ReplaceAll(s, "'", "''") + "'" }

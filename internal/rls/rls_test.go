@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"sync"
 	"testing"
 
@@ -291,4 +292,25 @@ func TestVerifyCatchesTablesWithoutIsolation(t *testing.T) {
 	require.NotContains(t, msg, "table "+name+".half has tenant_id but no policy")
 	require.Contains(t, msg, "table "+name+".open has tenant_id but no policy")
 	require.NotContains(t, msg, "public.tenants", "the registry is exempt by its schema comment")
+}
+
+// The policy's sub-select is an InitPlan the planner can use as an index condition on
+// tenant_id (seq scans are switched off only because the test table is tiny).
+func TestPolicyUsesTheTenantIndex(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	ctx := tenant.WithID(context.Background(), b.a)
+	var plan []string
+	require.NoError(t, rls.Tx(ctx, b.app, func(tx pgx.Tx) error {
+		if _, err := tx.Exec(ctx, `SET LOCAL enable_seqscan = off`); err != nil {
+			return err
+		}
+		rows, err := tx.Query(ctx, `EXPLAIN SELECT * FROM tenant_settings WHERE key = 'k1'`)
+		if err != nil {
+			return err
+		}
+		plan, err = pgx.CollectRows(rows, pgx.RowTo[string])
+		return err
+	}))
+	require.Regexp(t, `Index Cond: \(\(tenant_id = (\$\d+|\(InitPlan \d+\)\.col\d+)\) AND \(key = 'k1'::text\)\)`, strings.Join(plan, "\n"))
 }

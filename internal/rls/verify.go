@@ -4,8 +4,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
+	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 )
 
 // ExemptMarker starts the table comment of a table that has a tenant_id column but is not
@@ -107,4 +110,34 @@ func CheckRole(ctx context.Context, q Querier) error {
 		return fmt.Errorf("rls: read ownership: %w", err)
 	}
 	return errors.Join(errs...)
+}
+
+// VerifyAtStart runs Verify for a process about to serve tenants, retrying briefly while
+// PostgreSQL is still coming up. A process that cannot prove isolation does not start.
+func VerifyAtStart(ctx context.Context, q Querier, logger *slog.Logger) error {
+	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	for {
+		err := Verify(ctx, q)
+		if err == nil {
+			logger.Info("isolation self-check passed")
+			return nil
+		}
+		if !isConnError(err) || ctx.Err() != nil {
+			return fmt.Errorf("isolation self-check failed: %w", err)
+		}
+		logger.Warn("isolation self-check: database not reachable yet, retrying", "err", err)
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("isolation self-check failed: %w", err)
+		case <-time.After(time.Second):
+		}
+	}
+}
+
+// isConnError tells a database that is not reachable (worth a retry) from a check that ran
+// and found a problem (not worth one).
+func isConnError(err error) bool {
+	var connErr *pgconn.ConnectError
+	return errors.As(err, &connErr)
 }

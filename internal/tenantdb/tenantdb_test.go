@@ -90,7 +90,9 @@ func TestDeprovisionPurgesOnlyItsTenant(t *testing.T) {
 
 	deleted, err := store.Deprovision(tenant.WithID(context.Background(), a))
 	require.NoError(t, err)
-	require.Equal(t, map[string]int64{`"public"."tenant_api_keys"`: 1, `"public"."tenant_members"`: 1, `"public"."tenant_settings"`: 3}, deleted)
+	require.EqualValues(t, 1, deleted[`"public"."tenant_api_keys"`])
+	require.EqualValues(t, 1, deleted[`"public"."tenant_members"`])
+	require.EqualValues(t, 3, deleted[`"public"."tenant_settings"`])
 	require.Equal(t, map[string]int{"tenant_settings": 0, "tenant_members": 0, "tenant_api_keys": 0}, rowsOf(t, owner, a))
 	require.Equal(t, bBefore, rowsOf(t, owner, b))
 
