@@ -20,8 +20,8 @@ import (
 	"github.com/misybot/tenancy/internal/config"
 	"github.com/misybot/tenancy/internal/registry"
 	"github.com/misybot/tenancy/internal/rls"
-	"github.com/misybot/tenancy/internal/tenantdb"
 	"github.com/misybot/tenancy/internal/seal"
+	"github.com/misybot/tenancy/internal/tenantdb"
 	"github.com/misybot/tenancy/migrations"
 )
 
