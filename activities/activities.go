@@ -1,6 +1,8 @@
 // Package activities holds the worker's side effects: every call a workflow makes to
 // PostgreSQL, MongoDB or Redis. Each activity is idempotent by construction, and its doc comment
 // says how, because Temporal retries activities and a worker may die half-way through one.
+// No activity takes or returns a secret or a key: key material is created and destroyed here,
+// never carried through workflow history.
 package activities
 
 import (
@@ -12,20 +14,47 @@ import (
 	"go.temporal.io/sdk/activity"
 	"go.temporal.io/sdk/temporal"
 
+	"github.com/misybot/tenancy/internal/audit"
+	"github.com/misybot/tenancy/internal/keyring"
 	"github.com/misybot/tenancy/internal/registry"
 	"github.com/misybot/tenancy/internal/tenant"
+	"github.com/misybot/tenancy/internal/tenantdb"
+	"github.com/misybot/tenancy/internal/tenantmongo"
+	"github.com/misybot/tenancy/internal/tenantredis"
 )
 
 // Error types of non-retryable failures; stable strings that workflows and the API match on.
 const (
 	ErrTypeTenantNotFound    = "TenantNotFound"
 	ErrTypeIllegalTransition = "IllegalTransition"
+	ErrTypeInvalidInput      = "InvalidInput"
 )
 
 // Activities holds the process-wide clients the activities use. Registered once per worker.
 type Activities struct {
 	Registry *registry.Registry
-	Logger   *slog.Logger
+	Tenants  *tenantdb.Store
+	Keys     *keyring.Keyring
+	Mongo    *tenantmongo.Store
+	Redis    *tenantredis.Store
+	Audit    *audit.Writer
+	// ExportDir is where offboarding writes tenant archives.
+	ExportDir string
+	Logger    *slog.Logger
+}
+
+// TenantRef names the tenant an activity works on.
+type TenantRef struct {
+	TenantID string
+}
+
+// scoped returns ctx carrying the tenant, the only way the stores learn it; an invalid id is a
+// permanent failure.
+func scoped(ctx context.Context, tenantID string) (context.Context, error) {
+	if err := tenant.ValidateID(tenantID); err != nil {
+		return nil, temporal.NewNonRetryableApplicationError(err.Error(), ErrTypeInvalidInput, err)
+	}
+	return tenant.WithID(ctx, tenantID), nil
 }
 
 // TransitionInput asks to move a tenant to To from one of From.
@@ -33,20 +62,27 @@ type TransitionInput struct {
 	TenantID string
 	To       tenant.Status
 	From     []tenant.Status
+	// Reason is recorded with the status (why onboarding failed, who suspended).
+	Reason string
 }
 
-// TransitionResult says what the tenant's status was found to be and whether this call moved it.
+// TransitionResult says what the tenant's status is now and whether this call moved it.
 type TransitionResult struct {
 	Status  tenant.Status
 	Changed bool
 }
 
-// TransitionStatus moves a tenant's status in the registry with a single conditional UPDATE.
-// Idempotent: a tenant already in To is success with Changed=false, so a retry after a lost
-// answer, or a duplicate run, changes nothing. Any other status is a permanent
-// IllegalTransition failure, never retried.
+// TransitionStatus moves a tenant's status in the registry with a single conditional UPDATE,
+// then mirrors it into the tenant's Redis context record so request checks see it at once.
+// Idempotent: a tenant already in To is success with Changed=false (the Redis write is an
+// overwrite, repeated harmlessly), so a retry after a lost answer, or a duplicate run, changes
+// nothing. Any other status is a permanent IllegalTransition failure, never retried.
 func (a *Activities) TransitionStatus(ctx context.Context, in TransitionInput) (TransitionResult, error) {
-	t, changed, err := a.Registry.SetStatus(ctx, in.TenantID, in.To, in.From...)
+	tctx, err := scoped(ctx, in.TenantID)
+	if err != nil {
+		return TransitionResult{}, err
+	}
+	t, changed, err := a.Registry.SetStatus(ctx, in.TenantID, in.To, in.Reason, in.From...)
 	if errors.Is(err, registry.ErrNotFound) {
 		return TransitionResult{}, temporal.NewNonRetryableApplicationError(err.Error(), ErrTypeTenantNotFound, err)
 	}
@@ -57,8 +93,70 @@ func (a *Activities) TransitionStatus(ctx context.Context, in TransitionInput) (
 		msg := fmt.Sprintf("tenant %s is %s; cannot move to %s (allowed from %v)", in.TenantID, t.Status, in.To, in.From)
 		return TransitionResult{Status: t.Status}, temporal.NewNonRetryableApplicationError(msg, ErrTypeIllegalTransition, nil, string(t.Status))
 	}
+	// A tenant without a context record (not provisioned yet) has nothing to flip.
+	if err := a.Redis.SetStatus(tctx, string(t.Status)); err != nil && !errors.Is(err, tenantredis.ErrNotFound) {
+		return TransitionResult{}, fmt.Errorf("mirror status of %s to redis: %w", in.TenantID, err)
+	}
 	if changed {
 		activity.GetLogger(ctx).Info("tenant status changed", "tenant_id", in.TenantID, "status", in.To)
 	}
 	return TransitionResult{Status: t.Status, Changed: changed}, nil
+}
+
+// CurrentStatus is a tenant's status as the registry has it.
+type CurrentStatus struct {
+	Status tenant.Status
+}
+
+// GetStatus reads a tenant's status. Read-only, so trivially safe to retry.
+func (a *Activities) GetStatus(ctx context.Context, in TenantRef) (CurrentStatus, error) {
+	t, err := a.Registry.Get(ctx, in.TenantID)
+	if errors.Is(err, registry.ErrNotFound) {
+		return CurrentStatus{}, temporal.NewNonRetryableApplicationError(err.Error(), ErrTypeTenantNotFound, err)
+	}
+	if err != nil {
+		return CurrentStatus{}, err
+	}
+	return CurrentStatus{Status: t.Status}, nil
+}
+
+// TombstoneInput finishes an offboarding.
+type TombstoneInput struct {
+	TenantID string
+	Reason   string
+}
+
+// Tombstone marks an offboarding tenant offboarded and wipes its sealed secret, keeping the
+// registry row as a tombstone. Idempotent: an offboarded tenant is left as it is.
+func (a *Activities) Tombstone(ctx context.Context, in TombstoneInput) (tenant.Status, error) {
+	t, err := a.Registry.Tombstone(ctx, in.TenantID, in.Reason)
+	var se *registry.StatusError
+	if errors.As(err, &se) || errors.Is(err, registry.ErrNotFound) {
+		return "", temporal.NewNonRetryableApplicationError(err.Error(), ErrTypeIllegalTransition, err)
+	}
+	if err != nil {
+		return "", err
+	}
+	return t.Status, nil
+}
+
+// AuditInput is one event a workflow step records. At comes from workflow time, so a replay
+// or a retry writes the identical event.
+type AuditInput struct {
+	Event audit.Event
+	// Platform writes to the platform audit instead of the tenant's own.
+	Platform bool
+}
+
+// RecordAudit writes an audit event. Idempotent: the event id is deterministic (workflow id,
+// run id, step) and an id already present is success, so retries never duplicate it.
+func (a *Activities) RecordAudit(ctx context.Context, in AuditInput) (bool, error) {
+	if in.Platform {
+		return a.Audit.Platform(ctx, in.Event)
+	}
+	tctx, err := scoped(ctx, in.Event.TenantID)
+	if err != nil {
+		return false, err
+	}
+	return a.Audit.Tenant(tctx, in.Event)
 }

@@ -20,6 +20,10 @@ type Problem struct {
 	Errors   []FieldError `json:"errors,omitempty"`
 	// CurrentStatus is the tenant's lifecycle status, on conflicts caused by it.
 	CurrentStatus string `json:"currentStatus,omitempty"`
+	// WorkflowID, RunID and Workflow name the operation already running, on a 409 "busy".
+	WorkflowID string `json:"workflowId,omitempty"`
+	RunID      string `json:"runId,omitempty"`
+	Workflow   string `json:"workflow,omitempty"`
 }
 
 // FieldError names one invalid field, in the JSON spelling the client sent.

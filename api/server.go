@@ -11,6 +11,7 @@ import (
 	"github.com/labstack/echo/v4"
 	"github.com/labstack/echo/v4/middleware"
 
+	"github.com/misybot/tenancy/internal/lifecycle"
 	"github.com/misybot/tenancy/internal/registry"
 	"github.com/misybot/tenancy/internal/seal"
 	"github.com/misybot/tenancy/internal/tenantdb"
@@ -25,6 +26,8 @@ const maxBody = "1M"
 // Config is what the API needs from the process.
 type Config struct {
 	Registry *registry.Registry
+	// Lifecycle starts and inspects lifecycle workflows.
+	Lifecycle *lifecycle.Service
 	// Settings reaches tenant-scoped settings under row-level security.
 	Settings *tenantdb.Store
 	Sealer   *seal.Sealer
@@ -39,6 +42,7 @@ type Config struct {
 type Server struct {
 	registry      *registry.Registry
 	settings      *tenantdb.Store
+	lifecycle     *lifecycle.Service
 	sealer        *seal.Sealer
 	operatorToken string
 	checks        []Check
@@ -51,6 +55,7 @@ func New(cfg Config) *echo.Echo {
 	s := &Server{
 		registry:      cfg.Registry,
 		settings:      cfg.Settings,
+		lifecycle:     cfg.Lifecycle,
 		sealer:        cfg.Sealer,
 		operatorToken: cfg.OperatorToken,
 		checks:        cfg.Checks,
@@ -81,6 +86,11 @@ func New(cfg Config) *echo.Echo {
 	// for every unmatched method under it, where the client deserves a 405.
 	op := s.requireOperator
 	e.POST(TenantsPath, s.registerTenant, op)
+	e.POST(TenantsPath+"/onboard", s.onboardTenant, op)
+	e.POST(TenantsPath+"/:tenantId/suspend", s.startOperation(lifecycle.Suspend), op)
+	e.POST(TenantsPath+"/:tenantId/restore", s.startOperation(lifecycle.Restore), op)
+	e.POST(TenantsPath+"/:tenantId/offboard", s.startOperation(lifecycle.Offboard), op)
+	e.GET(TenantsPath+"/:tenantId/operations/current", s.currentOperation, op)
 	e.GET(TenantsPath, s.listTenants, op)
 	e.GET(TenantsPath+"/:tenantId", s.getTenant, op)
 	e.PUT(TenantsPath+"/:tenantId", s.updateTenant, op)

@@ -1,6 +1,7 @@
 package api
 
 import (
+	"context"
 	"crypto/rand"
 	"encoding/base64"
 	"encoding/hex"
@@ -81,29 +82,7 @@ func (s *Server) registerTenant(c echo.Context) error {
 	if err := req.checkPermissions(); err != nil {
 		return err
 	}
-	if req.SiteID == "" {
-		req.SiteID = newSiteID()
-	}
-
-	secret := make([]byte, 32)
-	if _, err := rand.Read(secret); err != nil {
-		return fmt.Errorf("generate secret: %w", err)
-	}
-	secretText := hex.EncodeToString(secret)
-	sealed, err := s.sealer.Seal(req.ID, SecretField, []byte(secretText))
-	if err != nil {
-		return fmt.Errorf("seal secret: %w", err)
-	}
-
-	created, err := s.registry.Create(c.Request().Context(), registry.NewTenant{
-		Tenant: tenant.Tenant{
-			ID: req.ID, SiteID: req.SiteID, Name: req.Name, ContactEmail: req.ContactEmail,
-			WebsiteURL: req.WebsiteURL, BusinessIndustry: req.BusinessIndustry,
-			AllowedOrigins: req.AllowedOrigins, Permissions: req.Permissions, Type: req.Type,
-		},
-		SealedSecret:     sealed,
-		SecretKeyVersion: 1,
-	})
+	created, secretText, err := s.register(c.Request().Context(), req)
 	if errors.Is(err, registry.ErrExists) {
 		return conflict(fmt.Sprintf("tenant %q is already registered", req.ID))
 	}
@@ -113,6 +92,37 @@ func (s *Server) registerTenant(c echo.Context) error {
 	s.logger.Info("tenant registered", "tenant_id", created.ID, "tenant_type", created.Type)
 	c.Response().Header().Set(echo.HeaderLocation, TenantsPath+"/"+created.ID)
 	return c.JSON(http.StatusCreated, registerResponse{Tenant: created, Secret: secretText})
+}
+
+// register creates the tenant with a fresh secret: 32 bytes from crypto/rand, hex-encoded,
+// sealed before it is stored. The plain secret is returned to go into this one answer only.
+func (s *Server) register(ctx context.Context, req registerRequest) (tenant.Tenant, string, error) {
+	if req.SiteID == "" {
+		req.SiteID = newSiteID()
+	}
+	secret := make([]byte, 32)
+	if _, err := rand.Read(secret); err != nil {
+		return tenant.Tenant{}, "", fmt.Errorf("generate secret: %w", err)
+	}
+	secretText := hex.EncodeToString(secret)
+	clear(secret)
+	sealed, err := s.sealer.Seal(req.ID, SecretField, []byte(secretText))
+	if err != nil {
+		return tenant.Tenant{}, "", fmt.Errorf("seal secret: %w", err)
+	}
+	created, err := s.registry.Create(ctx, registry.NewTenant{
+		Tenant: tenant.Tenant{
+			ID: req.ID, SiteID: req.SiteID, Name: req.Name, ContactEmail: req.ContactEmail,
+			WebsiteURL: req.WebsiteURL, BusinessIndustry: req.BusinessIndustry,
+			AllowedOrigins: req.AllowedOrigins, Permissions: req.Permissions, Type: req.Type,
+		},
+		SealedSecret:     sealed,
+		SecretKeyVersion: 1,
+	})
+	if err != nil {
+		return tenant.Tenant{}, "", err
+	}
+	return created, secretText, nil
 }
 
 // pathTenantID validates the :tenantId path parameter; a malformed id is a 400, not a lookup.

@@ -31,6 +31,7 @@ export_env() {
 	export TENANT_MASTER_KEY="${TENANT_MASTER_KEY:-$(cat "$STATE/master-key")}"
 	export OPERATOR_TOKEN="${OPERATOR_TOKEN:-$(cat "$STATE/operator-token")}"
 	export API_ADDR="${API_ADDR:-127.0.0.1:8080}"
+	export EXPORT_DIR="${EXPORT_DIR:-$STATE/exports}"
 }
 
 api_url() { echo "http://${API_ADDR/#:/127.0.0.1:}"; }

@@ -18,6 +18,7 @@ import (
 	"github.com/misybot/tenancy/api"
 	"github.com/misybot/tenancy/internal/clients"
 	"github.com/misybot/tenancy/internal/config"
+	"github.com/misybot/tenancy/internal/lifecycle"
 	"github.com/misybot/tenancy/internal/registry"
 	"github.com/misybot/tenancy/internal/rls"
 	"github.com/misybot/tenancy/internal/seal"
@@ -100,8 +101,11 @@ func serve(ctx context.Context, cfg config.Config, logger *slog.Logger) error {
 	}
 
 	e := api.New(api.Config{
-		Registry:      registry.New(c.Postgres),
-		Settings:      tenantdb.New(c.Postgres),
+		Registry: registry.New(c.Postgres),
+		Settings: tenantdb.New(c.Postgres),
+		Lifecycle: lifecycle.New(c.Temporal, lifecycle.Options{
+			TaskQueue: cfg.TaskQueue, OffboardGrace: cfg.OffboardGrace,
+		}),
 		Sealer:        sealer,
 		OperatorToken: cfg.OperatorToken,
 		Checks: []api.Check{

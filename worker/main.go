@@ -10,11 +10,10 @@ import (
 
 	"go.temporal.io/sdk/worker"
 
-	"github.com/misybot/tenancy/activities"
 	"github.com/misybot/tenancy/internal/clients"
 	"github.com/misybot/tenancy/internal/config"
-	"github.com/misybot/tenancy/internal/registry"
 	"github.com/misybot/tenancy/internal/rls"
+	"github.com/misybot/tenancy/internal/seal"
 	"github.com/misybot/tenancy/workflows"
 )
 
@@ -27,6 +26,14 @@ func main() {
 		os.Exit(2)
 	}
 	logger := cfg.NewLogger(os.Stderr)
+	if cfg.UsesDevMasterKey() {
+		logger.Warn("using the public development master key: set TENANT_MASTER_KEY for anything but local development")
+	}
+	sealer, err := seal.New(cfg.MasterKey)
+	if err != nil {
+		logger.Error("worker: master key", "err", err)
+		os.Exit(2)
+	}
 
 	c, err := clients.Open(context.Background(), cfg, logger)
 	if err != nil {
@@ -42,9 +49,9 @@ func main() {
 
 	w := worker.New(c.Temporal, cfg.TaskQueue, worker.Options{})
 	workflows.Register(w)
-	w.RegisterActivity(&activities.Activities{Registry: registry.New(c.Postgres), Logger: logger})
+	w.RegisterActivity(c.Activities(sealer, cfg.ExportDir, logger))
 
-	logger.Info("worker starting", "task_queue", cfg.TaskQueue, "temporal", cfg.TemporalAddress, "namespace", cfg.TemporalNamespace)
+	logger.Info("worker starting", "task_queue", cfg.TaskQueue, "temporal", cfg.TemporalAddress, "namespace", cfg.TemporalNamespace, "export_dir", cfg.ExportDir)
 	if err := w.Run(worker.InterruptCh()); err != nil {
 		logger.Error("worker stopped", "err", err)
 		os.Exit(1)

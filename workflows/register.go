@@ -2,9 +2,12 @@ package workflows
 
 import "go.temporal.io/sdk/worker"
 
-// Register registers every workflow on w; the worker and the integration tests share it so a
-// workflow cannot be forgotten in one of them.
-func Register(w worker.Registry) {
+// Register registers every workflow on w; the worker, the integration tests and the replay
+// tests share it so a workflow cannot be forgotten in one of them.
+func Register(w worker.WorkflowRegistry) {
+	w.RegisterWorkflow(OnboardTenant)
+	w.RegisterWorkflow(ProvisionTenant)
 	w.RegisterWorkflow(SuspendTenant)
 	w.RegisterWorkflow(RestoreTenant)
+	w.RegisterWorkflow(OffboardTenant)
 }

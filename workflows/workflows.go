@@ -1,6 +1,8 @@
-// Package workflows holds the tenant lifecycle as Temporal workflows. Workflow code is
-// deterministic: no clock, randomness, goroutines or I/O of its own; every side effect is an
-// activity (package activities).
+// Package workflows holds the tenant lifecycle as Temporal workflows: onboard (with its
+// ProvisionTenant child), suspend, restore and offboard. Workflow code is deterministic: no
+// clock, randomness, goroutines, map iteration or I/O of its own; every side effect is an
+// activity (package activities). Inputs and results are structs so they can grow without
+// breaking runs in flight; none carries a secret or a key.
 package workflows
 
 import (
@@ -13,91 +15,77 @@ import (
 	"github.com/misybot/tenancy/internal/tenant"
 )
 
-// ProgressQuery is the query every lifecycle workflow answers with its Progress.
-const ProgressQuery = "progress"
+// Query and signal names, for the API and for `temporal workflow query|signal --name …`.
+const (
+	// ProgressQuery answers with Progress.
+	ProgressQuery = "progress"
+	// RetrySignal re-runs a step parked in awaiting_operator.
+	RetrySignal = "retry"
+	// AbortSignal gives up a parked step (or a pending approval): compensations run.
+	AbortSignal = "abort"
+	// ApproveSignal lets an onboarding that needs approval go on.
+	ApproveSignal = "approve"
+	// CancelOffboardSignal ends an offboarding's grace period by restoring the tenant.
+	CancelOffboardSignal = "cancel-offboard"
+)
+
+// Workflow type names (the functions' names), as the API reports them.
+const (
+	OnboardWorkflow   = "OnboardTenant"
+	ProvisionWorkflow = "ProvisionTenant"
+	SuspendWorkflow   = "SuspendTenant"
+	RestoreWorkflow   = "RestoreTenant"
+	OffboardWorkflow  = "OffboardTenant"
+)
 
 // WorkflowID is the deterministic id of a tenant's lifecycle operation. One id per tenant (not
-// per operation) plus a duplicate-rejecting policy means two operations can never run at once
-// for a tenant, and a retried request finds the run already started.
+// per operation) with a conflict policy that refuses a second start while one runs means two
+// operations can never run at once for a tenant, and a retried request finds the run already
+// started.
 func WorkflowID(tenantID string) string { return "tenant-lifecycle:" + tenantID }
+
+// ProvisionWorkflowID is the id of an onboarding's ProvisionTenant child.
+func ProvisionWorkflowID(tenantID string) string { return "tenant-provision:" + tenantID }
 
 // a is the nil receiver used only to name activity methods; the worker registers the real one.
 var a *activities.Activities
 
-// Step is one unit of a lifecycle workflow, as reported by ProgressQuery.
-type Step struct {
-	Name      string    `json:"name"`
-	Status    string    `json:"status"` // pending, running, completed, failed
-	StartedAt time.Time `json:"startedAt,omitzero"`
-	EndedAt   time.Time `json:"endedAt,omitzero"`
-	LastError string    `json:"lastError,omitempty"`
-}
+// DefaultStepAttempts is each step's retry budget before it parks for an operator.
+const DefaultStepAttempts = 5
 
-// Progress is the answer to ProgressQuery.
-type Progress struct {
-	Operation string `json:"operation"`
-	TenantID  string `json:"tenantId"`
-	Steps     []Step `json:"steps"`
-}
+// Sources of each status transition, shared with the API's precondition checks.
+var (
+	OnboardFrom = []tenant.Status{tenant.StatusPending, tenant.StatusFailed}
+	SuspendFrom = []tenant.Status{tenant.StatusActive}
+	RestoreFrom = []tenant.Status{tenant.StatusSuspended}
+	// Offboarding also accepts a tenant left offboarding by a failed run: every step is
+	// idempotent, so running it again finishes the job.
+	OffboardFrom = []tenant.Status{tenant.StatusActive, tenant.StatusSuspended, tenant.StatusFailed, tenant.StatusOffboarding}
+)
 
-func shortActivity(ctx workflow.Context) workflow.Context {
+// stepOptions is the activity policy of a step: a bounded retry budget, after which the step
+// parks for an operator instead of failing the workflow.
+func stepOptions(ctx workflow.Context, attempts int32) workflow.Context {
+	if attempts <= 0 {
+		attempts = DefaultStepAttempts
+	}
 	return workflow.WithActivityOptions(ctx, workflow.ActivityOptions{
-		StartToCloseTimeout: 30 * time.Second,
+		StartToCloseTimeout: 2 * time.Minute,
 		RetryPolicy: &temporal.RetryPolicy{
 			InitialInterval:    time.Second,
 			BackoffCoefficient: 2,
-			MaximumInterval:    time.Minute,
-			MaximumAttempts:    10,
+			MaximumInterval:    30 * time.Second,
+			MaximumAttempts:    attempts,
 		},
 	})
 }
 
-// StatusChangeInput names the tenant of a suspend or restore.
-type StatusChangeInput struct {
-	TenantID string
-}
-
-// StatusChangeResult is the tenant's status at the end and whether the run changed it.
-type StatusChangeResult struct {
-	Status  tenant.Status
-	Changed bool
-}
-
-// Sources of each status transition, shared with the API's precondition checks.
-var (
-	SuspendFrom = []tenant.Status{tenant.StatusActive}
-	RestoreFrom = []tenant.Status{tenant.StatusSuspended}
-)
-
-// SuspendTenant moves an active tenant to suspended. Running it again on a suspended tenant
-// is a no-op success.
-func SuspendTenant(ctx workflow.Context, in StatusChangeInput) (StatusChangeResult, error) {
-	return changeStatus(ctx, "suspend", in, tenant.StatusSuspended, SuspendFrom)
-}
-
-// RestoreTenant moves a suspended tenant back to active. Running it again on an active tenant
-// is a no-op success.
-func RestoreTenant(ctx workflow.Context, in StatusChangeInput) (StatusChangeResult, error) {
-	return changeStatus(ctx, "restore", in, tenant.StatusActive, RestoreFrom)
-}
-
-func changeStatus(ctx workflow.Context, op string, in StatusChangeInput, to tenant.Status, from []tenant.Status) (StatusChangeResult, error) {
-	p := &Progress{Operation: op, TenantID: in.TenantID, Steps: []Step{{Name: "set-status", Status: "pending"}}}
-	if err := workflow.SetQueryHandler(ctx, ProgressQuery, func() (Progress, error) { return *p, nil }); err != nil {
-		return StatusChangeResult{}, err
-	}
-	step := &p.Steps[0]
-	step.Status, step.StartedAt = "running", workflow.Now(ctx)
-	var res activities.TransitionResult
-	err := workflow.ExecuteActivity(shortActivity(ctx), a.TransitionStatus, activities.TransitionInput{
-		TenantID: in.TenantID, To: to, From: from,
-	}).Get(ctx, &res)
-	step.EndedAt = workflow.Now(ctx)
-	if err != nil {
-		step.Status, step.LastError = "failed", err.Error()
-		return StatusChangeResult{}, err
-	}
-	step.Status = "completed"
-	workflow.GetLogger(ctx).Info("tenant status change done", "operation", op, "tenant_id", in.TenantID, "changed", res.Changed)
-	return StatusChangeResult{Status: res.Status, Changed: res.Changed}, nil
+// longStepOptions is for activities that loop over a tenant's data (export, Redis purge):
+// they heartbeat, so a dead worker is noticed in HeartbeatTimeout and the retry resumes.
+func longStepOptions(ctx workflow.Context, attempts int32) workflow.Context {
+	ctx = stepOptions(ctx, attempts)
+	opts := workflow.GetActivityOptions(ctx)
+	opts.StartToCloseTimeout = time.Hour
+	opts.HeartbeatTimeout = 30 * time.Second
+	return workflow.WithActivityOptions(ctx, opts)
 }

@@ -52,7 +52,12 @@ type Config struct {
 
 	APIAddr         string
 	ShutdownTimeout time.Duration
-	LogLevel        slog.Level
+	// OffboardGrace is how long an offboarded tenant's exported data waits before the purge
+	// (cancel-offboard restores it meanwhile). Zero in dev, 72h otherwise.
+	OffboardGrace time.Duration
+	// ExportDir is where offboarding writes tenant archives.
+	ExportDir string
+	LogLevel  slog.Level
 }
 
 // Defaults match the servers `make dev` starts on 127.0.0.1.
@@ -68,6 +73,8 @@ func Defaults() Config {
 		TaskQueue:          "tenancy",
 		APIAddr:            "127.0.0.1:8080",
 		ShutdownTimeout:    10 * time.Second,
+		OffboardGrace:      72 * time.Hour,
+		ExportDir:          "exports",
 		LogLevel:           slog.LevelInfo,
 	}
 }
@@ -84,7 +91,7 @@ func FromLookup(lookup func(string) (string, bool)) (Config, error) {
 			*dst = strings.TrimSpace(v)
 		}
 	}
-	var env, masterKey, shutdown, level string
+	var env, masterKey, shutdown, level, grace string
 	get("APP_ENV", &env)
 	get("DATABASE_URL", &c.DatabaseURL)
 	get("MIGRATE_DATABASE_URL", &c.MigrateDatabaseURL)
@@ -98,6 +105,8 @@ func FromLookup(lookup func(string) (string, bool)) (Config, error) {
 	get("API_ADDR", &c.APIAddr)
 	get("SHUTDOWN_TIMEOUT", &shutdown)
 	get("LOG_LEVEL", &level)
+	get("OFFBOARD_GRACE_PERIOD", &grace)
+	get("EXPORT_DIR", &c.ExportDir)
 
 	var errs []error
 	bad := func(name, format string, args ...any) {
@@ -166,6 +175,17 @@ func FromLookup(lookup func(string) (string, bool)) (Config, error) {
 			bad("SHUTDOWN_TIMEOUT", "must be a positive duration such as 10s, got %q", shutdown)
 		} else {
 			c.ShutdownTimeout = d
+		}
+	}
+	if c.Env == EnvDev {
+		c.OffboardGrace = 0
+	}
+	if grace != "" {
+		d, err := time.ParseDuration(grace)
+		if err != nil || d < 0 {
+			bad("OFFBOARD_GRACE_PERIOD", "must be a duration such as 72h or 0s, got %q", grace)
+		} else {
+			c.OffboardGrace = d
 		}
 	}
 	if level != "" {

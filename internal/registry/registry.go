@@ -24,6 +24,8 @@ var (
 	ErrExists = errors.New("tenant already exists")
 	// ErrNotDeletable: the tenant has been provisioned; it must be offboarded instead.
 	ErrNotDeletable = errors.New("tenant is provisioned and cannot be deleted")
+	// ErrNotOffboarding: a tombstone was asked for a tenant that is not being offboarded.
+	ErrNotOffboarding = errors.New("tenant is not offboarding")
 	// ErrFrozen: the tenant is being offboarded or was offboarded; its record no longer changes.
 	ErrFrozen = errors.New("tenant is offboarding or offboarded and cannot be changed")
 )
@@ -54,13 +56,13 @@ type NewTenant struct {
 }
 
 const columns = `tenant_id, site_id, tenant_name, contact_email, website_url, business_industry,
-	allowed_origins, permissions, tenant_type, status, is_active, created_at, updated_at`
+	allowed_origins, permissions, tenant_type, status, status_reason, is_active, created_at, updated_at`
 
 func scan(row pgx.Row) (tenant.Tenant, error) {
 	var t tenant.Tenant
 	var perms []string
 	err := row.Scan(&t.ID, &t.SiteID, &t.Name, &t.ContactEmail, &t.WebsiteURL, &t.BusinessIndustry,
-		&t.AllowedOrigins, &perms, &t.Type, &t.Status, &t.IsActive, &t.CreatedAt, &t.UpdatedAt)
+		&t.AllowedOrigins, &perms, &t.Type, &t.Status, &t.StatusReason, &t.IsActive, &t.CreatedAt, &t.UpdatedAt)
 	if err != nil {
 		return tenant.Tenant{}, err
 	}
@@ -184,19 +186,19 @@ func (r *Registry) Update(ctx context.Context, id string, u Update) (tenant.Tena
 	return t, nil
 }
 
-// SetStatus moves a tenant to status `to` only if its current status is one of `from`, in one
-// statement, so two concurrent transitions cannot both win. It returns the tenant as it is
-// afterwards and whether this call changed it; a tenant already in `to` is not an error (the
-// caller decides whether that is idempotent success).
-func (r *Registry) SetStatus(ctx context.Context, id string, to tenant.Status, from ...tenant.Status) (tenant.Tenant, bool, error) {
+// SetStatus moves a tenant to status `to`, recording reason, only if its current status is one
+// of `from`, in one statement, so two concurrent transitions cannot both win. It returns the
+// tenant as it is afterwards and whether this call changed it; a tenant already in `to` is not
+// an error (the caller decides whether that is idempotent success).
+func (r *Registry) SetStatus(ctx context.Context, id string, to tenant.Status, reason string, from ...tenant.Status) (tenant.Tenant, bool, error) {
 	fromStrings := make([]string, len(from))
 	for i, s := range from {
 		fromStrings[i] = string(s)
 	}
 	t, err := scan(r.pool.QueryRow(ctx, `
-		UPDATE tenants SET status = $2, updated_at = now()
-		WHERE tenant_id = $1 AND status = ANY($3)
-		RETURNING `+columns, id, string(to), fromStrings))
+		UPDATE tenants SET status = $2, status_reason = $3, updated_at = now()
+		WHERE tenant_id = $1 AND status = ANY($4)
+		RETURNING `+columns, id, string(to), reason, fromStrings))
 	if err == nil {
 		return t, true, nil
 	}
@@ -205,6 +207,27 @@ func (r *Registry) SetStatus(ctx context.Context, id string, to tenant.Status, f
 	}
 	current, err := r.Get(ctx, id)
 	return current, false, err
+}
+
+// Tombstone turns an offboarding tenant into its tombstone: status offboarded, sealed secret
+// wiped, the row kept so the id is never reused and the history stays explainable.
+// Idempotent: an already offboarded tenant is left as it is.
+func (r *Registry) Tombstone(ctx context.Context, id, reason string) (tenant.Tenant, error) {
+	t, err := scan(r.pool.QueryRow(ctx, `
+		UPDATE tenants SET status = 'offboarded', status_reason = $2, secret_ciphertext = '\x'::bytea, updated_at = now()
+		WHERE tenant_id = $1 AND status IN ('offboarding', 'offboarded')
+		RETURNING `+columns, id, reason))
+	if errors.Is(err, pgx.ErrNoRows) {
+		current, getErr := r.Get(ctx, id)
+		if getErr != nil {
+			return tenant.Tenant{}, getErr
+		}
+		return tenant.Tenant{}, &StatusError{Err: ErrNotOffboarding, Status: current.Status}
+	}
+	if err != nil {
+		return tenant.Tenant{}, fmt.Errorf("registry: tombstone %s: %w", id, err)
+	}
+	return t, nil
 }
 
 // Delete removes a tenant that was never provisioned (status pending). A provisioned tenant is

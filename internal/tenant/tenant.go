@@ -110,6 +110,10 @@ func CheckPermissions(t Type, perms []Permission) error {
 	return nil
 }
 
+// NeedsApproval reports whether onboarding a tenant of this type waits for an operator's
+// approve signal before anything is provisioned.
+func (t Type) NeedsApproval() bool { return t == TypeEnterprise }
+
 // Tenant is one registered tenant, as stored in the registry. It never holds the tenant secret:
 // the secret exists in plain text only in the answer to the request that created it.
 type Tenant struct {
@@ -123,9 +127,11 @@ type Tenant struct {
 	Permissions      []Permission `json:"permissions"`
 	Type             Type         `json:"tenantType"`
 	Status           Status       `json:"status"`
-	IsActive         bool         `json:"isActive"`
-	CreatedAt        time.Time    `json:"createdAt"`
-	UpdatedAt        time.Time    `json:"updatedAt"`
+	// StatusReason says why the last lifecycle change happened (e.g. why onboarding failed).
+	StatusReason string    `json:"statusReason,omitempty"`
+	IsActive     bool      `json:"isActive"`
+	CreatedAt    time.Time `json:"createdAt"`
+	UpdatedAt    time.Time `json:"updatedAt"`
 }
 
 // Deletable reports whether the tenant can be removed from the registry outright: only while

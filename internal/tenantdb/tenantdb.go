@@ -212,3 +212,30 @@ func TenantTables(ctx context.Context, q rls.Querier) ([]pgx.Identifier, error) 
 		return pgx.Identifier{schema, table}, err
 	})
 }
+
+// ExportRows streams every row of the context tenant, table by table, as JSON text (one
+// row_to_json per row) to fn, within one transaction so the export is a consistent snapshot.
+func (s *Store) ExportRows(ctx context.Context, fn func(table string, rows pgx.Rows) error) error {
+	id, err := tenant.IDFrom(ctx)
+	if err != nil {
+		return err
+	}
+	return rls.Tx(ctx, s.pool, func(tx pgx.Tx) error {
+		tables, err := TenantTables(ctx, tx)
+		if err != nil {
+			return err
+		}
+		for _, t := range tables {
+			rows, err := tx.Query(ctx, `SELECT row_to_json(x)::text FROM `+t.Sanitize()+` x WHERE tenant_id = $1`, id)
+			if err != nil {
+				return fmt.Errorf("export %s: %w", t.Sanitize(), err)
+			}
+			if err := fn(t.Sanitize(), rows); err != nil {
+				rows.Close()
+				return err
+			}
+			rows.Close()
+		}
+		return nil
+	})
+}

@@ -15,7 +15,11 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/redis/go-redis/v9"
 	"github.com/stretchr/testify/require"
+	"go.mongodb.org/mongo-driver/mongo"
+	"go.mongodb.org/mongo-driver/mongo/options"
+	"go.mongodb.org/mongo-driver/mongo/readpref"
 	"go.temporal.io/sdk/client"
 	tlog "go.temporal.io/sdk/log"
 
@@ -107,5 +111,35 @@ func TemporalClient(t testing.TB) client.Client {
 	c, err := client.Dial(client.Options{HostPort: TemporalAddress, Namespace: "default", Logger: tlog.NewStructuredLogger(Logger(t))})
 	require.NoError(t, err, "Temporal at %s; %s", TemporalAddress, hint)
 	t.Cleanup(c.Close)
+	return c
+}
+
+// MongoClient connects to the MongoDB-protocol server (FerretDB under `make test`), failing the
+// test when it does not answer; the message names the variable, not the URI, which may carry a
+// password. The client is disconnected in t.Cleanup. Tests share the server and stay apart by
+// tenant id (a database per tenant), so nothing here drops anything.
+func MongoClient(t testing.TB) *mongo.Client {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	c, err := mongo.Connect(ctx, options.Client().ApplyURI(MongoURI).SetServerSelectionTimeout(5*time.Second))
+	require.NoError(t, err, "MongoDB (TEST_MONGODB_URI); %s", hint)
+	t.Cleanup(func() { _ = c.Disconnect(context.Background()) })
+	require.NoError(t, c.Ping(ctx, readpref.Primary()), "MongoDB (TEST_MONGODB_URI); %s", hint)
+	return c
+}
+
+// RedisClient connects to Redis at RedisURL (database 0 by default), failing the test when it
+// does not answer, and closes the client in t.Cleanup. Tests share the database and stay apart
+// by tenant id (every key carries it), so nothing here flushes it.
+func RedisClient(t testing.TB) *redis.Client {
+	t.Helper()
+	opts, err := redis.ParseURL(RedisURL)
+	require.NoError(t, err, "TEST_REDIS_URL")
+	c := redis.NewClient(opts)
+	t.Cleanup(func() { _ = c.Close() })
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	require.NoError(t, c.Ping(ctx).Err(), "Redis at %s; %s", opts.Addr, hint)
 	return c
 }

@@ -1,0 +1,169 @@
+package activities
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"go.temporal.io/sdk/activity"
+	"go.temporal.io/sdk/temporal"
+
+	"github.com/misybot/tenancy/internal/registry"
+	"github.com/misybot/tenancy/internal/tenantdb"
+	"github.com/misybot/tenancy/internal/tenantmongo"
+	"github.com/misybot/tenancy/internal/tenantredis"
+)
+
+// KeysResult says whether EnsureKeys created the key (false: it existed already).
+type KeysResult struct {
+	Created bool
+}
+
+// EnsureKeys creates the tenant's first data key, wrapped, in PostgreSQL. Idempotent:
+// create-if-absent on (tenant_id, version); the key never leaves the activity.
+func (a *Activities) EnsureKeys(ctx context.Context, in TenantRef) (KeysResult, error) {
+	tctx, err := scoped(ctx, in.TenantID)
+	if err != nil {
+		return KeysResult{}, err
+	}
+	created, err := a.Keys.Ensure(tctx)
+	return KeysResult{Created: created}, err
+}
+
+// DestroyKeysResult counts the key versions destroyed.
+type DestroyKeysResult struct {
+	Destroyed int64
+}
+
+// DestroyKeys deletes every data key of the tenant: its ciphertexts become unreadable.
+// Idempotent: with nothing left it deletes nothing and succeeds.
+func (a *Activities) DestroyKeys(ctx context.Context, in TenantRef) (DestroyKeysResult, error) {
+	tctx, err := scoped(ctx, in.TenantID)
+	if err != nil {
+		return DestroyKeysResult{}, err
+	}
+	n, err := a.Keys.Destroy(tctx)
+	return DestroyKeysResult{Destroyed: n}, err
+}
+
+// ProvisionPostgres creates the tenant's default rows (settings, owner member). Idempotent:
+// inserts are ON CONFLICT DO NOTHING on primary keys (tenantdb.Provision).
+func (a *Activities) ProvisionPostgres(ctx context.Context, in TenantRef) (tenantdb.ProvisionReport, error) {
+	tctx, err := scoped(ctx, in.TenantID)
+	if err != nil {
+		return tenantdb.ProvisionReport{}, err
+	}
+	t, err := a.Registry.Get(ctx, in.TenantID)
+	if errors.Is(err, registry.ErrNotFound) {
+		return tenantdb.ProvisionReport{}, temporal.NewNonRetryableApplicationError(err.Error(), ErrTypeTenantNotFound, err)
+	}
+	if err != nil {
+		return tenantdb.ProvisionReport{}, err
+	}
+	return a.Tenants.Provision(tctx, tenantdb.ProvisionInput{DisplayName: t.Name, OwnerUserID: t.ContactEmail})
+}
+
+// DeprovisionPostgres deletes the tenant's rows from every tenant-scoped table found in the
+// catalog. Idempotent: a second run deletes nothing and succeeds.
+func (a *Activities) DeprovisionPostgres(ctx context.Context, in TenantRef) (map[string]int64, error) {
+	tctx, err := scoped(ctx, in.TenantID)
+	if err != nil {
+		return nil, err
+	}
+	return a.Tenants.Deprovision(tctx)
+}
+
+// ProvisionMongo creates the tenant's database, collections and indexes. Idempotent: each
+// collection and index is created if absent, and "already exists" is success.
+func (a *Activities) ProvisionMongo(ctx context.Context, in TenantRef) (tenantmongo.ProvisionReport, error) {
+	tctx, err := scoped(ctx, in.TenantID)
+	if err != nil {
+		return tenantmongo.ProvisionReport{}, err
+	}
+	return a.Mongo.Provision(tctx)
+}
+
+// DeprovisionMongo drops the tenant's database. Idempotent: a database that does not exist is
+// success.
+func (a *Activities) DeprovisionMongo(ctx context.Context, in TenantRef) (tenantmongo.DeprovisionReport, error) {
+	tctx, err := scoped(ctx, in.TenantID)
+	if err != nil {
+		return tenantmongo.DeprovisionReport{}, err
+	}
+	return a.Mongo.Deprovision(tctx)
+}
+
+// RedisReport says what ProvisionRedis wrote.
+type RedisReport struct {
+	ContextKey string `json:"contextKey"`
+}
+
+// ProvisionRedis writes the tenant's context record (status, type, permissions, origins) used
+// for fast request checks. Idempotent: the record is overwritten whole from the registry.
+func (a *Activities) ProvisionRedis(ctx context.Context, in TenantRef) (RedisReport, error) {
+	tctx, err := scoped(ctx, in.TenantID)
+	if err != nil {
+		return RedisReport{}, err
+	}
+	t, err := a.Registry.Get(ctx, in.TenantID)
+	if errors.Is(err, registry.ErrNotFound) {
+		return RedisReport{}, temporal.NewNonRetryableApplicationError(err.Error(), ErrTypeTenantNotFound, err)
+	}
+	if err != nil {
+		return RedisReport{}, err
+	}
+	perms := make([]string, len(t.Permissions))
+	for i, p := range t.Permissions {
+		perms[i] = string(p)
+	}
+	rec := tenantredis.ContextRecord{
+		Status: string(t.Status), Type: string(t.Type), Permissions: perms,
+		AllowedOrigins: t.AllowedOrigins, UpdatedAt: time.Now().UTC(),
+	}
+	if err := a.Redis.WriteContext(tctx, rec); err != nil {
+		return RedisReport{}, fmt.Errorf("write context record: %w", err)
+	}
+	scope, err := a.Redis.Scope(tctx)
+	if err != nil {
+		return RedisReport{}, err
+	}
+	return RedisReport{ContextKey: scope.Key("context", "record")}, nil
+}
+
+// RevokeSessionsResult counts the sessions revoked.
+type RevokeSessionsResult struct {
+	Revoked int64
+}
+
+// RevokeSessions deletes the tenant's session keys in Redis (on suspend). Idempotent: with no
+// sessions left it deletes nothing and succeeds.
+func (a *Activities) RevokeSessions(ctx context.Context, in TenantRef) (RevokeSessionsResult, error) {
+	tctx, err := scoped(ctx, in.TenantID)
+	if err != nil {
+		return RevokeSessionsResult{}, err
+	}
+	n, err := a.Redis.RevokeSessions(tctx)
+	return RevokeSessionsResult{Revoked: n}, err
+}
+
+// PurgeRedis removes every key of the tenant, SCAN by SCAN, heartbeating its progress after
+// each batch. Idempotent and resumable: a retried attempt starts from the last heartbeat's
+// cursor (tenantredis.Purge explains why that loses nothing), and "nothing left" is success.
+func (a *Activities) PurgeRedis(ctx context.Context, in TenantRef) (tenantredis.PurgeProgress, error) {
+	tctx, err := scoped(ctx, in.TenantID)
+	if err != nil {
+		return tenantredis.PurgeProgress{}, err
+	}
+	var from tenantredis.PurgeProgress
+	if activity.HasHeartbeatDetails(ctx) {
+		if err := activity.GetHeartbeatDetails(ctx, &from); err != nil {
+			from = tenantredis.PurgeProgress{}
+		}
+		activity.GetLogger(ctx).Info("resuming redis purge", "tenant_id", in.TenantID, "cursor", from.Cursor, "deleted", from.Deleted)
+	}
+	return a.Redis.Purge(tctx, from, 1000, func(p tenantredis.PurgeProgress) error {
+		activity.RecordHeartbeat(ctx, p)
+		return ctx.Err()
+	})
+}

@@ -1,0 +1,148 @@
+package api
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"strings"
+
+	"github.com/labstack/echo/v4"
+
+	"github.com/misybot/tenancy/internal/lifecycle"
+	"github.com/misybot/tenancy/internal/registry"
+)
+
+// operatorName is who the audit says acted. With one shared operator token there is one name;
+// per-operator tokens replace it.
+const operatorName = "operator"
+
+// operationResponse is the 202 answer of every lifecycle endpoint.
+type operationResponse struct {
+	lifecycle.Run
+	Operation lifecycle.Operation `json:"operation"`
+	TenantID  string              `json:"tenantId"`
+	// Progress is where the run's progress can be read.
+	Progress string `json:"progress"`
+	// Secret is set only when onboarding registered the tenant in the same request.
+	Secret     string `json:"tenantSecret,omitempty"`
+	Registered bool   `json:"registered,omitempty"`
+}
+
+type operationRequest struct {
+	Reason string `json:"reason" validate:"max=500"`
+}
+
+// lifecycleError maps refusals of the lifecycle service to problems.
+func lifecycleError(err error) error {
+	var illegal *lifecycle.IllegalTransitionError
+	var busy *lifecycle.BusyError
+	switch {
+	case errors.As(err, &illegal):
+		p := conflict(illegal.Error())
+		p.CurrentStatus = string(illegal.Current)
+		return p
+	case errors.As(err, &busy):
+		p := conflict(busy.Error())
+		p.WorkflowID, p.RunID, p.Workflow = busy.WorkflowID, busy.RunID, busy.Workflow
+		return p
+	case errors.Is(err, lifecycle.ErrNoOperation):
+		return notFound(err.Error())
+	case errors.Is(err, context.DeadlineExceeded) || strings.Contains(err.Error(), "connection refused") || strings.Contains(err.Error(), "Unavailable"):
+		return newProblem(http.StatusServiceUnavailable, ProblemUnavailable, "Service unavailable", "the workflow service is not reachable; try again")
+	}
+	return err
+}
+
+func (s *Server) accepted(c echo.Context, op lifecycle.Operation, tenantID string, run lifecycle.Run) operationResponse {
+	return operationResponse{Run: run, Operation: op, TenantID: tenantID, Progress: TenantsPath + "/" + tenantID + "/operations/current"}
+}
+
+// onboardTenant registers the tenant if it is new (answering with its secret, exactly once)
+// and starts its onboarding.
+func (s *Server) onboardTenant(c echo.Context) error {
+	var req registerRequest
+	if err := decodeJSON(c, &req); err != nil {
+		return err
+	}
+	if err := s.validate(&req); err != nil {
+		return err
+	}
+	if err := req.checkPermissions(); err != nil {
+		return err
+	}
+	ctx := c.Request().Context()
+	t, err := s.registry.Get(ctx, req.ID)
+	var secret string
+	registered := false
+	if errors.Is(err, registry.ErrNotFound) {
+		t, secret, err = s.register(ctx, req)
+		registered = err == nil
+		if errors.Is(err, registry.ErrExists) { // a concurrent request registered it first
+			t, err = s.registry.Get(ctx, req.ID)
+		}
+	}
+	if err != nil {
+		return err
+	}
+	run, err := s.lifecycle.Start(ctx, lifecycle.Onboard, t, operatorName, "")
+	if err != nil {
+		if registered {
+			// The tenant exists now even though onboarding did not start: hand over the secret,
+			// or nobody could ever use it. The problem says so.
+			s.logger.Warn("tenant registered but onboarding did not start", "tenant_id", t.ID, "err", err)
+			return c.JSON(http.StatusCreated, registerResponse{Tenant: t, Secret: secret})
+		}
+		return lifecycleError(err)
+	}
+	s.logger.Info("onboarding started", "tenant_id", t.ID, "workflow_id", run.WorkflowID, "run_id", run.RunID, "existing", run.Existing, "registered", registered)
+	out := s.accepted(c, lifecycle.Onboard, t.ID, run)
+	out.Secret, out.Registered = secret, registered
+	return c.JSON(http.StatusAccepted, out)
+}
+
+// startOperation is the handler of suspend, restore and offboard.
+func (s *Server) startOperation(op lifecycle.Operation) echo.HandlerFunc {
+	return func(c echo.Context) error {
+		id, err := pathTenantID(c)
+		if err != nil {
+			return err
+		}
+		var req operationRequest
+		if c.Request().ContentLength != 0 {
+			if err := decodeJSON(c, &req); err != nil {
+				return err
+			}
+			if err := s.validate(&req); err != nil {
+				return err
+			}
+		}
+		ctx := c.Request().Context()
+		t, err := s.registry.Get(ctx, id)
+		if err != nil {
+			return registryError(err)
+		}
+		run, err := s.lifecycle.Start(ctx, op, t, operatorName, req.Reason)
+		if err != nil {
+			return lifecycleError(err)
+		}
+		s.logger.Info(fmt.Sprintf("%s started", op), "tenant_id", id, "workflow_id", run.WorkflowID, "run_id", run.RunID, "existing", run.Existing)
+		return c.JSON(http.StatusAccepted, s.accepted(c, op, id, run))
+	}
+}
+
+// currentOperation answers with the tenant's latest lifecycle run and its progress.
+func (s *Server) currentOperation(c echo.Context) error {
+	id, err := pathTenantID(c)
+	if err != nil {
+		return err
+	}
+	if _, err := s.registry.Get(c.Request().Context(), id); err != nil {
+		return registryError(err)
+	}
+	op, err := s.lifecycle.Current(c.Request().Context(), id)
+	if err != nil {
+		return lifecycleError(err)
+	}
+	return c.JSON(http.StatusOK, op)
+}

@@ -1,0 +1,201 @@
+package workflows
+
+import (
+	"fmt"
+	"time"
+
+	"go.temporal.io/sdk/workflow"
+
+	"github.com/misybot/tenancy/activities"
+	"github.com/misybot/tenancy/internal/audit"
+	"github.com/misybot/tenancy/internal/tenant"
+	"github.com/misybot/tenancy/internal/tenantmongo"
+	"github.com/misybot/tenancy/internal/tenantredis"
+)
+
+// OffboardInput starts an offboarding.
+type OffboardInput struct {
+	TenantID    string
+	RequestedBy string
+	// GracePeriod is how long the exported tenant waits, refusing requests, before its data is
+	// purged; cancel-offboard during it restores the previous status. Zero purges at once.
+	GracePeriod  time.Duration
+	StepAttempts int32
+}
+
+// OffboardResult is the deletion summary, also written to the platform audit.
+type OffboardResult struct {
+	TenantID      string
+	Cancelled     bool   `json:",omitempty"`
+	CancelledBy   string `json:",omitempty"`
+	Status        tenant.Status
+	Archive       activities.ExportResult
+	KeysDestroyed int64
+	PostgresRows  map[string]int64
+	Mongo         tenantmongo.DeprovisionReport
+	RedisKeys     int64
+}
+
+// OffboardTenant retires a tenant: mark offboarding (requests are refused from then on),
+// export its data to an archive with a SHA-256, wait out the grace period (cancel-offboard
+// restores the previous status), then destroy its keys, purge PostgreSQL, drop its MongoDB
+// database, unlink its Redis keys, and leave a tombstone and a deletion summary in the platform
+// audit. Nothing is compensated after the purge starts: a step out of retries parks for an
+// operator instead.
+func OffboardTenant(ctx workflow.Context, in OffboardInput) (OffboardResult, error) {
+	r, err := newRun(ctx, "offboard", in.TenantID)
+	if err != nil {
+		return OffboardResult{}, err
+	}
+	res := OffboardResult{TenantID: in.TenantID}
+	info := workflow.GetInfo(ctx)
+	ref := activities.TenantRef{TenantID: in.TenantID}
+	by := nonEmpty(in.RequestedBy, "operator")
+	fail := func(err error) (OffboardResult, error) {
+		r.progress.State = StateFailed
+		return res, err
+	}
+
+	// The status before offboarding, restored if the offboarding is cancelled. An offboarding
+	// started again on a tenant left offboarding by a failed run does not know it, and restores
+	// to suspended: never re-activate a tenant whose state is unknown.
+	var previous tenant.Status
+	if err := r.step("mark-offboarding", func(ctx workflow.Context) error {
+		var cur activities.CurrentStatus
+		if err := workflow.ExecuteActivity(stepOptions(ctx, in.StepAttempts), a.GetStatus, ref).Get(ctx, &cur); err != nil {
+			return err
+		}
+		if previous == "" {
+			previous = cur.Status
+			if cur.Status == tenant.StatusOffboarding {
+				previous = tenant.StatusSuspended
+			}
+		}
+		return workflow.ExecuteActivity(stepOptions(ctx, in.StepAttempts), a.TransitionStatus, activities.TransitionInput{
+			TenantID: in.TenantID, To: tenant.StatusOffboarding, From: OffboardFrom,
+			Reason: fmt.Sprintf("offboarding requested by %s (was %s)", by, previous),
+		}).Get(ctx, nil)
+	}); err != nil {
+		return fail(err)
+	}
+
+	if err := r.step("export", func(ctx workflow.Context) error {
+		return workflow.ExecuteActivity(longStepOptions(ctx, in.StepAttempts), a.ExportTenant, activities.ExportInput{
+			TenantID: in.TenantID, Archive: in.TenantID + "-" + info.WorkflowExecution.RunID + ".tar.gz",
+		}).Get(ctx, &res.Archive)
+	}); err != nil {
+		return fail(err)
+	}
+
+	// Grace period on a durable timer; cancel-offboard ends it early by restoring the tenant.
+	if in.GracePeriod > 0 {
+		i := r.add("grace-period")
+		r.progress.Steps[i].Status, r.progress.Steps[i].Attempts, r.progress.Steps[i].StartedAt = StepRunning, 1, workflow.Now(ctx)
+		r.progress.Signals = []string{CancelOffboardSignal}
+		tctx, cancelTimer := workflow.WithCancel(ctx)
+		timer := workflow.NewTimer(tctx, in.GracePeriod)
+		var canceller string
+		cancelled := false
+		sel := workflow.NewSelector(ctx)
+		sel.AddFuture(timer, func(workflow.Future) {})
+		sel.AddReceive(workflow.GetSignalChannel(ctx, CancelOffboardSignal), func(c workflow.ReceiveChannel, _ bool) {
+			c.Receive(ctx, &canceller)
+			cancelled = true
+		})
+		sel.Select(ctx)
+		cancelTimer()
+		r.progress.Signals = nil
+		r.progress.Steps[i].EndedAt = workflow.Now(ctx)
+		r.progress.Steps[i].Status = StepCompleted
+		if cancelled {
+			res.Cancelled, res.CancelledBy = true, nonEmpty(canceller, "operator")
+			return r.cancelOffboard(ctx, in, previous, res, info)
+		}
+	}
+
+	if err := r.step("destroy-keys", func(ctx workflow.Context) error {
+		var d activities.DestroyKeysResult
+		err := workflow.ExecuteActivity(stepOptions(ctx, in.StepAttempts), a.DestroyKeys, ref).Get(ctx, &d)
+		res.KeysDestroyed += d.Destroyed
+		return err
+	}); err != nil {
+		return fail(err)
+	}
+	if err := r.step("purge-postgres", func(ctx workflow.Context) error {
+		return workflow.ExecuteActivity(stepOptions(ctx, in.StepAttempts), a.DeprovisionPostgres, ref).Get(ctx, &res.PostgresRows)
+	}); err != nil {
+		return fail(err)
+	}
+	if err := r.step("drop-mongodb", func(ctx workflow.Context) error {
+		return workflow.ExecuteActivity(stepOptions(ctx, in.StepAttempts), a.DeprovisionMongo, ref).Get(ctx, &res.Mongo)
+	}); err != nil {
+		return fail(err)
+	}
+	if err := r.step("purge-redis", func(ctx workflow.Context) error {
+		var p tenantredis.PurgeProgress
+		err := workflow.ExecuteActivity(longStepOptions(ctx, in.StepAttempts), a.PurgeRedis, ref).Get(ctx, &p)
+		res.RedisKeys = p.Deleted
+		return err
+	}); err != nil {
+		return fail(err)
+	}
+	if err := r.step("tombstone", func(ctx workflow.Context) error {
+		return workflow.ExecuteActivity(stepOptions(ctx, in.StepAttempts), a.Tombstone, activities.TombstoneInput{
+			TenantID: in.TenantID, Reason: "offboarded by " + by + "; archive sha256 " + res.Archive.SHA256,
+		}).Get(ctx, &res.Status)
+	}); err != nil {
+		return fail(err)
+	}
+	if err := r.step("deletion-summary", func(ctx workflow.Context) error {
+		details := map[string]string{
+			"archive": res.Archive.Path, "archiveSha256": res.Archive.SHA256, "archiveBytes": fmt.Sprint(res.Archive.Bytes),
+			"keysDestroyed": fmt.Sprint(res.KeysDestroyed), "mongoDatabase": res.Mongo.Database,
+			"mongoDocuments": fmt.Sprint(res.Mongo.Documents), "redisKeys": fmt.Sprint(res.RedisKeys),
+			"requestedBy": by,
+		}
+		var rows int64
+		for _, n := range res.PostgresRows {
+			rows += n
+		}
+		details["postgresRows"] = fmt.Sprint(rows)
+		ev := audit.Event{
+			ID: audit.WorkflowEventID(info.WorkflowExecution.ID, info.WorkflowExecution.RunID, "offboarded"), TenantID: in.TenantID,
+			Actor: audit.Actor{Type: audit.ActorOperator, ID: by}, Action: "tenant.offboard", Resource: "tenant/" + in.TenantID,
+			Outcome: audit.OutcomeSuccess, WorkflowID: info.WorkflowExecution.ID, RunID: info.WorkflowExecution.RunID,
+			Details: details, At: workflow.Now(ctx),
+		}
+		return workflow.ExecuteActivity(stepOptions(ctx, in.StepAttempts), a.RecordAudit, activities.AuditInput{Event: ev, Platform: true}).Get(ctx, nil)
+	}); err != nil {
+		return fail(err)
+	}
+	r.progress.State = StateCompleted
+	return res, nil
+}
+
+func (r *run) cancelOffboard(ctx workflow.Context, in OffboardInput, previous tenant.Status, res OffboardResult, info *workflow.Info) (OffboardResult, error) {
+	if err := r.step("restore-status", func(ctx workflow.Context) error {
+		return workflow.ExecuteActivity(stepOptions(ctx, in.StepAttempts), a.TransitionStatus, activities.TransitionInput{
+			TenantID: in.TenantID, To: previous, From: []tenant.Status{tenant.StatusOffboarding},
+			Reason: "offboarding cancelled by " + res.CancelledBy,
+		}).Get(ctx, &res.Status)
+	}); err != nil {
+		r.progress.State = StateFailed
+		return res, err
+	}
+	res.Status = previous
+	if err := r.step("audit", func(ctx workflow.Context) error {
+		ev := audit.Event{
+			ID: audit.WorkflowEventID(info.WorkflowExecution.ID, info.WorkflowExecution.RunID, "offboard-cancelled"), TenantID: in.TenantID,
+			Actor: audit.Actor{Type: audit.ActorOperator, ID: res.CancelledBy}, Action: "tenant.offboard.cancel",
+			Resource: "tenant/" + in.TenantID, Outcome: audit.OutcomeSuccess, Reason: "restored to " + string(previous),
+			WorkflowID: info.WorkflowExecution.ID, RunID: info.WorkflowExecution.RunID,
+			Details: map[string]string{"archiveSha256": res.Archive.SHA256}, At: workflow.Now(ctx),
+		}
+		return workflow.ExecuteActivity(stepOptions(ctx, in.StepAttempts), a.RecordAudit, activities.AuditInput{Event: ev}).Get(ctx, nil)
+	}); err != nil {
+		r.progress.State = StateFailed
+		return res, err
+	}
+	r.progress.State = StateCancelled
+	return res, nil
+}

@@ -1,0 +1,88 @@
+package workflows
+
+import (
+	"go.temporal.io/sdk/workflow"
+
+	"github.com/misybot/tenancy/activities"
+	"github.com/misybot/tenancy/internal/audit"
+	"github.com/misybot/tenancy/internal/tenant"
+)
+
+// StatusChangeInput names the tenant of a suspend or restore, and who asked.
+type StatusChangeInput struct {
+	TenantID     string
+	RequestedBy  string
+	Reason       string
+	StepAttempts int32
+}
+
+// StatusChangeResult is the tenant's status at the end and whether the run changed it.
+type StatusChangeResult struct {
+	Status  tenant.Status
+	Changed bool
+	// SessionsRevoked counts the sessions a suspend revoked.
+	SessionsRevoked int64 `json:",omitempty"`
+}
+
+// SuspendTenant moves an active tenant to suspended (PostgreSQL and the Redis context record,
+// so requests are refused at once), revokes its sessions and audits. Running it again on a
+// suspended tenant changes nothing.
+func SuspendTenant(ctx workflow.Context, in StatusChangeInput) (StatusChangeResult, error) {
+	return changeStatus(ctx, "suspend", in, tenant.StatusSuspended, SuspendFrom)
+}
+
+// RestoreTenant moves a suspended tenant back to active and audits. Running it again on an
+// active tenant changes nothing.
+func RestoreTenant(ctx workflow.Context, in StatusChangeInput) (StatusChangeResult, error) {
+	return changeStatus(ctx, "restore", in, tenant.StatusActive, RestoreFrom)
+}
+
+func changeStatus(ctx workflow.Context, op string, in StatusChangeInput, to tenant.Status, from []tenant.Status) (StatusChangeResult, error) {
+	r, err := newRun(ctx, op, in.TenantID)
+	if err != nil {
+		return StatusChangeResult{}, err
+	}
+	var res StatusChangeResult
+	var tr activities.TransitionResult
+	reason := nonEmpty(in.Reason, op+" requested by "+nonEmpty(in.RequestedBy, "operator"))
+	if err := r.step("set-status", func(ctx workflow.Context) error {
+		return workflow.ExecuteActivity(stepOptions(ctx, in.StepAttempts), a.TransitionStatus, activities.TransitionInput{
+			TenantID: in.TenantID, To: to, From: from, Reason: reason,
+		}).Get(ctx, &tr)
+	}); err != nil {
+		r.progress.State = StateFailed
+		return res, err
+	}
+	res.Status, res.Changed = tr.Status, tr.Changed
+
+	if to == tenant.StatusSuspended {
+		var rs activities.RevokeSessionsResult
+		if err := r.step("revoke-sessions", func(ctx workflow.Context) error {
+			return workflow.ExecuteActivity(longStepOptions(ctx, in.StepAttempts), a.RevokeSessions, activities.TenantRef{TenantID: in.TenantID}).Get(ctx, &rs)
+		}); err != nil {
+			r.progress.State = StateFailed
+			return res, err
+		}
+		res.SessionsRevoked = rs.Revoked
+	}
+
+	info := workflow.GetInfo(ctx)
+	if err := r.step("audit", func(ctx workflow.Context) error {
+		ev := audit.Event{
+			ID:       audit.WorkflowEventID(info.WorkflowExecution.ID, info.WorkflowExecution.RunID, op),
+			TenantID: in.TenantID, Actor: audit.Actor{Type: audit.ActorOperator, ID: nonEmpty(in.RequestedBy, "operator")},
+			Action: "tenant." + op, Resource: "tenant/" + in.TenantID, Outcome: audit.OutcomeSuccess, Reason: reason,
+			WorkflowID: info.WorkflowExecution.ID, RunID: info.WorkflowExecution.RunID, At: workflow.Now(ctx),
+		}
+		if !tr.Changed {
+			ev.Reason = "already " + string(to) + "; nothing changed"
+		}
+		return workflow.ExecuteActivity(stepOptions(ctx, in.StepAttempts), a.RecordAudit, activities.AuditInput{Event: ev}).Get(ctx, nil)
+	}); err != nil {
+		r.progress.State = StateFailed
+		return res, err
+	}
+	r.progress.State = StateCompleted
+	workflow.GetLogger(ctx).Info("tenant status change done", "operation", op, "tenant_id", in.TenantID, "changed", res.Changed)
+	return res, nil
+}
