@@ -1,6 +1,7 @@
 package workflows_test
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"testing"
@@ -12,7 +13,9 @@ import (
 	"go.temporal.io/sdk/worker"
 
 	"github.com/misybot/tenancy/activities"
+	"github.com/misybot/tenancy/internal/clients"
 	"github.com/misybot/tenancy/internal/registry"
+	"github.com/misybot/tenancy/internal/seal"
 	"github.com/misybot/tenancy/internal/tenant"
 	"github.com/misybot/tenancy/internal/testenv"
 	"github.com/misybot/tenancy/workflows"
@@ -20,12 +23,15 @@ import (
 
 // startWorker runs a real worker on the dev server with its own task queue, so parallel test
 // binaries never steal each other's tasks.
-func startWorker(t *testing.T, c client.Client, reg *registry.Registry) string {
+func startWorker(t *testing.T, c client.Client) string {
 	t.Helper()
 	queue := "test-" + testenv.TenantID("q")
 	w := worker.New(c, queue, worker.Options{})
 	workflows.Register(w)
-	w.RegisterActivity(&activities.Activities{Registry: reg, Logger: testenv.Logger(t)})
+	cl := &clients.Clients{Postgres: testenv.AppPool(t), Mongo: testenv.MongoClient(t), Redis: testenv.RedisClient(t)}
+	sealer, err := seal.New(bytes.Repeat([]byte{3}, 32))
+	require.NoError(t, err)
+	w.RegisterActivity(cl.Activities(sealer, t.TempDir(), testenv.Logger(t)))
 	require.NoError(t, w.Start())
 	t.Cleanup(w.Stop)
 	return queue
@@ -41,7 +47,7 @@ func TestSuspendRestoreOnDevServer(t *testing.T) {
 	c := testenv.TemporalClient(t)
 	reg := registry.New(testenv.AppPool(t))
 	owner := testenv.OwnerPool(t)
-	queue := startWorker(t, c, reg)
+	queue := startWorker(t, c)
 
 	id := testenv.TenantID("life")
 	_, err := reg.Create(ctx, registry.NewTenant{
@@ -71,10 +77,12 @@ func TestSuspendRestoreOnDevServer(t *testing.T) {
 
 	res, err := run(workflows.SuspendTenant)
 	require.NoError(t, err)
-	require.Equal(t, workflows.StatusChangeResult{Status: tenant.StatusSuspended, Changed: true}, res)
+	require.Equal(t, tenant.StatusSuspended, res.Status)
+	require.True(t, res.Changed)
 	res, err = run(workflows.SuspendTenant)
 	require.NoError(t, err)
-	require.Equal(t, workflows.StatusChangeResult{Status: tenant.StatusSuspended, Changed: false}, res, "second suspend is a no-op")
+	require.Equal(t, tenant.StatusSuspended, res.Status)
+	require.False(t, res.Changed, "second suspend is a no-op")
 
 	res, err = run(workflows.RestoreTenant)
 	require.NoError(t, err)

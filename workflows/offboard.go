@@ -21,6 +21,8 @@ type OffboardInput struct {
 	// purged; cancel-offboard during it restores the previous status. Zero purges at once.
 	GracePeriod  time.Duration
 	StepAttempts int32
+	// StepTimeout bounds each activity attempt (0: DefaultStepTimeout).
+	StepTimeout time.Duration
 }
 
 // OffboardResult is the deletion summary, also written to the platform audit.
@@ -62,7 +64,7 @@ func OffboardTenant(ctx workflow.Context, in OffboardInput) (OffboardResult, err
 	var previous tenant.Status
 	if err := r.step("mark-offboarding", func(ctx workflow.Context) error {
 		var cur activities.CurrentStatus
-		if err := workflow.ExecuteActivity(stepOptions(ctx, in.StepAttempts), a.GetStatus, ref).Get(ctx, &cur); err != nil {
+		if err := workflow.ExecuteActivity(stepOptions(ctx, in.StepAttempts, in.StepTimeout), a.GetStatus, ref).Get(ctx, &cur); err != nil {
 			return err
 		}
 		if previous == "" {
@@ -71,7 +73,7 @@ func OffboardTenant(ctx workflow.Context, in OffboardInput) (OffboardResult, err
 				previous = tenant.StatusSuspended
 			}
 		}
-		return workflow.ExecuteActivity(stepOptions(ctx, in.StepAttempts), a.TransitionStatus, activities.TransitionInput{
+		return workflow.ExecuteActivity(stepOptions(ctx, in.StepAttempts, in.StepTimeout), a.TransitionStatus, activities.TransitionInput{
 			TenantID: in.TenantID, To: tenant.StatusOffboarding, From: OffboardFrom,
 			Reason: fmt.Sprintf("offboarding requested by %s (was %s)", by, previous),
 		}).Get(ctx, nil)
@@ -80,7 +82,7 @@ func OffboardTenant(ctx workflow.Context, in OffboardInput) (OffboardResult, err
 	}
 
 	if err := r.step("export", func(ctx workflow.Context) error {
-		return workflow.ExecuteActivity(longStepOptions(ctx, in.StepAttempts), a.ExportTenant, activities.ExportInput{
+		return workflow.ExecuteActivity(longStepOptions(ctx, in.StepAttempts, in.StepTimeout), a.ExportTenant, activities.ExportInput{
 			TenantID: in.TenantID, Archive: in.TenantID + "-" + info.WorkflowExecution.RunID + ".tar.gz",
 		}).Get(ctx, &res.Archive)
 	}); err != nil {
@@ -115,32 +117,32 @@ func OffboardTenant(ctx workflow.Context, in OffboardInput) (OffboardResult, err
 
 	if err := r.step("destroy-keys", func(ctx workflow.Context) error {
 		var d activities.DestroyKeysResult
-		err := workflow.ExecuteActivity(stepOptions(ctx, in.StepAttempts), a.DestroyKeys, ref).Get(ctx, &d)
+		err := workflow.ExecuteActivity(stepOptions(ctx, in.StepAttempts, in.StepTimeout), a.DestroyKeys, ref).Get(ctx, &d)
 		res.KeysDestroyed += d.Destroyed
 		return err
 	}); err != nil {
 		return fail(err)
 	}
 	if err := r.step("purge-postgres", func(ctx workflow.Context) error {
-		return workflow.ExecuteActivity(stepOptions(ctx, in.StepAttempts), a.DeprovisionPostgres, ref).Get(ctx, &res.PostgresRows)
+		return workflow.ExecuteActivity(stepOptions(ctx, in.StepAttempts, in.StepTimeout), a.DeprovisionPostgres, ref).Get(ctx, &res.PostgresRows)
 	}); err != nil {
 		return fail(err)
 	}
 	if err := r.step("drop-mongodb", func(ctx workflow.Context) error {
-		return workflow.ExecuteActivity(stepOptions(ctx, in.StepAttempts), a.DeprovisionMongo, ref).Get(ctx, &res.Mongo)
+		return workflow.ExecuteActivity(stepOptions(ctx, in.StepAttempts, in.StepTimeout), a.DeprovisionMongo, ref).Get(ctx, &res.Mongo)
 	}); err != nil {
 		return fail(err)
 	}
 	if err := r.step("purge-redis", func(ctx workflow.Context) error {
 		var p tenantredis.PurgeProgress
-		err := workflow.ExecuteActivity(longStepOptions(ctx, in.StepAttempts), a.PurgeRedis, ref).Get(ctx, &p)
+		err := workflow.ExecuteActivity(longStepOptions(ctx, in.StepAttempts, in.StepTimeout), a.PurgeRedis, ref).Get(ctx, &p)
 		res.RedisKeys = p.Deleted
 		return err
 	}); err != nil {
 		return fail(err)
 	}
 	if err := r.step("tombstone", func(ctx workflow.Context) error {
-		return workflow.ExecuteActivity(stepOptions(ctx, in.StepAttempts), a.Tombstone, activities.TombstoneInput{
+		return workflow.ExecuteActivity(stepOptions(ctx, in.StepAttempts, in.StepTimeout), a.Tombstone, activities.TombstoneInput{
 			TenantID: in.TenantID, Reason: "offboarded by " + by + "; archive sha256 " + res.Archive.SHA256,
 		}).Get(ctx, &res.Status)
 	}); err != nil {
@@ -164,7 +166,7 @@ func OffboardTenant(ctx workflow.Context, in OffboardInput) (OffboardResult, err
 			Outcome: audit.OutcomeSuccess, WorkflowID: info.WorkflowExecution.ID, RunID: info.WorkflowExecution.RunID,
 			Details: details, At: workflow.Now(ctx),
 		}
-		return workflow.ExecuteActivity(stepOptions(ctx, in.StepAttempts), a.RecordAudit, activities.AuditInput{Event: ev, Platform: true}).Get(ctx, nil)
+		return workflow.ExecuteActivity(stepOptions(ctx, in.StepAttempts, in.StepTimeout), a.RecordAudit, activities.AuditInput{Event: ev, Platform: true}).Get(ctx, nil)
 	}); err != nil {
 		return fail(err)
 	}
@@ -174,10 +176,10 @@ func OffboardTenant(ctx workflow.Context, in OffboardInput) (OffboardResult, err
 
 func (r *run) cancelOffboard(ctx workflow.Context, in OffboardInput, previous tenant.Status, res OffboardResult, info *workflow.Info) (OffboardResult, error) {
 	if err := r.step("restore-status", func(ctx workflow.Context) error {
-		return workflow.ExecuteActivity(stepOptions(ctx, in.StepAttempts), a.TransitionStatus, activities.TransitionInput{
+		return workflow.ExecuteActivity(stepOptions(ctx, in.StepAttempts, in.StepTimeout), a.TransitionStatus, activities.TransitionInput{
 			TenantID: in.TenantID, To: previous, From: []tenant.Status{tenant.StatusOffboarding},
 			Reason: "offboarding cancelled by " + res.CancelledBy,
-		}).Get(ctx, &res.Status)
+		}).Get(ctx, nil)
 	}); err != nil {
 		r.progress.State = StateFailed
 		return res, err
@@ -191,7 +193,7 @@ func (r *run) cancelOffboard(ctx workflow.Context, in OffboardInput, previous te
 			WorkflowID: info.WorkflowExecution.ID, RunID: info.WorkflowExecution.RunID,
 			Details: map[string]string{"archiveSha256": res.Archive.SHA256}, At: workflow.Now(ctx),
 		}
-		return workflow.ExecuteActivity(stepOptions(ctx, in.StepAttempts), a.RecordAudit, activities.AuditInput{Event: ev}).Get(ctx, nil)
+		return workflow.ExecuteActivity(stepOptions(ctx, in.StepAttempts, in.StepTimeout), a.RecordAudit, activities.AuditInput{Event: ev}).Get(ctx, nil)
 	}); err != nil {
 		r.progress.State = StateFailed
 		return res, err

@@ -1,6 +1,8 @@
 package workflows
 
 import (
+	"time"
+
 	"fmt"
 
 	"go.temporal.io/sdk/temporal"
@@ -21,6 +23,8 @@ type OnboardInput struct {
 	RequestedBy string
 	// StepAttempts is each step's retry budget before it parks (0: DefaultStepAttempts).
 	StepAttempts int32
+	// StepTimeout bounds each activity attempt (0: DefaultStepTimeout).
+	StepTimeout time.Duration
 }
 
 // OnboardResult is what an onboarding did.
@@ -50,7 +54,7 @@ func OnboardTenant(ctx workflow.Context, in OnboardInput) (OnboardResult, error)
 			Details: map[string]string{"requestedBy": in.RequestedBy}, At: workflow.Now(ctx),
 		}
 	}
-	sctx := stepOptions(ctx, in.StepAttempts)
+	sctx := stepOptions(ctx, in.StepAttempts, in.StepTimeout)
 
 	err = r.onboard(sctx, in, &res, event)
 	if err == nil {
@@ -81,7 +85,7 @@ func OnboardTenant(ctx workflow.Context, in OnboardInput) (OnboardResult, error)
 
 func (r *run) onboard(ctx workflow.Context, in OnboardInput, res *OnboardResult, event func(step, action, outcome, reason string) audit.Event) error {
 	if err := r.step("mark-onboarding", func(ctx workflow.Context) error {
-		return workflow.ExecuteActivity(stepOptions(ctx, in.StepAttempts), a.TransitionStatus, activities.TransitionInput{
+		return workflow.ExecuteActivity(stepOptions(ctx, in.StepAttempts, in.StepTimeout), a.TransitionStatus, activities.TransitionInput{
 			TenantID: in.TenantID, To: tenant.StatusOnboarding, From: OnboardFrom, Reason: "onboarding requested by " + in.RequestedBy,
 		}).Get(ctx, nil)
 	}); err != nil {
@@ -115,20 +119,20 @@ func (r *run) onboard(ctx workflow.Context, in OnboardInput, res *OnboardResult,
 	}
 
 	r.compensate("destroy-keys", func(ctx workflow.Context) error {
-		return workflow.ExecuteActivity(stepOptions(ctx, in.StepAttempts), a.DestroyKeys, activities.TenantRef{TenantID: in.TenantID}).Get(ctx, nil)
+		return workflow.ExecuteActivity(stepOptions(ctx, in.StepAttempts, in.StepTimeout), a.DestroyKeys, activities.TenantRef{TenantID: in.TenantID}).Get(ctx, nil)
 	})
 	if err := r.step("generate-keys", func(ctx workflow.Context) error {
-		return workflow.ExecuteActivity(stepOptions(ctx, in.StepAttempts), a.EnsureKeys, activities.TenantRef{TenantID: in.TenantID}).Get(ctx, nil)
+		return workflow.ExecuteActivity(stepOptions(ctx, in.StepAttempts, in.StepTimeout), a.EnsureKeys, activities.TenantRef{TenantID: in.TenantID}).Get(ctx, nil)
 	}); err != nil {
 		return err
 	}
 
 	r.compensate("deprovision-stores", func(ctx workflow.Context) error {
-		return deprovisionStores(ctx, in.TenantID, in.StepAttempts)
+		return deprovisionStores(ctx, in.TenantID, in.StepAttempts, in.StepTimeout)
 	})
 	if err := r.step("provision", func(ctx workflow.Context) error {
 		cctx := workflow.WithChildOptions(ctx, workflow.ChildWorkflowOptions{WorkflowID: ProvisionWorkflowID(in.TenantID)})
-		return workflow.ExecuteChildWorkflow(cctx, ProvisionTenant, ProvisionInput{TenantID: in.TenantID, StepAttempts: in.StepAttempts}).
+		return workflow.ExecuteChildWorkflow(cctx, ProvisionTenant, ProvisionInput{TenantID: in.TenantID, StepAttempts: in.StepAttempts, StepTimeout: in.StepTimeout}).
 			Get(ctx, &res.Provisioned)
 	}); err != nil {
 		return err
@@ -138,13 +142,13 @@ func (r *run) onboard(ctx workflow.Context, in OnboardInput, res *OnboardResult,
 		ev := event("onboarded", "tenant.onboard", audit.OutcomeSuccess, "")
 		ev.Details["postgresSettings"] = fmt.Sprint(res.Provisioned.Postgres.SettingsCreated)
 		ev.Details["mongoDatabase"] = res.Provisioned.Mongo.Database
-		return workflow.ExecuteActivity(stepOptions(ctx, in.StepAttempts), a.RecordAudit, activities.AuditInput{Event: ev}).Get(ctx, nil)
+		return workflow.ExecuteActivity(stepOptions(ctx, in.StepAttempts, in.StepTimeout), a.RecordAudit, activities.AuditInput{Event: ev}).Get(ctx, nil)
 	}); err != nil {
 		return err
 	}
 
 	return r.step("mark-active", func(ctx workflow.Context) error {
-		return workflow.ExecuteActivity(stepOptions(ctx, in.StepAttempts), a.TransitionStatus, activities.TransitionInput{
+		return workflow.ExecuteActivity(stepOptions(ctx, in.StepAttempts, in.StepTimeout), a.TransitionStatus, activities.TransitionInput{
 			TenantID: in.TenantID, To: tenant.StatusActive, From: []tenant.Status{tenant.StatusOnboarding}, Reason: "onboarded",
 		}).Get(ctx, nil)
 	})

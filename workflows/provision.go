@@ -1,6 +1,8 @@
 package workflows
 
 import (
+	"time"
+
 	"go.temporal.io/sdk/workflow"
 
 	"github.com/misybot/tenancy/activities"
@@ -12,6 +14,8 @@ import (
 type ProvisionInput struct {
 	TenantID     string
 	StepAttempts int32
+	// StepTimeout bounds each activity attempt (0: DefaultStepTimeout).
+	StepTimeout time.Duration
 }
 
 // ProvisionResult reports what each store created.
@@ -26,7 +30,7 @@ type ProvisionResult struct {
 // without duplicating anything. It waits for all three before answering, and reports the
 // first permanent error if any (so the parent compensates), else the first error.
 func ProvisionTenant(ctx workflow.Context, in ProvisionInput) (ProvisionResult, error) {
-	ctx = stepOptions(ctx, in.StepAttempts)
+	ctx = stepOptions(ctx, in.StepAttempts, in.StepTimeout)
 	ref := activities.TenantRef{TenantID: in.TenantID}
 	pg := workflow.ExecuteActivity(ctx, a.ProvisionPostgres, ref)
 	mg := workflow.ExecuteActivity(ctx, a.ProvisionMongo, ref)
@@ -57,10 +61,10 @@ func pickError(errs []error) error {
 
 // deprovisionStores undoes provisioning in all three stores, in parallel; each activity treats
 // "already gone" as success.
-func deprovisionStores(ctx workflow.Context, tenantID string, attempts int32) error {
+func deprovisionStores(ctx workflow.Context, tenantID string, attempts int32, timeout time.Duration) error {
 	ref := activities.TenantRef{TenantID: tenantID}
-	pg := workflow.ExecuteActivity(stepOptions(ctx, attempts), a.DeprovisionPostgres, ref)
-	mg := workflow.ExecuteActivity(stepOptions(ctx, attempts), a.DeprovisionMongo, ref)
-	rd := workflow.ExecuteActivity(longStepOptions(ctx, attempts), a.PurgeRedis, ref)
+	pg := workflow.ExecuteActivity(stepOptions(ctx, attempts, timeout), a.DeprovisionPostgres, ref)
+	mg := workflow.ExecuteActivity(stepOptions(ctx, attempts, timeout), a.DeprovisionMongo, ref)
+	rd := workflow.ExecuteActivity(longStepOptions(ctx, attempts, timeout), a.PurgeRedis, ref)
 	return pickError([]error{pg.Get(ctx, nil), mg.Get(ctx, nil), rd.Get(ctx, nil)})
 }

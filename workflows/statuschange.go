@@ -1,6 +1,8 @@
 package workflows
 
 import (
+	"time"
+
 	"go.temporal.io/sdk/workflow"
 
 	"github.com/misybot/tenancy/activities"
@@ -14,6 +16,8 @@ type StatusChangeInput struct {
 	RequestedBy  string
 	Reason       string
 	StepAttempts int32
+	// StepTimeout bounds each activity attempt (0: DefaultStepTimeout).
+	StepTimeout time.Duration
 }
 
 // StatusChangeResult is the tenant's status at the end and whether the run changed it.
@@ -46,7 +50,7 @@ func changeStatus(ctx workflow.Context, op string, in StatusChangeInput, to tena
 	var tr activities.TransitionResult
 	reason := nonEmpty(in.Reason, op+" requested by "+nonEmpty(in.RequestedBy, "operator"))
 	if err := r.step("set-status", func(ctx workflow.Context) error {
-		return workflow.ExecuteActivity(stepOptions(ctx, in.StepAttempts), a.TransitionStatus, activities.TransitionInput{
+		return workflow.ExecuteActivity(stepOptions(ctx, in.StepAttempts, in.StepTimeout), a.TransitionStatus, activities.TransitionInput{
 			TenantID: in.TenantID, To: to, From: from, Reason: reason,
 		}).Get(ctx, &tr)
 	}); err != nil {
@@ -58,7 +62,7 @@ func changeStatus(ctx workflow.Context, op string, in StatusChangeInput, to tena
 	if to == tenant.StatusSuspended {
 		var rs activities.RevokeSessionsResult
 		if err := r.step("revoke-sessions", func(ctx workflow.Context) error {
-			return workflow.ExecuteActivity(longStepOptions(ctx, in.StepAttempts), a.RevokeSessions, activities.TenantRef{TenantID: in.TenantID}).Get(ctx, &rs)
+			return workflow.ExecuteActivity(longStepOptions(ctx, in.StepAttempts, in.StepTimeout), a.RevokeSessions, activities.TenantRef{TenantID: in.TenantID}).Get(ctx, &rs)
 		}); err != nil {
 			r.progress.State = StateFailed
 			return res, err
@@ -77,7 +81,7 @@ func changeStatus(ctx workflow.Context, op string, in StatusChangeInput, to tena
 		if !tr.Changed {
 			ev.Reason = "already " + string(to) + "; nothing changed"
 		}
-		return workflow.ExecuteActivity(stepOptions(ctx, in.StepAttempts), a.RecordAudit, activities.AuditInput{Event: ev}).Get(ctx, nil)
+		return workflow.ExecuteActivity(stepOptions(ctx, in.StepAttempts, in.StepTimeout), a.RecordAudit, activities.AuditInput{Event: ev}).Get(ctx, nil)
 	}); err != nil {
 		r.progress.State = StateFailed
 		return res, err

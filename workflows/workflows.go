@@ -50,8 +50,12 @@ func ProvisionWorkflowID(tenantID string) string { return "tenant-provision:" + 
 // a is the nil receiver used only to name activity methods; the worker registers the real one.
 var a *activities.Activities
 
-// DefaultStepAttempts is each step's retry budget before it parks for an operator.
-const DefaultStepAttempts = 5
+// DefaultStepAttempts is each step's retry budget before it parks for an operator, and
+// DefaultStepTimeout bounds each attempt.
+const (
+	DefaultStepAttempts = 5
+	DefaultStepTimeout  = 2 * time.Minute
+)
 
 // Sources of each status transition, shared with the API's precondition checks.
 var (
@@ -65,12 +69,17 @@ var (
 
 // stepOptions is the activity policy of a step: a bounded retry budget, after which the step
 // parks for an operator instead of failing the workflow.
-func stepOptions(ctx workflow.Context, attempts int32) workflow.Context {
+// timeout bounds one attempt (0: DefaultStepTimeout); a worker that dies mid-attempt is noticed
+// when it runs out, and the attempt is retried on another worker.
+func stepOptions(ctx workflow.Context, attempts int32, timeout time.Duration) workflow.Context {
 	if attempts <= 0 {
 		attempts = DefaultStepAttempts
 	}
+	if timeout <= 0 {
+		timeout = DefaultStepTimeout
+	}
 	return workflow.WithActivityOptions(ctx, workflow.ActivityOptions{
-		StartToCloseTimeout: 2 * time.Minute,
+		StartToCloseTimeout: timeout,
 		RetryPolicy: &temporal.RetryPolicy{
 			InitialInterval:    time.Second,
 			BackoffCoefficient: 2,
@@ -82,10 +91,10 @@ func stepOptions(ctx workflow.Context, attempts int32) workflow.Context {
 
 // longStepOptions is for activities that loop over a tenant's data (export, Redis purge):
 // they heartbeat, so a dead worker is noticed in HeartbeatTimeout and the retry resumes.
-func longStepOptions(ctx workflow.Context, attempts int32) workflow.Context {
-	ctx = stepOptions(ctx, attempts)
+func longStepOptions(ctx workflow.Context, attempts int32, timeout time.Duration) workflow.Context {
+	ctx = stepOptions(ctx, attempts, timeout)
 	opts := workflow.GetActivityOptions(ctx)
 	opts.StartToCloseTimeout = time.Hour
-	opts.HeartbeatTimeout = 30 * time.Second
+	opts.HeartbeatTimeout = min(30*time.Second, max(timeout, time.Second))
 	return workflow.WithActivityOptions(ctx, opts)
 }

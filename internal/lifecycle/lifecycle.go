@@ -80,8 +80,10 @@ type Run struct {
 type Options struct {
 	TaskQueue     string
 	OffboardGrace time.Duration
-	// StepAttempts overrides workflows.DefaultStepAttempts (0 keeps it).
+	// StepAttempts and StepTimeout override workflows.DefaultStepAttempts and
+	// DefaultStepTimeout (0 keeps them).
 	StepAttempts int32
+	StepTimeout  time.Duration
 }
 
 // Service starts and inspects lifecycle workflows.
@@ -106,11 +108,11 @@ func (s *Service) Start(ctx context.Context, op Operation, t tenant.Tenant, requ
 	var input any
 	switch op {
 	case Onboard:
-		input = workflows.OnboardInput{TenantID: t.ID, NeedsApproval: t.Type.NeedsApproval(), RequestedBy: requestedBy, StepAttempts: s.opts.StepAttempts}
+		input = workflows.OnboardInput{TenantID: t.ID, NeedsApproval: t.Type.NeedsApproval(), RequestedBy: requestedBy, StepAttempts: s.opts.StepAttempts, StepTimeout: s.opts.StepTimeout}
 	case Suspend, Restore:
-		input = workflows.StatusChangeInput{TenantID: t.ID, RequestedBy: requestedBy, Reason: reason, StepAttempts: s.opts.StepAttempts}
+		input = workflows.StatusChangeInput{TenantID: t.ID, RequestedBy: requestedBy, Reason: reason, StepAttempts: s.opts.StepAttempts, StepTimeout: s.opts.StepTimeout}
 	case Offboard:
-		input = workflows.OffboardInput{TenantID: t.ID, RequestedBy: requestedBy, GracePeriod: s.opts.OffboardGrace, StepAttempts: s.opts.StepAttempts}
+		input = workflows.OffboardInput{TenantID: t.ID, RequestedBy: requestedBy, GracePeriod: s.opts.OffboardGrace, StepAttempts: s.opts.StepAttempts, StepTimeout: s.opts.StepTimeout}
 	}
 	id := workflows.WorkflowID(t.ID)
 	wr, err := s.temporal.ExecuteWorkflow(ctx, client.StartWorkflowOptions{

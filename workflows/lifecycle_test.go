@@ -1,0 +1,373 @@
+package workflows_test
+
+import (
+	"context"
+	"errors"
+	"slices"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/mock"
+	"github.com/stretchr/testify/require"
+	"go.temporal.io/sdk/temporal"
+	"go.temporal.io/sdk/testsuite"
+
+	"github.com/misybot/tenancy/activities"
+	"github.com/misybot/tenancy/internal/tenant"
+	"github.com/misybot/tenancy/internal/tenantdb"
+	"github.com/misybot/tenancy/internal/tenantmongo"
+	"github.com/misybot/tenancy/internal/tenantredis"
+	"github.com/misybot/tenancy/workflows"
+)
+
+var act *activities.Activities
+
+// recorder keeps the order in which activities ran, to check compensations and their order.
+type recorder struct {
+	mu    sync.Mutex
+	calls []string
+}
+
+func (r *recorder) add(name string) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.calls = append(r.calls, name)
+}
+
+func (r *recorder) list() []string {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return slices.Clone(r.calls)
+}
+
+// failFirst fails the first n calls with err, then lets the activity succeed.
+type failFirst struct {
+	n   int
+	err error
+}
+
+func (f failFirst) Error() string { return f.err.Error() }
+
+func permanent(msg string) error {
+	return temporal.NewNonRetryableApplicationError(msg, "Boom", nil)
+}
+
+// lifecycleEnv registers the workflows and mocks every activity with success, except those
+// named in fail, which return the given error (a transition is named "TransitionStatus:<to>").
+func lifecycleEnv(t *testing.T, fail map[string]error) (*testsuite.TestWorkflowEnvironment, *recorder) {
+	t.Helper()
+	var s testsuite.WorkflowTestSuite
+	env := s.NewTestWorkflowEnvironment()
+	workflows.Register(env)
+	env.RegisterActivity(act)
+	rec := &recorder{}
+	seen := map[string]int{}
+	result := func(name string) error {
+		rec.add(name)
+		rec.mu.Lock()
+		seen[name]++
+		n := seen[name]
+		rec.mu.Unlock()
+		err, ok := fail[name]
+		if !ok {
+			return nil
+		}
+		if ff, ok := err.(failFirst); ok {
+			if n <= ff.n {
+				return ff.err
+			}
+			return nil
+		}
+		return err
+	}
+	env.OnActivity(act.TransitionStatus, mock.Anything, mock.Anything).Return(
+		func(_ context.Context, in activities.TransitionInput) (activities.TransitionResult, error) {
+			err := result("TransitionStatus:" + string(in.To))
+			return activities.TransitionResult{Status: in.To, Changed: true}, err
+		})
+	env.OnActivity(act.GetStatus, mock.Anything, mock.Anything).Return(
+		func(_ context.Context, _ activities.TenantRef) (activities.CurrentStatus, error) {
+			return activities.CurrentStatus{Status: tenant.StatusSuspended}, result("GetStatus")
+		})
+	simple := map[string]any{
+		"EnsureKeys": func(_ context.Context, _ activities.TenantRef) (activities.KeysResult, error) {
+			return activities.KeysResult{Created: true}, result("EnsureKeys")
+		},
+		"DestroyKeys": func(_ context.Context, _ activities.TenantRef) (activities.DestroyKeysResult, error) {
+			return activities.DestroyKeysResult{Destroyed: 1}, result("DestroyKeys")
+		},
+		"ProvisionPostgres": func(_ context.Context, _ activities.TenantRef) (tenantdb.ProvisionReport, error) {
+			return tenantdb.ProvisionReport{SettingsCreated: 3, MembersCreated: 1}, result("ProvisionPostgres")
+		},
+		"DeprovisionPostgres": func(_ context.Context, _ activities.TenantRef) (map[string]int64, error) {
+			return map[string]int64{"t": 3}, result("DeprovisionPostgres")
+		},
+		"ProvisionMongo": func(_ context.Context, _ activities.TenantRef) (tenantmongo.ProvisionReport, error) {
+			return tenantmongo.ProvisionReport{Database: "tenant_acme"}, result("ProvisionMongo")
+		},
+		"DeprovisionMongo": func(_ context.Context, _ activities.TenantRef) (tenantmongo.DeprovisionReport, error) {
+			return tenantmongo.DeprovisionReport{Database: "tenant_acme", Dropped: true}, result("DeprovisionMongo")
+		},
+		"ProvisionRedis": func(_ context.Context, _ activities.TenantRef) (activities.RedisReport, error) {
+			return activities.RedisReport{ContextKey: "k"}, result("ProvisionRedis")
+		},
+		"PurgeRedis": func(_ context.Context, _ activities.TenantRef) (tenantredis.PurgeProgress, error) {
+			return tenantredis.PurgeProgress{Deleted: 2, Done: true}, result("PurgeRedis")
+		},
+		"RevokeSessions": func(_ context.Context, _ activities.TenantRef) (activities.RevokeSessionsResult, error) {
+			return activities.RevokeSessionsResult{Revoked: 4}, result("RevokeSessions")
+		},
+		"ExportTenant": func(_ context.Context, in activities.ExportInput) (activities.ExportResult, error) {
+			return activities.ExportResult{Path: in.Archive, SHA256: "abc"}, result("ExportTenant")
+		},
+		"Tombstone": func(_ context.Context, _ activities.TombstoneInput) (tenant.Status, error) {
+			return tenant.StatusOffboarded, result("Tombstone")
+		},
+		"RecordAudit": func(_ context.Context, in activities.AuditInput) (bool, error) {
+			return true, result("RecordAudit:" + in.Event.Action)
+		},
+	}
+	for name, fn := range simple {
+		env.OnActivity(name, mock.Anything, mock.Anything).Return(fn)
+	}
+	return env, rec
+}
+
+func progress(t *testing.T, env *testsuite.TestWorkflowEnvironment) workflows.Progress {
+	t.Helper()
+	v, err := env.QueryWorkflow(workflows.ProgressQuery)
+	require.NoError(t, err)
+	var p workflows.Progress
+	require.NoError(t, v.Get(&p))
+	return p
+}
+
+func stepNames(p workflows.Progress) []string {
+	var out []string
+	for _, s := range p.Steps {
+		out = append(out, s.Name+"="+s.Status)
+	}
+	return out
+}
+
+func TestOnboardHappyPath(t *testing.T) {
+	t.Parallel()
+	env, rec := lifecycleEnv(t, nil)
+	env.ExecuteWorkflow(workflows.OnboardTenant, workflows.OnboardInput{TenantID: "acme", RequestedBy: "ops"})
+	require.NoError(t, env.GetWorkflowError())
+	var res workflows.OnboardResult
+	require.NoError(t, env.GetWorkflowResult(&res))
+	require.Equal(t, tenant.StatusActive, res.Status)
+	require.Equal(t, 3, res.Provisioned.Postgres.SettingsCreated)
+	require.Equal(t, "tenant_acme", res.Provisioned.Mongo.Database)
+
+	calls := rec.list()
+	require.Equal(t, "TransitionStatus:onboarding", calls[0])
+	require.Equal(t, "EnsureKeys", calls[1])
+	require.ElementsMatch(t, []string{"ProvisionPostgres", "ProvisionMongo", "ProvisionRedis"}, calls[2:5], "the three stores, in parallel")
+	require.Equal(t, []string{"RecordAudit:tenant.onboard", "TransitionStatus:active"}, calls[5:])
+
+	p := progress(t, env)
+	require.Equal(t, workflows.StateCompleted, p.State)
+	require.Equal(t, []string{"mark-onboarding=completed", "generate-keys=completed", "provision=completed", "audit=completed", "mark-active=completed"}, stepNames(p))
+	for _, s := range p.Steps {
+		require.Equal(t, 1, s.Attempts)
+		require.False(t, s.StartedAt.IsZero())
+		require.False(t, s.EndedAt.IsZero())
+	}
+}
+
+// Each step failing permanently runs the compensations of the steps before it, newest first,
+// and marks the tenant failed with the reason.
+func TestOnboardPermanentFailureCompensates(t *testing.T) {
+	t.Parallel()
+	cases := map[string][]string{
+		"TransitionStatus:onboarding": nil,
+		"EnsureKeys":                  {"DestroyKeys"},
+		"ProvisionMongo":              {"deprovision", "DestroyKeys"},
+		"RecordAudit:tenant.onboard":  {"deprovision", "DestroyKeys"},
+		"TransitionStatus:active":     {"deprovision", "DestroyKeys"},
+	}
+	for failing, wantComp := range cases {
+		t.Run(failing, func(t *testing.T) {
+			t.Parallel()
+			env, rec := lifecycleEnv(t, map[string]error{failing: permanent("boom in " + failing)})
+			env.ExecuteWorkflow(workflows.OnboardTenant, workflows.OnboardInput{TenantID: "acme"})
+			err := env.GetWorkflowError()
+			require.Error(t, err)
+			require.True(t, workflows.Permanent(err), "%v", err)
+
+			calls := rec.list()
+			at := slices.Index(calls, failing)
+			require.GreaterOrEqual(t, at, 0)
+			after := calls[at+1:]
+			// Collapse the three parallel deprovision activities into one marker.
+			var got []string
+			for _, c := range after {
+				switch c {
+				case "DeprovisionPostgres", "DeprovisionMongo", "PurgeRedis":
+					if !slices.Contains(got, "deprovision") {
+						got = append(got, "deprovision")
+					}
+				case "TransitionStatus:failed", "RecordAudit:tenant.onboard", "ProvisionPostgres", "ProvisionRedis":
+				default:
+					got = append(got, c)
+				}
+			}
+			require.Equal(t, wantComp, got, "compensations after %s: %v", failing, after)
+			require.Equal(t, "TransitionStatus:failed", calls[len(calls)-2], "the tenant is marked failed")
+			require.Equal(t, "RecordAudit:tenant.onboard", calls[len(calls)-1], "and the failure audited")
+			require.NotContains(t, after, "TransitionStatus:active")
+
+			p := progress(t, env)
+			require.Equal(t, workflows.StateFailed, p.State)
+			for _, s := range p.Steps {
+				if s.Status == workflows.StepFailed {
+					require.Contains(t, s.LastError, "boom in "+failing)
+				}
+			}
+		})
+	}
+}
+
+// A step that keeps failing past its budget parks in awaiting_operator; retry runs it again.
+func TestOnboardRetriesExhaustedThenRetrySignal(t *testing.T) {
+	t.Parallel()
+	// EnsureKeys fails (retryably) for its whole first budget of 2 attempts, then succeeds.
+	env, rec := lifecycleEnv(t, map[string]error{"EnsureKeys": failFirst{n: 2, err: errors.New("db down")}})
+
+	var parked workflows.Progress
+	env.RegisterDelayedCallback(func() {
+		parked = progress(t, env)
+		env.SignalWorkflow(workflows.RetrySignal, "alice")
+	}, time.Hour)
+	env.ExecuteWorkflow(workflows.OnboardTenant, workflows.OnboardInput{TenantID: "acme", StepAttempts: 2})
+	require.NoError(t, env.GetWorkflowError())
+
+	require.Equal(t, workflows.StateAwaitingOperator, parked.State)
+	require.Equal(t, []string{workflows.RetrySignal, workflows.AbortSignal}, parked.Signals)
+	require.Equal(t, workflows.StepAwaitingOperator, parked.Steps[1].Status)
+	require.Contains(t, parked.Steps[1].LastError, "db down")
+
+	p := progress(t, env)
+	require.Equal(t, workflows.StateCompleted, p.State)
+	require.Equal(t, 2, p.Steps[1].Attempts, "generate-keys ran twice: once parked, once after retry")
+	require.NotContains(t, rec.list(), "DestroyKeys")
+}
+
+func TestOnboardRetriesExhaustedThenAbortSignal(t *testing.T) {
+	t.Parallel()
+	env, rec := lifecycleEnv(t, map[string]error{"ProvisionRedis": errors.New("redis down")})
+	env.RegisterDelayedCallback(func() { env.SignalWorkflow(workflows.AbortSignal, "alice") }, time.Hour)
+	env.ExecuteWorkflow(workflows.OnboardTenant, workflows.OnboardInput{TenantID: "acme", StepAttempts: 2})
+	err := env.GetWorkflowError()
+	var appErr *temporal.ApplicationError
+	require.True(t, errors.As(err, &appErr), "%v", err)
+	require.Equal(t, workflows.ErrTypeAborted, appErr.Type())
+	calls := rec.list()
+	require.Contains(t, calls, "DeprovisionMongo", "abort runs the compensations")
+	require.Contains(t, calls, "DestroyKeys")
+	require.Contains(t, calls, "TransitionStatus:failed")
+	require.NotContains(t, calls, "TransitionStatus:active")
+}
+
+func TestOnboardWaitsForApproval(t *testing.T) {
+	t.Parallel()
+	env, rec := lifecycleEnv(t, nil)
+	var waiting workflows.Progress
+	var callsWhileWaiting []string
+	env.RegisterDelayedCallback(func() {
+		waiting = progress(t, env)
+		callsWhileWaiting = rec.list()
+		env.SignalWorkflow(workflows.ApproveSignal, "bob")
+	}, 24*time.Hour)
+	env.ExecuteWorkflow(workflows.OnboardTenant, workflows.OnboardInput{TenantID: "acme", NeedsApproval: true})
+	require.NoError(t, env.GetWorkflowError())
+	var res workflows.OnboardResult
+	require.NoError(t, env.GetWorkflowResult(&res))
+	require.Equal(t, "bob", res.ApprovedBy)
+
+	require.Equal(t, workflows.StateAwaitingApproval, waiting.State)
+	require.Equal(t, []string{"TransitionStatus:onboarding"}, callsWhileWaiting, "nothing is provisioned before approval")
+	require.Contains(t, rec.list(), "RecordAudit:tenant.onboard.approve")
+	require.Contains(t, rec.list(), "TransitionStatus:active")
+}
+
+func TestOnboardRejectedDuringApproval(t *testing.T) {
+	t.Parallel()
+	env, rec := lifecycleEnv(t, nil)
+	env.RegisterDelayedCallback(func() { env.SignalWorkflow(workflows.AbortSignal, "bob") }, time.Hour)
+	env.ExecuteWorkflow(workflows.OnboardTenant, workflows.OnboardInput{TenantID: "acme", NeedsApproval: true})
+	require.Error(t, env.GetWorkflowError())
+	calls := rec.list()
+	require.NotContains(t, calls, "EnsureKeys")
+	require.NotContains(t, calls, "ProvisionPostgres")
+	require.Contains(t, calls, "TransitionStatus:failed")
+}
+
+func TestSuspendRevokesSessionsAndAudits(t *testing.T) {
+	t.Parallel()
+	env, rec := lifecycleEnv(t, nil)
+	env.ExecuteWorkflow(workflows.SuspendTenant, workflows.StatusChangeInput{TenantID: "acme", RequestedBy: "ops"})
+	require.NoError(t, env.GetWorkflowError())
+	var res workflows.StatusChangeResult
+	require.NoError(t, env.GetWorkflowResult(&res))
+	require.Equal(t, int64(4), res.SessionsRevoked)
+	require.Equal(t, []string{"TransitionStatus:suspended", "RevokeSessions", "RecordAudit:tenant.suspend"}, rec.list())
+}
+
+func TestOffboardPurgesEverythingInOrder(t *testing.T) {
+	t.Parallel()
+	env, rec := lifecycleEnv(t, nil)
+	env.ExecuteWorkflow(workflows.OffboardTenant, workflows.OffboardInput{TenantID: "acme", RequestedBy: "ops"})
+	require.NoError(t, env.GetWorkflowError())
+	var res workflows.OffboardResult
+	require.NoError(t, env.GetWorkflowResult(&res))
+	require.Equal(t, tenant.StatusOffboarded, res.Status)
+	require.Equal(t, "abc", res.Archive.SHA256)
+	require.Equal(t, []string{"GetStatus", "TransitionStatus:offboarding", "ExportTenant", "DestroyKeys",
+		"DeprovisionPostgres", "DeprovisionMongo", "PurgeRedis", "Tombstone", "RecordAudit:tenant.offboard"}, rec.list())
+}
+
+// cancel-offboard during the grace period restores the previous status and purges nothing.
+func TestCancelOffboardDuringGrace(t *testing.T) {
+	t.Parallel()
+	env, rec := lifecycleEnv(t, nil)
+	env.RegisterDelayedCallback(func() { env.SignalWorkflow(workflows.CancelOffboardSignal, "carol") }, time.Hour)
+	env.ExecuteWorkflow(workflows.OffboardTenant, workflows.OffboardInput{TenantID: "acme", GracePeriod: 72 * time.Hour})
+	require.NoError(t, env.GetWorkflowError())
+	var res workflows.OffboardResult
+	require.NoError(t, env.GetWorkflowResult(&res))
+	require.True(t, res.Cancelled)
+	require.Equal(t, "carol", res.CancelledBy)
+	require.Equal(t, tenant.StatusSuspended, res.Status, "GetStatus said suspended before offboarding")
+	calls := rec.list()
+	require.Equal(t, []string{"GetStatus", "TransitionStatus:offboarding", "ExportTenant", "TransitionStatus:suspended", "RecordAudit:tenant.offboard.cancel"}, calls)
+	require.Equal(t, workflows.StateCancelled, progress(t, env).State)
+}
+
+// Without a cancel, the durable timer runs out and the purge follows.
+func TestOffboardGraceExpires(t *testing.T) {
+	t.Parallel()
+	env, rec := lifecycleEnv(t, nil)
+	env.ExecuteWorkflow(workflows.OffboardTenant, workflows.OffboardInput{TenantID: "acme", GracePeriod: 72 * time.Hour})
+	require.NoError(t, env.GetWorkflowError())
+	require.Contains(t, rec.list(), "Tombstone")
+}
+
+// An illegal transition is permanent: the workflow fails at once, audits nothing, and the
+// progress names the failure.
+func TestRestoreIllegalTransitionFailsWithoutRetry(t *testing.T) {
+	t.Parallel()
+	illegal := temporal.NewNonRetryableApplicationError("tenant acme is pending", activities.ErrTypeIllegalTransition, nil)
+	env, rec := lifecycleEnv(t, map[string]error{"TransitionStatus:active": illegal})
+	env.ExecuteWorkflow(workflows.RestoreTenant, workflows.StatusChangeInput{TenantID: "acme"})
+	var appErr *temporal.ApplicationError
+	require.True(t, errors.As(env.GetWorkflowError(), &appErr))
+	require.Equal(t, activities.ErrTypeIllegalTransition, appErr.Type())
+	require.Equal(t, []string{"TransitionStatus:active"}, rec.list(), "one attempt, no audit")
+	p := progress(t, env)
+	require.Equal(t, workflows.StateFailed, p.State)
+	require.Contains(t, p.Steps[0].LastError, "pending")
+}
