@@ -102,6 +102,14 @@ func (s *Service) Start(ctx context.Context, op Operation, t tenant.Tenant, requ
 	if !ok {
 		return Run{}, fmt.Errorf("lifecycle: unknown operation %q", op)
 	}
+	// A running operation answers first: the same one is found again (a retried request), any
+	// other is refused naming it, whatever the status says.
+	id := workflows.WorkflowID(t.ID)
+	if run, err := s.running(ctx, id, ""); err != nil {
+		return Run{}, err
+	} else if run != nil {
+		return sameOrBusy(*run, sp.workflow)
+	}
 	if !slices.Contains(sp.from, t.Status) {
 		return Run{}, &IllegalTransitionError{Operation: op, Current: t.Status, Allowed: sp.from}
 	}
@@ -114,7 +122,6 @@ func (s *Service) Start(ctx context.Context, op Operation, t tenant.Tenant, requ
 	case Offboard:
 		input = workflows.OffboardInput{TenantID: t.ID, RequestedBy: requestedBy, GracePeriod: s.opts.OffboardGrace, StepAttempts: s.opts.StepAttempts, StepTimeout: s.opts.StepTimeout}
 	}
-	id := workflows.WorkflowID(t.ID)
 	wr, err := s.temporal.ExecuteWorkflow(ctx, client.StartWorkflowOptions{
 		ID:        id,
 		TaskQueue: s.opts.TaskQueue,
@@ -124,21 +131,45 @@ func (s *Service) Start(ctx context.Context, op Operation, t tenant.Tenant, requ
 		WorkflowExecutionErrorWhenAlreadyStarted: true,
 	}, sp.workflow, input)
 	var started *serviceerror.WorkflowExecutionAlreadyStarted
-	if errors.As(err, &started) {
-		desc, derr := s.temporal.DescribeWorkflowExecution(ctx, id, started.RunId)
+	if errors.As(err, &started) { // lost a race with another request
+		run, derr := s.running(ctx, id, started.RunId)
 		if derr != nil {
-			return Run{}, fmt.Errorf("lifecycle: describe running %s: %w", id, derr)
+			return Run{}, derr
 		}
-		running := desc.GetWorkflowExecutionInfo().GetType().GetName()
-		if running == sp.workflow {
-			return Run{WorkflowID: id, RunID: started.RunId, Workflow: running, Existing: true}, nil
+		if run == nil {
+			run = &Run{WorkflowID: id, RunID: started.RunId}
 		}
-		return Run{}, &BusyError{WorkflowID: id, RunID: started.RunId, Workflow: running}
+		return sameOrBusy(*run, sp.workflow)
 	}
 	if err != nil {
 		return Run{}, fmt.Errorf("lifecycle: start %s: %w", sp.workflow, err)
 	}
 	return Run{WorkflowID: id, RunID: wr.GetRunID(), Workflow: sp.workflow}, nil
+}
+
+// running returns the tenant's running lifecycle run, or nil when none runs.
+func (s *Service) running(ctx context.Context, id, runID string) (*Run, error) {
+	desc, err := s.temporal.DescribeWorkflowExecution(ctx, id, runID)
+	var nf *serviceerror.NotFound
+	if errors.As(err, &nf) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("lifecycle: describe %s: %w", id, err)
+	}
+	info := desc.GetWorkflowExecutionInfo()
+	if info.GetStatus() != enumspb.WORKFLOW_EXECUTION_STATUS_RUNNING {
+		return nil, nil
+	}
+	return &Run{WorkflowID: id, RunID: info.GetExecution().GetRunId(), Workflow: info.GetType().GetName()}, nil
+}
+
+func sameOrBusy(run Run, wanted string) (Run, error) {
+	if run.Workflow == wanted {
+		run.Existing = true
+		return run, nil
+	}
+	return Run{}, &BusyError{WorkflowID: run.WorkflowID, RunID: run.RunID, Workflow: run.Workflow}
 }
 
 // PendingActivity is an activity in flight, with Temporal's own attempt count and last failure.

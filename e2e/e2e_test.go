@@ -1,0 +1,184 @@
+// Package e2e drives the whole control plane as an operator does: HTTP requests to the API,
+// workflows on the Temporal dev server, activities against real PostgreSQL, FerretDB and Redis.
+package e2e
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/redis/go-redis/v9"
+	"github.com/stretchr/testify/require"
+	"go.mongodb.org/mongo-driver/bson"
+	"go.mongodb.org/mongo-driver/mongo"
+	"go.temporal.io/sdk/client"
+	"go.temporal.io/sdk/worker"
+
+	"github.com/misybot/tenancy/api"
+	"github.com/misybot/tenancy/internal/clients"
+	"github.com/misybot/tenancy/internal/lifecycle"
+	"github.com/misybot/tenancy/internal/registry"
+	"github.com/misybot/tenancy/internal/rls"
+	"github.com/misybot/tenancy/internal/seal"
+	"github.com/misybot/tenancy/internal/tenant"
+	"github.com/misybot/tenancy/internal/tenantdb"
+	"github.com/misybot/tenancy/internal/testenv"
+	"github.com/misybot/tenancy/workflows"
+)
+
+const token = "e2e-operator-token-0123456789"
+
+var masterKey = bytes.Repeat([]byte{5}, 32)
+
+type stack struct {
+	t        *testing.T
+	url      string
+	queue    string
+	temporal client.Client
+	owner    *pgxpool.Pool
+	mongo    *mongo.Client
+	redis    *redis.Client
+	exports  string
+}
+
+// newStack starts the API in-process on its own task queue; withWorker also runs a worker
+// in-process (the kill test runs worker processes instead).
+func newStack(t *testing.T, withWorker bool) *stack {
+	t.Helper()
+	s := &stack{
+		t: t, queue: "e2e-" + testenv.TenantID("q"), temporal: testenv.TemporalClient(t),
+		owner: testenv.OwnerPool(t), mongo: testenv.MongoClient(t), redis: testenv.RedisClient(t), exports: t.TempDir(),
+	}
+	app := testenv.AppPool(t)
+	sealer, err := seal.New(masterKey)
+	require.NoError(t, err)
+	e := api.New(api.Config{
+		Registry: registry.New(app), Settings: tenantdb.New(app), Sealer: sealer, OperatorToken: token,
+		Lifecycle: lifecycle.New(s.temporal, lifecycle.Options{TaskQueue: s.queue, StepTimeout: 3 * time.Second}),
+		Logger:    testenv.Logger(t),
+	})
+	srv := httptest.NewServer(e)
+	t.Cleanup(srv.Close)
+	s.url = srv.URL
+
+	if withWorker {
+		w := worker.New(s.temporal, s.queue, worker.Options{})
+		workflows.Register(w)
+		cl := &clients.Clients{Postgres: app, Mongo: s.mongo, Redis: s.redis}
+		w.RegisterActivity(cl.Activities(sealer, s.exports, testenv.Logger(t)))
+		require.NoError(t, w.Start())
+		t.Cleanup(w.Stop)
+	}
+	return s
+}
+
+func (s *stack) do(method, path, body string) (int, map[string]any) {
+	s.t.Helper()
+	req, err := http.NewRequest(method, s.url+path, strings.NewReader(body))
+	require.NoError(s.t, err)
+	req.Header.Set("Authorization", "Bearer "+token)
+	if body != "" {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	res, err := http.DefaultClient.Do(req)
+	require.NoError(s.t, err)
+	defer res.Body.Close()
+	raw, _ := io.ReadAll(res.Body)
+	var out map[string]any
+	if len(raw) > 0 {
+		require.NoError(s.t, json.Unmarshal(raw, &out), string(raw))
+	}
+	return res.StatusCode, out
+}
+
+func onboardBody(id, typ string) string {
+	return `{"tenantId":"` + id + `","tenantName":"T ` + id + `","contactEmail":"ops@` + id + `.test","tenantType":"` + typ + `","allowedOrigins":["https://` + id + `.test"]}`
+}
+
+// wait blocks until the run ends and returns its error.
+func (s *stack) wait(body map[string]any) error {
+	s.t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	return s.temporal.GetWorkflow(ctx, body["workflowId"].(string), body["runId"].(string)).Get(ctx, nil)
+}
+
+// state is everything a tenant has in the three stores.
+type state struct {
+	Postgres    map[string]int
+	MongoExists bool
+	Mongo       map[string]int64
+	RedisKeys   []string
+}
+
+func (s *stack) state(id string) state {
+	s.t.Helper()
+	ctx := context.Background()
+	st := state{Postgres: map[string]int{}, Mongo: map[string]int64{}}
+	require.NoError(s.t, rls.Tx(tenant.WithID(ctx, id), s.owner, func(tx pgx.Tx) error {
+		tables, err := tenantdb.TenantTables(ctx, tx)
+		if err != nil {
+			return err
+		}
+		for _, table := range tables {
+			var n int
+			if err := tx.QueryRow(ctx, `SELECT count(*) FROM `+table.Sanitize()+` WHERE tenant_id = $1`, id).Scan(&n); err != nil {
+				return err
+			}
+			if n > 0 {
+				st.Postgres[table.Sanitize()] = n
+			}
+		}
+		return nil
+	}))
+	dbs, err := s.mongo.ListDatabaseNames(ctx, bson.D{{Key: "name", Value: "tenant_" + id}})
+	require.NoError(s.t, err)
+	st.MongoExists = len(dbs) == 1
+	if st.MongoExists {
+		db := s.mongo.Database("tenant_" + id)
+		names, err := db.ListCollectionNames(ctx, bson.D{})
+		require.NoError(s.t, err)
+		for _, n := range names {
+			c, err := db.Collection(n).CountDocuments(ctx, bson.D{})
+			require.NoError(s.t, err)
+			st.Mongo[n] = c
+		}
+	}
+	var cursor uint64
+	for {
+		keys, next, err := s.redis.Scan(ctx, cursor, "tenant:{"+id+"}:*", 1000).Result()
+		require.NoError(s.t, err)
+		st.RedisKeys = append(st.RedisKeys, keys...)
+		if cursor = next; cursor == 0 {
+			break
+		}
+	}
+	return st
+}
+
+func (s *stack) status(id string) tenant.Status {
+	s.t.Helper()
+	code, body := s.do(http.MethodGet, api.TenantsPath+"/"+id, "")
+	require.Equal(s.t, http.StatusOK, code, body)
+	return tenant.Status(body["status"].(string))
+}
+
+func requireProvisioned(t *testing.T, id string, st state) {
+	t.Helper()
+	require.Equal(t, 3, st.Postgres[`"public"."tenant_settings"`], "default settings: %v", st.Postgres)
+	require.Equal(t, 1, st.Postgres[`"public"."tenant_members"`], "owner member")
+	require.Equal(t, 1, st.Postgres[`"public"."tenant_keys"`], "one data key")
+	require.True(t, st.MongoExists)
+	for _, c := range []string{"conversations", "messages", "audit_events"} {
+		require.Contains(t, st.Mongo, c)
+	}
+	require.Contains(t, st.RedisKeys, "tenant:{"+id+"}:context:record")
+}
