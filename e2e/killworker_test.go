@@ -1,0 +1,130 @@
+package e2e
+
+import (
+	"context"
+	"encoding/base64"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/stretchr/testify/require"
+	"go.mongodb.org/mongo-driver/bson"
+	enumspb "go.temporal.io/api/enums/v1"
+
+	"github.com/misybot/tenancy/api"
+	"github.com/misybot/tenancy/internal/audit"
+	"github.com/misybot/tenancy/internal/tenant"
+	"github.com/misybot/tenancy/internal/testenv"
+	"github.com/misybot/tenancy/workflows"
+)
+
+// buildWorker compiles the real worker binary once per test.
+func buildWorker(t *testing.T) string {
+	t.Helper()
+	bin := filepath.Join(t.TempDir(), "worker")
+	out, err := exec.Command("go", "build", "-o", bin, "github.com/misybot/tenancy/worker").CombinedOutput()
+	require.NoError(t, err, string(out))
+	return bin
+}
+
+// startWorkerProcess runs the worker binary on the stack's task queue, logging to a file that
+// is printed if the test fails.
+func (s *stack) startWorkerProcess(bin, name string) *exec.Cmd {
+	s.t.Helper()
+	logPath := filepath.Join(s.exports, name+".log")
+	logFile, err := os.Create(logPath)
+	require.NoError(s.t, err)
+	cmd := exec.Command(bin)
+	cmd.Env = append(os.Environ(),
+		"APP_ENV=dev", "LOG_LEVEL=info",
+		"DATABASE_URL="+testenv.AppDatabaseURL, "MONGODB_URI="+testenv.MongoURI, "REDIS_URL="+testenv.RedisURL,
+		"TEMPORAL_ADDRESS="+testenv.TemporalAddress, "TASK_QUEUE="+s.queue,
+		"TENANT_MASTER_KEY="+base64.StdEncoding.EncodeToString(masterKey), "EXPORT_DIR="+s.exports,
+	)
+	cmd.Stdout, cmd.Stderr = logFile, logFile
+	require.NoError(s.t, cmd.Start())
+	s.t.Cleanup(func() {
+		_ = cmd.Process.Kill()
+		_, _ = cmd.Process.Wait()
+		logFile.Close()
+		if s.t.Failed() {
+			b, _ := os.ReadFile(logPath)
+			s.t.Logf("%s log:\n%s", name, b)
+		}
+	})
+	return cmd
+}
+
+// A worker killed with SIGKILL in the middle of provisioning: a new worker finishes the run,
+// and nothing is duplicated. To catch the worker mid-step, the test holds a lock on the row
+// ProvisionPostgres is about to insert, so that activity blocks, started, on the first worker.
+func TestWorkerKilledMidProvisioning(t *testing.T) {
+	t.Parallel()
+	s := newStack(t, false)
+	bin := buildWorker(t)
+	ctx := context.Background()
+	id := testenv.TenantID("kill")
+
+	code, body := s.do(http.MethodPost, api.TenantsPath, onboardBody(id, "standard"))
+	require.Equal(t, http.StatusCreated, code, body)
+
+	// Hold the (tenant, 'locale') key in an open transaction: the activity's INSERT … ON
+	// CONFLICT DO NOTHING waits for it.
+	blocker, err := s.owner.Begin(ctx)
+	require.NoError(t, err)
+	defer blocker.Rollback(ctx) //nolint:errcheck
+	_, err = blocker.Exec(ctx, `SELECT set_config('app.tenant_id', $1, true)`, id)
+	require.NoError(t, err)
+	_, err = blocker.Exec(ctx, `INSERT INTO tenant_settings (tenant_id, key, value) VALUES ($1, 'locale', '"held"')`, id)
+	require.NoError(t, err)
+
+	first := s.startWorkerProcess(bin, "worker-1")
+	code, run := s.do(http.MethodPost, api.TenantsPath+"/onboard", onboardBody(id, "standard"))
+	require.Equal(t, http.StatusAccepted, code, run)
+
+	// Wait until ProvisionPostgres is running on the first worker.
+	childID := workflows.ProvisionWorkflowID(id)
+	require.Eventually(t, func() bool {
+		desc, err := s.temporal.DescribeWorkflowExecution(ctx, childID, "")
+		if err != nil {
+			return false
+		}
+		for _, pa := range desc.GetPendingActivities() {
+			if pa.GetActivityType().GetName() == "ProvisionPostgres" && pa.GetState() == enumspb.PENDING_ACTIVITY_STATE_STARTED {
+				return true
+			}
+		}
+		return false
+	}, time.Minute, 50*time.Millisecond, "ProvisionPostgres never started")
+
+	require.NoError(t, first.Process.Signal(syscall.SIGKILL))
+	_, _ = first.Process.Wait()
+	require.NoError(t, blocker.Rollback(ctx))
+
+	s.startWorkerProcess(bin, "worker-2")
+	require.NoError(t, s.wait(run), "the run completes on the new worker")
+	require.Equal(t, tenant.StatusActive, s.status(id))
+
+	st := s.state(id)
+	requireProvisioned(t, id, st)
+	require.Equal(t, map[string]int64{"conversations": 0, "messages": 0, "audit_events": 1}, st.Mongo, "one onboarding event, nothing else")
+	require.Len(t, st.RedisKeys, 1, "only the context record")
+
+	var locale string
+	require.NoError(t, pgx.BeginFunc(ctx, s.owner, func(tx pgx.Tx) error {
+		if _, err := tx.Exec(ctx, `SELECT set_config('app.tenant_id', $1, true)`, id); err != nil {
+			return err
+		}
+		return tx.QueryRow(ctx, `SELECT value #>> '{}' FROM tenant_settings WHERE key = 'locale'`).Scan(&locale)
+	}))
+	require.Equal(t, "en", locale, "the default, written once by the retried activity")
+
+	n, err := s.mongo.Database(audit.PlatformDatabase).Collection(audit.Collection).CountDocuments(ctx, bson.D{{Key: "tenantId", Value: id}})
+	require.NoError(t, err)
+	require.Zero(t, n, "no failure recorded")
+}
