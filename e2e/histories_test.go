@@ -1,0 +1,84 @@
+package e2e
+
+import (
+	"context"
+	"net/http"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+	historypb "go.temporal.io/api/history/v1"
+	"go.temporal.io/sdk/client"
+	"google.golang.org/protobuf/encoding/protojson"
+
+	"github.com/misybot/tenancy/api"
+	"github.com/misybot/tenancy/internal/testenv"
+	"github.com/misybot/tenancy/workflows"
+)
+
+// historiesDir holds the committed histories workflows/replay_test.go replays.
+const historiesDir = "../workflows/testdata/histories"
+
+// TestRecordHistories re-records the committed workflow histories from real runs. It runs only
+// with RECORD_HISTORIES=1: recording is a deliberate act, done when a workflow changes in a
+// way that is meant to be incompatible (see workflows/replay_test.go).
+func TestRecordHistories(t *testing.T) {
+	if os.Getenv("RECORD_HISTORIES") != "1" {
+		t.Skip("set RECORD_HISTORIES=1 to re-record workflows/testdata/histories")
+	}
+	s := newStack(t, true)
+	ctx := context.Background()
+	save := func(name string, body map[string]any) {
+		t.Helper()
+		require.NoError(t, s.wait(body))
+		iter := s.temporal.GetWorkflowHistory(ctx, body["workflowId"].(string), body["runId"].(string), false, 0)
+		h := &historypb.History{}
+		for iter.HasNext() {
+			ev, err := iter.Next()
+			require.NoError(t, err)
+			h.Events = append(h.Events, ev)
+		}
+		b, err := protojson.MarshalOptions{Indent: "  "}.Marshal(h)
+		require.NoError(t, err)
+		require.NoError(t, os.MkdirAll(historiesDir, 0o755))
+		require.NoError(t, os.WriteFile(filepath.Join(historiesDir, name+".json"), b, 0o644))
+	}
+
+	id := testenv.TenantID("hist")
+	code, body := s.do(http.MethodPost, api.TenantsPath+"/onboard", onboardBody(id, "enterprise"))
+	require.Equal(t, http.StatusAccepted, code, body)
+	require.Eventually(t, func() bool {
+		err := s.temporal.SignalWorkflow(ctx, body["workflowId"].(string), "", workflows.ApproveSignal, "recorder")
+		return err == nil
+	}, 10*time.Second, 100*time.Millisecond)
+	save("onboard-with-approval", body)
+	child := map[string]any{"workflowId": workflows.ProvisionWorkflowID(id), "runId": ""}
+	desc, err := s.temporal.DescribeWorkflowExecution(ctx, workflows.ProvisionWorkflowID(id), "")
+	require.NoError(t, err)
+	child["runId"] = desc.GetWorkflowExecutionInfo().GetExecution().GetRunId()
+	save("provision", child)
+
+	for _, op := range []string{"suspend", "restore"} {
+		code, body = s.do(http.MethodPost, api.TenantsPath+"/"+id+"/"+op, "")
+		require.Equal(t, http.StatusAccepted, code, body)
+		save(op, body)
+	}
+
+	// Offboarding with a grace period, cancelled by an operator.
+	run, err := s.temporal.ExecuteWorkflow(ctx, client.StartWorkflowOptions{ID: workflows.WorkflowID(id), TaskQueue: s.queue},
+		workflows.OffboardTenant, workflows.OffboardInput{TenantID: id, RequestedBy: "recorder", GracePeriod: time.Hour})
+	require.NoError(t, err)
+	require.Eventually(t, func() bool {
+		v, err := s.temporal.QueryWorkflow(ctx, run.GetID(), run.GetRunID(), workflows.ProgressQuery)
+		var p workflows.Progress
+		return err == nil && v.Get(&p) == nil && len(p.Signals) > 0
+	}, 30*time.Second, 50*time.Millisecond)
+	require.NoError(t, s.temporal.SignalWorkflow(ctx, run.GetID(), run.GetRunID(), workflows.CancelOffboardSignal, "recorder"))
+	save("offboard-cancelled", map[string]any{"workflowId": run.GetID(), "runId": run.GetRunID()})
+
+	code, body = s.do(http.MethodPost, api.TenantsPath+"/"+id+"/offboard", "")
+	require.Equal(t, http.StatusAccepted, code, body)
+	save("offboard", body)
+}
