@@ -4,6 +4,7 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -22,6 +23,7 @@ import (
 	"github.com/misybot/tenancy/internal/registry"
 	"github.com/misybot/tenancy/internal/rls"
 	"github.com/misybot/tenancy/internal/seal"
+	"github.com/misybot/tenancy/internal/tenant"
 	"github.com/misybot/tenancy/internal/tenantdb"
 	"github.com/misybot/tenancy/migrations"
 )
@@ -31,6 +33,10 @@ const usage = `usage: starter <command>
 commands:
   serve     run the management API on API_ADDR
   migrate   apply pending database migrations (as MIGRATE_DATABASE_URL's owner role)
+  onboard|suspend|restore|offboard <tenantId> [reason]
+            start a lifecycle workflow for a registered tenant; prints the run (JSON)
+  status <tenantId>
+            print the tenant and its latest lifecycle run with its progress (JSON)
   verify-isolation
             check, as the application role, that every tenant table is under forced
             row-level security and that the role cannot bypass it
@@ -55,6 +61,8 @@ func main() {
 		err = serve(ctx, cfg, logger)
 	case "migrate":
 		err = migrations.Up(ctx, cfg.MigrateDatabaseURL, logger)
+	case "onboard", "suspend", "restore", "offboard", "status":
+		err = operate(ctx, cfg, logger, os.Args[1], os.Args[2:])
 	case "verify-isolation":
 		err = verifyIsolation(ctx, cfg, logger)
 	default:
@@ -150,4 +158,44 @@ func verifyIsolation(ctx context.Context, cfg config.Config, logger *slog.Logger
 	}
 	fmt.Println("isolation: ok: every tenant table is under forced row-level security and the application role cannot bypass it")
 	return nil
+}
+
+// operate runs a lifecycle command for operators at a shell: the same checks and workflows as
+// the API's endpoints, without going through HTTP.
+func operate(ctx context.Context, cfg config.Config, logger *slog.Logger, cmd string, args []string) error {
+	if len(args) < 1 || tenant.ValidateID(args[0]) != nil {
+		fmt.Fprintf(os.Stderr, "usage: starter %s <tenantId> [reason]\n", cmd)
+		os.Exit(2)
+	}
+	id, reason := args[0], strings.Join(args[1:], " ")
+	c, err := clients.Open(ctx, cfg, logger)
+	if err != nil {
+		return err
+	}
+	defer func() { _ = c.Close(context.Background()) }()
+	reg := registry.New(c.Postgres)
+	svc := lifecycle.New(c.Temporal, lifecycle.Options{TaskQueue: cfg.TaskQueue, OffboardGrace: cfg.OffboardGrace})
+
+	t, err := reg.Get(ctx, id)
+	if err != nil {
+		return err
+	}
+	var out any
+	if cmd == "status" {
+		op, err := svc.Current(ctx, id)
+		if err != nil && !errors.Is(err, lifecycle.ErrNoOperation) {
+			return err
+		}
+		out = map[string]any{"tenant": t, "operation": op}
+	} else {
+		operator := "cli:" + os.Getenv("USER")
+		run, err := svc.Start(ctx, lifecycle.Operation(cmd), t, operator, reason)
+		if err != nil {
+			return err
+		}
+		out = run
+	}
+	enc := json.NewEncoder(os.Stdout)
+	enc.SetIndent("", "  ")
+	return enc.Encode(out)
 }
