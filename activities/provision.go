@@ -81,7 +81,12 @@ func (a *Activities) ProvisionMongo(ctx context.Context, in TenantRef) (tenantmo
 	if err != nil {
 		return tenantmongo.ProvisionReport{}, err
 	}
-	return a.Mongo.Provision(tctx)
+	rep, err := a.Mongo.Provision(tctx)
+	if errors.Is(err, tenantmongo.ErrIndexConflict) {
+		// An index with our name but another definition: retrying cannot fix it.
+		return rep, temporal.NewNonRetryableApplicationError(err.Error(), ErrTypeInvalidInput, err)
+	}
+	return rep, err
 }
 
 // DeprovisionMongo drops the tenant's database. Idempotent: a database that does not exist is

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -199,6 +200,39 @@ func TestProvisionCompletesAfterCancellation(t *testing.T) {
 	require.Equal(t, wantLayout, snapshot(t, client, id))
 }
 
+// Two workers provisioning the same tenant at once (a retry overlapping a slow first attempt)
+// both succeed: "already exists" from the other one counts as success.
+func TestProvisionConcurrentRunsBothSucceed(t *testing.T) {
+	t.Parallel()
+	client := testenv.MongoClient(t)
+	store := tenantmongo.New(client)
+	id := testenv.TenantID("race")
+	dropAfter(t, client, id)
+	ctx := tenant.WithID(context.Background(), id)
+
+	const runs = 4
+	var (
+		wg      sync.WaitGroup
+		reports [runs]tenantmongo.ProvisionReport
+		errs    [runs]error
+	)
+	for i := range runs {
+		wg.Go(func() { reports[i], errs[i] = store.Provision(ctx) })
+	}
+	wg.Wait() // before any assertion: a run still going after the cleanup would recreate the database
+	created := map[string]int{}
+	for i := range runs {
+		require.NoError(t, errs[i])
+		for _, c := range reports[i].CollectionsCreated {
+			created[c]++
+		}
+	}
+	require.Equal(t, wantLayout, snapshot(t, client, id))
+	for _, c := range tenantmongo.Collections() {
+		require.Equal(t, 1, created[c], "%s created by exactly one run", c)
+	}
+}
+
 // An index that exists under one of our names with another definition is a permanent error,
 // not silently accepted (FerretDB itself would answer "ok" to our createIndexes).
 func TestProvisionRefusesAConflictingIndex(t *testing.T) {
@@ -239,6 +273,8 @@ func TestAccessorsRefuseAContextWithoutATenant(t *testing.T) {
 		_, err = store.Exists(ctx)
 		require.ErrorIs(t, err, tenant.ErrNoTenant)
 	}
+	_, err := store.Collection(tenant.WithID(context.Background(), "acme"), "")
+	require.Error(t, err)
 }
 
 // Offboarding one tenant (its database and its Redis keys) leaves a tenant whose id extends

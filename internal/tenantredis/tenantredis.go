@@ -50,11 +50,17 @@ const (
 
 // Limits on the parts of a key (see the package comment).
 const (
+	// MaxKindLen keeps kinds short words: they are repeated in every key of the kind.
 	MaxKindLen = 32
+	// MaxNameLen bounds a name so that a caller passing user input cannot make huge keys;
+	// longer identifiers should be hashed.
 	MaxNameLen = 512
 )
 
-// DefaultBatch is the SCAN COUNT used when a caller passes none.
+// DefaultBatch is the SCAN COUNT used when a caller passes none. With 1000, one SCAN plus one
+// UNLINK keeps Redis busy for about a millisecond (BenchmarkPurge: another tenant's p99 GET
+// latency stays near 1 ms during a purge), while a purge among 1M keys needs about a thousand
+// round trips.
 const DefaultBatch = 1000
 
 var (
@@ -96,7 +102,7 @@ type Store struct {
 // New returns a Store over the process-wide client.
 func New(client *redis.Client) *Store { return &Store{client: client} }
 
-// prefix is the context tenant's key prefix, or tenant.ErrNoTenant.
+// prefixFrom returns the context tenant's key prefix, or tenant.ErrNoTenant.
 func prefixFrom(ctx context.Context) (string, error) {
 	id, err := tenant.IDFrom(ctx)
 	if err != nil {
