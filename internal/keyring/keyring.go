@@ -7,10 +7,15 @@ package keyring
 
 import (
 	"context"
+	"crypto/aes"
+	"crypto/cipher"
 	"crypto/rand"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"strconv"
+	"sync"
+	"time"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
@@ -23,15 +28,38 @@ import (
 // ErrNoKey: the tenant has no data key of that version (never created, or destroyed).
 var ErrNoKey = errors.New("keyring: no such key")
 
-// Keyring reads and writes tenant_keys under row-level security.
+// CacheTTL bounds how long an unwrapped data key, or a tenant's newest key version, is kept in
+// memory. Unwrapping costs a database round trip, so the request path must not do it each
+// time; the bound is what limits a destroyed or rotated key's life in other processes.
+const CacheTTL = time.Minute
+
+// Keyring reads and writes tenant_keys under row-level security, and encrypts with them.
 type Keyring struct {
 	pool   *pgxpool.Pool
 	sealer *seal.Sealer
+	keys   sync.Map // keyID -> cachedKey
+	newest sync.Map // "<tenant>" -> cachedVersion
+	now    func() time.Time
+}
+
+type keyID struct {
+	tenant  string
+	version int
+}
+
+type cachedKey struct {
+	aead cipher.AEAD
+	at   time.Time
+}
+
+type cachedVersion struct {
+	version int
+	at      time.Time
 }
 
 // New returns a Keyring.
 func New(pool *pgxpool.Pool, sealer *seal.Sealer) *Keyring {
-	return &Keyring{pool: pool, sealer: sealer}
+	return &Keyring{pool: pool, sealer: sealer, now: time.Now}
 }
 
 func field(version int) string { return "tenant_keys.wrapped_key.v" + strconv.Itoa(version) }
@@ -66,30 +94,6 @@ func (k *Keyring) Ensure(ctx context.Context) (created bool, err error) {
 	return created, nil
 }
 
-// DataKey returns the newest data key of the context tenant and its version.
-func (k *Keyring) DataKey(ctx context.Context) ([]byte, int, error) {
-	id, err := tenant.IDFrom(ctx)
-	if err != nil {
-		return nil, 0, err
-	}
-	var version int
-	var wrapped []byte
-	err = rls.Tx(ctx, k.pool, func(tx pgx.Tx) error {
-		return tx.QueryRow(ctx, `SELECT version, wrapped_key FROM tenant_keys ORDER BY version DESC LIMIT 1`).Scan(&version, &wrapped)
-	})
-	if errors.Is(err, pgx.ErrNoRows) {
-		return nil, 0, ErrNoKey
-	}
-	if err != nil {
-		return nil, 0, fmt.Errorf("keyring: %w", err)
-	}
-	key, err := k.sealer.Open(id, field(version), wrapped)
-	if err != nil {
-		return nil, 0, fmt.Errorf("keyring: unwrap v%d: %w", version, err)
-	}
-	return key, version, nil
-}
-
 // Destroy deletes every data key of the context tenant, making everything encrypted with them
 // unreadable. Idempotent: with no keys left it deletes nothing and succeeds.
 func (k *Keyring) Destroy(ctx context.Context) (int64, error) {
@@ -106,5 +110,198 @@ func (k *Keyring) Destroy(ctx context.Context) (int64, error) {
 	if err != nil {
 		return 0, fmt.Errorf("keyring: destroy: %w", err)
 	}
+	k.evict(id)
 	return n, nil
+}
+
+func (k *Keyring) evict(tenantID string) {
+	k.newest.Delete(tenantID)
+	k.keys.Range(func(key, _ any) bool {
+		if key.(keyID).tenant == tenantID {
+			k.keys.Delete(key)
+		}
+		return true
+	})
+}
+
+// Rotate adds a new data key version for the context tenant: new writes use it, older versions
+// still decrypt until the re-encryption has moved everything over. Not idempotent on its own
+// (each call adds a version); the rotation workflow calls it once per run through an activity
+// that first checks whether its run already rotated (see activities.RotateKey).
+func (k *Keyring) Rotate(ctx context.Context) (int, error) {
+	id, err := tenant.IDFrom(ctx)
+	if err != nil {
+		return 0, err
+	}
+	key := make([]byte, 32)
+	if _, err := rand.Read(key); err != nil {
+		return 0, fmt.Errorf("keyring: %w", err)
+	}
+	defer clear(key)
+	var version int
+	err = rls.Tx(ctx, k.pool, func(tx pgx.Tx) error {
+		if err := tx.QueryRow(ctx, `SELECT coalesce(max(version), 0) + 1 FROM tenant_keys WHERE tenant_id = $1`, id).Scan(&version); err != nil {
+			return err
+		}
+		wrapped, err := k.sealer.Seal(id, field(version), key)
+		if err != nil {
+			return err
+		}
+		_, err = tx.Exec(ctx, `INSERT INTO tenant_keys (tenant_id, version, wrapped_key) VALUES ($1, $2, $3)`, id, version, wrapped)
+		return err
+	})
+	if err != nil {
+		return 0, fmt.Errorf("keyring: rotate %s: %w", id, err)
+	}
+	k.newest.Store(id, cachedVersion{version: version, at: k.now()})
+	return version, nil
+}
+
+// Versions lists the context tenant's key versions, oldest first.
+func (k *Keyring) Versions(ctx context.Context) ([]int, error) {
+	var out []int
+	err := rls.Tx(ctx, k.pool, func(tx pgx.Tx) error {
+		rows, err := tx.Query(ctx, `SELECT version FROM tenant_keys ORDER BY version`)
+		if err != nil {
+			return err
+		}
+		out, err = pgx.CollectRows(rows, pgx.RowTo[int])
+		return err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("keyring: versions: %w", err)
+	}
+	return out, nil
+}
+
+// Ciphertext layout: magic 'K', key version (4 bytes, big endian), 12-byte random nonce,
+// AES-256-GCM ciphertext and tag. The associated data binds tenant, field and version, so a
+// value copied to another tenant or another field does not open.
+const magic = 'K'
+
+func associated(tenantID, field string, version int) []byte {
+	return []byte("tenant=" + tenantID + "\x00field=" + field + "\x00v=" + strconv.Itoa(version))
+}
+
+// ErrCiphertext: the value is not a ciphertext of this tenant and field, or was tampered with,
+// or its key was destroyed.
+var ErrCiphertext = errors.New("keyring: cannot decrypt value")
+
+// Encrypt seals plaintext for the context tenant and field with its newest data key.
+func (k *Keyring) Encrypt(ctx context.Context, field string, plaintext []byte) ([]byte, error) {
+	id, err := tenant.IDFrom(ctx)
+	if err != nil {
+		return nil, err
+	}
+	version, err := k.newestVersion(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	aead, err := k.aead(ctx, id, version)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]byte, 5+aead.NonceSize(), 5+aead.NonceSize()+len(plaintext)+aead.Overhead())
+	out[0] = magic
+	binary.BigEndian.PutUint32(out[1:5], uint32(version))
+	if _, err := rand.Read(out[5:]); err != nil {
+		return nil, err
+	}
+	return aead.Seal(out, out[5:], plaintext, associated(id, field, version)), nil
+}
+
+// Decrypt opens a value Encrypt sealed for the context tenant and field, with whichever key
+// version sealed it.
+func (k *Keyring) Decrypt(ctx context.Context, field string, ciphertext []byte) ([]byte, error) {
+	id, err := tenant.IDFrom(ctx)
+	if err != nil {
+		return nil, err
+	}
+	version, ok := Version(ciphertext)
+	if !ok {
+		return nil, ErrCiphertext
+	}
+	aead, err := k.aead(ctx, id, version)
+	if errors.Is(err, ErrNoKey) {
+		return nil, ErrCiphertext
+	}
+	if err != nil {
+		return nil, err
+	}
+	if len(ciphertext) < 5+aead.NonceSize() {
+		return nil, ErrCiphertext
+	}
+	plain, err := aead.Open(nil, ciphertext[5:5+aead.NonceSize()], ciphertext[5+aead.NonceSize():], associated(id, field, version))
+	if err != nil {
+		return nil, ErrCiphertext
+	}
+	return plain, nil
+}
+
+// Version reads the key version a ciphertext was sealed with.
+func Version(ciphertext []byte) (int, bool) {
+	if len(ciphertext) < 5 || ciphertext[0] != magic {
+		return 0, false
+	}
+	return int(binary.BigEndian.Uint32(ciphertext[1:5])), true
+}
+
+// NewestVersion is the version new writes of the context tenant use.
+func (k *Keyring) NewestVersion(ctx context.Context) (int, error) {
+	id, err := tenant.IDFrom(ctx)
+	if err != nil {
+		return 0, err
+	}
+	return k.newestVersion(ctx, id)
+}
+
+func (k *Keyring) newestVersion(ctx context.Context, id string) (int, error) {
+	if v, ok := k.newest.Load(id); ok && k.now().Sub(v.(cachedVersion).at) < CacheTTL {
+		return v.(cachedVersion).version, nil
+	}
+	var version int
+	err := rls.Tx(ctx, k.pool, func(tx pgx.Tx) error {
+		return tx.QueryRow(ctx, `SELECT coalesce(max(version), 0) FROM tenant_keys`).Scan(&version)
+	})
+	if err != nil {
+		return 0, fmt.Errorf("keyring: %w", err)
+	}
+	if version == 0 {
+		return 0, ErrNoKey
+	}
+	k.newest.Store(id, cachedVersion{version: version, at: k.now()})
+	return version, nil
+}
+
+func (k *Keyring) aead(ctx context.Context, id string, version int) (cipher.AEAD, error) {
+	cacheKey := keyID{tenant: id, version: version}
+	if c, ok := k.keys.Load(cacheKey); ok && k.now().Sub(c.(cachedKey).at) < CacheTTL {
+		return c.(cachedKey).aead, nil
+	}
+	var wrapped []byte
+	err := rls.Tx(ctx, k.pool, func(tx pgx.Tx) error {
+		return tx.QueryRow(ctx, `SELECT wrapped_key FROM tenant_keys WHERE version = $1`, version).Scan(&wrapped)
+	})
+	if errors.Is(err, pgx.ErrNoRows) {
+		k.keys.Delete(cacheKey)
+		return nil, ErrNoKey
+	}
+	if err != nil {
+		return nil, fmt.Errorf("keyring: %w", err)
+	}
+	key, err := k.sealer.Open(id, field(version), wrapped)
+	if err != nil {
+		return nil, fmt.Errorf("keyring: unwrap v%d: %w", version, err)
+	}
+	defer clear(key)
+	block, err := aes.NewCipher(key)
+	if err != nil {
+		return nil, err
+	}
+	aead, err := cipher.NewGCM(block)
+	if err != nil {
+		return nil, err
+	}
+	k.keys.Store(cacheKey, cachedKey{aead: aead, at: k.now()})
+	return aead, nil
 }
