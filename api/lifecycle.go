@@ -13,10 +13,6 @@ import (
 	"github.com/misybot/tenancy/internal/registry"
 )
 
-// operatorName is who the audit says acted. With one shared operator token there is one name;
-// per-operator tokens replace it.
-const operatorName = "operator"
-
 // operationResponse is the 202 answer of every lifecycle endpoint.
 type operationResponse struct {
 	lifecycle.Run
@@ -85,7 +81,7 @@ func (s *Server) onboardTenant(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	run, err := s.lifecycle.Start(ctx, lifecycle.Onboard, t, operatorName, "")
+	run, err := s.lifecycle.Start(ctx, lifecycle.Onboard, t, operatorOf(c).Name, "")
 	if err != nil {
 		if registered {
 			// The tenant exists now even though onboarding did not start: hand over the secret,
@@ -122,7 +118,7 @@ func (s *Server) startOperation(op lifecycle.Operation) echo.HandlerFunc {
 		if err != nil {
 			return registryError(err)
 		}
-		run, err := s.lifecycle.Start(ctx, op, t, operatorName, req.Reason)
+		run, err := s.lifecycle.Start(ctx, op, t, operatorOf(c).Name, req.Reason)
 		if err != nil {
 			return lifecycleError(err)
 		}

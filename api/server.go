@@ -11,10 +11,13 @@ import (
 	"github.com/labstack/echo/v4"
 	"github.com/labstack/echo/v4/middleware"
 
+	"github.com/misybot/tenancy/internal/conversations"
 	"github.com/misybot/tenancy/internal/lifecycle"
+	"github.com/misybot/tenancy/internal/operators"
 	"github.com/misybot/tenancy/internal/registry"
 	"github.com/misybot/tenancy/internal/seal"
 	"github.com/misybot/tenancy/internal/tenantdb"
+	"github.com/misybot/tenancy/internal/tenantredis"
 )
 
 // TenantsPath is the prefix of the management API.
@@ -31,8 +34,13 @@ type Config struct {
 	// Settings reaches tenant-scoped settings under row-level security.
 	Settings *tenantdb.Store
 	Sealer   *seal.Sealer
-	// OperatorToken is the bearer token operators present on the management API.
-	OperatorToken string
+	// Operators authenticates operator bearer tokens and their roles.
+	Operators *operators.Store
+	// Tenant API dependencies: the tenant's Redis context record, conversations, nonces.
+	Redis         *tenantredis.Store
+	Conversations *conversations.Store
+	// SecretOverlap is how long a rotated-out tenant secret keeps verifying.
+	SecretOverlap time.Duration
 	// Checks are the dependencies /readyz probes, by name.
 	Checks []Check
 	Logger *slog.Logger
@@ -44,10 +52,18 @@ type Server struct {
 	settings      *tenantdb.Store
 	lifecycle     *lifecycle.Service
 	sealer        *seal.Sealer
-	operatorToken string
-	checks        []Check
-	validator     *validator.Validate
-	logger        *slog.Logger
+	operators     *operators.Store
+	redis         *tenantredis.Store
+	conversations *conversations.Store
+	secretOverlap time.Duration
+	secrets       *secretCache
+	// tenantAuditHandler, when set, serves GET /api/tenant/v1/audit (audit:read).
+	tenantAuditHandler echo.HandlerFunc
+	// onDenied, when set, records a denied tenant request in the audit trail.
+	onDenied  func(c echo.Context, tenantID string, status int, reason string)
+	checks    []Check
+	validator *validator.Validate
+	logger    *slog.Logger
 }
 
 // New builds the Echo application with every route and middleware.
@@ -57,7 +73,11 @@ func New(cfg Config) *echo.Echo {
 		settings:      cfg.Settings,
 		lifecycle:     cfg.Lifecycle,
 		sealer:        cfg.Sealer,
-		operatorToken: cfg.OperatorToken,
+		operators:     cfg.Operators,
+		redis:         cfg.Redis,
+		conversations: cfg.Conversations,
+		secretOverlap: cfg.SecretOverlap,
+		secrets:       newSecretCache(),
 		checks:        cfg.Checks,
 		validator:     newValidator(),
 		logger:        cfg.Logger,
@@ -83,24 +103,30 @@ func New(cfg Config) *echo.Echo {
 	e.GET("/readyz", s.readyz)
 
 	// Middleware is attached per route, not to the group: a group with middleware answers 404
-	// for every unmatched method under it, where the client deserves a 405.
+	// for every unmatched method under it, where the client deserves a 405. Every management
+	// route authenticates the operator, then checks the role.
 	op := s.requireOperator
-	e.POST(TenantsPath, s.registerTenant, op)
-	e.POST(TenantsPath+"/onboard", s.onboardTenant, op)
-	e.POST(TenantsPath+"/:tenantId/suspend", s.startOperation(lifecycle.Suspend), op)
-	e.POST(TenantsPath+"/:tenantId/restore", s.startOperation(lifecycle.Restore), op)
-	e.POST(TenantsPath+"/:tenantId/offboard", s.startOperation(lifecycle.Offboard), op)
-	e.GET(TenantsPath+"/:tenantId/operations/current", s.currentOperation, op)
-	e.GET(TenantsPath, s.listTenants, op)
-	e.GET(TenantsPath+"/:tenantId", s.getTenant, op)
-	e.PUT(TenantsPath+"/:tenantId", s.updateTenant, op)
-	e.DELETE(TenantsPath+"/:tenantId", s.deleteTenant, op)
+	read := []echo.MiddlewareFunc{op, allow(readers)}
+	write := []echo.MiddlewareFunc{op, allow(writers)}
+	admin := []echo.MiddlewareFunc{op, allow(admins)}
+	e.POST(TenantsPath, s.registerTenant, write...)
+	e.POST(TenantsPath+"/onboard", s.onboardTenant, write...)
+	e.POST(TenantsPath+"/:tenantId/suspend", s.startOperation(lifecycle.Suspend), write...)
+	e.POST(TenantsPath+"/:tenantId/restore", s.startOperation(lifecycle.Restore), write...)
+	e.POST(TenantsPath+"/:tenantId/offboard", s.startOperation(lifecycle.Offboard), admin...)
+	e.POST(TenantsPath+"/:tenantId/secret/rotate", s.rotateSecret, write...)
+	e.GET(TenantsPath+"/:tenantId/operations/current", s.currentOperation, read...)
+	e.GET(TenantsPath, s.listTenants, read...)
+	e.GET(TenantsPath+"/:tenantId", s.getTenant, read...)
+	e.PUT(TenantsPath+"/:tenantId", s.updateTenant, write...)
+	e.DELETE(TenantsPath+"/:tenantId", s.deleteTenant, admin...)
 
-	scoped := []echo.MiddlewareFunc{op, s.tenantScope}
-	e.GET(TenantsPath+"/:tenantId/settings", s.listSettings, scoped...)
-	e.GET(TenantsPath+"/:tenantId/settings/:key", s.getSetting, scoped...)
-	e.PUT(TenantsPath+"/:tenantId/settings/:key", s.putSetting, scoped...)
-	e.DELETE(TenantsPath+"/:tenantId/settings/:key", s.deleteSetting, scoped...)
+	e.GET(TenantsPath+"/:tenantId/settings", s.listSettings, append(read, s.tenantScope)...)
+	e.GET(TenantsPath+"/:tenantId/settings/:key", s.getSetting, append(read, s.tenantScope)...)
+	e.PUT(TenantsPath+"/:tenantId/settings/:key", s.putSetting, append(write, s.tenantScope)...)
+	e.DELETE(TenantsPath+"/:tenantId/settings/:key", s.deleteSetting, append(write, s.tenantScope)...)
+
+	s.tenantAPIRoutes(e)
 	return e
 }
 

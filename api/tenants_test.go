@@ -15,6 +15,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/misybot/tenancy/api"
+	"github.com/misybot/tenancy/internal/operators"
 	"github.com/misybot/tenancy/internal/registry"
 	"github.com/misybot/tenancy/internal/seal"
 	"github.com/misybot/tenancy/internal/tenantdb"
@@ -34,11 +35,11 @@ func setup(t *testing.T) bundle {
 	sealer, err := seal.New(bytes.Repeat([]byte{7}, 32))
 	require.NoError(t, err)
 	e := api.New(api.Config{
-		Registry:      registry.New(testenv.AppPool(t)),
-		Settings:      tenantdb.New(testenv.AppPool(t)),
-		Sealer:        sealer,
-		OperatorToken: token,
-		Logger:        testenv.Logger(t),
+		Registry:  registry.New(testenv.AppPool(t)),
+		Settings:  tenantdb.New(testenv.AppPool(t)),
+		Sealer:    sealer,
+		Operators: operators.New(testenv.AppPool(t), token),
+		Logger:    testenv.Logger(t),
 	})
 	return bundle{e: e, owner: testenv.OwnerPool(t), sealer: sealer}
 }

@@ -25,6 +25,7 @@ import (
 	"github.com/misybot/tenancy/api"
 	"github.com/misybot/tenancy/internal/clients"
 	"github.com/misybot/tenancy/internal/lifecycle"
+	"github.com/misybot/tenancy/internal/operators"
 	"github.com/misybot/tenancy/internal/registry"
 	"github.com/misybot/tenancy/internal/rls"
 	"github.com/misybot/tenancy/internal/seal"
@@ -61,7 +62,7 @@ func newStack(t *testing.T, withWorker bool) *stack {
 	sealer, err := seal.New(masterKey)
 	require.NoError(t, err)
 	e := api.New(api.Config{
-		Registry: registry.New(app), Settings: tenantdb.New(app), Sealer: sealer, OperatorToken: token,
+		Registry: registry.New(app), Settings: tenantdb.New(app), Sealer: sealer, Operators: operators.New(app, token),
 		Lifecycle: lifecycle.New(s.temporal, lifecycle.Options{TaskQueue: s.queue, StepTimeout: 3 * time.Second}),
 		Logger:    testenv.Logger(t),
 	})

@@ -19,12 +19,17 @@ import (
 	"github.com/misybot/tenancy/api"
 	"github.com/misybot/tenancy/internal/clients"
 	"github.com/misybot/tenancy/internal/config"
+	"github.com/misybot/tenancy/internal/conversations"
+	"github.com/misybot/tenancy/internal/keyring"
 	"github.com/misybot/tenancy/internal/lifecycle"
+	"github.com/misybot/tenancy/internal/operators"
 	"github.com/misybot/tenancy/internal/registry"
 	"github.com/misybot/tenancy/internal/rls"
 	"github.com/misybot/tenancy/internal/seal"
 	"github.com/misybot/tenancy/internal/tenant"
 	"github.com/misybot/tenancy/internal/tenantdb"
+	"github.com/misybot/tenancy/internal/tenantmongo"
+	"github.com/misybot/tenancy/internal/tenantredis"
 	"github.com/misybot/tenancy/migrations"
 )
 
@@ -85,7 +90,7 @@ func exitConfig(err error) {
 
 func serve(ctx context.Context, cfg config.Config, logger *slog.Logger) error {
 	if cfg.OperatorToken == "" {
-		exitConfig(errors.New("OPERATOR_TOKEN: is required to serve the management API (at least 16 characters)"))
+		logger.Warn("no OPERATOR_TOKEN: only operators created with `starter operator create` can use the management API")
 	}
 	if cfg.UsesDevMasterKey() {
 		logger.Warn("using the public development master key: set TENANT_MASTER_KEY for anything but local development")
@@ -115,7 +120,10 @@ func serve(ctx context.Context, cfg config.Config, logger *slog.Logger) error {
 			TaskQueue: cfg.TaskQueue, OffboardGrace: cfg.OffboardGrace,
 		}),
 		Sealer:        sealer,
-		OperatorToken: cfg.OperatorToken,
+		Operators:     operators.New(c.Postgres, cfg.OperatorToken),
+		Redis:         tenantredis.New(c.Redis),
+		Conversations: conversations.New(tenantmongo.New(c.Mongo), keyring.New(c.Postgres, sealer), tenantredis.New(c.Redis)),
+		SecretOverlap: cfg.SecretOverlap,
 		Checks: []api.Check{
 			{Name: "postgres", Probe: c.PingPostgres},
 			{Name: "mongodb", Probe: c.PingMongo},

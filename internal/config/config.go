@@ -57,7 +57,9 @@ type Config struct {
 	OffboardGrace time.Duration
 	// ExportDir is where offboarding writes tenant archives.
 	ExportDir string
-	LogLevel  slog.Level
+	// SecretOverlap is how long a rotated-out tenant secret keeps verifying signatures.
+	SecretOverlap time.Duration
+	LogLevel      slog.Level
 }
 
 // Defaults match the servers `make dev` starts on 127.0.0.1.
@@ -75,6 +77,7 @@ func Defaults() Config {
 		ShutdownTimeout:    10 * time.Second,
 		OffboardGrace:      72 * time.Hour,
 		ExportDir:          "exports",
+		SecretOverlap:      24 * time.Hour,
 		LogLevel:           slog.LevelInfo,
 	}
 }
@@ -91,7 +94,7 @@ func FromLookup(lookup func(string) (string, bool)) (Config, error) {
 			*dst = strings.TrimSpace(v)
 		}
 	}
-	var env, masterKey, shutdown, level, grace string
+	var env, masterKey, shutdown, level, grace, overlap string
 	get("APP_ENV", &env)
 	get("DATABASE_URL", &c.DatabaseURL)
 	get("MIGRATE_DATABASE_URL", &c.MigrateDatabaseURL)
@@ -107,6 +110,7 @@ func FromLookup(lookup func(string) (string, bool)) (Config, error) {
 	get("LOG_LEVEL", &level)
 	get("OFFBOARD_GRACE_PERIOD", &grace)
 	get("EXPORT_DIR", &c.ExportDir)
+	get("SECRET_ROTATION_OVERLAP", &overlap)
 
 	var errs []error
 	bad := func(name, format string, args ...any) {
@@ -186,6 +190,14 @@ func FromLookup(lookup func(string) (string, bool)) (Config, error) {
 			bad("OFFBOARD_GRACE_PERIOD", "must be a duration such as 72h or 0s, got %q", grace)
 		} else {
 			c.OffboardGrace = d
+		}
+	}
+	if overlap != "" {
+		d, err := time.ParseDuration(overlap)
+		if err != nil || d < 0 {
+			bad("SECRET_ROTATION_OVERLAP", "must be a duration such as 24h or 0s, got %q", overlap)
+		} else {
+			c.SecretOverlap = d
 		}
 	}
 	if level != "" {

@@ -9,6 +9,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"time"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
@@ -214,7 +215,8 @@ func (r *Registry) SetStatus(ctx context.Context, id string, to tenant.Status, r
 // Idempotent: an already offboarded tenant is left as it is.
 func (r *Registry) Tombstone(ctx context.Context, id, reason string) (tenant.Tenant, error) {
 	t, err := scan(r.pool.QueryRow(ctx, `
-		UPDATE tenants SET status = 'offboarded', status_reason = $2, secret_ciphertext = '\x'::bytea, updated_at = now()
+		UPDATE tenants SET status = 'offboarded', status_reason = $2, secret_ciphertext = '\x'::bytea,
+			previous_secret_ciphertext = NULL, previous_secret_expires_at = NULL, updated_at = now()
 		WHERE tenant_id = $1 AND status IN ('offboarding', 'offboarded')
 		RETURNING `+columns, id, reason))
 	if errors.Is(err, pgx.ErrNoRows) {
@@ -262,6 +264,59 @@ func (r *Registry) SealedSecret(ctx context.Context, id string) ([]byte, int, er
 		return nil, 0, fmt.Errorf("registry: secret %s: %w", id, err)
 	}
 	return sealed, version, nil
+}
+
+// Secrets are a tenant's sealed signing secrets: the current one and, during a rotation's
+// overlap, the previous one (nil once expired).
+type Secrets struct {
+	Current          []byte
+	Previous         []byte
+	PreviousExpiries time.Time
+}
+
+// Secrets reads one tenant's sealed secrets through the tenant_secrets function (the
+// application role cannot SELECT the columns).
+func (r *Registry) Secrets(ctx context.Context, id string) (Secrets, error) {
+	var out Secrets
+	var expires *time.Time
+	err := r.pool.QueryRow(ctx, `SELECT current_secret, previous_secret, previous_expires_at FROM tenant_secrets($1)`, id).
+		Scan(&out.Current, &out.Previous, &expires)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return Secrets{}, fmt.Errorf("%w: %s", ErrNotFound, id)
+	}
+	if err != nil {
+		return Secrets{}, fmt.Errorf("registry: secrets %s: %w", id, err)
+	}
+	if expires != nil {
+		out.PreviousExpiries = *expires
+	}
+	return out, nil
+}
+
+// RotateSecret stores a new sealed secret; the old one keeps verifying for overlap. Refused
+// (StatusError ErrFrozen) for offboarding and offboarded tenants.
+func (r *Registry) RotateSecret(ctx context.Context, id string, sealed []byte, overlap time.Duration) (time.Time, error) {
+	var expires *time.Time
+	err := r.pool.QueryRow(ctx, `SELECT rotate_tenant_secret($1, $2, make_interval(secs => $3))`, id, sealed, overlap.Seconds()).Scan(&expires)
+	if err != nil {
+		return time.Time{}, fmt.Errorf("registry: rotate secret %s: %w", id, err)
+	}
+	if expires == nil {
+		t, err := r.Get(ctx, id)
+		if err != nil {
+			return time.Time{}, err
+		}
+		return time.Time{}, &StatusError{Err: ErrFrozen, Status: t.Status}
+	}
+	return *expires, nil
+}
+
+// OriginAllowed reports whether any active tenant lists origin in its allowed origins; CORS
+// preflights, which carry no tenant, are answered from it.
+func (r *Registry) OriginAllowed(ctx context.Context, origin string) (bool, error) {
+	var ok bool
+	err := r.pool.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM tenants WHERE allowed_origins @> ARRAY[$1::text] AND status = 'active')`, origin).Scan(&ok)
+	return ok, err
 }
 
 // Ping checks that PostgreSQL answers, for readiness.

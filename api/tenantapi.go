@@ -1,0 +1,179 @@
+package api
+
+import (
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"net/http"
+	"regexp"
+	"strconv"
+
+	"github.com/labstack/echo/v4"
+
+	"github.com/misybot/tenancy/internal/conversations"
+	"github.com/misybot/tenancy/internal/tenant"
+)
+
+// tenantAPIRoutes mounts the signed tenant API. Every route runs, in order: CORS (preflights
+// end there), signature and tenant status, the tenant's own origin list, then the permission
+// the endpoint needs. Handlers reach data only through stores that take the tenant from the
+// context the signature check set, so no id in a path, query or body can name another tenant.
+func (s *Server) tenantAPIRoutes(e *echo.Echo) {
+	base := []echo.MiddlewareFunc{s.tenantCORS, s.verifySignature, s.checkOrigin}
+	with := func(p tenant.Permission) []echo.MiddlewareFunc {
+		return append(base[:len(base):len(base)], s.permit(p))
+	}
+	g := TenantAPIPath
+
+	e.OPTIONS(g+"/*", func(c echo.Context) error { return c.NoContent(http.StatusNoContent) }, s.tenantCORS)
+	e.GET(g+"/me", s.tenantMe, base...)
+	e.GET(g+"/settings", s.listSettings, with(tenant.PermSettingsRead)...)
+	e.GET(g+"/settings/:key", s.getSetting, with(tenant.PermSettingsRead)...)
+	e.PUT(g+"/settings/:key", s.putSetting, with(tenant.PermSettingsWrite)...)
+	e.DELETE(g+"/settings/:key", s.deleteSetting, with(tenant.PermSettingsWrite)...)
+	e.POST(g+"/conversations", s.createConversation, with(tenant.PermConversationsWrite)...)
+	e.GET(g+"/conversations", s.listConversations, with(tenant.PermConversationsRead)...)
+	e.GET(g+"/conversations/:id", s.getConversation, with(tenant.PermConversationsRead)...)
+	e.POST(g+"/conversations/:id/messages", s.addMessage, with(tenant.PermConversationsWrite)...)
+	if s.tenantAuditHandler != nil {
+		e.GET(g+"/audit", s.tenantAuditHandler, with(tenant.PermAuditRead)...)
+	}
+}
+
+// tenantMe answers with the calling tenant's own profile (never its secret).
+func (s *Server) tenantMe(c echo.Context) error {
+	id, err := tenant.IDFrom(c.Request().Context())
+	if err != nil {
+		return err
+	}
+	t, err := s.registry.Get(c.Request().Context(), id)
+	if err != nil {
+		return registryError(err)
+	}
+	return c.JSON(http.StatusOK, t)
+}
+
+var conversationID = regexp.MustCompile(`^[0-9a-f]{24}$`)
+
+func pathConversationID(c echo.Context) (string, error) {
+	id := c.Param("id")
+	if !conversationID.MatchString(id) {
+		return "", validationProblem(FieldError{Field: "id", Message: "must be a conversation id (24 hex digits)"})
+	}
+	return id, nil
+}
+
+type createConversationRequest struct {
+	Title string `json:"title" validate:"required,max=200"`
+}
+
+func (s *Server) createConversation(c echo.Context) error {
+	var req createConversationRequest
+	if err := decodeJSON(c, &req); err != nil {
+		return err
+	}
+	if err := s.validate(&req); err != nil {
+		return err
+	}
+	conv, err := s.conversations.Create(c.Request().Context(), req.Title)
+	if err != nil {
+		return err
+	}
+	return c.JSON(http.StatusCreated, conv)
+}
+
+func (s *Server) listConversations(c echo.Context) error {
+	limit := int64(50)
+	if v := c.QueryParam("limit"); v != "" {
+		n, err := strconv.ParseInt(v, 10, 64)
+		if err != nil || n < 1 || n > 200 {
+			return validationProblem(FieldError{Field: "limit", Message: "must be an integer from 1 to 200"})
+		}
+		limit = n
+	}
+	items, err := s.conversations.List(c.Request().Context(), limit)
+	if err != nil {
+		return err
+	}
+	return c.JSON(http.StatusOK, map[string]any{"items": items})
+}
+
+func (s *Server) getConversation(c echo.Context) error {
+	id, err := pathConversationID(c)
+	if err != nil {
+		return err
+	}
+	conv, msgs, err := s.conversations.Get(c.Request().Context(), id)
+	if errors.Is(err, conversations.ErrNotFound) {
+		return notFound("no such conversation")
+	}
+	if err != nil {
+		return err
+	}
+	return c.JSON(http.StatusOK, map[string]any{"conversation": conv, "messages": msgs})
+}
+
+type addMessageRequest struct {
+	Role string `json:"role" validate:"required,oneof=user assistant system"`
+	Text string `json:"text" validate:"required,max=20000"`
+}
+
+func (s *Server) addMessage(c echo.Context) error {
+	id, err := pathConversationID(c)
+	if err != nil {
+		return err
+	}
+	var req addMessageRequest
+	if err := decodeJSON(c, &req); err != nil {
+		return err
+	}
+	if err := s.validate(&req); err != nil {
+		return err
+	}
+	msg, err := s.conversations.AddMessage(c.Request().Context(), id, req.Role, req.Text)
+	if errors.Is(err, conversations.ErrNotFound) {
+		return notFound("no such conversation")
+	}
+	if err != nil {
+		return err
+	}
+	return c.JSON(http.StatusCreated, msg)
+}
+
+type rotateSecretResponse struct {
+	TenantID string `json:"tenantId"`
+	Secret   string `json:"tenantSecret"`
+	// PreviousValidUntil is when the old secret stops verifying.
+	PreviousValidUntil string `json:"previousSecretValidUntil"`
+}
+
+// rotateSecret issues a new tenant secret, shown once in this answer; the old one keeps
+// working until the overlap ends.
+func (s *Server) rotateSecret(c echo.Context) error {
+	id, err := pathTenantID(c)
+	if err != nil {
+		return err
+	}
+	ctx := c.Request().Context()
+	if _, err := s.registry.Get(ctx, id); err != nil {
+		return registryError(err)
+	}
+	raw := make([]byte, 32)
+	if _, err := rand.Read(raw); err != nil {
+		return fmt.Errorf("generate secret: %w", err)
+	}
+	secret := hex.EncodeToString(raw)
+	clear(raw)
+	sealed, err := s.sealer.Seal(id, SecretField, []byte(secret))
+	if err != nil {
+		return err
+	}
+	until, err := s.registry.RotateSecret(ctx, id, sealed, s.secretOverlap)
+	if err != nil {
+		return registryError(err)
+	}
+	s.secrets.drop(id)
+	s.logger.Info("tenant secret rotated", "tenant_id", id, "previous_valid_until", until, "operator", operatorOf(c).Name)
+	return c.JSON(http.StatusOK, rotateSecretResponse{TenantID: id, Secret: secret, PreviousValidUntil: until.UTC().Format("2006-01-02T15:04:05Z07:00")})
+}
