@@ -9,16 +9,21 @@ import (
 	"net/http/httptest"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/labstack/echo/v4"
 	"github.com/stretchr/testify/require"
 
 	"github.com/misybot/tenancy/api"
+	"github.com/misybot/tenancy/internal/conversations"
+	"github.com/misybot/tenancy/internal/keyring"
 	"github.com/misybot/tenancy/internal/operators"
 	"github.com/misybot/tenancy/internal/registry"
 	"github.com/misybot/tenancy/internal/seal"
 	"github.com/misybot/tenancy/internal/tenantdb"
+	"github.com/misybot/tenancy/internal/tenantmongo"
+	"github.com/misybot/tenancy/internal/tenantredis"
 	"github.com/misybot/tenancy/internal/testenv"
 )
 
@@ -27,21 +32,31 @@ const token = "test-operator-token-0123456789"
 type bundle struct {
 	e      *echo.Echo
 	owner  *pgxpool.Pool
+	app    *pgxpool.Pool
 	sealer *seal.Sealer
+	keys   *keyring.Keyring
+	mongo  *tenantmongo.Store
+	redis  *tenantredis.Store
 }
 
-func setup(t *testing.T) bundle {
+func setup(t testing.TB) bundle {
 	t.Helper()
 	sealer, err := seal.New(bytes.Repeat([]byte{7}, 32))
 	require.NoError(t, err)
-	e := api.New(api.Config{
-		Registry:  registry.New(testenv.AppPool(t)),
-		Settings:  tenantdb.New(testenv.AppPool(t)),
-		Sealer:    sealer,
-		Operators: operators.New(testenv.AppPool(t), token),
-		Logger:    testenv.Logger(t),
+	app := testenv.AppPool(t)
+	b := bundle{owner: testenv.OwnerPool(t), app: app, sealer: sealer, keys: keyring.New(app, sealer),
+		mongo: tenantmongo.New(testenv.MongoClient(t)), redis: tenantredis.New(testenv.RedisClient(t))}
+	b.e = api.New(api.Config{
+		Registry:      registry.New(app),
+		Settings:      tenantdb.New(app),
+		Sealer:        sealer,
+		Operators:     operators.New(app, token),
+		Redis:         b.redis,
+		Conversations: conversations.New(b.mongo, b.keys, b.redis),
+		SecretOverlap: time.Hour,
+		Logger:        testenv.Logger(t),
 	})
-	return bundle{e: e, owner: testenv.OwnerPool(t), sealer: sealer}
+	return b
 }
 
 type response struct {
@@ -51,7 +66,7 @@ type response struct {
 	Raw    string
 }
 
-func (b bundle) do(t *testing.T, method, path, body string, headers ...string) response {
+func (b bundle) do(t testing.TB, method, path, body string, headers ...string) response {
 	t.Helper()
 	req := httptest.NewRequest(method, path, strings.NewReader(body))
 	req.Header.Set("Authorization", "Bearer "+token)
@@ -75,7 +90,7 @@ func (b bundle) do(t *testing.T, method, path, body string, headers ...string) r
 }
 
 // requireProblem checks the one error shape: RFC 9457 fields and the problem content type.
-func requireProblem(t *testing.T, r response, status int) {
+func requireProblem(t testing.TB, r response, status int) {
 	t.Helper()
 	require.Equal(t, status, r.Code, r.Raw)
 	require.Equal(t, "application/problem+json", r.Header.Get("Content-Type"))

@@ -42,6 +42,9 @@ commands:
             start a lifecycle workflow for a registered tenant; prints the run (JSON)
   status <tenantId>
             print the tenant and its latest lifecycle run with its progress (JSON)
+  operator create <name> <platform-admin|operator|auditor>
+            issue an operator token (printed once; stored hashed)
+  operator revoke <name> | operator list
   verify-isolation
             check, as the application role, that every tenant table is under forced
             row-level security and that the role cannot bypass it
@@ -68,6 +71,8 @@ func main() {
 		err = migrations.Up(ctx, cfg.MigrateDatabaseURL, logger)
 	case "onboard", "suspend", "restore", "offboard", "status":
 		err = operate(ctx, cfg, logger, os.Args[1], os.Args[2:])
+	case "operator":
+		err = operatorCommand(ctx, cfg, os.Args[2:])
 	case "verify-isolation":
 		err = verifyIsolation(ctx, cfg, logger)
 	default:
@@ -206,4 +211,51 @@ func operate(ctx context.Context, cfg config.Config, logger *slog.Logger, cmd st
 	enc := json.NewEncoder(os.Stdout)
 	enc.SetIndent("", "  ")
 	return enc.Encode(out)
+}
+
+// operatorCommand manages operator tokens from a shell.
+func operatorCommand(ctx context.Context, cfg config.Config, args []string) error {
+	usage := func() {
+		fmt.Fprintln(os.Stderr, "usage: starter operator create <name> <platform-admin|operator|auditor> | revoke <name> | list")
+		os.Exit(2)
+	}
+	if len(args) == 0 {
+		usage()
+	}
+	pool, err := pgxpool.New(ctx, cfg.DatabaseURL)
+	if err != nil {
+		return fmt.Errorf("DATABASE_URL: %w", err)
+	}
+	defer pool.Close()
+	store := operators.New(pool, "")
+	switch {
+	case args[0] == "create" && len(args) == 3:
+		token, err := store.Create(ctx, args[1], operators.Role(args[2]))
+		if err != nil {
+			return err
+		}
+		fmt.Println(token)
+		fmt.Fprintln(os.Stderr, "operator: token printed once above; only its SHA-256 is stored")
+		return nil
+	case args[0] == "revoke" && len(args) == 2:
+		ok, err := store.Revoke(ctx, args[1])
+		if err != nil {
+			return err
+		}
+		if !ok {
+			return fmt.Errorf("no operator named %q", args[1])
+		}
+		fmt.Println("revoked", args[1])
+		return nil
+	case args[0] == "list" && len(args) == 1:
+		list, err := store.List(ctx)
+		if err != nil {
+			return err
+		}
+		enc := json.NewEncoder(os.Stdout)
+		enc.SetIndent("", "  ")
+		return enc.Encode(list)
+	}
+	usage()
+	return nil
 }
