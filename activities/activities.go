@@ -15,6 +15,7 @@ import (
 	"go.temporal.io/sdk/temporal"
 
 	"github.com/misybot/tenancy/internal/audit"
+	"github.com/misybot/tenancy/internal/conversations"
 	"github.com/misybot/tenancy/internal/keyring"
 	"github.com/misybot/tenancy/internal/registry"
 	"github.com/misybot/tenancy/internal/tenant"
@@ -38,6 +39,8 @@ type Activities struct {
 	Mongo    *tenantmongo.Store
 	Redis    *tenantredis.Store
 	Audit    *audit.Writer
+	// Conversations re-encrypts message text when a tenant's key rotates.
+	Conversations *conversations.Store
 	// ExportDir is where offboarding writes tenant archives.
 	ExportDir string
 	Logger    *slog.Logger

@@ -115,6 +115,7 @@ func New(cfg Config) *echo.Echo {
 	e.POST(TenantsPath+"/:tenantId/restore", s.startOperation(lifecycle.Restore), write...)
 	e.POST(TenantsPath+"/:tenantId/offboard", s.startOperation(lifecycle.Offboard), admin...)
 	e.POST(TenantsPath+"/:tenantId/secret/rotate", s.rotateSecret, write...)
+	e.POST(TenantsPath+"/:tenantId/keys/rotate", s.startOperation(lifecycle.RotateKeys), admin...)
 	e.GET(TenantsPath+"/:tenantId/operations/current", s.currentOperation, read...)
 	e.GET(TenantsPath, s.listTenants, read...)
 	e.GET(TenantsPath+"/:tenantId", s.getTenant, read...)

@@ -24,6 +24,8 @@ import (
 
 	"github.com/misybot/tenancy/api"
 	"github.com/misybot/tenancy/internal/clients"
+	"github.com/misybot/tenancy/internal/conversations"
+	"github.com/misybot/tenancy/internal/keyring"
 	"github.com/misybot/tenancy/internal/lifecycle"
 	"github.com/misybot/tenancy/internal/operators"
 	"github.com/misybot/tenancy/internal/registry"
@@ -31,6 +33,8 @@ import (
 	"github.com/misybot/tenancy/internal/seal"
 	"github.com/misybot/tenancy/internal/tenant"
 	"github.com/misybot/tenancy/internal/tenantdb"
+	"github.com/misybot/tenancy/internal/tenantmongo"
+	"github.com/misybot/tenancy/internal/tenantredis"
 	"github.com/misybot/tenancy/internal/testenv"
 	"github.com/misybot/tenancy/workflows"
 )
@@ -48,6 +52,8 @@ type stack struct {
 	mongo    *mongo.Client
 	redis    *redis.Client
 	exports  string
+	// conversations writes tenant data directly, as the signed tenant API would.
+	conversations *conversations.Store
 }
 
 // newStack starts the API in-process on its own task queue; withWorker also runs a worker
@@ -61,10 +67,12 @@ func newStack(t *testing.T, withWorker bool) *stack {
 	app := testenv.AppPool(t)
 	sealer, err := seal.New(masterKey)
 	require.NoError(t, err)
+	s.conversations = conversations.New(tenantmongo.New(s.mongo), keyring.New(app, sealer), tenantredis.New(s.redis))
 	e := api.New(api.Config{
 		Registry: registry.New(app), Settings: tenantdb.New(app), Sealer: sealer, Operators: operators.New(app, token),
-		Lifecycle: lifecycle.New(s.temporal, lifecycle.Options{TaskQueue: s.queue, StepTimeout: 3 * time.Second}),
-		Logger:    testenv.Logger(t),
+		Lifecycle: lifecycle.New(s.temporal, lifecycle.Options{TaskQueue: s.queue, StepTimeout: 3 * time.Second, KeySettleDelay: time.Second}),
+		Redis:     tenantredis.New(s.redis), Conversations: s.conversations, SecretOverlap: time.Hour,
+		Logger: testenv.Logger(t),
 	})
 	srv := httptest.NewServer(e)
 	t.Cleanup(srv.Close)

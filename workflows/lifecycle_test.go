@@ -3,6 +3,7 @@ package workflows_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"slices"
 	"sync"
 	"testing"
@@ -123,6 +124,15 @@ func lifecycleEnv(t *testing.T, fail map[string]error) (*testsuite.TestWorkflowE
 		},
 		"Tombstone": func(_ context.Context, _ activities.TombstoneInput) (tenant.Status, error) {
 			return tenant.StatusOffboarded, result("Tombstone")
+		},
+		"KeyVersions": func(_ context.Context, _ activities.TenantRef) (activities.KeyVersionsResult, error) {
+			return activities.KeyVersionsResult{Versions: []int{1, 2}}, result("KeyVersions")
+		},
+		"EnsureKeyVersion": func(_ context.Context, in activities.KeyVersionInput) (bool, error) {
+			return true, result(fmt.Sprintf("EnsureKeyVersion:%d", in.Version))
+		},
+		"ReencryptMessages": func(_ context.Context, _ activities.ReencryptInput) (activities.ReencryptProgress, error) {
+			return activities.ReencryptProgress{Reencrypted: 7, Done: true}, result("ReencryptMessages")
 		},
 		"RecordAudit": func(_ context.Context, in activities.AuditInput) (bool, error) {
 			return true, result("RecordAudit:" + in.Event.Action)
@@ -370,4 +380,20 @@ func TestRestoreIllegalTransitionFailsWithoutRetry(t *testing.T) {
 	p := progress(t, env)
 	require.Equal(t, workflows.StateFailed, p.State)
 	require.Contains(t, p.Steps[0].LastError, "pending")
+}
+
+// Rotation picks the next version once, waits for caches, re-encrypts, audits; an operator's
+// retry of a parked step reuses the same version (no second new key).
+func TestRotateTenantKey(t *testing.T) {
+	t.Parallel()
+	env, rec := lifecycleEnv(t, map[string]error{"EnsureKeyVersion:3": failFirst{n: 2, err: errors.New("db down")}})
+	env.RegisterDelayedCallback(func() { env.SignalWorkflow(workflows.RetrySignal, "ops") }, time.Hour)
+	env.ExecuteWorkflow(workflows.RotateTenantKey, workflows.RotateKeyInput{TenantID: "acme", StepAttempts: 2})
+	require.NoError(t, env.GetWorkflowError())
+	var res workflows.RotateKeyResult
+	require.NoError(t, env.GetWorkflowResult(&res))
+	require.Equal(t, workflows.RotateKeyResult{Version: 3, Reencrypted: 7}, res)
+	require.Equal(t, []string{"KeyVersions", "EnsureKeyVersion:3", "EnsureKeyVersion:3", "EnsureKeyVersion:3",
+		"ReencryptMessages", "RecordAudit:tenant.keys.rotate"}, rec.list(), "versions read once, version 3 ensured until it took")
+	require.Equal(t, []string{"new-key-version=completed", "settle-caches=completed", "reencrypt=completed", "audit=completed"}, stepNames(progress(t, env)))
 }

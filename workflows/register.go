@@ -10,4 +10,5 @@ func Register(w worker.WorkflowRegistry) {
 	w.RegisterWorkflow(SuspendTenant)
 	w.RegisterWorkflow(RestoreTenant)
 	w.RegisterWorkflow(OffboardTenant)
+	w.RegisterWorkflow(RotateTenantKey)
 }

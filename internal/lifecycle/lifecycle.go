@@ -27,6 +27,8 @@ const (
 	Suspend  Operation = "suspend"
 	Restore  Operation = "restore"
 	Offboard Operation = "offboard"
+	// RotateKeys adds a data key version and re-encrypts the tenant's data under it.
+	RotateKeys Operation = "rotate-keys"
 )
 
 // spec says which workflow an operation runs and from which statuses.
@@ -36,10 +38,11 @@ type spec struct {
 }
 
 var specs = map[Operation]spec{
-	Onboard:  {workflows.OnboardWorkflow, workflows.OnboardFrom},
-	Suspend:  {workflows.SuspendWorkflow, workflows.SuspendFrom},
-	Restore:  {workflows.RestoreWorkflow, workflows.RestoreFrom},
-	Offboard: {workflows.OffboardWorkflow, workflows.OffboardFrom},
+	Onboard:    {workflows.OnboardWorkflow, workflows.OnboardFrom},
+	Suspend:    {workflows.SuspendWorkflow, workflows.SuspendFrom},
+	Restore:    {workflows.RestoreWorkflow, workflows.RestoreFrom},
+	Offboard:   {workflows.OffboardWorkflow, workflows.OffboardFrom},
+	RotateKeys: {workflows.RotateKeyWorkflow, []tenant.Status{tenant.StatusActive, tenant.StatusSuspended}},
 }
 
 // IllegalTransitionError: the tenant's status does not allow the operation. Nothing started.
@@ -84,6 +87,8 @@ type Options struct {
 	// DefaultStepTimeout (0 keeps them).
 	StepAttempts int32
 	StepTimeout  time.Duration
+	// KeySettleDelay overrides the wait between a new key version and re-encryption (tests).
+	KeySettleDelay time.Duration
 }
 
 // Service starts and inspects lifecycle workflows.
@@ -119,6 +124,8 @@ func (s *Service) Start(ctx context.Context, op Operation, t tenant.Tenant, requ
 		input = workflows.OnboardInput{TenantID: t.ID, NeedsApproval: t.Type.NeedsApproval(), RequestedBy: requestedBy, StepAttempts: s.opts.StepAttempts, StepTimeout: s.opts.StepTimeout}
 	case Suspend, Restore:
 		input = workflows.StatusChangeInput{TenantID: t.ID, RequestedBy: requestedBy, Reason: reason, StepAttempts: s.opts.StepAttempts, StepTimeout: s.opts.StepTimeout}
+	case RotateKeys:
+		input = workflows.RotateKeyInput{TenantID: t.ID, RequestedBy: requestedBy, SettleDelay: s.opts.KeySettleDelay, StepAttempts: s.opts.StepAttempts, StepTimeout: s.opts.StepTimeout}
 	case Offboard:
 		input = workflows.OffboardInput{TenantID: t.ID, RequestedBy: requestedBy, GracePeriod: s.opts.OffboardGrace, StepAttempts: s.opts.StepAttempts, StepTimeout: s.opts.StepTimeout}
 	}

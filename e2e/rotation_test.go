@@ -1,0 +1,69 @@
+package e2e
+
+import (
+	"context"
+	"net/http"
+	"testing"
+
+	"github.com/stretchr/testify/require"
+	"go.mongodb.org/mongo-driver/bson"
+
+	"github.com/misybot/tenancy/api"
+	"github.com/misybot/tenancy/internal/keyring"
+	"github.com/misybot/tenancy/internal/tenant"
+	"github.com/misybot/tenancy/internal/testenv"
+)
+
+// Key rotation through the API: messages written under version 1 end up under version 2 and
+// still read back; new writes use version 2 at once.
+func TestKeyRotationReencryptsMessages(t *testing.T) {
+	t.Parallel()
+	s := newStack(t, true)
+	ctx := context.Background()
+	id := testenv.TenantID("rot")
+	code, body := s.do(http.MethodPost, api.TenantsPath+"/onboard", onboardBody(id, "standard"))
+	require.Equal(t, http.StatusAccepted, code, body)
+	require.NoError(t, s.wait(body))
+
+	tctx := tenant.WithID(ctx, id)
+	conv, err := s.conversations.Create(tctx, "history")
+	require.NoError(t, err)
+	texts := []string{"one", "two", "three"}
+	for _, tx := range texts {
+		_, err := s.conversations.AddMessage(tctx, conv.ID, "user", tx)
+		require.NoError(t, err)
+	}
+	versions := func() []int {
+		cur, err := s.mongo.Database("tenant_"+id).Collection("messages").Find(ctx, bson.D{})
+		require.NoError(t, err)
+		var docs []struct {
+			Text []byte `bson:"text"`
+		}
+		require.NoError(t, cur.All(ctx, &docs))
+		var out []int
+		for _, d := range docs {
+			v, ok := keyring.Version(d.Text)
+			require.True(t, ok)
+			out = append(out, v)
+		}
+		return out
+	}
+	require.Equal(t, []int{1, 1, 1}, versions())
+
+	code, body = s.do(http.MethodPost, api.TenantsPath+"/"+id+"/keys/rotate", "")
+	require.Equal(t, http.StatusAccepted, code, body)
+	require.NoError(t, s.wait(body))
+	require.Equal(t, []int{2, 2, 2}, versions())
+
+	_, msgs, err := s.conversations.Get(tctx, conv.ID)
+	require.NoError(t, err)
+	var got []string
+	for _, m := range msgs {
+		got = append(got, m.Text)
+	}
+	require.Equal(t, texts, got)
+
+	_, op := s.do(http.MethodGet, api.TenantsPath+"/"+id+"/operations/current", "")
+	require.Equal(t, "completed", op["status"])
+	require.Equal(t, "RotateTenantKey", op["workflow"])
+}
