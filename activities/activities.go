@@ -10,7 +10,9 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"strings"
 
+	"github.com/jackc/pgx/v5/pgconn"
 	"go.temporal.io/sdk/activity"
 	"go.temporal.io/sdk/temporal"
 
@@ -60,6 +62,17 @@ func scoped(ctx context.Context, tenantID string) (context.Context, error) {
 	return tenant.WithID(ctx, tenantID), nil
 }
 
+// permanentOnBadData turns PostgreSQL data exceptions (SQLSTATE class 22: a value a column
+// cannot hold) and integrity violations (class 23) into non-retryable failures: a retry sends
+// the same value and fails the same way, so retrying would only park the workflow.
+func permanentOnBadData(err error) error {
+	var pgErr *pgconn.PgError
+	if errors.As(err, &pgErr) && (strings.HasPrefix(pgErr.Code, "22") || strings.HasPrefix(pgErr.Code, "23")) {
+		return temporal.NewNonRetryableApplicationError(err.Error(), ErrTypeInvalidInput, err)
+	}
+	return err
+}
+
 // TransitionInput asks to move a tenant to To from one of From.
 type TransitionInput struct {
 	TenantID string
@@ -90,7 +103,7 @@ func (a *Activities) TransitionStatus(ctx context.Context, in TransitionInput) (
 		return TransitionResult{}, temporal.NewNonRetryableApplicationError(err.Error(), ErrTypeTenantNotFound, err)
 	}
 	if err != nil {
-		return TransitionResult{}, fmt.Errorf("transition %s to %s: %w", in.TenantID, in.To, err)
+		return TransitionResult{}, permanentOnBadData(fmt.Errorf("transition %s to %s: %w", in.TenantID, in.To, err))
 	}
 	if !changed && t.Status != in.To {
 		msg := fmt.Sprintf("tenant %s is %s; cannot move to %s (allowed from %v)", in.TenantID, t.Status, in.To, in.From)
@@ -138,7 +151,7 @@ func (a *Activities) Tombstone(ctx context.Context, in TombstoneInput) (tenant.S
 		return "", temporal.NewNonRetryableApplicationError(err.Error(), ErrTypeIllegalTransition, err)
 	}
 	if err != nil {
-		return "", err
+		return "", permanentOnBadData(err)
 	}
 	return t.Status, nil
 }

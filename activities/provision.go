@@ -61,7 +61,8 @@ func (a *Activities) ProvisionPostgres(ctx context.Context, in TenantRef) (tenan
 	if err != nil {
 		return tenantdb.ProvisionReport{}, err
 	}
-	return a.Tenants.Provision(tctx, tenantdb.ProvisionInput{DisplayName: t.Name, OwnerUserID: t.ContactEmail})
+	rep, err := a.Tenants.Provision(tctx, tenantdb.ProvisionInput{DisplayName: t.Name, OwnerUserID: t.ContactEmail})
+	return rep, permanentOnBadData(err)
 }
 
 // DeprovisionPostgres deletes the tenant's rows from every tenant-scoped table found in the

@@ -8,6 +8,7 @@ import (
 	"mime"
 	"net/http"
 	"reflect"
+	"strconv"
 	"strings"
 
 	"github.com/go-playground/validator/v10"
@@ -34,7 +35,66 @@ func decodeJSON(c echo.Context, dst any) error {
 	if err := dec.Decode(&struct{}{}); !errors.Is(err, io.EOF) {
 		return malformed("the body must hold exactly one JSON object")
 	}
+	if field, ok := findNUL(reflect.ValueOf(dst), ""); ok {
+		// PostgreSQL cannot store U+0000 in text or jsonb: refuse it here as the client's
+		// mistake it is, instead of failing later (and, in a workflow, retrying forever).
+		return validationProblem(FieldError{Field: strings.TrimPrefix(field, "."), Message: "must not contain the NUL character (\\u0000)"})
+	}
 	return nil
+}
+
+// findNUL walks a decoded value for a string (or raw JSON) holding U+0000 and returns its path.
+func findNUL(v reflect.Value, path string) (string, bool) {
+	switch v.Kind() {
+	case reflect.Pointer, reflect.Interface:
+		if v.IsNil() {
+			return "", false
+		}
+		return findNUL(v.Elem(), path)
+	case reflect.String:
+		return path, strings.ContainsRune(v.String(), 0)
+	case reflect.Struct:
+		t := v.Type()
+		for i := range t.NumField() {
+			f := t.Field(i)
+			if !f.IsExported() && !f.Anonymous { // embedded structs promote their exported fields
+				continue
+			}
+			name := path
+			if !f.Anonymous {
+				n, _, _ := strings.Cut(f.Tag.Get("json"), ",")
+				name = path + "." + n
+			}
+			if p, ok := findNUL(v.Field(i), name); ok {
+				return p, true
+			}
+		}
+	case reflect.Slice:
+		if v.Type() == reflect.TypeOf(json.RawMessage(nil)) {
+			var decoded any
+			if json.Unmarshal(v.Bytes(), &decoded) == nil {
+				return findNUL(reflect.ValueOf(&decoded), path)
+			}
+			return "", false
+		}
+		for i := range v.Len() {
+			if p, ok := findNUL(v.Index(i), fmt.Sprintf("%s[%d]", path, i)); ok {
+				return p, true
+			}
+		}
+	case reflect.Map:
+		iter := v.MapRange()
+		for iter.Next() {
+			key := iter.Key()
+			if key.Kind() == reflect.String && strings.ContainsRune(key.String(), 0) {
+				return path, true
+			}
+			if p, ok := findNUL(iter.Value(), path); ok {
+				return p, true
+			}
+		}
+	}
+	return "", false
 }
 
 func decodeProblem(err error) error {
@@ -98,6 +158,9 @@ func newValidator() *validator.Validate {
 	must(v.RegisterValidation("tenantid", func(fl validator.FieldLevel) bool {
 		return tenant.ValidateID(fl.Field().String()) == nil
 	}))
+	must(v.RegisterValidation("notblank", func(fl validator.FieldLevel) bool {
+		return strings.TrimSpace(fl.Field().String()) != ""
+	}))
 	must(v.RegisterValidation("origin", func(fl validator.FieldLevel) bool {
 		return validOrigin(fl.Field().String())
 	}))
@@ -115,7 +178,14 @@ func validOrigin(s string) bool {
 	if !ok || (scheme != "http" && scheme != "https") || rest == "" {
 		return false
 	}
-	return !strings.ContainsAny(rest, "/?#@ ") && !strings.HasPrefix(rest, ":") && !strings.HasSuffix(rest, ":")
+	if strings.ContainsAny(rest, "/?#@ ") || strings.HasPrefix(rest, ":") || strings.HasSuffix(rest, ":") {
+		return false
+	}
+	if i := strings.LastIndexByte(rest, ':'); i >= 0 && !strings.HasSuffix(rest, "]") {
+		port, err := strconv.Atoi(rest[i+1:])
+		return err == nil && port >= 1 && port <= 65535 && !strings.HasPrefix(rest[i+1:], "0")
+	}
+	return true
 }
 
 // validate runs the struct rules and turns failures into one 400 problem listing every field.
@@ -166,6 +236,8 @@ func fieldMessage(fe validator.FieldError) string {
 		return fmt.Sprintf("must be %d to %d lowercase letters, digits or hyphens, starting with a letter and not ending with a hyphen", tenant.IDMinLen, tenant.IDMaxLen)
 	case "origin":
 		return "must be an origin such as https://app.example.com (scheme, host, optional port; lowercase; no path or wildcard)"
+	case "notblank":
+		return "must not be blank"
 	case "printascii":
 		return "must be printable ASCII"
 	case "unique":

@@ -17,7 +17,7 @@ import (
 var settingKey = regexp.MustCompile(`^[a-z][a-z0-9_.-]{0,63}$`)
 
 // tenantScope puts the path's tenant into the request context, after checking it is
-// registered. Handlers behind it reach tenant data only through stores that read the tenant
+// registered and provisioned. Handlers behind it reach tenant data only through stores that read the tenant
 // from the context, so a handler cannot name another tenant by mistake.
 func (s *Server) tenantScope(next echo.HandlerFunc) echo.HandlerFunc {
 	return func(c echo.Context) error {
@@ -25,8 +25,16 @@ func (s *Server) tenantScope(next echo.HandlerFunc) echo.HandlerFunc {
 		if err != nil {
 			return err
 		}
-		if _, err := s.registry.Get(c.Request().Context(), id); err != nil {
+		t, err := s.registry.Get(c.Request().Context(), id)
+		if err != nil {
 			return registryError(err)
+		}
+		// Only a provisioned, live tenant has tenant data: before onboarding there is nothing to
+		// read, and from offboarding on a write would recreate data after (or during) the purge.
+		if t.Status != tenant.StatusActive && t.Status != tenant.StatusSuspended {
+			p := conflict("tenant is " + string(t.Status) + "; its data can be reached only while it is active or suspended")
+			p.CurrentStatus = string(t.Status)
+			return p
 		}
 		c.SetRequest(c.Request().WithContext(tenant.WithID(c.Request().Context(), id)))
 		return next(c)

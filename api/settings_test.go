@@ -1,12 +1,17 @@
 package api_test
 
 import (
+	"context"
 	"net/http"
 	"testing"
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/jackc/pgx/v5"
+
 	"github.com/misybot/tenancy/api"
+	"github.com/misybot/tenancy/internal/rls"
+	"github.com/misybot/tenancy/internal/tenant"
 	"github.com/misybot/tenancy/internal/testenv"
 )
 
@@ -18,6 +23,11 @@ func TestSettingsThroughTenantScope(t *testing.T) {
 	a, other := testenv.TenantID("sa"), testenv.TenantID("sb")
 	for _, id := range []string{a, other} {
 		require.Equal(t, http.StatusCreated, b.do(t, http.MethodPost, api.TenantsPath, registerBody(id)).Code)
+		r := b.do(t, http.MethodGet, api.TenantsPath+"/"+id+"/settings", "")
+		requireProblem(t, r, http.StatusConflict)
+		require.Equal(t, "pending", r.Body["currentStatus"], "no tenant data before provisioning")
+		_, err := b.owner.Exec(context.Background(), `UPDATE tenants SET status = 'active' WHERE tenant_id = $1`, id)
+		require.NoError(t, err)
 	}
 	pa, pb := api.TenantsPath+"/"+a+"/settings", api.TenantsPath+"/"+other+"/settings"
 
@@ -51,4 +61,26 @@ func TestSettingsThroughTenantScope(t *testing.T) {
 
 	require.Equal(t, http.StatusNoContent, b.do(t, http.MethodDelete, pa+"/theme", "").Code)
 	requireProblem(t, b.do(t, http.MethodGet, pa+"/theme", ""), http.StatusNotFound)
+}
+
+// From offboarding on, the settings endpoints refuse: a write would recreate data the purge
+// removes.
+func TestSettingsRefusedOnceOffboarding(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	id := testenv.TenantID("sgone")
+	require.Equal(t, http.StatusCreated, b.do(t, http.MethodPost, api.TenantsPath, registerBody(id)).Code)
+	for _, status := range []string{"offboarding", "offboarded"} {
+		_, err := b.owner.Exec(context.Background(), `UPDATE tenants SET status = $2 WHERE tenant_id = $1`, id, status)
+		require.NoError(t, err)
+		r := b.do(t, http.MethodPut, api.TenantsPath+"/"+id+"/settings/k", `{"value":1}`)
+		requireProblem(t, r, http.StatusConflict)
+		require.Equal(t, status, r.Body["currentStatus"])
+	}
+	var n int
+	ctx := tenant.WithID(context.Background(), id)
+	require.NoError(t, rls.Tx(ctx, b.owner, func(tx pgx.Tx) error { // the owner is under FORCE RLS too
+		return tx.QueryRow(ctx, `SELECT count(*) FROM tenant_settings WHERE tenant_id = $1`, id).Scan(&n)
+	}))
+	require.Zero(t, n)
 }

@@ -261,6 +261,13 @@ func TestPermissionsGateEndpoints(t *testing.T) {
 		require.Contains(t, r.Body["detail"], "permission")
 	}
 	require.Equal(t, http.StatusOK, b.send(t, reader.req("GET", "/settings", "")).Code)
+
+	// An operator's PUT reaches request checks at once: granting and revoking take effect on
+	// the next request (the Redis context record is rewritten).
+	grant := b.do(t, http.MethodPut, api.TenantsPath+"/"+reader.id, `{"tenantName":"T","contactEmail":"a@b.co","tenantType":"enterprise","permissions":["settings:read","settings:write"]}`)
+	require.Equal(t, http.StatusOK, grant.Code, grant.Raw)
+	require.Equal(t, http.StatusOK, b.send(t, reader.req("PUT", "/settings/x", `{"value":1}`)).Code)
+	requireProblem(t, b.send(t, reader.req("GET", "/conversations", "")), http.StatusForbidden)
 }
 
 // Tenant A naming B's conversation or setting gets nothing of B.

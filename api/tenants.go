@@ -10,11 +10,13 @@ import (
 	"net/http"
 	"slices"
 	"strconv"
+	"time"
 
 	"github.com/labstack/echo/v4"
 
 	"github.com/misybot/tenancy/internal/registry"
 	"github.com/misybot/tenancy/internal/tenant"
+	"github.com/misybot/tenancy/internal/tenantredis"
 )
 
 // SecretField names the tenant secret in sealing's associated data; a ciphertext sealed for it
@@ -24,7 +26,7 @@ const SecretField = "tenants.secret"
 // tenantFields are the fields an operator sets at registration and may replace with PUT.
 type tenantFields struct {
 	SiteID           string              `json:"siteId" validate:"omitempty,max=64,printascii,excludesall= "`
-	Name             string              `json:"tenantName" validate:"required,max=200"`
+	Name             string              `json:"tenantName" validate:"required,notblank,max=200"`
 	ContactEmail     string              `json:"contactEmail" validate:"required,max=254,email"`
 	WebsiteURL       string              `json:"websiteUrl" validate:"omitempty,max=2048,http_url"`
 	BusinessIndustry string              `json:"businessIndustry" validate:"max=100"`
@@ -233,14 +235,21 @@ func (s *Server) updateTenant(c echo.Context) error {
 	if err := s.validate(&req); err != nil {
 		return err
 	}
+	current, err := s.registry.Get(c.Request().Context(), id)
+	if err != nil {
+		return registryError(err)
+	}
+	if current.Status == tenant.StatusOffboarding || current.Status == tenant.StatusOffboarded {
+		return registryError(&registry.StatusError{Err: registry.ErrFrozen, Status: current.Status})
+	}
+	if req.Permissions == nil {
+		// Absent means unchanged, never "widen to the type's ceiling".
+		req.Permissions = current.Permissions
+	}
 	if err := req.checkPermissions(); err != nil {
 		return err
 	}
 	if req.SiteID == "" {
-		current, err := s.registry.Get(c.Request().Context(), id)
-		if err != nil {
-			return registryError(err)
-		}
 		req.SiteID = current.SiteID
 	}
 	t, err := s.registry.Update(c.Request().Context(), id, registry.Update{
@@ -250,6 +259,9 @@ func (s *Server) updateTenant(c echo.Context) error {
 	})
 	if err != nil {
 		return registryError(err)
+	}
+	if err := s.refreshContextRecord(c.Request().Context(), t); err != nil {
+		return err
 	}
 	s.logger.Info("tenant updated", "tenant_id", id)
 	return c.JSON(http.StatusOK, t)
@@ -265,6 +277,32 @@ func (s *Server) deleteTenant(c echo.Context) error {
 	}
 	s.logger.Info("tenant deleted", "tenant_id", id)
 	return c.NoContent(http.StatusNoContent)
+}
+
+// refreshContextRecord rewrites a provisioned tenant's Redis context record after its
+// permissions, origins or type changed, so request checks never run on stale values. A tenant
+// without a record (not provisioned) has nothing to refresh.
+func (s *Server) refreshContextRecord(ctx context.Context, t tenant.Tenant) error {
+	if s.redis == nil {
+		return nil
+	}
+	tctx := tenant.WithID(ctx, t.ID)
+	rec, err := s.redis.ReadContext(tctx)
+	if errors.Is(err, tenantredis.ErrNotFound) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("read context record: %w", err)
+	}
+	rec.Type, rec.AllowedOrigins, rec.UpdatedAt = string(t.Type), t.AllowedOrigins, time.Now().UTC()
+	rec.Permissions = make([]string, len(t.Permissions))
+	for i, p := range t.Permissions {
+		rec.Permissions[i] = string(p)
+	}
+	if err := s.redis.WriteContext(tctx, rec); err != nil {
+		return fmt.Errorf("write context record: %w", err)
+	}
+	return nil
 }
 
 // newSiteID returns a random UUIDv4 for tenants registered without a site id.

@@ -170,12 +170,19 @@ func TestTenantCRUD(t *testing.T) {
 	require.NotContains(t, list.Raw, secret)
 	require.Contains(t, list.Raw, `"tenantId":"`+id+`"`)
 
-	updated := b.do(t, http.MethodPut, path, `{"tenantName":"Acme Inc","contactEmail":"new@acme.test","tenantType":"trial","allowedOrigins":["https://app.acme.test"]}`)
+	// Without permissions, PUT keeps them; a type whose ceiling they exceed is refused.
+	requireProblem(t, b.do(t, http.MethodPut, path, `{"tenantName":"Acme Inc","contactEmail":"new@acme.test","tenantType":"trial"}`), http.StatusBadRequest)
+	kept := b.do(t, http.MethodPut, path, `{"tenantName":"Acme","contactEmail":"ops@acme.test","tenantType":"enterprise"}`)
+	require.Equal(t, http.StatusOK, kept.Code, kept.Raw)
+	require.Equal(t, created.Body["permissions"], kept.Body["permissions"], "not widened to the enterprise ceiling")
+
+	updated := b.do(t, http.MethodPut, path, `{"tenantName":"Acme Inc","contactEmail":"new@acme.test","tenantType":"trial","allowedOrigins":["https://app.acme.test"],
+		"permissions":["settings:read","conversations:read","conversations:write"]}`)
 	require.Equal(t, http.StatusOK, updated.Code, updated.Raw)
 	require.Equal(t, "Acme Inc", updated.Body["tenantName"])
 	require.Equal(t, "new@acme.test", updated.Body["contactEmail"])
 	require.Equal(t, []any{"https://app.acme.test"}, updated.Body["allowedOrigins"])
-	require.Equal(t, []any{"settings:read", "conversations:read", "conversations:write"}, updated.Body["permissions"], "defaults follow the new type")
+	require.Equal(t, []any{"settings:read", "conversations:read", "conversations:write"}, updated.Body["permissions"], "as sent")
 	require.Equal(t, created.Body["siteId"], updated.Body["siteId"], "an omitted siteId is kept")
 
 	dup := b.do(t, http.MethodPost, api.TenantsPath, registerBody(id))
@@ -265,6 +272,8 @@ func TestBadInputIsRefusedAndChangesNothing(t *testing.T) {
 	b := setup(t)
 	id := testenv.TenantID("bad")
 	require.Equal(t, http.StatusCreated, b.do(t, http.MethodPost, api.TenantsPath, registerBody(id)).Code)
+	_, err := b.owner.Exec(context.Background(), `UPDATE tenants SET status = 'active' WHERE tenant_id = $1`, id)
+	require.NoError(t, err)
 	before := b.rowSnapshot(t, id)
 	path := api.TenantsPath + "/" + id
 
@@ -294,6 +303,18 @@ func TestBadInputIsRefusedAndChangesNothing(t *testing.T) {
 		{"unknown type", "POST", api.TenantsPath, registerBody(id+"x", "tenantType", "gold"), 400, "tenantType", nil},
 		{"unknown permission", "POST", api.TenantsPath, registerBody(id+"x", "permissions", []string{"root"}), 400, "permissions[0]", nil},
 		{"permission above type", "POST", api.TenantsPath, registerBody(id+"x", "permissions", []string{"audit:read"}), 400, "permissions[0]", nil},
+		{"NUL in name", "POST", api.TenantsPath, registerBody(id+"x", "tenantName", "a\x00b"), 400, "tenantName", nil},
+		{"NUL in origin", "POST", api.TenantsPath, registerBody(id+"x", "allowedOrigins", []string{"https://a\x00.test"}), 400, "allowedOrigins[0]", nil},
+		{"blank name", "POST", api.TenantsPath, registerBody(id+"x", "tenantName", "   "), 400, "tenantName", nil},
+		{"origin port out of range", "POST", api.TenantsPath, registerBody(id+"x", "allowedOrigins", []string{"https://a.test:99999"}), 400, "allowedOrigins[0]", nil},
+		{"put NUL", "PUT", path, `{"tenantName":"X\u0000","contactEmail":"x@y.zz","tenantType":"trial"}`, 400, "tenantName", nil},
+		{"onboard NUL", "POST", api.TenantsPath + "/onboard", registerBody(id+"x", "businessIndustry", "\x00"), 400, "businessIndustry", nil},
+		{"suspend NUL reason", "POST", path + "/suspend", `{"reason":"a\u0000b"}`, 400, "reason", nil},
+		{"suspend unknown field", "POST", path + "/suspend", `{"why":"x"}`, 400, "why", nil},
+		{"offboard bad id", "POST", api.TenantsPath + "/BAD/offboard", "", 400, "tenantId", nil},
+		{"operation unknown tenant", "GET", api.TenantsPath + "/no-such-tenant/operations/current", "", 404, "", nil},
+		{"rotate unknown tenant", "POST", api.TenantsPath + "/no-such-tenant/secret/rotate", "", 404, "", nil},
+		{"setting NUL value", "PUT", path + "/settings/k", `{"value":{"a":["\u0000"]}}`, 400, "value[0]", nil},
 		{"duplicate id", "POST", api.TenantsPath, registerBody(id), 409, "", nil},
 		{"get bad id", "GET", api.TenantsPath + "/Bad_Id", "", 400, "tenantId", nil},
 		{"get unknown", "GET", api.TenantsPath + "/no-such-tenant", "", 404, "", nil},
