@@ -3,7 +3,8 @@
 -- the application role's access to it is narrowed instead:
 --   * it may read every column except secret_ciphertext;
 --   * it reads one tenant's sealed secret at a time, by id, through tenant_sealed_secret(),
---     a SECURITY DEFINER function owned by the owner role: no query can bulk-read the secrets;
+--     a SECURITY DEFINER function owned by the owner role (00007 also requires the tenant's
+--     own context, so a query cannot read them in bulk by mistake);
 --   * it may still write the sealed secret (registration, rotation), never read it back directly.
 
 -- +goose Up

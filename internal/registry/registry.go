@@ -15,6 +15,7 @@ import (
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
 
+	"github.com/misybot/tenancy/internal/rls"
 	"github.com/misybot/tenancy/internal/tenant"
 )
 
@@ -249,14 +250,15 @@ func (r *Registry) Delete(ctx context.Context, id string) error {
 	return &StatusError{Err: ErrNotDeletable, Status: t.Status}
 }
 
-// SealedSecret returns one tenant's sealed secret and its key version, for signature checks.
-// The application role cannot SELECT the column; it goes through the tenant_sealed_secret
-// function, one tenant at a time (migration 00003).
+// SealedSecret returns one tenant's sealed secret and its key version. The application role
+// cannot SELECT the column; it goes through the tenant_sealed_secret function, which answers
+// only inside that tenant's context (migrations 00003, 00007).
 func (r *Registry) SealedSecret(ctx context.Context, id string) ([]byte, int, error) {
 	var sealed []byte
 	var version int
-	err := r.pool.QueryRow(ctx, `SELECT secret_ciphertext, secret_key_version FROM tenant_sealed_secret($1)`, id).
-		Scan(&sealed, &version)
+	err := rls.Tx(tenant.WithID(ctx, id), r.pool, func(tx pgx.Tx) error {
+		return tx.QueryRow(ctx, `SELECT secret_ciphertext, secret_key_version FROM tenant_sealed_secret($1)`, id).Scan(&sealed, &version)
+	})
 	if errors.Is(err, pgx.ErrNoRows) {
 		return nil, 0, fmt.Errorf("%w: %s", ErrNotFound, id)
 	}
@@ -274,13 +276,15 @@ type Secrets struct {
 	PreviousExpiries time.Time
 }
 
-// Secrets reads one tenant's sealed secrets through the tenant_secrets function (the
-// application role cannot SELECT the columns).
+// Secrets reads one tenant's sealed secrets through the tenant_secrets function, inside that
+// tenant's context (the application role cannot SELECT the columns).
 func (r *Registry) Secrets(ctx context.Context, id string) (Secrets, error) {
 	var out Secrets
 	var expires *time.Time
-	err := r.pool.QueryRow(ctx, `SELECT current_secret, previous_secret, previous_expires_at FROM tenant_secrets($1)`, id).
-		Scan(&out.Current, &out.Previous, &expires)
+	err := rls.Tx(tenant.WithID(ctx, id), r.pool, func(tx pgx.Tx) error {
+		return tx.QueryRow(ctx, `SELECT current_secret, previous_secret, previous_expires_at FROM tenant_secrets($1)`, id).
+			Scan(&out.Current, &out.Previous, &expires)
+	})
 	if errors.Is(err, pgx.ErrNoRows) {
 		return Secrets{}, fmt.Errorf("%w: %s", ErrNotFound, id)
 	}

@@ -235,8 +235,21 @@ func TestApplicationRoleCannotEscape(t *testing.T) {
 	_, err = b.app.Exec(ctx, `SELECT * FROM tenants`)
 	require.Equal(t, "42501", pgCode(err), "SELECT * includes the secret column: %v", err)
 
+	// The function answers only inside the tenant's own context: a bulk query over the
+	// registry gets nothing, and one tenant's context does not open another's secret.
+	var n int
+	require.NoError(t, b.app.QueryRow(ctx, `SELECT count(s.*) FROM tenants t, tenant_sealed_secret(t.tenant_id) s`).Scan(&n))
+	require.Zero(t, n, "bulk read without tenant context")
+	require.NoError(t, b.app.QueryRow(ctx, `SELECT count(s.*) FROM tenants t, tenant_secrets(t.tenant_id) s`).Scan(&n))
+	require.Zero(t, n)
 	var sealed []byte
-	require.NoError(t, b.app.QueryRow(ctx, `SELECT secret_ciphertext FROM tenant_sealed_secret($1)`, b.a).Scan(&sealed))
+	require.NoError(t, rls.Tx(tenant.WithID(ctx, b.a), b.app, func(tx pgx.Tx) error {
+		if err := tx.QueryRow(ctx, `SELECT count(*) FROM tenant_sealed_secret($1)`, b.b).Scan(&n); err != nil {
+			return err
+		}
+		return tx.QueryRow(ctx, `SELECT secret_ciphertext FROM tenant_sealed_secret($1)`, b.a).Scan(&sealed)
+	}))
+	require.Zero(t, n, "A's context does not open B's secret")
 	require.Equal(t, []byte{1}, sealed)
 }
 
@@ -279,6 +292,17 @@ func TestVerifyCatchesTablesWithoutIsolation(t *testing.T) {
 		`ALTER TABLE ` + schema + `.open ENABLE ROW LEVEL SECURITY`,
 		`ALTER TABLE ` + schema + `.open FORCE ROW LEVEL SECURITY`,
 		`CREATE POLICY p ON ` + schema + `.open USING (true)`,
+		// Isolated correctly, then widened by a second, permissive read policy.
+		`CREATE TABLE ` + schema + `.widened (tenant_id text NOT NULL)`,
+		`ALTER TABLE ` + schema + `.widened ENABLE ROW LEVEL SECURITY`,
+		`ALTER TABLE ` + schema + `.widened FORCE ROW LEVEL SECURITY`,
+		`CREATE POLICY tenant_isolation ON ` + schema + `.widened USING (tenant_id = (SELECT current_setting('app.tenant_id', true)))`,
+		`CREATE POLICY peek ON ` + schema + `.widened FOR SELECT USING (true)`,
+		// A look-alike condition on another setting does not count either.
+		`CREATE TABLE ` + schema + `.lookalike (tenant_id text NOT NULL)`,
+		`ALTER TABLE ` + schema + `.lookalike ENABLE ROW LEVEL SECURITY`,
+		`ALTER TABLE ` + schema + `.lookalike FORCE ROW LEVEL SECURITY`,
+		`CREATE POLICY p ON ` + schema + `.lookalike USING (tenant_id = current_setting('app.tenant_id_x', true) OR true)`,
 	} {
 		_, err := tx.Exec(ctx, stmt)
 		require.NoError(t, err, stmt)
@@ -291,7 +315,11 @@ func TestVerifyCatchesTablesWithoutIsolation(t *testing.T) {
 	require.Contains(t, msg, "table "+name+".half has tenant_id but row level security is not forced")
 	require.NotContains(t, msg, "table "+name+".half has tenant_id but no policy")
 	require.Contains(t, msg, "table "+name+".open has tenant_id but no policy")
+	require.Contains(t, msg, "table "+name+".widened has a permissive policy peek that is not the tenant condition")
+	require.NotContains(t, msg, "table "+name+".widened has tenant_id but no policy", "its isolation policy is there")
+	require.Contains(t, msg, "table "+name+".lookalike has a permissive policy p that is not the tenant condition")
 	require.NotContains(t, msg, "public.tenants", "the registry is exempt by its schema comment")
+	require.NotContains(t, msg, "public.tenant_settings", "the migrated tables pass")
 }
 
 // The policy's sub-select is an InitPlan the planner can use as an index condition on

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -30,39 +31,52 @@ func Verify(ctx context.Context, q Querier) error {
 
 // CheckTables finds, from the catalog, every table in a user schema with a tenant_id column, and
 // fails for each that lacks ENABLE or FORCE ROW LEVEL SECURITY or a policy for all commands on
-// app.tenant_id. Tables marked with ExemptMarker are skipped. A table added later by someone
+// app.tenant_id, or that has any other permissive policy (which would widen access). Tables marked with ExemptMarker are skipped. A table added later by someone
 // who never heard of RLS is caught here, because the list comes from the catalog.
 func CheckTables(ctx context.Context, q Querier) error {
 	rows, err := q.Query(ctx, `
 		SELECT format('%I.%I', n.nspname, c.relname),
 		       c.relrowsecurity,
 		       c.relforcerowsecurity,
-		       EXISTS (SELECT 1 FROM pg_policy p
-		               WHERE p.polrelid = c.oid AND p.polcmd = '*' AND p.polpermissive
-		                 AND pg_get_expr(p.polqual, p.polrelid) LIKE '%' || $1 || '%'
-		                 AND (p.polwithcheck IS NULL OR pg_get_expr(p.polwithcheck, p.polrelid) LIKE '%' || $1 || '%'))
+		       coalesce((SELECT array_agg(concat_ws(chr(31), p.polname, p.polcmd::text, coalesce(pg_get_expr(p.polqual, p.polrelid), ''), coalesce(pg_get_expr(p.polwithcheck, p.polrelid), '')))
+		                 FROM pg_policy p WHERE p.polrelid = c.oid AND p.polpermissive), '{}')
 		FROM pg_class c
 		JOIN pg_namespace n ON n.oid = c.relnamespace
 		JOIN pg_attribute a ON a.attrelid = c.oid AND a.attname = 'tenant_id' AND NOT a.attisdropped
 		WHERE c.relkind IN ('r', 'p')
 		  AND n.nspname NOT IN ('pg_catalog', 'information_schema')
 		  AND n.nspname NOT LIKE 'pg\_toast%' AND n.nspname NOT LIKE 'pg\_temp%'
-		  AND coalesce(obj_description(c.oid, 'pg_class'), '') NOT LIKE $2 || '%'
-		ORDER BY 1`, Setting, ExemptMarker)
+		  AND coalesce(obj_description(c.oid, 'pg_class'), '') NOT LIKE $1 || '%'
+		ORDER BY 1`, ExemptMarker)
 	if err != nil {
 		return fmt.Errorf("rls: read catalog: %w", err)
 	}
 	var errs []error
 	var name string
-	var enabled, forced, policy bool
-	_, err = pgx.ForEachRow(rows, []any{&name, &enabled, &forced, &policy}, func() error {
+	var enabled, forced bool
+	var policies []string
+	_, err = pgx.ForEachRow(rows, []any{&name, &enabled, &forced, &policies}, func() error {
 		if !enabled {
 			errs = append(errs, fmt.Errorf("table %s has tenant_id but row level security is not enabled", name))
 		}
 		if !forced {
 			errs = append(errs, fmt.Errorf("table %s has tenant_id but row level security is not forced", name))
 		}
-		if !policy {
+		isolated := false
+		for _, p := range policies {
+			parts := strings.SplitN(p, "\x1f", 4) // unit separator: cannot occur in names or expressions
+			policy, cmd, qual, check := parts[0], parts[1], parts[2], parts[3]
+			if !isTenantExpr(qual) || (check != "" && !isTenantExpr(check)) {
+				// Permissive policies are OR-ed: one that is not the tenant condition widens
+				// access to every tenant's rows, whatever the other policies say.
+				errs = append(errs, fmt.Errorf("table %s has a permissive policy %s that is not the tenant condition on %s: it widens access", name, policy, Setting))
+				continue
+			}
+			if cmd == "*" {
+				isolated = true
+			}
+		}
+		if !isolated {
 			errs = append(errs, fmt.Errorf("table %s has tenant_id but no policy for all commands on %s", name, Setting))
 		}
 		return nil
@@ -71,6 +85,18 @@ func CheckTables(ctx context.Context, q Querier) error {
 		return fmt.Errorf("rls: read catalog: %w", err)
 	}
 	return errors.Join(errs...)
+}
+
+// tenantExpr is the policy condition every tenant table uses, as PostgreSQL prints it back,
+// without spaces: tenant_id = (SELECT current_setting('app.tenant_id', true)).
+const tenantExpr = "(tenant_id=(SELECTcurrent_setting('app.tenant_id'::text,true)))"
+
+// isTenantExpr compares a policy expression with tenantExpr, ignoring spacing and the column
+// alias some PostgreSQL versions print ("AS current_setting").
+func isTenantExpr(expr string) bool {
+	e := strings.Join(strings.Fields(expr), "")
+	e = strings.ReplaceAll(e, "AScurrent_setting", "")
+	return e == tenantExpr
 }
 
 // CheckRole fails when the connected role could step around row-level security: it is a
