@@ -19,7 +19,7 @@ RUN go mod download && go mod verify
 COPY . .
 
 ENV CGO_ENABLED=0
-RUN go build -trimpath -ldflags="-s -w" -o /out/starter ./starter \
+RUN mkdir -p /out/exports && go build -trimpath -ldflags="-s -w" -o /out/starter ./starter \
  && go build -trimpath -ldflags="-s -w" -o /out/worker ./worker
 
 # ---- runtime ----------------------------------------------------------------------------------
@@ -31,6 +31,9 @@ LABEL org.opencontainers.image.title="misybot-tenancy" \
 
 WORKDIR /app
 COPY --from=build /out/starter /out/worker /app/
+# Offboarding archives go here (a volume in docker-compose); owned by the nonroot user so the
+# worker can write it, since distroless has no shell to fix permissions later.
+COPY --from=build --chown=65532:65532 /out/exports /data/exports
 
 USER nonroot:nonroot
 EXPOSE 8080

@@ -142,14 +142,20 @@ type RevokeSessionsResult struct {
 	Revoked int64
 }
 
-// RevokeSessions deletes the tenant's session keys in Redis (on suspend). Idempotent: with no
-// sessions left it deletes nothing and succeeds.
+// RevokeSessions deletes the tenant's session keys in Redis (on suspend), heartbeating as it
+// scans. Idempotent: with no sessions left it deletes nothing and succeeds; a retry simply
+// scans again.
 func (a *Activities) RevokeSessions(ctx context.Context, in TenantRef) (RevokeSessionsResult, error) {
 	tctx, err := scoped(ctx, in.TenantID)
 	if err != nil {
 		return RevokeSessionsResult{}, err
 	}
-	n, err := a.Redis.RevokeSessions(tctx)
+	// SCAN walks the whole keyspace: heartbeat after each step so a long walk is not mistaken
+	// for a dead worker.
+	n, err := a.Redis.RevokeSessions(tctx, func(p tenantredis.PurgeProgress) error {
+		activity.RecordHeartbeat(ctx, p.Deleted)
+		return ctx.Err()
+	})
 	return RevokeSessionsResult{Revoked: n}, err
 }
 

@@ -343,16 +343,16 @@ func (s *Store) SetStatus(ctx context.Context, status string) error {
 }
 
 // RevokeSessions deletes every session key of the context tenant (kind KindSession) and returns
-// how many it deleted. Used by suspension: call it after SetStatus, so that no new session is
+// how many it deleted, calling onBatch (may be nil) after each SCAN step. Used by suspension: call it after SetStatus, so that no new session is
 // created behind the scan. Idempotent, so Temporal may retry it: a repeated run finds nothing
 // and returns 0. Like Purge it walks the whole keyspace with SCAN (never KEYS, which would
 // block Redis), so its cost grows with the total number of keys, not with the tenant's.
-func (s *Store) RevokeSessions(ctx context.Context) (int64, error) {
+func (s *Store) RevokeSessions(ctx context.Context, onBatch func(PurgeProgress) error) (int64, error) {
 	p, err := prefixFrom(ctx)
 	if err != nil {
 		return 0, err
 	}
-	prog, err := s.scanUnlink(ctx, p+KindSession+":*", PurgeProgress{}, DefaultBatch, nil)
+	prog, err := s.scanUnlink(ctx, p+KindSession+":*", PurgeProgress{}, DefaultBatch, onBatch)
 	if err != nil {
 		return prog.Deleted, fmt.Errorf("tenantredis: revoke sessions: %w", err)
 	}

@@ -284,7 +284,7 @@ func TestRevokeSessionsDeletesOnlyThatTenantsSessions(t *testing.T) {
 		require.NoError(t, scB.Set(ctx, tenantredis.KindSession, fmt.Sprint("h", i), "u", time.Hour))
 	}
 
-	n, err := store.RevokeSessions(ctxOf(a))
+	n, err := store.RevokeSessions(ctxOf(a), nil)
 	require.NoError(t, err)
 	require.EqualValues(t, 3, n)
 	require.Equal(t, []string{
@@ -292,7 +292,7 @@ func TestRevokeSessionsDeletesOnlyThatTenantsSessions(t *testing.T) {
 	}, keysOf(t, rc, a))
 	require.Len(t, keysOf(t, rc, b), 2)
 
-	n, err = store.RevokeSessions(ctxOf(a))
+	n, err = store.RevokeSessions(ctxOf(a), nil)
 	require.NoError(t, err)
 	require.Zero(t, n)
 }
@@ -314,7 +314,7 @@ func TestAccessorsRefuseAContextWithoutATenant(t *testing.T) {
 		_, err = store.ReadContext(ctx)
 		require.ErrorIs(t, err, tenant.ErrNoTenant)
 		require.ErrorIs(t, store.SetStatus(ctx, "active"), tenant.ErrNoTenant)
-		_, err = store.RevokeSessions(ctx)
+		_, err = store.RevokeSessions(ctx, nil)
 		require.ErrorIs(t, err, tenant.ErrNoTenant)
 		_, err = store.Purge(ctx, tenantredis.PurgeProgress{}, 0, nil)
 		require.ErrorIs(t, err, tenant.ErrNoTenant)
