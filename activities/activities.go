@@ -162,6 +162,10 @@ type AuditInput struct {
 	Event audit.Event
 	// Platform writes to the platform audit instead of the tenant's own.
 	Platform bool
+	// Route lets the activity choose: the tenant's own chain while it is open (tenant active or
+	// suspended, database present), the platform chain otherwise (audit.Writer.Record). For
+	// events that may happen at any point of a tenant's life, such as operator signals.
+	Route bool
 }
 
 // RecordAudit writes an audit event. Idempotent: the event id is deterministic (workflow id,
@@ -169,6 +173,9 @@ type AuditInput struct {
 func (a *Activities) RecordAudit(ctx context.Context, in AuditInput) (bool, error) {
 	if in.Platform {
 		return a.Audit.Platform(ctx, in.Event)
+	}
+	if in.Route {
+		return a.recordRouted(ctx, in.Event)
 	}
 	tctx, err := scoped(ctx, in.Event.TenantID)
 	if err != nil {

@@ -68,6 +68,7 @@ func (s *Server) onboardTenant(c echo.Context) error {
 		return err
 	}
 	ctx := c.Request().Context()
+	auditTenant(c, req.ID)
 	t, err := s.registry.Get(ctx, req.ID)
 	var secret string
 	registered := false
@@ -87,7 +88,14 @@ func (s *Server) onboardTenant(c echo.Context) error {
 			// The tenant exists now even though onboarding did not start: hand over the secret,
 			// or nobody could ever use it. The problem says so.
 			s.logger.Warn("tenant registered but onboarding did not start", "tenant_id", t.ID, "err", err)
-			return c.JSON(http.StatusCreated, registerResponse{Tenant: t, Secret: secret})
+			detail := "onboarding did not start; send the same request again to start it"
+			if p, ok := lifecycleError(err).(*Problem); ok {
+				detail = "onboarding did not start (" + p.Detail + "); send the same request again to start it"
+			}
+			return c.JSON(http.StatusCreated, struct {
+				registerResponse
+				OnboardingError string `json:"onboardingError"`
+			}{registerResponse{Tenant: t, Secret: secret}, detail})
 		}
 		return lifecycleError(err)
 	}

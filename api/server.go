@@ -11,6 +11,7 @@ import (
 	"github.com/labstack/echo/v4"
 	"github.com/labstack/echo/v4/middleware"
 
+	"github.com/misybot/tenancy/internal/audit"
 	"github.com/misybot/tenancy/internal/conversations"
 	"github.com/misybot/tenancy/internal/lifecycle"
 	"github.com/misybot/tenancy/internal/operators"
@@ -41,6 +42,8 @@ type Config struct {
 	Conversations *conversations.Store
 	// SecretOverlap is how long a rotated-out tenant secret keeps verifying.
 	SecretOverlap time.Duration
+	// Audit writes and reads the audit chains (api/audit.go); nil leaves requests unaudited.
+	Audit *audit.Writer
 	// Checks are the dependencies /readyz probes, by name.
 	Checks []Check
 	Logger *slog.Logger
@@ -61,6 +64,7 @@ type Server struct {
 	tenantAuditHandler echo.HandlerFunc
 	// onDenied, when set, records a denied tenant request in the audit trail.
 	onDenied  func(c echo.Context, tenantID string, status int, reason string)
+	audit     *audit.Writer
 	checks    []Check
 	validator *validator.Validate
 	logger    *slog.Logger
@@ -78,6 +82,7 @@ func New(cfg Config) *echo.Echo {
 		conversations: cfg.Conversations,
 		secretOverlap: cfg.SecretOverlap,
 		secrets:       newSecretCache(),
+		audit:         cfg.Audit,
 		checks:        cfg.Checks,
 		validator:     newValidator(),
 		logger:        cfg.Logger,
@@ -127,6 +132,7 @@ func New(cfg Config) *echo.Echo {
 	e.PUT(TenantsPath+"/:tenantId/settings/:key", s.putSetting, append(write, s.tenantScope)...)
 	e.DELETE(TenantsPath+"/:tenantId/settings/:key", s.deleteSetting, append(write, s.tenantScope)...)
 
+	s.auditRoutes(e, op) // before the tenant API: it hooks the tenant API's audit endpoint
 	s.tenantAPIRoutes(e)
 	return e
 }

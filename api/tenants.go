@@ -84,6 +84,7 @@ func (s *Server) registerTenant(c echo.Context) error {
 	if err := req.checkPermissions(); err != nil {
 		return err
 	}
+	auditTenant(c, req.ID)
 	created, secretText, err := s.register(c.Request().Context(), req)
 	if errors.Is(err, registry.ErrExists) {
 		return conflict(fmt.Sprintf("tenant %q is already registered", req.ID))

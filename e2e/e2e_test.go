@@ -20,9 +20,12 @@ import (
 	"go.mongodb.org/mongo-driver/bson"
 	"go.mongodb.org/mongo-driver/mongo"
 	"go.temporal.io/sdk/client"
+	"go.temporal.io/sdk/interceptor"
 	"go.temporal.io/sdk/worker"
 
+	"github.com/misybot/tenancy/activities"
 	"github.com/misybot/tenancy/api"
+	"github.com/misybot/tenancy/internal/audit"
 	"github.com/misybot/tenancy/internal/clients"
 	"github.com/misybot/tenancy/internal/conversations"
 	"github.com/misybot/tenancy/internal/keyring"
@@ -54,6 +57,29 @@ type stack struct {
 	exports  string
 	// conversations writes tenant data directly, as the signed tenant API would.
 	conversations *conversations.Store
+	// platformDB is this stack's own platform audit database (audit.WithPlatformDatabase), so
+	// its platform chain holds only events written under this stack's key.
+	platformDB string
+}
+
+// audit is a writer over the stack's chains, with the key the API and the workers use, to
+// verify them.
+func (s *stack) audit() *audit.Writer {
+	sealer, err := seal.New(masterKey)
+	require.NoError(s.t, err)
+	return (&clients.Clients{Mongo: s.mongo, AuditPlatformDatabase: s.platformDB}).AuditWriter(sealer)
+}
+
+// tenantChain is a tenant's audit chain.
+func (s *stack) tenantChain(id string) *audit.Chain {
+	c, err := s.audit().TenantChain(tenant.WithID(context.Background(), id))
+	require.NoError(s.t, err)
+	return c
+}
+
+// platform is the stack's platform audit collection.
+func (s *stack) platform() *mongo.Collection {
+	return s.mongo.Database(s.platformDB).Collection(audit.Collection)
 }
 
 // newStack starts the API in-process on its own task queue; withWorker also runs a worker
@@ -68,10 +94,14 @@ func newStack(t *testing.T, withWorker bool) *stack {
 	sealer, err := seal.New(masterKey)
 	require.NoError(t, err)
 	s.conversations = conversations.New(tenantmongo.New(s.mongo), keyring.New(app, sealer), tenantredis.New(s.redis))
+	s.platformDB = strings.ReplaceAll(testenv.TenantID("platform_e2e"), "-", "_")
+	t.Cleanup(func() { _ = s.mongo.Database(s.platformDB).Drop(context.Background()) })
+	cl := &clients.Clients{Postgres: app, Mongo: s.mongo, Redis: s.redis, AuditPlatformDatabase: s.platformDB}
 	e := api.New(api.Config{
 		Registry: registry.New(app), Settings: tenantdb.New(app), Sealer: sealer, Operators: operators.New(app, token),
 		Lifecycle: lifecycle.New(s.temporal, lifecycle.Options{TaskQueue: s.queue, StepTimeout: 3 * time.Second, KeySettleDelay: time.Second}),
 		Redis:     tenantredis.New(s.redis), Conversations: s.conversations, SecretOverlap: time.Hour,
+		Audit:  cl.AuditWriter(sealer),
 		Logger: testenv.Logger(t),
 	})
 	srv := httptest.NewServer(e)
@@ -79,10 +109,10 @@ func newStack(t *testing.T, withWorker bool) *stack {
 	s.url = srv.URL
 
 	if withWorker {
-		w := worker.New(s.temporal, s.queue, worker.Options{})
+		acts := cl.Activities(sealer, s.exports, testenv.Logger(t))
+		w := worker.New(s.temporal, s.queue, worker.Options{Interceptors: []interceptor.WorkerInterceptor{activities.NewAuditInterceptor(acts)}})
 		workflows.Register(w)
-		cl := &clients.Clients{Postgres: app, Mongo: s.mongo, Redis: s.redis}
-		w.RegisterActivity(cl.Activities(sealer, s.exports, testenv.Logger(t)))
+		w.RegisterActivity(acts)
 		require.NoError(t, w.Start())
 		t.Cleanup(w.Stop)
 	}

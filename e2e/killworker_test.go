@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"syscall"
 	"testing"
 	"time"
@@ -14,10 +15,12 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/stretchr/testify/require"
 	"go.mongodb.org/mongo-driver/bson"
+	"go.mongodb.org/mongo-driver/mongo"
 	enumspb "go.temporal.io/api/enums/v1"
 
 	"github.com/misybot/tenancy/api"
 	"github.com/misybot/tenancy/internal/audit"
+	"github.com/misybot/tenancy/internal/schedule"
 	"github.com/misybot/tenancy/internal/tenant"
 	"github.com/misybot/tenancy/internal/testenv"
 	"github.com/misybot/tenancy/workflows"
@@ -45,9 +48,15 @@ func (s *stack) startWorkerProcess(bin, name string) *exec.Cmd {
 		"DATABASE_URL="+testenv.AppDatabaseURL, "MONGODB_URI="+testenv.MongoURI, "REDIS_URL="+testenv.RedisURL,
 		"TEMPORAL_ADDRESS="+testenv.TemporalAddress, "TASK_QUEUE="+s.queue,
 		"TENANT_MASTER_KEY="+base64.StdEncoding.EncodeToString(masterKey), "EXPORT_DIR="+s.exports,
+		"AUDIT_PLATFORM_DATABASE="+s.platformDB,
 	)
 	cmd.Stdout, cmd.Stderr = logFile, logFile
 	require.NoError(s.t, cmd.Start())
+	// The worker creates its task queue's retention schedule at start; this queue dies with the
+	// test, so its schedule must too.
+	s.t.Cleanup(func() {
+		_ = s.temporal.ScheduleClient().GetHandle(context.Background(), schedule.AuditRetentionID(s.queue)).Delete(context.Background())
+	})
 	s.t.Cleanup(func() {
 		_ = cmd.Process.Kill()
 		_, _ = cmd.Process.Wait()
@@ -112,7 +121,7 @@ func TestWorkerKilledMidProvisioning(t *testing.T) {
 
 	st := s.state(id)
 	requireProvisioned(t, id, st)
-	require.Equal(t, map[string]int64{"conversations": 0, "messages": 0, "audit_events": 1}, st.Mongo, "one onboarding event, nothing else")
+	require.Equal(t, map[string]int64{"conversations": 0, "messages": 0, "audit_events": 2}, st.Mongo, "the onboarding event and the mark-active step, nothing else")
 	require.Len(t, st.RedisKeys, 1, "only the context record")
 
 	var locale string
@@ -124,7 +133,32 @@ func TestWorkerKilledMidProvisioning(t *testing.T) {
 	}))
 	require.Equal(t, "en", locale, "the default, written once by the retried activity")
 
-	n, err := s.mongo.Database(audit.PlatformDatabase).Collection(audit.Collection).CountDocuments(ctx, bson.D{{Key: "tenantId", Value: id}})
+	n, err := s.platform().CountDocuments(ctx, bson.D{{Key: "tenantId", Value: id}, {Key: "outcome", Value: bson.D{{Key: "$ne", Value: audit.OutcomeSuccess}}}})
 	require.NoError(t, err)
 	require.Zero(t, n, "no failure recorded")
+
+	// Every request and every step left exactly one event, though the first worker died in the
+	// middle of a step and another ran it again: the platform chain has the requests and the
+	// steps taken while the tenant was onboarding, its own chain the rest.
+	actions := func(coll *mongo.Collection) []string {
+		cur, err := coll.Find(ctx, bson.D{{Key: "tenantId", Value: id}})
+		require.NoError(t, err)
+		var events []audit.Event
+		require.NoError(t, cur.All(ctx, &events))
+		var out []string
+		for _, e := range events {
+			out = append(out, e.Action)
+		}
+		slices.Sort(out)
+		return out
+	}
+	require.Equal(t, []string{"tenant.onboard.request", "tenant.register",
+		"workflow.step.EnsureKeys", "workflow.step.ProvisionMongo", "workflow.step.ProvisionPostgres", "workflow.step.ProvisionRedis",
+		"workflow.step.TransitionStatus"}, actions(s.platform()))
+	require.Equal(t, []string{"tenant.onboard", "workflow.step.TransitionStatus"}, actions(s.mongo.Database("tenant_"+id).Collection(audit.Collection)))
+	for _, c := range []*audit.Chain{s.audit().PlatformChain(), s.tenantChain(id)} {
+		rep, err := c.Verify(ctx)
+		require.NoError(t, err)
+		require.True(t, rep.OK, "%s: %+v", c.Name(), rep.FirstBroken)
+	}
 }

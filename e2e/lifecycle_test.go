@@ -95,7 +95,7 @@ func TestLifecycleThroughTheAPI(t *testing.T) {
 
 	// The deletion summary sits in the platform audit, with the archive's real checksum.
 	var summary audit.Event
-	err = s.mongo.Database(audit.PlatformDatabase).Collection(audit.Collection).
+	err = s.platform().
 		FindOne(ctx, bson.D{{Key: "tenantId", Value: a}, {Key: "action", Value: "tenant.offboard"}}).Decode(&summary)
 	require.NoError(t, err)
 	archive, err := os.ReadFile(summary.Details["archive"])

@@ -122,13 +122,14 @@ func serve(ctx context.Context, cfg config.Config, logger *slog.Logger) error {
 		Registry: registry.New(c.Postgres),
 		Settings: tenantdb.New(c.Postgres),
 		Lifecycle: lifecycle.New(c.Temporal, lifecycle.Options{
-			TaskQueue: cfg.TaskQueue, OffboardGrace: cfg.OffboardGrace,
+			TaskQueue: cfg.TaskQueue, OffboardGrace: cfg.OffboardGrace, Logger: logger,
 		}),
 		Sealer:        sealer,
 		Operators:     operators.New(c.Postgres, cfg.OperatorToken),
 		Redis:         tenantredis.New(c.Redis),
 		Conversations: conversations.New(tenantmongo.New(c.Mongo), keyring.New(c.Postgres, sealer), tenantredis.New(c.Redis)),
 		SecretOverlap: cfg.SecretOverlap,
+		Audit:         c.AuditWriter(sealer),
 		Checks: []api.Check{
 			{Name: "postgres", Probe: c.PingPostgres},
 			{Name: "mongodb", Probe: c.PingMongo},

@@ -5,14 +5,19 @@ package main
 import (
 	"context"
 	"fmt"
+	"log/slog"
 	"os"
 	"strings"
+	"time"
 
+	"go.temporal.io/sdk/interceptor"
 	"go.temporal.io/sdk/worker"
 
+	"github.com/misybot/tenancy/activities"
 	"github.com/misybot/tenancy/internal/clients"
 	"github.com/misybot/tenancy/internal/config"
 	"github.com/misybot/tenancy/internal/rls"
+	"github.com/misybot/tenancy/internal/schedule"
 	"github.com/misybot/tenancy/internal/seal"
 	"github.com/misybot/tenancy/workflows"
 )
@@ -47,9 +52,15 @@ func main() {
 		os.Exit(1)
 	}
 
-	w := worker.New(c.Temporal, cfg.TaskQueue, worker.Options{})
+	acts := c.Activities(sealer, cfg.ExportDir, logger)
+	if err := startAudit(acts, c, cfg.TaskQueue, logger); err != nil {
+		logger.Error("worker: refusing to start", "err", err)
+		os.Exit(1)
+	}
+	// The interceptor writes one audit event per workflow step (activities.NewAuditInterceptor).
+	w := worker.New(c.Temporal, cfg.TaskQueue, worker.Options{Interceptors: []interceptor.WorkerInterceptor{activities.NewAuditInterceptor(acts)}})
 	workflows.Register(w)
-	w.RegisterActivity(c.Activities(sealer, cfg.ExportDir, logger))
+	w.RegisterActivity(acts)
 
 	logger.Info("worker starting", "task_queue", cfg.TaskQueue, "temporal", cfg.TemporalAddress, "namespace", cfg.TemporalNamespace, "export_dir", cfg.ExportDir)
 	if err := w.Run(worker.InterruptCh()); err != nil {
@@ -57,4 +68,22 @@ func main() {
 		os.Exit(1)
 	}
 	logger.Info("worker stopped")
+}
+
+// startAudit prepares what the audit trail needs before the worker takes tasks: the platform
+// chain's indexes (seq unique, so concurrent writers cannot fork it) and the daily retention
+// schedule of this task queue. Both are idempotent; a failure means MongoDB or Temporal is not
+// answering, and the worker could not do its work either.
+func startAudit(acts *activities.Activities, c *clients.Clients, taskQueue string, logger *slog.Logger) error {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if err := acts.Audit.EnsurePlatformIndexes(ctx); err != nil {
+		return fmt.Errorf("platform audit indexes: %w", err)
+	}
+	created, err := schedule.EnsureAuditRetention(ctx, c.Temporal, taskQueue)
+	if err != nil {
+		return err
+	}
+	logger.Info("audit retention schedule", "id", schedule.AuditRetentionID(taskQueue), "created", created)
+	return nil
 }

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"strings"
 	"testing"
 	"time"
 
@@ -28,7 +29,11 @@ func startWorker(t *testing.T, c client.Client) string {
 	queue := "test-" + testenv.TenantID("q")
 	w := worker.New(c, queue, worker.Options{})
 	workflows.Register(w)
-	cl := &clients.Clients{Postgres: testenv.AppPool(t), Mongo: testenv.MongoClient(t), Redis: testenv.RedisClient(t)}
+	mc := testenv.MongoClient(t)
+	// A platform audit chain of its own: the shared one must hold events of one key only.
+	platformDB := strings.ReplaceAll(testenv.TenantID("platform_wf"), "-", "_")
+	t.Cleanup(func() { _ = mc.Database(platformDB).Drop(context.Background()) })
+	cl := &clients.Clients{Postgres: testenv.AppPool(t), Mongo: mc, Redis: testenv.RedisClient(t), AuditPlatformDatabase: platformDB}
 	sealer, err := seal.New(bytes.Repeat([]byte{3}, 32))
 	require.NoError(t, err)
 	w.RegisterActivity(cl.Activities(sealer, t.TempDir(), testenv.Logger(t)))

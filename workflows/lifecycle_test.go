@@ -393,7 +393,20 @@ func TestRotateTenantKey(t *testing.T) {
 	var res workflows.RotateKeyResult
 	require.NoError(t, env.GetWorkflowResult(&res))
 	require.Equal(t, workflows.RotateKeyResult{Version: 3, Reencrypted: 7}, res)
-	require.Equal(t, []string{"KeyVersions", "EnsureKeyVersion:3", "EnsureKeyVersion:3", "EnsureKeyVersion:3",
-		"ReencryptMessages", "RecordAudit:tenant.keys.rotate"}, rec.list(), "versions read once, version 3 ensured until it took")
+	require.Equal(t, []string{"KeyVersions", "EnsureKeyVersion:3", "EnsureKeyVersion:3", "RecordAudit:workflow.signal.retry", "EnsureKeyVersion:3",
+		"ReencryptMessages", "RecordAudit:tenant.keys.rotate"}, rec.list(), "versions read once, version 3 ensured until it took; the operator's retry audited")
 	require.Equal(t, []string{"new-key-version=completed", "settle-caches=completed", "reencrypt=completed", "audit=completed"}, stepNames(progress(t, env)))
+}
+
+// Cancelling a run parked for an operator compensates like an abort.
+func TestCancelWhileParkedCompensates(t *testing.T) {
+	t.Parallel()
+	env, rec := lifecycleEnv(t, map[string]error{"ProvisionRedis": errors.New("redis down")})
+	env.RegisterDelayedCallback(env.CancelWorkflow, time.Hour)
+	env.ExecuteWorkflow(workflows.OnboardTenant, workflows.OnboardInput{TenantID: "acme", StepAttempts: 2})
+	require.Error(t, env.GetWorkflowError())
+	calls := rec.list()
+	require.Contains(t, calls, "DeprovisionMongo", "compensations ran despite the cancellation")
+	require.Contains(t, calls, "DestroyKeys")
+	require.Contains(t, calls, "TransitionStatus:failed")
 }

@@ -102,6 +102,7 @@ func (r *run) onboard(ctx workflow.Context, in OnboardInput, res *OnboardResult,
 		sel := workflow.NewSelector(r.ctx)
 		sel.AddReceive(approve, func(c workflow.ReceiveChannel, _ bool) { c.Receive(r.ctx, &approver); proceed = true })
 		sel.AddReceive(r.abort, func(c workflow.ReceiveChannel, _ bool) { c.Receive(r.ctx, &approver) })
+		sel.AddReceive(r.ctx.Done(), func(workflow.ReceiveChannel, bool) { approver = "workflow cancellation" })
 		sel.Select(r.ctx)
 		r.progress.State, r.progress.Signals = StateRunning, nil
 		r.progress.Steps[i].EndedAt = workflow.Now(r.ctx)

@@ -11,4 +11,5 @@ func Register(w worker.WorkflowRegistry) {
 	w.RegisterWorkflow(RestoreTenant)
 	w.RegisterWorkflow(OffboardTenant)
 	w.RegisterWorkflow(RotateTenantKey)
+	w.RegisterWorkflow(ApplyAuditRetention)
 }

@@ -144,8 +144,12 @@ func (r *run) awaitOperator(state, goSignal string, goCh workflow.ReceiveChannel
 	sel := workflow.NewSelector(r.ctx)
 	sel.AddReceive(goCh, func(c workflow.ReceiveChannel, _ bool) { c.Receive(r.ctx, &operator); proceed = true })
 	sel.AddReceive(r.abort, func(c workflow.ReceiveChannel, _ bool) { c.Receive(r.ctx, &operator) })
+	// A cancellation of the workflow counts as an abort: the caller's compensations then run in
+	// a disconnected context.
+	sel.AddReceive(r.ctx.Done(), func(workflow.ReceiveChannel, bool) { operator = "workflow cancellation" })
 	sel.Select(r.ctx)
 	workflow.GetLogger(r.ctx).Info("operator decided", "tenant_id", r.progress.TenantID, "proceed", proceed, "operator", operator)
+	r.auditDecision(proceed, operator)
 	return proceed
 }
 

@@ -1,17 +1,27 @@
 // Package audit records what happened to and by a tenant. A tenant's events live in its own
 // MongoDB database (collection audit_events, removed with the tenant after offboarding's
-// export); platform events (registrations, offboarding summaries, operator actions across
-// tenants) live in the platform database, which outlives every tenant.
+// export); platform events (registrations, offboarding summaries, denied operator requests,
+// lifecycle steps of tenants whose database is not open) live in the platform database, which
+// outlives every tenant.
 //
 // Exactly once: callers give each event a deterministic id (for workflows: workflow id, run id
 // and step), and a write whose id exists already is success, so a retried activity or a
 // replayed workflow never records an event twice.
+//
+// Tamper evidence: the events of each database form a hash chain (see chain.go). Every event
+// carries its position (seq 1, 2, 3…), the hash of the event before it and its own hash, an
+// HMAC-SHA256 over a canonical encoding of all its fields. Verify recomputes the chain and names
+// the first broken link; retention (Prune) removes old events only behind a MAC'd checkpoint, so
+// what remains still verifies.
 package audit
 
 import (
 	"context"
 	"errors"
 	"fmt"
+	"regexp"
+	"strings"
+	"sync"
 	"time"
 
 	"go.mongodb.org/mongo-driver/mongo"
@@ -27,12 +37,22 @@ const PlatformDatabase = "platform"
 // Collection is the events collection, in tenant databases and in the platform database.
 const Collection = "audit_events"
 
+// CheckpointCollection holds the retention checkpoints of a chain, in the same database as its
+// events: one document per cut, never deleted (see Prune).
+const CheckpointCollection = "audit_checkpoints"
+
+// KeyPurpose names the HMAC key of the chains for seal.Sealer.PurposeKey.
+const KeyPurpose = "audit-chain"
+
 // Actor types.
 const (
 	ActorOperator = "operator"
 	ActorTenant   = "tenant"
 	ActorSystem   = "system"
 )
+
+// ActorTypes lists every actor type, for validating filters.
+var ActorTypes = []string{ActorOperator, ActorTenant, ActorSystem}
 
 // Outcomes.
 const (
@@ -41,6 +61,9 @@ const (
 	OutcomeDenied  = "denied"
 )
 
+// Outcomes lists every outcome, for validating filters.
+var Outcomes = []string{OutcomeSuccess, OutcomeFailure, OutcomeDenied}
+
 // Actor is who did it.
 type Actor struct {
 	Type string `bson:"type" json:"type"`
@@ -48,6 +71,10 @@ type Actor struct {
 }
 
 // Event is one audit record. It never holds a secret or a plaintext field value.
+//
+// Seq, PrevHash and Hash are assigned by the writer (whatever the caller put there is
+// replaced); they are omitted from JSON when zero so that workflow payloads, which never set
+// them, are byte-for-byte what they were before the chain existed.
 type Event struct {
 	ID         string            `bson:"_id" json:"id"`
 	TenantID   string            `bson:"tenantId" json:"tenantId"`
@@ -61,17 +88,72 @@ type Event struct {
 	RunID      string            `bson:"runId,omitempty" json:"runId,omitempty"`
 	Details    map[string]string `bson:"details,omitempty" json:"details,omitempty"`
 	At         time.Time         `bson:"at" json:"at"`
+	// Seq is the event's position in its chain: 1, 2, 3… with no gap.
+	Seq int64 `bson:"seq,omitempty" json:"seq,omitempty"`
+	// PrevHash is the Hash of the event at Seq-1 (or of the retention checkpoint that replaced
+	// it); empty for the first event of a chain.
+	PrevHash string `bson:"prevHash,omitempty" json:"prevHash,omitempty"`
+	// Hash is the hex HMAC-SHA256 of the event's canonical encoding (see chain.go).
+	Hash string `bson:"hash,omitempty" json:"hash,omitempty"`
 }
 
-// Writer writes events. One per process; safe for concurrent use.
+// Writer writes and reads the audit chains. One per process; safe for concurrent use.
 type Writer struct {
 	tenants  *tenantmongo.Store
-	platform *mongo.Collection
+	key      []byte
+	platform *Chain
+
+	// ready remembers the databases whose seq index this process has checked, so the check
+	// costs one round trip per database and process, not one per event.
+	ready sync.Map // database name -> struct{}
+	// readyMu serialises index creation, so concurrent first writes do not all create it.
+	readyMu sync.Mutex
 }
 
-// NewWriter returns a Writer over the shared MongoDB client.
-func NewWriter(client *mongo.Client, tenants *tenantmongo.Store) *Writer {
-	return &Writer{tenants: tenants, platform: client.Database(PlatformDatabase).Collection(Collection)}
+// Option adjusts a Writer.
+type Option func(*writerOptions)
+
+type writerOptions struct{ platformDB string }
+
+// WithPlatformDatabase puts the platform chain in another database than PlatformDatabase
+// (empty keeps the default). Every process of a deployment must use the same one. Tests use
+// their own, because a chain holds events of one key only: test processes writing the shared
+// platform chain under their own test keys would leave it unverifiable for everyone else.
+func WithPlatformDatabase(name string) Option { return func(o *writerOptions) { o.platformDB = name } }
+
+// ValidPlatformDatabase checks a platform database name: a MongoDB-safe name that cannot be a
+// tenant's database.
+func ValidPlatformDatabase(name string) error {
+	if !platformDBName.MatchString(name) || strings.HasPrefix(name, tenantmongo.DatabasePrefix) {
+		return fmt.Errorf("audit: platform database %q must be 1 to 63 lowercase letters, digits or '_', start with a letter, and not start with %q", name, tenantmongo.DatabasePrefix)
+	}
+	return nil
+}
+
+var platformDBName = regexp.MustCompile(`^[a-z][a-z0-9_]{0,62}$`)
+
+// NewWriter returns a Writer over the shared MongoDB client. key is the chains' HMAC key
+// (seal.Sealer.PurposeKey(KeyPurpose)): at least 32 bytes, the same in every process that
+// writes or verifies. A shorter key or a bad platform database name is a wiring mistake
+// (configuration is validated before) and panics at start-up.
+func NewWriter(client *mongo.Client, tenants *tenantmongo.Store, key []byte, opts ...Option) *Writer {
+	if len(key) < 32 {
+		panic("audit: the chain key must be at least 32 bytes")
+	}
+	o := writerOptions{platformDB: PlatformDatabase}
+	for _, opt := range opts {
+		opt(&o)
+	}
+	if o.platformDB == "" {
+		o.platformDB = PlatformDatabase
+	}
+	if err := ValidPlatformDatabase(o.platformDB); err != nil {
+		panic(err.Error())
+	}
+	w := &Writer{tenants: tenants, key: append([]byte(nil), key...)}
+	db := client.Database(o.platformDB)
+	w.platform = &Chain{w: w, name: PlatformChainName, events: db.Collection(Collection), checkpoints: db.Collection(CheckpointCollection)}
+	return w
 }
 
 // WorkflowEventID is the deterministic id of an event written by a workflow step.
@@ -79,7 +161,27 @@ func WorkflowEventID(workflowID, runID, step string) string {
 	return workflowID + "/" + runID + "/" + step
 }
 
-// Tenant writes an event into the context tenant's own database. It reports false, with no
+// PlatformDatabaseName is the database of this writer's platform chain.
+func (w *Writer) PlatformDatabaseName() string { return w.platform.events.Database().Name() }
+
+// PlatformChain is the chain of the platform database.
+func (w *Writer) PlatformChain() *Chain { return w.platform }
+
+// TenantChain is the chain of the context tenant's database. It does no I/O: reading a tenant
+// that has no database finds nothing and creates nothing.
+func (w *Writer) TenantChain(ctx context.Context) (*Chain, error) {
+	id, err := tenant.IDFrom(ctx)
+	if err != nil {
+		return nil, err
+	}
+	db, err := w.tenants.Database(ctx)
+	if err != nil {
+		return nil, err
+	}
+	return &Chain{w: w, name: TenantChainName(id), tenantID: id, events: db.Collection(Collection), checkpoints: db.Collection(CheckpointCollection)}, nil
+}
+
+// Tenant writes an event into the context tenant's own chain. It reports false, with no
 // error, when an event with that id was already written.
 func (w *Writer) Tenant(ctx context.Context, e Event) (bool, error) {
 	id, err := tenant.IDFrom(ctx)
@@ -90,31 +192,58 @@ func (w *Writer) Tenant(ctx context.Context, e Event) (bool, error) {
 		return false, fmt.Errorf("audit: event for %s written in the context of %s", e.TenantID, id)
 	}
 	e.TenantID = id
-	coll, err := w.tenants.Collection(ctx, Collection)
+	c, err := w.TenantChain(ctx)
 	if err != nil {
 		return false, err
 	}
-	return insertOnce(ctx, coll, e)
+	return c.write(ctx, e)
 }
 
-// Platform writes an event into the platform audit, which outlives tenants.
+// Platform writes an event into the platform chain, which outlives tenants. It reports false,
+// with no error, when an event with that id was already written.
 func (w *Writer) Platform(ctx context.Context, e Event) (bool, error) {
-	return insertOnce(ctx, w.platform, e)
+	return w.platform.write(ctx, e)
 }
 
-func insertOnce(ctx context.Context, coll *mongo.Collection, e Event) (bool, error) {
+// ChainOpen reports whether a tenant in status s takes events in its own chain. Only active
+// and suspended tenants do: before that their database may not exist yet (and onboarding's
+// compensation may drop it), after that offboarding drops it. Writing into the chain of a
+// tenant in any other status could re-create a database that offboarding just dropped, leaving
+// tenant data behind, so those events go to the platform chain.
+func ChainOpen(s tenant.Status) bool {
+	return s == tenant.StatusActive || s == tenant.StatusSuspended
+}
+
+// Record writes e where it belongs: into the chain of tenant e.TenantID when that chain is open
+// (ChainOpen(status), status being the tenant's registry status as the caller read it) and the
+// tenant's database exists; into the platform chain otherwise (no tenant, unknown tenant,
+// tenant being onboarded or offboarded). It reports false, with no error, when the event was
+// already written in either chain.
+//
+// Exactly once across retries whose routing could differ (a step that ran before the tenant's
+// database existed, retried after it did): the platform chain is checked for the id first, so
+// an event written there by an earlier attempt is found rather than written again in the
+// tenant's chain; one written in the tenant's chain is found by its own duplicate id.
+func (w *Writer) Record(ctx context.Context, status tenant.Status, e Event) (bool, error) {
 	if e.ID == "" {
 		return false, errors.New("audit: event needs a deterministic id")
 	}
-	if e.At.IsZero() {
-		e.At = time.Now().UTC()
+	found, err := w.platform.has(ctx, e.ID)
+	if err != nil {
+		return false, err
 	}
-	_, err := coll.InsertOne(ctx, e)
-	if mongo.IsDuplicateKeyError(err) {
+	if found {
 		return false, nil
 	}
-	if err != nil {
-		return false, fmt.Errorf("audit: write %s: %w", e.Action, err)
+	if e.TenantID != "" && tenant.ValidateID(e.TenantID) == nil && ChainOpen(status) {
+		tctx := tenant.WithID(ctx, e.TenantID)
+		exists, err := w.tenants.Exists(tctx)
+		if err != nil {
+			return false, fmt.Errorf("audit: %w", err)
+		}
+		if exists {
+			return w.Tenant(tctx, e)
+		}
 	}
-	return true, nil
+	return w.Platform(ctx, e)
 }

@@ -27,6 +27,9 @@ type Clients struct {
 	Mongo    *mongo.Client
 	Redis    *redis.Client
 	Temporal client.Client
+	// AuditPlatformDatabase is where the platform audit chain lives (config
+	// AUDIT_PLATFORM_DATABASE; empty: audit.PlatformDatabase).
+	AuditPlatformDatabase string
 }
 
 // Open builds every client from cfg. Only malformed configuration fails here.
@@ -65,7 +68,7 @@ func Open(ctx context.Context, cfg config.Config, logger *slog.Logger) (*Clients
 		_ = redisClient.Close()
 		return nil, fmt.Errorf("temporal: %w", err)
 	}
-	return &Clients{Postgres: pool, Mongo: mongoClient, Redis: redisClient, Temporal: temporalClient}, nil
+	return &Clients{Postgres: pool, Mongo: mongoClient, Redis: redisClient, Temporal: temporalClient, AuditPlatformDatabase: cfg.AuditPlatformDatabase}, nil
 }
 
 // PingPostgres, PingMongo, PingRedis and PingTemporal are readiness probes.

@@ -27,8 +27,16 @@ func (c *Clients) Activities(sealer *seal.Sealer, exportDir string, logger *slog
 		Mongo:         mongoStore,
 		Redis:         redisStore,
 		Conversations: conversations.New(mongoStore, keys, redisStore),
-		Audit:         audit.NewWriter(c.Mongo, mongoStore, sealer.PurposeKey(audit.KeyPurpose)),
+		Audit:         c.AuditWriter(sealer),
 		ExportDir:     exportDir,
 		Logger:        logger,
 	}
+}
+
+// AuditWriter builds the audit writer over the shared MongoDB client, keyed from the master
+// key; the API and the worker must build it the same way, or one could not verify what the
+// other wrote.
+func (c *Clients) AuditWriter(sealer *seal.Sealer) *audit.Writer {
+	return audit.NewWriter(c.Mongo, tenantmongo.New(c.Mongo), sealer.PurposeKey(audit.KeyPurpose),
+		audit.WithPlatformDatabase(c.AuditPlatformDatabase))
 }

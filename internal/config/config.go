@@ -12,6 +12,7 @@ import (
 	"net"
 	"net/url"
 	"os"
+	"regexp"
 	"strings"
 	"time"
 )
@@ -59,26 +60,30 @@ type Config struct {
 	ExportDir string
 	// SecretOverlap is how long a rotated-out tenant secret keeps verifying signatures.
 	SecretOverlap time.Duration
-	LogLevel      slog.Level
+	// AuditPlatformDatabase is the MongoDB database of the platform audit chain. Every process
+	// of a deployment must use the same one; tests give their worker processes their own.
+	AuditPlatformDatabase string
+	LogLevel              slog.Level
 }
 
 // Defaults match the servers `make dev` starts on 127.0.0.1.
 func Defaults() Config {
 	return Config{
-		Env:                EnvProduction,
-		DatabaseURL:        "postgres://tenancy_app:tenancy_app@127.0.0.1:5432/tenancy?sslmode=disable",
-		MigrateDatabaseURL: "postgres://tenancy_owner:tenancy_owner@127.0.0.1:5432/tenancy?sslmode=disable",
-		MongoURI:           "mongodb://127.0.0.1:27017/",
-		RedisURL:           "redis://127.0.0.1:6379/0",
-		TemporalAddress:    "127.0.0.1:7233",
-		TemporalNamespace:  "default",
-		TaskQueue:          "tenancy",
-		APIAddr:            "127.0.0.1:8080",
-		ShutdownTimeout:    10 * time.Second,
-		OffboardGrace:      72 * time.Hour,
-		ExportDir:          "exports",
-		SecretOverlap:      24 * time.Hour,
-		LogLevel:           slog.LevelInfo,
+		Env:                   EnvProduction,
+		DatabaseURL:           "postgres://tenancy_app:tenancy_app@127.0.0.1:5432/tenancy?sslmode=disable",
+		MigrateDatabaseURL:    "postgres://tenancy_owner:tenancy_owner@127.0.0.1:5432/tenancy?sslmode=disable",
+		MongoURI:              "mongodb://127.0.0.1:27017/",
+		RedisURL:              "redis://127.0.0.1:6379/0",
+		TemporalAddress:       "127.0.0.1:7233",
+		TemporalNamespace:     "default",
+		TaskQueue:             "tenancy",
+		APIAddr:               "127.0.0.1:8080",
+		ShutdownTimeout:       10 * time.Second,
+		OffboardGrace:         72 * time.Hour,
+		ExportDir:             "exports",
+		SecretOverlap:         24 * time.Hour,
+		AuditPlatformDatabase: "platform",
+		LogLevel:              slog.LevelInfo,
 	}
 }
 
@@ -111,6 +116,7 @@ func FromLookup(lookup func(string) (string, bool)) (Config, error) {
 	get("OFFBOARD_GRACE_PERIOD", &grace)
 	get("EXPORT_DIR", &c.ExportDir)
 	get("SECRET_ROTATION_OVERLAP", &overlap)
+	get("AUDIT_PLATFORM_DATABASE", &c.AuditPlatformDatabase)
 
 	var errs []error
 	bad := func(name, format string, args ...any) {
@@ -200,6 +206,11 @@ func FromLookup(lookup func(string) (string, bool)) (Config, error) {
 			c.SecretOverlap = d
 		}
 	}
+	// The rule of audit.ValidPlatformDatabase, repeated to keep this package free of the
+	// MongoDB driver: a safe database name that cannot be a tenant's ("tenant_" + id).
+	if !platformDatabase.MatchString(c.AuditPlatformDatabase) || strings.HasPrefix(c.AuditPlatformDatabase, "tenant_") {
+		bad("AUDIT_PLATFORM_DATABASE", "must be 1 to 63 lowercase letters, digits or '_', starting with a letter and not with \"tenant_\"")
+	}
 	if level != "" {
 		if err := c.LogLevel.UnmarshalText([]byte(level)); err != nil {
 			bad("LOG_LEVEL", "must be debug, info, warn or error, got %q", level)
@@ -207,6 +218,8 @@ func FromLookup(lookup func(string) (string, bool)) (Config, error) {
 	}
 	return c, errors.Join(errs...)
 }
+
+var platformDatabase = regexp.MustCompile(`^[a-z][a-z0-9_]{0,62}$`)
 
 // UsesDevMasterKey reports whether the insecure development key is in use, so main can warn.
 func (c Config) UsesDevMasterKey() bool { return string(c.MasterKey) == string(DevMasterKey) }

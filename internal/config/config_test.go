@@ -41,18 +41,19 @@ func TestMissingMasterKey(t *testing.T) {
 func TestMalformedValuesNameTheVariable(t *testing.T) {
 	t.Parallel()
 	cases := map[string]string{
-		"APP_ENV":              "staging",
-		"DATABASE_URL":         "mysql://x:1/db",
-		"MIGRATE_DATABASE_URL": "not a url",
-		"MONGODB_URI":          "http://127.0.0.1:27017",
-		"REDIS_URL":            "127.0.0.1:6379",
-		"TEMPORAL_ADDRESS":     "localhost",
-		"API_ADDR":             "8080",
-		"TASK_QUEUE":           "two words",
-		"TENANT_MASTER_KEY":    "c2hvcnQ=",
-		"OPERATOR_TOKEN":       "short",
-		"SHUTDOWN_TIMEOUT":     "-1s",
-		"LOG_LEVEL":            "loud",
+		"APP_ENV":                 "staging",
+		"DATABASE_URL":            "mysql://x:1/db",
+		"MIGRATE_DATABASE_URL":    "not a url",
+		"MONGODB_URI":             "http://127.0.0.1:27017",
+		"REDIS_URL":               "127.0.0.1:6379",
+		"TEMPORAL_ADDRESS":        "localhost",
+		"API_ADDR":                "8080",
+		"TASK_QUEUE":              "two words",
+		"TENANT_MASTER_KEY":       "c2hvcnQ=",
+		"OPERATOR_TOKEN":          "short",
+		"SHUTDOWN_TIMEOUT":        "-1s",
+		"LOG_LEVEL":               "loud",
+		"AUDIT_PLATFORM_DATABASE": "tenant_acme",
 	}
 	for name, value := range cases {
 		t.Run(name, func(t *testing.T) {

@@ -8,6 +8,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"slices"
 	"time"
 
@@ -87,6 +88,8 @@ type Options struct {
 	// DefaultStepTimeout (0 keeps them).
 	StepAttempts int32
 	StepTimeout  time.Duration
+	// Logger receives what callers are not told (query failures).
+	Logger *slog.Logger
 	// KeySettleDelay overrides the wait between a new key version and re-encryption (tests).
 	KeySettleDelay time.Duration
 }
@@ -95,10 +98,17 @@ type Options struct {
 type Service struct {
 	temporal client.Client
 	opts     Options
+	logger   *slog.Logger
 }
 
 // New returns a Service over a Temporal client.
-func New(c client.Client, opts Options) *Service { return &Service{temporal: c, opts: opts} }
+func New(c client.Client, opts Options) *Service {
+	logger := opts.Logger
+	if logger == nil {
+		logger = slog.Default()
+	}
+	return &Service{temporal: c, opts: opts, logger: logger}
+}
 
 // Start checks t's status against op, then starts op's workflow for t. requestedBy names the
 // operator for the audit; reason is optional.
@@ -234,12 +244,15 @@ func (s *Service) Current(ctx context.Context, tenantID string) (OperationStatus
 	defer cancel()
 	val, err := s.temporal.QueryWorkflow(qctx, id, out.RunID, workflows.ProgressQuery)
 	if err != nil {
-		out.ProgressError = "progress unavailable: " + err.Error()
+		// Details stay in the server's log; the caller learns only that the query failed.
+		s.logger.Warn("progress query failed", "workflow_id", id, "run_id", out.RunID, "err", err)
+		out.ProgressError = "progress unavailable: no worker answered the query (is the worker running?)"
 		return out, nil
 	}
 	var p workflows.Progress
 	if err := val.Get(&p); err != nil {
-		out.ProgressError = "progress unreadable: " + err.Error()
+		s.logger.Warn("progress unreadable", "workflow_id", id, "run_id", out.RunID, "err", err)
+		out.ProgressError = "progress unreadable"
 		return out, nil
 	}
 	out.Progress = &p

@@ -97,3 +97,16 @@ func (s *Sealer) Open(tenantID, field string, sealed []byte) ([]byte, error) {
 	}
 	return plain, nil
 }
+
+// PurposeKey derives a 32-byte key for one purpose other than sealing (for example the audit
+// trail's HMAC key), with HKDF-SHA256 from the master key. The info string lives in its own
+// namespace ("purpose-key/"), so no purpose key can equal a tenant's sealing key, and keys of
+// different purposes are independent: a leaked purpose key opens no sealed value.
+func (s *Sealer) PurposeKey(purpose string) []byte {
+	key, err := hkdf.Key(sha256.New, s.master, nil, "misybot-tenancy/v1/purpose-key/"+purpose, 32)
+	if err != nil {
+		// hkdf.Key fails only for an output longer than 255 hash lengths; 32 bytes cannot.
+		panic("seal: derive purpose key: " + err.Error())
+	}
+	return key
+}

@@ -62,3 +62,15 @@ func TestNewRejectsShortKey(t *testing.T) {
 	_, err := seal.New([]byte("short"))
 	require.Error(t, err)
 }
+
+// Purpose keys are stable for one master key and purpose, and differ across purposes and
+// master keys.
+func TestPurposeKey(t *testing.T) {
+	t.Parallel()
+	a, b := newSealer(t, 1), newSealer(t, 2)
+	k := a.PurposeKey("audit-chain")
+	require.Len(t, k, 32)
+	require.Equal(t, k, a.PurposeKey("audit-chain"), "deterministic")
+	require.NotEqual(t, k, a.PurposeKey("other"), "independent per purpose")
+	require.NotEqual(t, k, b.PurposeKey("audit-chain"), "independent per master key")
+}

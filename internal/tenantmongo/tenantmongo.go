@@ -37,8 +37,9 @@ const (
 	Conversations = "conversations"
 	// Messages holds the messages of every conversation, read in order per conversation.
 	Messages = "messages"
-	// AuditEvents is the tenant's audit trail: seq is a per-tenant sequence, unique, so an
-	// event recorded twice by a retried activity is refused (E11000) instead of duplicated.
+	// AuditEvents is the tenant's audit trail, a hash chain (internal/audit): seq is its
+	// per-tenant position, unique, so two concurrent writers cannot both take the same one and
+	// fork the chain. A retried write is recognised by its deterministic _id instead.
 	AuditEvents = "audit_events"
 )
 

@@ -1,0 +1,358 @@
+package audit_test
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+	"go.mongodb.org/mongo-driver/bson"
+	"go.mongodb.org/mongo-driver/mongo"
+	"go.mongodb.org/mongo-driver/mongo/options"
+
+	"github.com/misybot/tenancy/internal/audit"
+	"github.com/misybot/tenancy/internal/tenant"
+	"github.com/misybot/tenancy/internal/tenantmongo"
+	"github.com/misybot/tenancy/internal/testenv"
+)
+
+var chainKey = bytes.Repeat([]byte{9}, 32)
+
+type bundle struct {
+	w     *audit.Writer
+	mongo *mongo.Client
+	store *tenantmongo.Store
+	// platform is this test's own platform database (see audit.WithPlatformDatabase).
+	platform *mongo.Database
+}
+
+func setup(t *testing.T) bundle {
+	t.Helper()
+	c := testenv.MongoClient(t)
+	store := tenantmongo.New(c)
+	db := strings.ReplaceAll(testenv.TenantID("platform_t"), "-", "_")
+	t.Cleanup(func() { _ = c.Database(db).Drop(context.Background()) })
+	return bundle{w: audit.NewWriter(c, store, chainKey, audit.WithPlatformDatabase(db)), mongo: c, store: store, platform: c.Database(db)}
+}
+
+// tenantCtx returns a context for a new tenant whose database is dropped when the test ends.
+func (b bundle) tenantCtx(t *testing.T, prefix string) (context.Context, string) {
+	t.Helper()
+	id := testenv.TenantID(prefix)
+	t.Cleanup(func() { _ = b.mongo.Database("tenant_" + id).Drop(context.Background()) })
+	return tenant.WithID(context.Background(), id), id
+}
+
+func (b bundle) events(t *testing.T, id string) *mongo.Collection {
+	return b.mongo.Database("tenant_" + id).Collection(audit.Collection)
+}
+
+func event(id, action string, at time.Time) audit.Event {
+	return audit.Event{
+		ID: id, Actor: audit.Actor{Type: audit.ActorOperator, ID: "ops"}, Action: action,
+		Resource: "tenant/x", Outcome: audit.OutcomeSuccess, Details: map[string]string{"b": "2", "a": "1"}, At: at,
+	}
+}
+
+// stored reads a tenant chain's events by seq.
+func (b bundle) stored(t *testing.T, id string) []audit.Event {
+	t.Helper()
+	cur, err := b.events(t, id).Find(context.Background(), bson.D{}, options.Find().SetSort(bson.D{{Key: "seq", Value: 1}}))
+	require.NoError(t, err)
+	var out []audit.Event
+	require.NoError(t, cur.All(context.Background(), &out))
+	return out
+}
+
+func (b bundle) verify(t *testing.T, ctx context.Context) audit.Report {
+	t.Helper()
+	c, err := b.w.TenantChain(ctx)
+	require.NoError(t, err)
+	rep, err := c.Verify(ctx)
+	require.NoError(t, err)
+	return rep
+}
+
+func TestEventsFormAChainAndRetriesDoNotDuplicate(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	ctx, id := b.tenantCtx(t, "chain")
+	now := time.Now()
+	for i := 1; i <= 4; i++ {
+		ok, err := b.w.Tenant(ctx, event(fmt.Sprintf("e%d", i), "tenant.update", now))
+		require.NoError(t, err)
+		require.True(t, ok)
+	}
+	// A retried write of e2 (another time, as a retry after a crash might build it) is found.
+	ok, err := b.w.Tenant(ctx, event("e2", "tenant.update", now.Add(time.Minute)))
+	require.NoError(t, err)
+	require.False(t, ok, "already written")
+
+	got := b.stored(t, id)
+	require.Len(t, got, 4, "the retry took no seq")
+	for i, e := range got {
+		require.Equal(t, int64(i+1), e.Seq)
+		require.Equal(t, id, e.TenantID)
+		require.Len(t, e.Hash, 64)
+		if i == 0 {
+			require.Empty(t, e.PrevHash)
+		} else {
+			require.Equal(t, got[i-1].Hash, e.PrevHash)
+		}
+	}
+	rep := b.verify(t, ctx)
+	require.True(t, rep.OK, "%+v", rep.FirstBroken)
+	require.EqualValues(t, 4, rep.Checked)
+	require.EqualValues(t, 4, rep.HeadSeq)
+
+	_, err = b.w.Tenant(ctx, audit.Event{Action: "x"})
+	require.Error(t, err, "an event without an id is refused")
+	_, err = b.w.Tenant(ctx, audit.Event{ID: "other", TenantID: "someone-else"})
+	require.Error(t, err, "an event for another tenant is refused")
+}
+
+// Writers racing for the head never fork the chain: every event gets its own seq, seqs have no
+// gap, and the chain verifies. Each id is also written by two writers at once: one event each.
+func TestConcurrentWritersDoNotFork(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	ctx, id := b.tenantCtx(t, "race")
+	const writers, each = 8, 6
+	var wg sync.WaitGroup
+	errs := make(chan error, 2*writers*each)
+	for w := range 2 * writers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range each {
+				// Writers w and w+writers write the same ids.
+				_, err := b.w.Tenant(ctx, event(fmt.Sprintf("w%d-%d", w%writers, i), "race", time.Now()))
+				errs <- err
+			}
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		require.NoError(t, err)
+	}
+	got := b.stored(t, id)
+	require.Len(t, got, writers*each)
+	seen := map[string]bool{}
+	for i, e := range got {
+		require.Equal(t, int64(i+1), e.Seq)
+		require.False(t, seen[e.ID], "duplicate %s", e.ID)
+		seen[e.ID] = true
+	}
+	rep := b.verify(t, ctx)
+	require.True(t, rep.OK, "%+v", rep.FirstBroken)
+	require.EqualValues(t, writers*each, rep.Checked)
+}
+
+// Verify names the first broken link of a chain edited in the database: a changed field, an
+// added field, a deleted event, two events whose seqs were swapped, an event copied from
+// another tenant, and a hash recomputed without the key.
+func TestVerifyFindsTampering(t *testing.T) {
+	t.Parallel()
+	cases := map[string]struct {
+		tamper  func(t *testing.T, coll *mongo.Collection, b bundle)
+		seq     int64
+		problem string
+	}{
+		"edited field": {func(t *testing.T, coll *mongo.Collection, _ bundle) {
+			_, err := coll.UpdateOne(context.Background(), bson.D{{Key: "seq", Value: 3}}, bson.D{{Key: "$set", Value: bson.D{{Key: "outcome", Value: "failure"}}}})
+			require.NoError(t, err)
+		}, 3, audit.ProblemEdited},
+		"edited detail": {func(t *testing.T, coll *mongo.Collection, _ bundle) {
+			_, err := coll.UpdateOne(context.Background(), bson.D{{Key: "seq", Value: 2}}, bson.D{{Key: "$set", Value: bson.D{{Key: "details.a", Value: "9"}}}})
+			require.NoError(t, err)
+		}, 2, audit.ProblemEdited},
+		"added field": {func(t *testing.T, coll *mongo.Collection, _ bundle) {
+			_, err := coll.UpdateOne(context.Background(), bson.D{{Key: "seq", Value: 4}}, bson.D{{Key: "$set", Value: bson.D{{Key: "note", Value: "x"}}}})
+			require.NoError(t, err)
+		}, 4, audit.ProblemEdited},
+		"deleted": {func(t *testing.T, coll *mongo.Collection, _ bundle) {
+			_, err := coll.DeleteOne(context.Background(), bson.D{{Key: "seq", Value: 3}})
+			require.NoError(t, err)
+		}, 3, audit.ProblemMissing},
+		"deleted first": {func(t *testing.T, coll *mongo.Collection, _ bundle) {
+			_, err := coll.DeleteOne(context.Background(), bson.D{{Key: "seq", Value: 1}})
+			require.NoError(t, err)
+		}, 1, audit.ProblemMissing},
+		"swapped": {func(t *testing.T, coll *mongo.Collection, _ bundle) {
+			ctx := context.Background()
+			set := func(from, to int64) {
+				_, err := coll.UpdateOne(ctx, bson.D{{Key: "seq", Value: from}}, bson.D{{Key: "$set", Value: bson.D{{Key: "seq", Value: to}}}})
+				require.NoError(t, err)
+			}
+			set(2, -1) // through a free value: seq is unique
+			set(3, 2)
+			set(-1, 3)
+		}, 2, audit.ProblemReordered},
+		"copied from another tenant": {func(t *testing.T, coll *mongo.Collection, b bundle) {
+			octx, oid := b.tenantCtx(t, "other")
+			_, err := b.w.Tenant(octx, event("foreign", "tenant.update", time.Now()))
+			require.NoError(t, err)
+			var foreign bson.M
+			require.NoError(t, b.events(t, oid).FindOne(context.Background(), bson.D{}).Decode(&foreign))
+			ctx := context.Background()
+			_, err = coll.DeleteOne(ctx, bson.D{{Key: "seq", Value: 1}})
+			require.NoError(t, err)
+			_, err = coll.InsertOne(ctx, foreign) // seq 1, a valid hash in its own chain
+			require.NoError(t, err)
+		}, 1, audit.ProblemEdited},
+		"rehashed without the key": {func(t *testing.T, coll *mongo.Collection, _ bundle) {
+			_, err := coll.UpdateOne(context.Background(), bson.D{{Key: "seq", Value: 5}}, bson.D{{Key: "$set", Value: bson.D{
+				{Key: "action", Value: "covered.up"}, {Key: "hash", Value: "0000000000000000000000000000000000000000000000000000000000000000"}}}})
+			require.NoError(t, err)
+		}, 5, audit.ProblemEdited},
+	}
+	for name, tc := range cases {
+		t.Run(name, func(t *testing.T) {
+			t.Parallel()
+			b := setup(t)
+			ctx, id := b.tenantCtx(t, "tamper")
+			for i := 1; i <= 6; i++ {
+				_, err := b.w.Tenant(ctx, event(fmt.Sprintf("e%d", i), "tenant.update", time.Now()))
+				require.NoError(t, err)
+			}
+			require.True(t, b.verify(t, ctx).OK, "intact before the edit")
+			tc.tamper(t, b.events(t, id), b)
+			rep := b.verify(t, ctx)
+			require.False(t, rep.OK)
+			require.NotNil(t, rep.FirstBroken)
+			require.Equal(t, tc.seq, rep.FirstBroken.Seq, "%+v", rep.FirstBroken)
+			require.Equal(t, tc.problem, rep.FirstBroken.Problem, "%+v", rep.FirstBroken)
+			require.EqualValues(t, tc.seq-1, rep.Checked, "everything before the break verified")
+		})
+	}
+}
+
+// A chain is only as good as its key: the same events verified under another key fail.
+func TestVerifyNeedsTheKey(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	ctx, _ := b.tenantCtx(t, "key")
+	_, err := b.w.Tenant(ctx, event("e1", "a", time.Now()))
+	require.NoError(t, err)
+	other := audit.NewWriter(b.mongo, b.store, bytes.Repeat([]byte{8}, 32))
+	c, err := other.TenantChain(ctx)
+	require.NoError(t, err)
+	rep, err := c.Verify(ctx)
+	require.NoError(t, err)
+	require.False(t, rep.OK)
+	require.Equal(t, audit.ProblemEdited, rep.FirstBroken.Problem)
+}
+
+// Record writes into the tenant's chain only while that chain is open (active or suspended,
+// database present), into the platform chain otherwise, and never into both for one id.
+func TestRecordRoutes(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	ctx := context.Background()
+	tctx, id := b.tenantCtx(t, "route")
+	platform := b.platform.Collection(audit.Collection)
+	uniq := testenv.TenantID("ev")
+	inPlatform := func(eid string) bool {
+		n, err := platform.CountDocuments(ctx, bson.D{{Key: "_id", Value: eid}})
+		require.NoError(t, err)
+		return n == 1
+	}
+	inTenant := func(eid string) bool {
+		n, err := b.events(t, id).CountDocuments(ctx, bson.D{{Key: "_id", Value: eid}})
+		require.NoError(t, err)
+		return n == 1
+	}
+	rec := func(status tenant.Status, eid string) {
+		e := event(eid, "route", time.Now())
+		e.TenantID = id
+		ok, err := b.w.Record(ctx, status, e)
+		require.NoError(t, err)
+		require.True(t, ok)
+	}
+
+	// No database yet: platform, whatever the status.
+	rec(tenant.StatusActive, uniq+"-1")
+	require.True(t, inPlatform(uniq+"-1"))
+	exists, err := b.store.Exists(tctx)
+	require.NoError(t, err)
+	require.False(t, exists, "routing created no database")
+
+	_, err = b.store.Provision(tctx)
+	require.NoError(t, err)
+	rec(tenant.StatusActive, uniq+"-2")
+	require.True(t, inTenant(uniq+"-2"))
+	require.False(t, inPlatform(uniq+"-2"))
+	for _, s := range []tenant.Status{tenant.StatusOnboarding, tenant.StatusOffboarding, tenant.StatusOffboarded, tenant.StatusFailed} {
+		eid := uniq + "-" + string(s)
+		rec(s, eid)
+		require.True(t, inPlatform(eid), s)
+		require.False(t, inTenant(eid), s)
+	}
+
+	// An event written to the platform by an earlier attempt is not written again in the
+	// tenant's chain by a retry that sees the chain open.
+	again := event(uniq+"-1", "route", time.Now())
+	again.TenantID = id
+	ok, err := b.w.Record(ctx, tenant.StatusActive, again)
+	require.NoError(t, err)
+	require.False(t, ok)
+	require.False(t, inTenant(uniq+"-1"))
+	// And one in the tenant's chain is found there.
+	again.ID = uniq + "-2"
+	ok, err = b.w.Record(ctx, tenant.StatusActive, again)
+	require.NoError(t, err)
+	require.False(t, ok)
+}
+
+// The platform chain has its indexes, takes each event once, and verifies.
+func TestPlatformChain(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	ctx := context.Background()
+	require.NoError(t, b.w.EnsurePlatformIndexes(ctx))
+	require.NoError(t, b.w.EnsurePlatformIndexes(ctx), "idempotent")
+	eid := testenv.TenantID("plat")
+	ok, err := b.w.Platform(ctx, event(eid, "platform.test", time.Now()))
+	require.NoError(t, err)
+	require.True(t, ok)
+	ok, err = b.w.Platform(ctx, event(eid, "platform.test", time.Now()))
+	require.NoError(t, err)
+	require.False(t, ok)
+
+	specs, err := b.platform.Collection(audit.Collection).Indexes().ListSpecifications(ctx)
+	require.NoError(t, err)
+	names := map[string]bool{}
+	for _, s := range specs {
+		names[s.Name] = true
+		if s.Name == "seq_1" {
+			require.True(t, s.Unique != nil && *s.Unique)
+		}
+	}
+	for _, n := range []string{"seq_1", "at_1", "action_1_at_1", "tenantId_1_seq_1"} {
+		require.True(t, names[n], n)
+	}
+	list, _, err := b.w.PlatformChain().List(ctx, audit.Query{Action: "platform.test", Limit: 1, Desc: true})
+	require.NoError(t, err)
+	require.Len(t, list, 1)
+	rep, err := b.w.PlatformChain().Verify(ctx)
+	require.NoError(t, err)
+	require.True(t, rep.OK, "%+v", rep.FirstBroken)
+	require.GreaterOrEqual(t, rep.HeadSeq, list[0].Seq)
+}
+
+func TestPlatformDatabaseName(t *testing.T) {
+	t.Parallel()
+	require.NoError(t, audit.ValidPlatformDatabase("platform"))
+	for _, bad := range []string{"", "tenant_acme", "Platform", "plat.form", "1platform", strings.Repeat("p", 64)} {
+		require.Error(t, audit.ValidPlatformDatabase(bad), bad)
+	}
+	c := testenv.MongoClient(t)
+	require.Equal(t, audit.PlatformDatabase, audit.NewWriter(c, tenantmongo.New(c), chainKey).PlatformDatabaseName())
+	require.Panics(t, func() { audit.NewWriter(c, tenantmongo.New(c), chainKey, audit.WithPlatformDatabase("tenant_x")) })
+	require.Panics(t, func() { audit.NewWriter(c, tenantmongo.New(c), chainKey[:16]) })
+}

@@ -1,0 +1,290 @@
+package audit
+
+import (
+	"context"
+	"crypto/hmac"
+	"crypto/sha256"
+	"encoding/binary"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"hash"
+	"math/rand/v2"
+	"slices"
+	"strconv"
+	"time"
+
+	"go.mongodb.org/mongo-driver/bson"
+	"go.mongodb.org/mongo-driver/mongo"
+	"go.mongodb.org/mongo-driver/mongo/options"
+)
+
+// PlatformChainName names the platform chain in every hash and MAC.
+const PlatformChainName = "platform"
+
+// TenantChainName names a tenant's chain in every hash and MAC: "tenant/<id>".
+func TenantChainName(tenantID string) string { return "tenant/" + tenantID }
+
+// Chain is one hash chain: the events collection of one database (a tenant's or the
+// platform's) and its retention checkpoints.
+//
+// # Why HMAC and not a plain hash
+//
+// A plain SHA-256 chain detects an edit only from someone who cannot, or does not bother to,
+// recompute every hash after the edited event; anyone with write access to the database can.
+// The hash here is HMAC-SHA256 under a key derived from TENANT_MASTER_KEY (which never reaches
+// the database), so rewriting the chain consistently, forging an event, or forging a retention
+// checkpoint (to hide a deleted prefix) needs the master key, not just database access. The
+// price is that verification needs the key too: it is done by the control plane (API, worker),
+// and rotating the master key needs a chain key version (not implemented: there is one key).
+//
+// # Canonical encoding (version 1)
+//
+// The MAC input is a sequence of fields, each written as its length (8 bytes, big-endian)
+// followed by its bytes, in this fixed order:
+//
+//	"misybot-audit-event/v1", chain name ("platform" or "tenant/<id>"), seq (decimal),
+//	prevHash, id, tenantId, actor.type, actor.id, action, resource, outcome, reason,
+//	requestId, workflowId, runId, at (RFC 3339 with nanoseconds, UTC; the writer truncates
+//	times to milliseconds first, MongoDB's precision), the number of details (decimal), then
+//	each detail's key and value, keys in byte order.
+//
+// Length prefixes make the encoding injective (no two events encode alike, whatever their
+// strings contain); the fixed order makes it independent of BSON or JSON field order; the
+// chain name binds an event to its chain, so an event copied into another tenant's chain does
+// not verify there.
+type Chain struct {
+	w           *Writer
+	name        string
+	tenantID    string
+	events      *mongo.Collection
+	checkpoints *mongo.Collection
+}
+
+// Name is the chain's name as hashed: "platform" or "tenant/<id>".
+func (c *Chain) Name() string { return c.name }
+
+// canon writes length-prefixed fields into a MAC.
+type canon struct{ h hash.Hash }
+
+func (c canon) str(s string) {
+	var n [8]byte
+	binary.BigEndian.PutUint64(n[:], uint64(len(s)))
+	c.h.Write(n[:])
+	c.h.Write([]byte(s))
+}
+
+func (c canon) int(v int64) { c.str(strconv.FormatInt(v, 10)) }
+
+func (c canon) time(t time.Time) { c.str(t.UTC().Format(time.RFC3339Nano)) }
+
+// eventHash is the hex HMAC of e's canonical encoding in chain (see Chain). It uses e.Seq and
+// e.PrevHash as given and ignores e.Hash.
+func (w *Writer) eventHash(chain string, e Event) string {
+	m := hmac.New(sha256.New, w.key)
+	c := canon{m}
+	c.str("misybot-audit-event/v1")
+	c.str(chain)
+	c.int(e.Seq)
+	c.str(e.PrevHash)
+	for _, s := range []string{e.ID, e.TenantID, e.Actor.Type, e.Actor.ID, e.Action, e.Resource, e.Outcome, e.Reason, e.RequestID, e.WorkflowID, e.RunID} {
+		c.str(s)
+	}
+	c.time(e.At)
+	keys := make([]string, 0, len(e.Details))
+	for k := range e.Details {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	c.int(int64(len(keys)))
+	for _, k := range keys {
+		c.str(k)
+		c.str(e.Details[k])
+	}
+	return hex.EncodeToString(m.Sum(nil))
+}
+
+// link is a chain position: a seq and the hash stored there.
+type link struct {
+	Seq  int64  `bson:"seq"`
+	Hash string `bson:"hash"`
+}
+
+// Append retry policy: a writer that loses the race for a seq to a concurrent writer re-reads
+// the head and tries again, after a short random pause so that writers which collided do not
+// collide again in lockstep.
+const (
+	maxAppendAttempts = 100
+	appendBackoffMin  = time.Millisecond
+	appendBackoffMax  = 50 * time.Millisecond
+)
+
+// write appends e at the head of the chain: seq = head+1, prevHash = head's hash.
+//
+// Concurrent writers cannot fork the chain: seq has a unique index, so of two writers that
+// read the same head only one insert succeeds; the other gets a duplicate-key error, re-reads
+// the head and tries again. A duplicate key can also mean the event's _id exists (a retried
+// activity, a repeated request): the server's error does not say which index refused (FerretDB
+// does not name it), so the writer looks the id up; if it is there the event was written
+// before and append reports false without taking a new seq.
+func (c *Chain) write(ctx context.Context, e Event) (bool, error) {
+	if e.ID == "" {
+		return false, errors.New("audit: event needs a deterministic id")
+	}
+	if e.At.IsZero() {
+		e.At = time.Now()
+	}
+	// MongoDB keeps milliseconds: hash exactly what will be read back.
+	e.At = e.At.UTC().Truncate(time.Millisecond)
+	if err := c.w.ensureSeqIndex(ctx, c.events); err != nil {
+		return false, err
+	}
+	for attempt := 1; ; attempt++ {
+		head, err := c.head(ctx)
+		if err != nil {
+			return false, err
+		}
+		e.Seq, e.PrevHash = head.Seq+1, head.Hash
+		e.Hash = c.w.eventHash(c.name, e)
+		_, err = c.events.InsertOne(ctx, e)
+		if err == nil {
+			return true, nil
+		}
+		if !mongo.IsDuplicateKeyError(err) {
+			return false, fmt.Errorf("audit: write %s to %s: %w", e.Action, c.name, err)
+		}
+		written, ferr := c.has(ctx, e.ID)
+		if ferr != nil {
+			return false, ferr
+		}
+		if written {
+			return false, nil
+		}
+		if attempt >= maxAppendAttempts {
+			return false, fmt.Errorf("audit: write %s to %s: the chain head kept moving for %d attempts", e.Action, c.name, attempt)
+		}
+		pause := min(appendBackoffMin<<min(attempt, 6), appendBackoffMax)
+		select {
+		case <-ctx.Done():
+			return false, ctx.Err()
+		case <-time.After(time.Duration(rand.Int64N(int64(pause)) + 1)):
+		}
+	}
+}
+
+// head is the chain's last position: its newest event, or, when retention removed every event
+// (it never does, but a chain must survive it), its newest checkpoint; zero for an empty chain.
+func (c *Chain) head(ctx context.Context) (link, error) {
+	var h link
+	err := c.events.FindOne(ctx, bson.D{{Key: "seq", Value: bson.D{{Key: "$gte", Value: 1}}}},
+		options.FindOne().SetSort(bson.D{{Key: "seq", Value: -1}}).SetProjection(bson.D{{Key: "seq", Value: 1}, {Key: "hash", Value: 1}})).Decode(&h)
+	if err == nil {
+		return h, nil
+	}
+	if !errors.Is(err, mongo.ErrNoDocuments) {
+		return link{}, fmt.Errorf("audit: read head of %s: %w", c.name, err)
+	}
+	cp, ok, err := c.latestCheckpoint(ctx)
+	if err != nil || !ok {
+		return link{}, err
+	}
+	return link{Seq: cp.Seq, Hash: cp.Hash}, nil
+}
+
+// has reports whether an event with this id is in the chain.
+func (c *Chain) has(ctx context.Context, id string) (bool, error) {
+	n, err := c.events.CountDocuments(ctx, bson.D{{Key: "_id", Value: id}}, options.Count().SetLimit(1))
+	if err != nil {
+		return false, fmt.Errorf("audit: look up %s in %s: %w", id, c.name, err)
+	}
+	return n > 0, nil
+}
+
+// Indexes of an events collection. seq_1 (unique) is what keeps the chain from forking; the
+// others serve reports and retention. Tenant databases get them all from
+// tenantmongo.Provision; the writer makes sure of seq_1 in every database it writes (a tenant
+// database written before provisioning, or the platform database) and of all of them in the
+// platform database. Names match tenantmongo's layout, so either side recognises the other's.
+var (
+	seqIndex      = index{"seq_1", bson.D{{Key: "seq", Value: 1}}, true}
+	platformIndex = []index{
+		seqIndex,
+		{"at_1", bson.D{{Key: "at", Value: 1}}, false},
+		{"action_1_at_1", bson.D{{Key: "action", Value: 1}, {Key: "at", Value: 1}}, false},
+		{"tenantId_1_seq_1", bson.D{{Key: "tenantId", Value: 1}, {Key: "seq", Value: 1}}, false},
+	}
+)
+
+type index struct {
+	name   string
+	keys   bson.D
+	unique bool
+}
+
+// EnsurePlatformIndexes creates the platform chain's indexes, each in its own call (FerretDB
+// fails a whole batch on one unsupported index), and checks that seq_1 is unique: FerretDB
+// answers ok to a createIndexes whose name exists with other options, so the answer alone
+// proves nothing. Idempotent; the worker calls it at start, and the first platform write of
+// every process makes sure of seq_1 anyway.
+func (w *Writer) EnsurePlatformIndexes(ctx context.Context) error {
+	for _, ix := range platformIndex {
+		if err := createIndex(ctx, w.platform.events, ix); err != nil {
+			return err
+		}
+	}
+	return checkUnique(ctx, w.platform.events)
+}
+
+// ensureSeqIndex makes sure coll has the unique seq index, once per database and process.
+func (w *Writer) ensureSeqIndex(ctx context.Context, coll *mongo.Collection) error {
+	db := coll.Database().Name()
+	if _, ok := w.ready.Load(db); ok {
+		return nil
+	}
+	w.readyMu.Lock()
+	defer w.readyMu.Unlock()
+	if _, ok := w.ready.Load(db); ok {
+		return nil
+	}
+	if err := createIndex(ctx, coll, seqIndex); err != nil {
+		return err
+	}
+	if err := checkUnique(ctx, coll); err != nil {
+		return err
+	}
+	w.ready.Store(db, struct{}{})
+	return nil
+}
+
+func createIndex(ctx context.Context, coll *mongo.Collection, ix index) error {
+	opts := options.Index().SetName(ix.name)
+	if ix.unique {
+		opts.SetUnique(true)
+	}
+	got, err := coll.Indexes().CreateOne(ctx, mongo.IndexModel{Keys: ix.keys, Options: opts})
+	if err != nil {
+		return fmt.Errorf("audit: create index %s.%s.%s: %w", coll.Database().Name(), coll.Name(), ix.name, err)
+	}
+	if got != ix.name {
+		return fmt.Errorf("audit: create index %s.%s.%s: server created %q", coll.Database().Name(), coll.Name(), ix.name, got)
+	}
+	return nil
+}
+
+// checkUnique re-reads the indexes and refuses a seq_1 that is not unique: without it two
+// writers could both take the same seq and fork the chain.
+func checkUnique(ctx context.Context, coll *mongo.Collection) error {
+	specs, err := coll.Indexes().ListSpecifications(ctx)
+	if err != nil {
+		return fmt.Errorf("audit: list indexes of %s.%s: %w", coll.Database().Name(), coll.Name(), err)
+	}
+	for _, s := range specs {
+		if s.Name == seqIndex.name {
+			if s.Unique == nil || !*s.Unique {
+				return fmt.Errorf("audit: index %s.%s.seq_1 exists but is not unique: the chain could fork; drop it and let the writer re-create it", coll.Database().Name(), coll.Name())
+			}
+			return nil
+		}
+	}
+	return fmt.Errorf("audit: index %s.%s.seq_1 missing after createIndexes succeeded", coll.Database().Name(), coll.Name())
+}
