@@ -43,7 +43,7 @@ MisyBot Tenancy is running.
   API              $(api_url)$( [[ -n ${1:-} ]] && echo "  (management: $(api_url)/api/meta-agent/tenants)")
   Temporal Web UI  http://127.0.0.1:8233
   Operator token   $OPERATOR_TOKEN   (Authorization: Bearer <token>; stored in .state/operator-token)
-  Master key       .state/master-key (development only)
+  Master key       $TENANT_MASTER_KEY   (.state/master-key; development only)
   Logs             .state/logs/api.log, .state/logs/worker.log
   Stop             make down
 

@@ -15,6 +15,7 @@ import (
 	enumspb "go.temporal.io/api/enums/v1"
 	"go.temporal.io/api/serviceerror"
 	"go.temporal.io/sdk/client"
+	"go.temporal.io/sdk/converter"
 
 	"github.com/misybot/tenancy/internal/tenant"
 	"github.com/misybot/tenancy/workflows"
@@ -195,6 +196,9 @@ type PendingActivity struct {
 	State        string    `json:"state"`
 	Attempt      int32     `json:"attempt"`
 	LastFailure  string    `json:"lastFailure,omitempty"`
+	// Heartbeat is the activity's last heartbeat, its own progress (a purge's cursor and count,
+	// a re-encryption's position and count).
+	Heartbeat any `json:"heartbeat,omitempty"`
 	LastStarted  time.Time `json:"lastStartedAt,omitzero"`
 }
 
@@ -234,6 +238,12 @@ func (s *Service) Current(ctx context.Context, tenantID string) (OperationStatus
 		p := PendingActivity{
 			ActivityType: pa.GetActivityType().GetName(), State: pa.GetState().String(), Attempt: pa.GetAttempt(),
 			LastFailure: pa.GetLastFailure().GetMessage(),
+		}
+		if hb := pa.GetHeartbeatDetails().GetPayloads(); len(hb) > 0 {
+			var v any
+			if converter.GetDefaultDataConverter().FromPayload(hb[0], &v) == nil {
+				p.Heartbeat = v
+			}
 		}
 		if pa.GetLastStartedTime() != nil {
 			p.LastStarted = pa.GetLastStartedTime().AsTime()
