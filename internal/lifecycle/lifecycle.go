@@ -192,14 +192,14 @@ func sameOrBusy(run Run, wanted string) (Run, error) {
 
 // PendingActivity is an activity in flight, with Temporal's own attempt count and last failure.
 type PendingActivity struct {
-	ActivityType string    `json:"activityType"`
-	State        string    `json:"state"`
-	Attempt      int32     `json:"attempt"`
-	LastFailure  string    `json:"lastFailure,omitempty"`
+	ActivityType string `json:"activityType"`
+	State        string `json:"state"`
+	Attempt      int32  `json:"attempt"`
+	LastFailure  string `json:"lastFailure,omitempty"`
 	// Heartbeat is the activity's last heartbeat, its own progress (a purge's cursor and count,
 	// a re-encryption's position and count).
-	Heartbeat any `json:"heartbeat,omitempty"`
-	LastStarted  time.Time `json:"lastStartedAt,omitzero"`
+	Heartbeat   any       `json:"heartbeat,omitempty"`
+	LastStarted time.Time `json:"lastStartedAt,omitzero"`
 }
 
 // Operation is the latest lifecycle run of a tenant, with its progress.
