@@ -17,9 +17,12 @@ import (
 
 	"github.com/jackc/pgx/v5"
 	"go.mongodb.org/mongo-driver/bson"
+	"go.mongodb.org/mongo-driver/bson/primitive"
 	"go.temporal.io/sdk/activity"
 
+	"github.com/misybot/tenancy/internal/conversations"
 	"github.com/misybot/tenancy/internal/tenant"
+	"github.com/misybot/tenancy/internal/tenantmongo"
 )
 
 // ExportInput names the tenant and the archive to write.
@@ -185,7 +188,16 @@ func (a *Activities) exportMongo(ctx context.Context, tw *tar.Writer, counts map
 		var buf strings.Builder
 		var n int64
 		for cur.Next(ctx) {
-			line, err := bson.MarshalExtJSON(cur.Current, false, false)
+			doc := cur.Current
+			if name == tenantmongo.Messages {
+				// The archive is handed to the tenant and its keys are destroyed right after, so
+				// message text goes in readable; the archive itself is 0600 and checksummed.
+				if doc, err = a.decryptedMessage(ctx, cur.Current); err != nil {
+					cur.Close(ctx)
+					return err
+				}
+			}
+			line, err := bson.MarshalExtJSON(doc, false, false)
 			if err != nil {
 				cur.Close(ctx)
 				return err
@@ -204,6 +216,22 @@ func (a *Activities) exportMongo(ctx context.Context, tw *tar.Writer, counts map
 		}
 	}
 	return nil
+}
+
+// decryptedMessage returns a stored message with its text field decrypted.
+func (a *Activities) decryptedMessage(ctx context.Context, raw bson.Raw) (bson.Raw, error) {
+	var m bson.M
+	if err := bson.Unmarshal(raw, &m); err != nil {
+		return nil, err
+	}
+	if bin, ok := m["text"].(primitive.Binary); ok {
+		plain, err := a.Keys.Decrypt(ctx, conversations.TextField, bin.Data)
+		if err != nil {
+			return nil, fmt.Errorf("export: decrypt message %v: %w", m["_id"], err)
+		}
+		m["text"] = string(plain)
+	}
+	return bson.Marshal(m)
 }
 
 func addFile(tw *tar.Writer, name string, body []byte) error {

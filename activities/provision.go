@@ -97,7 +97,13 @@ func (a *Activities) DeprovisionMongo(ctx context.Context, in TenantRef) (tenant
 	if err != nil {
 		return tenantmongo.DeprovisionReport{}, err
 	}
-	return a.Mongo.Deprovision(tctx)
+	rep, err := a.Mongo.Deprovision(tctx)
+	if err != nil {
+		return rep, err
+	}
+	// The tenant's audit chain went with its database, on purpose: drop its head anchor, or
+	// verify would report the chain truncated.
+	return rep, a.Audit.ForgetTenantChain(ctx, in.TenantID)
 }
 
 // RedisReport says what ProvisionRedis wrote.

@@ -610,6 +610,8 @@ func (s *Server) recordRequest(c echo.Context, handlerErr error) {
 	defer cancel()
 	var err error
 	switch {
+	case !authenticated && e.Outcome == audit.OutcomeDenied:
+		err = s.audit.Unauthenticated(ctx, e)
 	case !authenticated || e.TenantID == "" || platformActions[e.Action]:
 		_, err = s.audit.Platform(ctx, e)
 	default:

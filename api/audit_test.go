@@ -71,6 +71,17 @@ func (b auditBundle) events(t *testing.T, tenantID string, filter bson.D) []audi
 	return out
 }
 
+// unauthenticated reads the refusals of callers who proved no identity, kept outside the chains.
+func (b auditBundle) unauthenticated(t *testing.T, claimedTenant string) []audit.Event {
+	t.Helper()
+	coll := b.platform.Database().Collection(audit.UnauthenticatedCollection)
+	cur, err := coll.Find(context.Background(), bson.D{{Key: "details.claimedTenantId", Value: claimedTenant}}, options.Find().SetSort(bson.D{{Key: "at", Value: 1}}))
+	require.NoError(t, err)
+	out := []audit.Event{}
+	require.NoError(t, cur.All(context.Background(), &out))
+	return out
+}
+
 // raw sends an operator request and returns the recorder, whatever the body's format.
 func (b auditBundle) raw(t *testing.T, method, target string, headers ...string) *httptest.ResponseRecorder {
 	t.Helper()
@@ -155,12 +166,16 @@ func TestDeniedRequestsAreAudited(t *testing.T) {
 
 	requireProblem(t, b.do(t, http.MethodPost, api.TenantsPath+"/"+id+"/suspend", "", "Authorization", "Bearer wrong-token-0123456789"), http.StatusUnauthorized)
 	requireProblem(t, b.do(t, http.MethodGet, api.TenantsPath+"/"+id, "", "Authorization", ""), http.StatusUnauthorized)
-	denied := b.events(t, "", bson.D{{Key: "tenantId", Value: id}, {Key: "outcome", Value: audit.OutcomeDenied}})
+	// Unauthenticated refusals are kept outside the chains, so an anonymous flood cannot contend
+	// for a chain's head; what the caller claimed is a detail, never the event's tenant.
+	denied := b.unauthenticated(t, id)
 	require.Len(t, denied, 2, "a refused read is audited too")
 	require.Equal(t, "tenant.suspend.request", denied[0].Action)
-	require.Equal(t, audit.Actor{Type: audit.ActorOperator, ID: "unauthenticated"}, denied[0].Actor)
-	require.Equal(t, "false", denied[0].Details["authenticated"])
+	require.Equal(t, audit.Actor{Type: audit.ActorUnauthenticated, ID: "unknown"}, denied[0].Actor)
+	require.Empty(t, denied[0].TenantID)
+	require.Equal(t, audit.OutcomeDenied, denied[0].Outcome)
 	require.Contains(t, denied[0].Reason, "not valid")
+	require.Empty(t, b.events(t, "", bson.D{{Key: "tenantId", Value: id}, {Key: "outcome", Value: audit.OutcomeDenied}}), "nothing anonymous in the platform chain")
 
 	auditorTok, err := operatorsStore(t).Create(context.Background(), "auditor-"+nonce(), operators.RoleAuditor)
 	require.NoError(t, err)
@@ -177,10 +192,10 @@ func TestDeniedRequestsAreAudited(t *testing.T) {
 	requireProblem(t, b.send(t, forged.req("GET", "/me", "")), http.StatusUnauthorized)
 	requireProblem(t, b.send(t, st.req("PUT", "/settings/x", `{"value":"plaintext-99"}`)), http.StatusForbidden)
 
-	sig := b.events(t, "", bson.D{{Key: "tenantId", Value: st.id}, {Key: "outcome", Value: audit.OutcomeDenied}})
+	sig := b.unauthenticated(t, st.id)
 	require.Len(t, sig, 1)
-	require.Equal(t, audit.Actor{Type: audit.ActorTenant, ID: st.id}, sig[0].Actor, "the claimed tenant")
-	require.Equal(t, "false", sig[0].Details["authenticated"])
+	require.Equal(t, audit.ActorUnauthenticated, sig[0].Actor.Type, "a forged signature proves no tenant")
+	require.Equal(t, st.id, sig[0].Details["claimedTenantId"])
 	perm := b.events(t, st.id, bson.D{{Key: "outcome", Value: audit.OutcomeDenied}})
 	require.Len(t, perm, 1)
 	require.Equal(t, "tenant-api.setting.put", perm[0].Action)

@@ -11,6 +11,7 @@ import (
 	"github.com/labstack/echo/v4"
 	"github.com/labstack/echo/v4/middleware"
 
+	"github.com/misybot/tenancy/api/dashboard"
 	"github.com/misybot/tenancy/internal/audit"
 	"github.com/misybot/tenancy/internal/conversations"
 	"github.com/misybot/tenancy/internal/lifecycle"
@@ -106,6 +107,7 @@ func New(cfg Config) *echo.Echo {
 
 	e.GET("/healthz", s.healthz)
 	e.GET("/readyz", s.readyz)
+	dashboard.Register(e) // operator dashboard: static files at /dashboard/, no auth; its API calls send the token
 
 	// Middleware is attached per route, not to the group: a group with middleware answers 404
 	// for every unmatched method under it, where the client deserves a 405. Every management

@@ -103,9 +103,10 @@ func (s *Server) loadSecrets(ctx context.Context, id string) (secretEntry, error
 	return e, nil
 }
 
-// verifySignature authenticates a tenant request: headers, timestamp window, tenant status
-// (from its Redis context record), HMAC over the canonical string, then the nonce (only after
-// the signature, so nobody can burn a tenant's nonces). Every refusal is audited.
+// verifySignature authenticates a tenant request: headers, timestamp window, the tenant's Redis
+// context record (none: unknown or not provisioned), HMAC over the canonical string, then the
+// tenant's status and the nonce, both only after the signature, so an unsigned caller learns
+// nothing of the status and cannot burn a tenant's nonces. Every refusal is audited.
 func (s *Server) verifySignature(next echo.HandlerFunc) echo.HandlerFunc {
 	return func(c echo.Context) error {
 		req := c.Request()
@@ -127,9 +128,6 @@ func (s *Server) verifySignature(next echo.HandlerFunc) echo.HandlerFunc {
 		}
 		if err != nil {
 			return err
-		}
-		if rec.Status != string(tenant.StatusActive) {
-			return s.deny(c, h.TenantID, forbidden("tenant is "+rec.Status))
 		}
 
 		body, err := io.ReadAll(req.Body)
@@ -161,6 +159,11 @@ func (s *Server) verifySignature(next echo.HandlerFunc) echo.HandlerFunc {
 			}
 		}
 
+		// The status is told only to a caller that proved it holds the tenant's secret.
+		if rec.Status != string(tenant.StatusActive) {
+			return s.deny(c, h.TenantID, forbidden("tenant is "+rec.Status))
+		}
+
 		scope, err := s.redis.Scope(ctx)
 		if err != nil {
 			return err
@@ -188,6 +191,8 @@ func (s *Server) tenantCORS(next echo.HandlerFunc) echo.HandlerFunc {
 	return func(c echo.Context) error {
 		res := c.Response()
 		res.Header().Add(echo.HeaderVary, echo.HeaderOrigin)
+		// Browser clients page the CSV audit report with this header.
+		res.Header().Set(echo.HeaderAccessControlExposeHeaders, "X-Next-Cursor")
 		origin := c.Request().Header.Get(echo.HeaderOrigin)
 		if c.Request().Method == http.MethodOptions {
 			if origin == "" || c.Request().Header.Get(echo.HeaderAccessControlRequestMethod) == "" {

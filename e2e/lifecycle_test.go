@@ -81,6 +81,12 @@ func TestLifecycleThroughTheAPI(t *testing.T) {
 	require.NoError(t, s.wait(body))
 	require.Equal(t, tenant.StatusActive, s.status(a))
 
+	// A message, stored encrypted, for the export to hand over readable.
+	conv, err := s.conversations.Create(tenant.WithID(ctx, a), "export me")
+	require.NoError(t, err)
+	_, err = s.conversations.AddMessage(tenant.WithID(ctx, a), conv.ID, "user", "readable in the archive")
+	require.NoError(t, err)
+
 	bBefore := s.state(b)
 	code, body = s.do(http.MethodPost, api.TenantsPath+"/"+a+"/offboard", "")
 	require.Equal(t, http.StatusAccepted, code, body)
@@ -102,6 +108,8 @@ func TestLifecycleThroughTheAPI(t *testing.T) {
 	require.NoError(t, err)
 	sum := sha256.Sum256(archive)
 	require.Equal(t, hex.EncodeToString(sum[:]), summary.Details["archiveSha256"])
+	require.Contains(t, string(archiveFile(t, summary.Details["archive"], "mongodb/messages.jsonl")), "readable in the archive",
+		"message text is exported decrypted: the tenant's keys are destroyed right after")
 
 	// An offboarded id cannot be onboarded again.
 	code, body = s.do(http.MethodPost, api.TenantsPath+"/onboard", onboardBody(a, "standard"))

@@ -24,6 +24,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/jackc/pgx/v5/pgxpool"
 	"go.mongodb.org/mongo-driver/mongo"
 
 	"github.com/misybot/tenancy/internal/tenant"
@@ -102,6 +103,11 @@ type Writer struct {
 	tenants  *tenantmongo.Store
 	key      []byte
 	platform *Chain
+	// anchor, when set, keeps each chain's head in PostgreSQL (WithHeadAnchor).
+	anchor *pgxpool.Pool
+	// unauthenticated holds refusals of callers who proved no identity (bad token, bad
+	// signature, unknown tenant, disallowed preflight): see Unauthenticated.
+	unauthenticated *mongo.Collection
 
 	// ready remembers the databases whose seq index this process has checked, so the check
 	// costs one round trip per database and process, not one per event.
@@ -113,7 +119,10 @@ type Writer struct {
 // Option adjusts a Writer.
 type Option func(*writerOptions)
 
-type writerOptions struct{ platformDB string }
+type writerOptions struct {
+	platformDB string
+	anchor     *pgxpool.Pool
+}
 
 // WithPlatformDatabase puts the platform chain in another database than PlatformDatabase
 // (empty keeps the default). Every process of a deployment must use the same one. Tests use
@@ -150,9 +159,10 @@ func NewWriter(client *mongo.Client, tenants *tenantmongo.Store, key []byte, opt
 	if err := ValidPlatformDatabase(o.platformDB); err != nil {
 		panic(err.Error())
 	}
-	w := &Writer{tenants: tenants, key: append([]byte(nil), key...)}
+	w := &Writer{tenants: tenants, key: append([]byte(nil), key...), anchor: o.anchor}
 	db := client.Database(o.platformDB)
 	w.platform = &Chain{w: w, name: PlatformChainName, events: db.Collection(Collection), checkpoints: db.Collection(CheckpointCollection)}
+	w.unauthenticated = db.Collection(UnauthenticatedCollection)
 	return w
 }
 
@@ -203,6 +213,40 @@ func (w *Writer) Tenant(ctx context.Context, e Event) (bool, error) {
 // with no error, when an event with that id was already written.
 func (w *Writer) Platform(ctx context.Context, e Event) (bool, error) {
 	return w.platform.write(ctx, e)
+}
+
+// UnauthenticatedCollection, in the platform database, holds refusals of unauthenticated
+// callers. It is not chained, on purpose: anyone can cause these events, and writing them into
+// a hash chain would let an anonymous flood contend for the chain's head and crowd out the
+// events of real operators. An insert here takes no lock and cannot slow the chains.
+const UnauthenticatedCollection = "audit_unauthenticated"
+
+// ActorUnauthenticated is the actor type of a caller that proved no identity; what it claimed
+// (a tenant id, a token's first characters never) goes in the details, not in TenantID.
+const ActorUnauthenticated = "unauthenticated"
+
+// Unauthenticated records a refused, unauthenticated request outside the chains.
+func (w *Writer) Unauthenticated(ctx context.Context, e Event) error {
+	if e.ID == "" {
+		return errors.New("audit: event needs an id")
+	}
+	if e.At.IsZero() {
+		e.At = time.Now().UTC()
+	}
+	claimed := e.TenantID
+	e.TenantID = ""
+	e.Actor = Actor{Type: ActorUnauthenticated, ID: "unknown"}
+	if claimed != "" {
+		if e.Details == nil {
+			e.Details = map[string]string{}
+		}
+		e.Details["claimedTenantId"] = claimed
+	}
+	_, err := w.unauthenticated.InsertOne(ctx, e)
+	if err != nil && !mongo.IsDuplicateKeyError(err) {
+		return fmt.Errorf("audit: write unauthenticated refusal: %w", err)
+	}
+	return nil
 }
 
 // ChainOpen reports whether a tenant in status s takes events in its own chain. Only active

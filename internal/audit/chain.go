@@ -148,7 +148,7 @@ func (c *Chain) write(ctx context.Context, e Event) (bool, error) {
 		e.Hash = c.w.eventHash(c.name, e)
 		_, err = c.events.InsertOne(ctx, e)
 		if err == nil {
-			return true, nil
+			return true, c.w.anchorHead(ctx, c, e.Seq, e.Hash)
 		}
 		if !mongo.IsDuplicateKeyError(err) {
 			return false, fmt.Errorf("audit: write %s to %s: %w", e.Action, c.name, err)
@@ -158,7 +158,12 @@ func (c *Chain) write(ctx context.Context, e Event) (bool, error) {
 			return false, ferr
 		}
 		if written {
-			return false, nil
+			// A retry of a write whose anchoring failed: anchor the head as it is now.
+			h, err := c.head(ctx)
+			if err != nil {
+				return false, err
+			}
+			return false, c.w.anchorHead(ctx, c, h.Seq, h.Hash)
 		}
 		if attempt >= maxAppendAttempts {
 			return false, fmt.Errorf("audit: write %s to %s: the chain head kept moving for %d attempts", e.Action, c.name, attempt)

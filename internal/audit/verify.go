@@ -69,9 +69,8 @@ var knownFields = map[string]bool{
 // ignored: retention writes the checkpoint before deleting, so a run that died in between
 // leaves them behind, and the next run deletes them.
 //
-// What it cannot see: events removed from the end of the chain (the head) together with
-// everything after them leave a shorter chain that still verifies; catching that needs the head
-// anchored elsewhere (not implemented). Documents without a numeric seq are not chain events
+// Events removed from the end of the chain leave a shorter chain that still links up; with a
+// head anchor (WithHeadAnchor) Verify reports that as "truncated". Documents without a numeric seq are not chain events
 // and are ignored (the events of the seq they should hold are reported missing).
 func (c *Chain) Verify(ctx context.Context) (Report, error) {
 	rep := Report{Chain: c.name, From: 1}
@@ -96,6 +95,16 @@ func (c *Chain) Verify(ctx context.Context) (Report, error) {
 	}
 	rep.Checked, rep.FirstBroken = res.checked, res.broken
 	rep.HeadSeq, rep.HeadHash = res.last.Seq, res.last.Hash
+	if rep.FirstBroken == nil {
+		anchored, ok, err := c.w.anchoredHead(ctx, c)
+		if err != nil {
+			return rep, err
+		}
+		if ok && anchored.Seq > rep.HeadSeq {
+			rep.FirstBroken = &Break{Seq: rep.HeadSeq + 1, Problem: ProblemTruncated,
+				Detail: fmt.Sprintf("the chain ends at seq %d but events up to seq %d were written (head anchored in PostgreSQL)", rep.HeadSeq, anchored.Seq)}
+		}
+	}
 	rep.OK = rep.FirstBroken == nil
 	return rep, nil
 }

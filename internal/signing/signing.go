@@ -96,9 +96,11 @@ func ParseHeaders(h http.Header) (Headers, error) {
 	return out, nil
 }
 
-// ParseTimestamp accepts unix seconds as plain decimal digits (no sign, no spaces, at most 12).
+// ParseTimestamp accepts unix seconds as plain decimal digits (no sign, no spaces, no leading
+// zero, at most 12): exactly the form strconv.FormatInt gives back, so the timestamp signed
+// and the one the server puts in the canonical string cannot differ.
 func ParseTimestamp(s string) (int64, error) {
-	if s == "" || len(s) > 12 {
+	if s == "" || len(s) > 12 || (len(s) > 1 && s[0] == '0') {
 		return 0, fmt.Errorf("%w: %s must be unix seconds", ErrMalformedHeader, HeaderTimestamp)
 	}
 	for _, r := range s {

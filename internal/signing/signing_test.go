@@ -65,6 +65,7 @@ func TestParseHeaders(t *testing.T) {
 		"no tenant":     headers("X-Timestamp", "1", "X-Nonce", "0123456789abcdef", "X-Signature", sig),
 		"no signature":  headers("X-Tenant-Id", "acme", "X-Timestamp", "1", "X-Nonce", "0123456789abcdef"),
 		"neg timestamp": headers("X-Tenant-Id", "acme", "X-Timestamp", "-5", "X-Nonce", "0123456789abcdef", "X-Signature", sig),
+		"leading zero":  headers("X-Tenant-Id", "acme", "X-Timestamp", "01700000000", "X-Nonce", "0123456789abcdef", "X-Signature", sig),
 		"float ts":      headers("X-Tenant-Id", "acme", "X-Timestamp", "1.5", "X-Nonce", "0123456789abcdef", "X-Signature", sig),
 		"short nonce":   headers("X-Tenant-Id", "acme", "X-Timestamp", "1", "X-Nonce", "short", "X-Signature", sig),
 		"nonce spaces":  headers("X-Tenant-Id", "acme", "X-Timestamp", "1", "X-Nonce", "0123456789 abcdef", "X-Signature", sig),

@@ -1,0 +1,1016 @@
+// MisyBot Tenancy operator dashboard: one ES module, no dependencies, no build step.
+//
+// Two rules hold everywhere below:
+//  - Data from the API (tenant names, reasons, errors, audit details: user input) reaches the
+//    page only as text: el() and textContent, never parsed as HTML (the test refuses the HTML sinks).
+//  - The operator token lives in sessionStorage only (this tab, forgotten when it closes) and
+//    travels only in the Authorization header, never in a URL.
+
+const API = '/api/meta-agent/tenants';
+const TEMPORAL_UI = 'http://127.0.0.1:8233/namespaces/default/workflows/';
+const TOKEN_KEY = 'misybot.operatorToken';
+const SIGNAL_NAME_KEY = 'misybot.signalName';
+const POLL_MS = 2000;
+const LIST_LIMIT = 25;
+const CSV_PAGE = 500;
+const CSV_MAX_PAGES = 40;
+const ID_RE = /^[a-z][a-z0-9-]{1,38}[a-z0-9]$/;
+const TABS = ['overview', 'operation', 'audit'];
+
+// Permissions and the ceiling per tenant type (internal/tenant); the server stays the judge.
+const PERMISSIONS = ['settings:read', 'settings:write', 'conversations:read', 'conversations:write', 'audit:read'];
+const CEILING = {
+  owner: PERMISSIONS,
+  enterprise: PERMISSIONS,
+  standard: ['settings:read', 'settings:write', 'conversations:read', 'conversations:write'],
+  trial: ['settings:read', 'conversations:read', 'conversations:write'],
+};
+
+const SIGNAL_HELP = {
+  approve: 'approve the onboarding',
+  retry: 're-run the parked step',
+  abort: 'give up: the steps done so far are undone',
+  'cancel-offboard': 'cancel the offboarding (during the grace period)',
+};
+
+const $ = (id) => document.getElementById(id);
+const enc = encodeURIComponent;
+
+// el builds an element. Children that are not nodes become text nodes; attributes are set with
+// setAttribute, so nothing is ever parsed as HTML.
+function el(tag, props, ...children) {
+  const node = document.createElement(tag);
+  for (const [k, v] of Object.entries(props || {})) {
+    if (v == null || v === false) continue;
+    if (k === 'class') node.className = v;
+    else if (k.startsWith('on')) node.addEventListener(k.slice(2), v);
+    else node.setAttribute(k, v === true ? '' : String(v));
+  }
+  for (const c of children.flat()) {
+    if (c == null || c === false) continue;
+    node.append(c instanceof Node ? c : document.createTextNode(String(c)));
+  }
+  return node;
+}
+
+// ---- Token ----
+
+const token = {
+  get: () => sessionStorage.getItem(TOKEN_KEY) || '',
+  set: (t) => sessionStorage.setItem(TOKEN_KEY, t),
+  clear: () => sessionStorage.removeItem(TOKEN_KEY),
+};
+
+// ---- API ----
+
+class ApiError extends Error {
+  constructor(problem, status) {
+    super(problem.title || 'Error');
+    this.problem = problem;
+    this.status = status;
+  }
+}
+
+async function request(method, path, { body, accept = 'application/json' } = {}) {
+  const t = token.get();
+  if (!t) {
+    signOut(null);
+    throw new ApiError({ title: 'Not signed in', detail: 'Paste an operator token to continue.' }, 401);
+  }
+  const init = { method, headers: { Authorization: 'Bearer ' + t, Accept: accept }, cache: 'no-store', credentials: 'omit' };
+  if (body !== undefined) {
+    init.headers['Content-Type'] = 'application/json';
+    init.body = JSON.stringify(body);
+  }
+  let res;
+  try {
+    res = await fetch(path, init);
+  } catch (e) {
+    throw new ApiError({ title: 'Network error', detail: 'The API did not answer (' + (e && e.message ? e.message : e) + ').' }, 0);
+  }
+  if (res.ok) return res;
+  let problem = null;
+  if ((res.headers.get('Content-Type') || '').includes('json')) {
+    try { problem = await res.json(); } catch { problem = null; }
+  }
+  if (!problem || typeof problem !== 'object') problem = { title: 'HTTP ' + res.status, detail: res.statusText };
+  if (res.status === 401) signOut(problem);
+  throw new ApiError(problem, res.status);
+}
+
+async function getJSON(path) {
+  return (await request('GET', path)).json();
+}
+
+async function send(method, path, body) {
+  const res = await request(method, path, { body });
+  return { status: res.status, data: res.status === 204 ? null : await res.json() };
+}
+
+const tenantPath = (id, rest = '') => API + '/' + enc(id) + rest;
+
+// ---- Messages ----
+
+// problemBox shows a problem document: its title and detail, what it adds about the conflict,
+// and its field errors.
+function problemBox(err, { fields = true } = {}) {
+  const p = err instanceof ApiError ? err.problem : { title: 'Unexpected error', detail: String(err && err.message ? err.message : err) };
+  const box = el('div', { class: 'alert error', role: 'alert' },
+    el('strong', null, String(p.title || 'Error')),
+    p.detail ? el('span', null, ' ' + String(p.detail)) : null);
+  const extra = [];
+  if (p.currentStatus) extra.push('Current status: ' + p.currentStatus);
+  if (p.workflowId) extra.push('Running: ' + (p.workflow || 'workflow') + ' ' + p.workflowId);
+  if (extra.length) box.append(el('div', { class: 'small' }, extra.join(' · ')));
+  if (fields && Array.isArray(p.errors) && p.errors.length) {
+    box.append(el('ul', null, p.errors.map((e) => el('li', null, el('code', null, String(e.field)), ': ' + String(e.message)))));
+  }
+  return box;
+}
+
+function showError(slot, err) {
+  $(slot).replaceChildren(problemBox(err));
+}
+
+function note(slot, kind, ...content) {
+  $(slot).replaceChildren(el('div', { class: 'alert ' + kind, role: 'status' }, ...content));
+}
+
+function clearSlot(slot) {
+  $(slot).replaceChildren();
+}
+
+// ---- Formatting ----
+
+function fmtTime(iso) {
+  if (!iso) return '—';
+  const d = new Date(iso);
+  if (Number.isNaN(d.getTime()) || d.getUTCFullYear() < 1970) return '—';
+  return d.toISOString().replace('T', ' ').replace(/\.\d+Z$/, 'Z');
+}
+
+function timeCell(iso) {
+  const d = new Date(iso || '');
+  return el('time', { datetime: iso || null, title: Number.isNaN(d.getTime()) ? null : d.toLocaleString() }, fmtTime(iso));
+}
+
+function badge(value, extraClass = '') {
+  const v = String(value || 'unknown');
+  return el('span', { class: ('badge s-' + v.replace(/[^a-z_-]/gi, '') + ' ' + extraClass).trim() }, v.replace(/_/g, ' '));
+}
+
+function setBadge(node, value) {
+  node.replaceWith(Object.assign(badge(value), { id: node.id }));
+}
+
+function shellQuote(s) {
+  return "'" + String(s).replace(/'/g, "'\\''") + "'";
+}
+
+// safeHTTPLink returns a link for http(s) URLs only; anything else stays text.
+function safeHTTPLink(url) {
+  try {
+    const u = new URL(url);
+    if (u.protocol === 'http:' || u.protocol === 'https:') {
+      return el('a', { href: u.href, target: '_blank', rel: 'noopener noreferrer' }, url);
+    }
+  } catch { /* not a URL */ }
+  return document.createTextNode(url);
+}
+
+async function copyText(text, input) {
+  try {
+    await navigator.clipboard.writeText(text);
+    return true;
+  } catch {
+    // No clipboard API (not a secure context) or refused: copy from the selected input.
+    if (!input) return false;
+    input.focus();
+    input.select();
+    try { return document.execCommand('copy'); } catch { return false; }
+  }
+}
+
+function copyButton(getText, label = 'Copy') {
+  const b = el('button', { type: 'button', class: 'ghost small-btn' }, label);
+  b.addEventListener('click', async () => {
+    const ok = await copyText(getText());
+    b.textContent = ok ? 'Copied' : 'Copy failed';
+    setTimeout(() => { b.textContent = label; }, 1500);
+  });
+  return b;
+}
+
+// ---- State ----
+
+const state = {
+  nav: 0,
+  list: { seq: 0, cursor: '' },
+  tenant: null,
+  tab: 'overview',
+  poll: { gen: 0, timer: 0, wasRunning: false, last: '' },
+  audit: { seq: 0, cursor: '', tenantId: '', query: null },
+  busy: false,
+  // flash is a message for the next tenant view, shown once it has loaded.
+  flash: null,
+};
+
+// ---- Views ----
+
+function showOnly(id) {
+  for (const v of ['placeholder-view', 'tenant-view', 'register-view']) $(v).hidden = v !== id;
+}
+
+function showLogin() {
+  $('app-view').hidden = true;
+  $('session').hidden = true;
+  $('login-view').hidden = false;
+  $('login-token').focus();
+}
+
+function showApp() {
+  $('login-view').hidden = true;
+  $('app-view').hidden = false;
+  $('session').hidden = false;
+}
+
+function signOut(problem) {
+  token.clear();
+  stopPolling();
+  state.tenant = null;
+  state.audit.tenantId = '';
+  $('tenant-rows').replaceChildren();
+  $('load-more').hidden = true;
+  if (problem) $('login-error').replaceChildren(problemBox(new ApiError(problem, 401)));
+  else clearSlot('login-error');
+  showLogin();
+}
+
+function parseRoute() {
+  let parts;
+  try {
+    parts = location.hash.replace(/^#\/?/, '').split('/').filter(Boolean).map(decodeURIComponent);
+  } catch {
+    parts = [];
+  }
+  if (parts[0] === 'new') return { view: 'new' };
+  if (parts[0] === 'tenants' && ID_RE.test(parts[1] || '')) {
+    return { view: 'tenant', id: parts[1], tab: TABS.includes(parts[2]) ? parts[2] : 'overview' };
+  }
+  return { view: 'home' };
+}
+
+async function route() {
+  if (!token.get()) {
+    showLogin();
+    return;
+  }
+  showApp();
+  stopPolling();
+  const r = parseRoute();
+  const nav = ++state.nav;
+  if (r.view === 'new') {
+    showOnly('register-view');
+    $('r-tenantId').focus();
+  } else if (r.view === 'tenant') {
+    await openTenant(r.id, r.tab, nav);
+  } else {
+    showOnly('placeholder-view');
+  }
+  markSelected(r.view === 'tenant' ? r.id : '');
+}
+
+// ---- Tenant list ----
+
+function tenantRow(t) {
+  const href = '#/tenants/' + enc(t.tenantId);
+  const tr = el('tr', { 'data-id': t.tenantId },
+    el('td', null, el('a', { href, class: 'tenant-link' },
+      el('span', { class: 'tname' }, t.tenantName || t.tenantId),
+      el('span', { class: 'mono small muted' }, t.tenantId))),
+    el('td', null, t.tenantType),
+    el('td', null, badge(t.status)));
+  tr.addEventListener('click', (e) => {
+    if (e.target.closest('a')) return;
+    location.hash = href;
+  });
+  return tr;
+}
+
+function findRow(id) {
+  return [...$('tenant-rows').children].find((tr) => tr.dataset.id === id) || null;
+}
+
+function updateRow(t) {
+  const row = findRow(t.tenantId);
+  if (row) {
+    const fresh = tenantRow(t);
+    if (row.classList.contains('selected')) fresh.classList.add('selected');
+    row.replaceWith(fresh);
+  }
+}
+
+function markSelected(id) {
+  for (const tr of $('tenant-rows').children) tr.classList.toggle('selected', tr.dataset.id === id);
+}
+
+async function loadList(reset) {
+  const seq = ++state.list.seq;
+  const f = new FormData($('list-filters'));
+  const q = new URLSearchParams({ limit: String(LIST_LIMIT) });
+  for (const k of ['status', 'tenantType']) if (f.get(k)) q.set(k, f.get(k));
+  if (!reset && state.list.cursor) q.set('cursor', state.list.cursor);
+  $('load-more').disabled = true;
+  try {
+    const page = await getJSON(API + '?' + q);
+    if (seq !== state.list.seq) return;
+    clearSlot('list-error');
+    if (reset) $('tenant-rows').replaceChildren();
+    for (const t of page.items || []) $('tenant-rows').append(tenantRow(t));
+    state.list.cursor = page.nextCursor || '';
+    $('load-more').hidden = !state.list.cursor;
+    $('list-empty').hidden = $('tenant-rows').children.length > 0;
+    const r = parseRoute();
+    markSelected(r.view === 'tenant' ? r.id : '');
+  } catch (err) {
+    if (seq === state.list.seq) showError('list-error', err);
+  } finally {
+    $('load-more').disabled = false;
+  }
+}
+
+// ---- Tenant detail ----
+
+async function openTenant(id, tab, nav) {
+  showOnly('tenant-view');
+  if (!state.tenant || state.tenant.tenantId !== id) {
+    state.tenant = null;
+    clearSlot('t-error');
+    $('t-name').textContent = id;
+    $('t-id').textContent = 'loading…';
+    $('t-actions').replaceChildren();
+    $('t-fields').replaceChildren();
+    $('t-reason').hidden = true;
+    $('op-body').replaceChildren();
+    clearSlot('op-error');
+    try {
+      const t = await getJSON(tenantPath(id));
+      if (nav !== state.nav) return;
+      state.tenant = t;
+      renderTenant(t);
+      if (state.flash) note('t-error', state.flash.kind, state.flash.text);
+      state.flash = null;
+    } catch (err) {
+      if (nav !== state.nav) return;
+      $('t-id').textContent = '';
+      showError('t-error', err);
+      return;
+    }
+  }
+  selectTab(tab);
+}
+
+async function refreshTenant() {
+  if (!state.tenant) return;
+  const id = state.tenant.tenantId;
+  try {
+    const t = await getJSON(tenantPath(id));
+    if (!state.tenant || state.tenant.tenantId !== id) return;
+    const changed = JSON.stringify(t) !== JSON.stringify(state.tenant);
+    state.tenant = t;
+    if (changed) {
+      renderTenant(t);
+      updateRow(t);
+    }
+  } catch (err) {
+    showError('t-error', err);
+  }
+}
+
+function field(label, ...value) {
+  return [el('dt', null, label), el('dd', null, ...value)];
+}
+
+function listOrNone(items, mono) {
+  if (!items || items.length === 0) return [el('span', { class: 'muted' }, 'none')];
+  return [el('ul', { class: 'chips' }, items.map((v) => el('li', { class: mono ? 'mono' : null }, v)))];
+}
+
+function renderTenant(t) {
+  $('t-name').textContent = t.tenantName || t.tenantId;
+  $('t-id').textContent = t.tenantId;
+  setBadge($('t-status'), t.status);
+  const reason = $('t-reason');
+  reason.hidden = !t.statusReason;
+  reason.className = 'reason' + (t.status === 'failed' ? ' bad' : t.status === 'suspended' ? ' warn' : '');
+  reason.replaceChildren(el('strong', null, 'Reason: '), t.statusReason || '');
+  $('t-fields').replaceChildren(
+    ...field('Tenant id', el('span', { class: 'mono' }, t.tenantId)),
+    ...field('Site id', el('span', { class: 'mono' }, t.siteId || '—')),
+    ...field('Name', t.tenantName || '—'),
+    ...field('Contact email', t.contactEmail || '—'),
+    ...field('Website', t.websiteUrl ? safeHTTPLink(t.websiteUrl) : '—'),
+    ...field('Business industry', t.businessIndustry || '—'),
+    ...field('Type', t.tenantType),
+    ...field('Status', badge(t.status), t.isActive ? ' (serving requests)' : ' (not serving requests)'),
+    ...field('Status reason', t.statusReason || '—'),
+    ...field('Allowed origins', ...listOrNone(t.allowedOrigins, true)),
+    ...field('Permissions', ...listOrNone(t.permissions, true)),
+    ...field('Created', timeCell(t.createdAt)),
+    ...field('Updated', timeCell(t.updatedAt)),
+  );
+  renderActions(t);
+  for (const tab of TABS) $('tab-link-' + tab).href = '#/tenants/' + enc(t.tenantId) + '/' + tab;
+}
+
+function selectTab(tab) {
+  state.tab = tab;
+  for (const name of TABS) {
+    $('tab-' + name).hidden = name !== tab;
+    const link = $('tab-link-' + name);
+    link.setAttribute('aria-selected', String(name === tab));
+    link.classList.toggle('active', name === tab);
+  }
+  if (tab === 'operation') loadOperation();
+  if (tab === 'audit' && state.tenant && state.audit.tenantId !== state.tenant.tenantId) {
+    $('audit-filters').reset();
+    clearSlot('audit-verify-result');
+    clearSlot('audit-error');
+    loadAudit(true);
+  }
+}
+
+// ---- Actions ----
+
+const ACTIONS = [
+  { label: 'Onboard', when: ['pending', 'failed'], run: onboardExisting, primary: true },
+  { label: 'Suspend', when: ['active'], run: suspend },
+  { label: 'Restore', when: ['suspended'], run: restore, primary: true },
+  { label: 'Rotate secret', when: ['pending', 'onboarding', 'active', 'suspended', 'failed'], run: rotateSecret },
+  { label: 'Rotate keys', when: ['active', 'suspended'], run: rotateKeys },
+  { label: 'Offboard…', when: ['active', 'suspended', 'failed'], run: offboard, danger: true },
+];
+
+function renderActions(t) {
+  const buttons = ACTIONS.filter((a) => a.when.includes(t.status)).map((a) =>
+    el('button', { type: 'button', class: a.danger ? 'danger' : a.primary ? 'primary' : 'ghost', onclick: () => runAction(a) }, a.label));
+  buttons.push(el('button', { type: 'button', class: 'ghost', onclick: () => refreshTenant() }, 'Reload'));
+  $('t-actions').replaceChildren(...buttons);
+}
+
+async function runAction(action) {
+  if (state.busy || !state.tenant) return;
+  state.busy = true;
+  const buttons = [...$('t-actions').querySelectorAll('button')];
+  buttons.forEach((b) => { b.disabled = true; });
+  try {
+    await action.run(state.tenant);
+  } catch (err) {
+    showError('t-error', err);
+  } finally {
+    state.busy = false;
+    buttons.forEach((b) => { b.disabled = false; });
+  }
+}
+
+// started reports a 202 and moves to the operation tab, which polls the run.
+async function started(t, what, data) {
+  note('t-error', 'success', el('strong', null, what + (data.existing ? ' was already running.' : ' started.')),
+    ' Workflow ', el('code', null, data.workflowId || ''), '.');
+  await refreshTenant();
+  const target = '#/tenants/' + enc(t.tenantId) + '/operation';
+  if (location.hash === target) loadOperation(); else location.hash = target;
+}
+
+async function onboardExisting(t) {
+  const body = {
+    tenantId: t.tenantId, siteId: t.siteId, tenantName: t.tenantName, contactEmail: t.contactEmail,
+    websiteUrl: t.websiteUrl, businessIndustry: t.businessIndustry, allowedOrigins: t.allowedOrigins || [],
+    permissions: t.permissions || [], tenantType: t.tenantType,
+  };
+  const { data } = await send('POST', API + '/onboard', body);
+  await started(t, 'Onboarding', data);
+}
+
+async function suspend(t) {
+  const ok = await confirmDialog({
+    title: 'Suspend ' + t.tenantId + '?',
+    message: 'The tenant\'s requests are refused and its sessions revoked until it is restored.',
+    okLabel: 'Suspend', reason: true,
+  });
+  if (!ok) return;
+  const { data } = await send('POST', tenantPath(t.tenantId, '/suspend'), ok.reason ? { reason: ok.reason } : undefined);
+  await started(t, 'Suspension', data);
+}
+
+async function restore(t) {
+  const { data } = await send('POST', tenantPath(t.tenantId, '/restore'));
+  await started(t, 'Restore', data);
+}
+
+async function offboard(t) {
+  const ok = await confirmDialog({
+    title: 'Offboard ' + t.tenantId + '?',
+    message: 'Offboarding exports the tenant\'s data, then destroys its keys and purges its PostgreSQL rows, MongoDB database and Redis keys. After the grace period this cannot be undone.',
+    okLabel: 'Offboard', danger: true, reason: true, typed: t.tenantId,
+  });
+  if (!ok) return;
+  const { data } = await send('POST', tenantPath(t.tenantId, '/offboard'), ok.reason ? { reason: ok.reason } : undefined);
+  await started(t, 'Offboarding', data);
+}
+
+async function rotateKeys(t) {
+  const ok = await confirmDialog({
+    title: 'Rotate data keys of ' + t.tenantId + '?',
+    message: 'Adds a new data key version and re-encrypts the tenant\'s data under it, in a workflow.',
+    okLabel: 'Rotate keys',
+  });
+  if (!ok) return;
+  const { data } = await send('POST', tenantPath(t.tenantId, '/keys/rotate'));
+  await started(t, 'Key rotation', data);
+}
+
+async function rotateSecret(t) {
+  const ok = await confirmDialog({
+    title: 'Rotate the secret of ' + t.tenantId + '?',
+    message: 'A new secret is issued and shown once. The current one keeps working only for the overlap period.',
+    okLabel: 'Rotate secret',
+  });
+  if (!ok) return;
+  const { data } = await send('POST', tenantPath(t.tenantId, '/secret/rotate'));
+  await showSecret(data.tenantSecret, 'New secret of ' + t.tenantId + '. The previous secret stops working at ' +
+    fmtTime(data.previousSecretValidUntil) + '.');
+  note('t-error', 'success', 'Secret rotated; the previous one works until ' + fmtTime(data.previousSecretValidUntil) + '.');
+}
+
+// ---- Dialogs ----
+
+let confirmResolve = null;
+
+function confirmDialog({ title, message, okLabel, danger = false, reason = false, typed = '' }) {
+  const d = $('confirm-dialog');
+  $('confirm-title').textContent = title;
+  $('confirm-message').textContent = message;
+  $('confirm-reason-label').hidden = !reason;
+  $('confirm-reason').value = '';
+  $('confirm-typed-label').hidden = !typed;
+  $('confirm-typed').value = '';
+  $('confirm-typed-prompt').textContent = typed ? 'Type ' + typed + ' to confirm' : '';
+  $('confirm-typed').dataset.expect = typed;
+  const ok = $('confirm-ok');
+  ok.textContent = okLabel;
+  ok.className = danger ? 'danger' : 'primary';
+  ok.disabled = !!typed;
+  d.returnValue = '';
+  d.showModal();
+  (typed ? $('confirm-typed') : reason ? $('confirm-reason') : ok).focus();
+  return new Promise((resolve) => { confirmResolve = resolve; });
+}
+
+function initConfirmDialog() {
+  const d = $('confirm-dialog');
+  $('confirm-typed').addEventListener('input', (e) => {
+    $('confirm-ok').disabled = e.target.value !== e.target.dataset.expect;
+  });
+  $('confirm-form').addEventListener('submit', (e) => {
+    e.preventDefault();
+    if (!$('confirm-ok').disabled) d.close('ok');
+  });
+  $('confirm-cancel').addEventListener('click', () => d.close(''));
+  d.addEventListener('close', () => {
+    const resolve = confirmResolve;
+    confirmResolve = null;
+    if (resolve) resolve(d.returnValue === 'ok' ? { reason: $('confirm-reason').value.trim() } : null);
+  });
+}
+
+function showSecret(secret, context, warning) {
+  const d = $('secret-dialog');
+  $('secret-value').value = secret || '';
+  $('secret-context').textContent = context;
+  $('secret-copied').textContent = '';
+  if (warning) note('secret-note', 'warning', warning); else clearSlot('secret-note');
+  d.showModal();
+  $('secret-value').select();
+  return new Promise((resolve) => {
+    d.addEventListener('close', () => {
+      $('secret-value').value = ''; // forget it
+      resolve();
+    }, { once: true });
+  });
+}
+
+function initSecretDialog() {
+  const d = $('secret-dialog');
+  // Escape must not make the secret disappear unread: closing takes the explicit button.
+  d.addEventListener('cancel', (e) => e.preventDefault());
+  $('secret-close').addEventListener('click', () => d.close());
+  $('secret-copy').addEventListener('click', async () => {
+    const ok = await copyText($('secret-value').value, $('secret-value'));
+    $('secret-copied').textContent = ok ? 'Copied to the clipboard.' : 'Copy failed: select the text and copy it by hand.';
+  });
+}
+
+// ---- Current operation ----
+
+function stopPolling() {
+  state.poll.gen++;
+  clearTimeout(state.poll.timer);
+  state.poll.wasRunning = false;
+  state.poll.last = '';
+  $('op-live').hidden = true;
+}
+
+async function loadOperation() {
+  if (!state.tenant) return;
+  const gen = ++state.poll.gen;
+  clearTimeout(state.poll.timer);
+  const id = state.tenant.tenantId;
+  const again = (ms) => {
+    if (gen === state.poll.gen) state.poll.timer = setTimeout(loadOperation, ms);
+  };
+  try {
+    const op = await getJSON(tenantPath(id, '/operations/current'));
+    if (gen !== state.poll.gen) return;
+    clearSlot('op-error');
+    const running = op.status === 'running';
+    const snapshot = JSON.stringify(op);
+    if (snapshot !== state.poll.last) { // unchanged: keep the DOM (selection, focus) as it is
+      state.poll.last = snapshot;
+      renderOperation(op);
+    }
+    $('op-live').hidden = !running;
+    if (running || state.poll.wasRunning) refreshTenant(); // the status moves with the run
+    state.poll.wasRunning = running;
+    if (running) again(POLL_MS);
+  } catch (err) {
+    if (gen !== state.poll.gen) return;
+    $('op-live').hidden = true;
+    if (err.status === 404 && /no lifecycle operation/i.test(String(err.problem.detail || ''))) {
+      state.poll.last = '';
+      $('op-body').replaceChildren(el('p', { class: 'muted empty' }, 'No lifecycle operation has run for this tenant yet.'));
+      return;
+    }
+    showError('op-error', err);
+    // A transient failure while a run is going on: keep following it, more slowly.
+    if (state.poll.wasRunning && err.status !== 401 && err.status !== 403 && err.status !== 404) again(POLL_MS * 2);
+  }
+}
+
+function temporalLink(workflowId, label = 'Open in Temporal Web UI ↗') {
+  return el('a', { href: TEMPORAL_UI + enc(workflowId), target: '_blank', rel: 'noopener noreferrer' }, label);
+}
+
+function renderOperation(op) {
+  const p = op.progress || null;
+  const summary = el('dl', { class: 'fields compact' },
+    ...field('Operation', (p && p.operation) || op.workflow || '—'),
+    ...field('Workflow', op.workflow || '—'),
+    ...field('Run status', badge(op.status)),
+    ...field('Progress', p ? badge(p.state) : '—'),
+    ...field('Started', timeCell(op.startedAt)),
+    ...field('Closed', op.closedAt ? timeCell(op.closedAt) : '—'),
+    ...field('Workflow id', el('span', { class: 'mono' }, op.workflowId)),
+    ...field('Run id', el('span', { class: 'mono small' }, op.runId)),
+    ...field('History', temporalLink(op.workflowId)),
+  );
+  const parts = [summary];
+  if (op.progressError) parts.push(el('div', { class: 'alert warning' }, op.progressError));
+  if (p && Array.isArray(p.signals) && p.signals.length) parts.push(signalHint(op, p));
+  if (p && Array.isArray(p.steps)) {
+    parts.push(el('h4', null, 'Steps'));
+    parts.push(el('div', { class: 'table-wrap' }, el('table', { class: 'steps' },
+      el('thead', null, el('tr', null, ['Step', 'Status', 'Attempts', 'Started', 'Ended', 'Last error'].map((h) => el('th', { scope: 'col' }, h)))),
+      el('tbody', null, p.steps.length ? p.steps.map((s) => el('tr', null,
+        el('td', { class: 'mono' }, s.name),
+        el('td', null, badge(s.status)),
+        el('td', { class: 'num' }, s.attempts ?? '—'),
+        el('td', null, timeCell(s.startedAt)),
+        el('td', null, timeCell(s.endedAt)),
+        el('td', { class: 'error-text' }, s.lastError || ''))) :
+        el('tr', null, el('td', { colspan: 6, class: 'muted' }, 'No steps yet.'))))));
+  }
+  if (Array.isArray(op.pendingActivities) && op.pendingActivities.length) {
+    parts.push(el('h4', null, 'Activities in flight (Temporal)'));
+    parts.push(el('div', { class: 'table-wrap' }, el('table', null,
+      el('thead', null, el('tr', null, ['Activity', 'State', 'Attempt', 'Last started', 'Last failure'].map((h) => el('th', { scope: 'col' }, h)))),
+      el('tbody', null, op.pendingActivities.map((a) => el('tr', null,
+        el('td', { class: 'mono' }, a.activityType),
+        el('td', null, String(a.state || '').replace(/^PENDING_ACTIVITY_STATE_/, '').toLowerCase()),
+        el('td', { class: 'num' }, a.attempt),
+        el('td', null, timeCell(a.lastStartedAt)),
+        el('td', { class: 'error-text' }, a.lastFailure || '')))))));
+  }
+  $('op-body').replaceChildren(...parts);
+}
+
+function signalCommand(workflowId, signal, name) {
+  return 'temporal workflow signal --workflow-id ' + shellQuote(workflowId) + ' --name ' + shellQuote(signal) +
+    ' --input ' + shellQuote(JSON.stringify(name || 'operator'));
+}
+
+function signalHint(op, p) {
+  const name = el('input', { type: 'text', value: sessionStorage.getItem(SIGNAL_NAME_KEY) || 'operator', 'aria-label': 'Your name, recorded in the audit', spellcheck: 'false' });
+  const rows = p.signals.map((sig) => {
+    const code = el('code', { class: 'cmd' }, signalCommand(op.workflowId, sig, name.value));
+    return { sig, code, row: el('div', { class: 'cmd-row' },
+      el('div', { class: 'cmd-label' }, el('strong', null, sig), SIGNAL_HELP[sig] ? ' — ' + SIGNAL_HELP[sig] : ''),
+      el('div', { class: 'cmd-line' }, code, copyButton(() => code.textContent))) };
+  });
+  name.addEventListener('input', () => {
+    sessionStorage.setItem(SIGNAL_NAME_KEY, name.value);
+    for (const r of rows) r.code.textContent = signalCommand(op.workflowId, r.sig, name.value);
+  });
+  const waiting = String(p.state || '').replace(/_/g, ' ');
+  return el('div', { class: 'alert info signal-hint' },
+    el('p', null, el('strong', null, 'The run is ' + waiting + '.'),
+      ' It waits for an operator\'s signal. Run one of these with the Temporal CLI (',
+      el('code', null, '.tools/bin/temporal'), ' in the repository), or use the ', temporalLink(op.workflowId, 'Temporal Web UI'), '.'),
+    el('label', { class: 'inline' }, 'Your name (recorded in the audit) ', name),
+    rows.map((r) => r.row));
+}
+
+// ---- Audit ----
+
+function auditParams() {
+  const f = new FormData($('audit-filters'));
+  const q = new URLSearchParams();
+  for (const k of ['action', 'actorType', 'actorId', 'outcome', 'order', 'limit']) {
+    const v = String(f.get(k) || '').trim();
+    if (v) q.set(k, v);
+  }
+  for (const k of ['from', 'to']) {
+    const v = String(f.get(k) || '');
+    if (!v) continue;
+    const d = new Date(v); // datetime-local: the browser's local time
+    if (Number.isNaN(d.getTime())) throw new ApiError({ title: 'Invalid filter', detail: k + ' is not a date and time' }, 0);
+    q.set(k, d.toISOString());
+  }
+  return q;
+}
+
+function auditRow(e) {
+  const actor = e.actor ? [el('span', { class: 'muted' }, e.actor.type || ''), el('br'), e.actor.id || ''] : '';
+  const ref = e.requestId ? 'request ' + e.requestId : e.workflowId ? 'run ' + e.workflowId + (e.runId ? ' / ' + e.runId : '') : '';
+  const details = Object.entries(e.details || {});
+  return el('tr', null,
+    el('td', { class: 'num' }, e.seq ?? ''),
+    el('td', { class: 'time' }, timeCell(e.at)),
+    el('td', { class: 'mono small nowrap' }, actor),
+    el('td', null, el('div', { class: 'mono small nowrap' }, e.action), e.resource ? el('div', { class: 'muted small mono wrap' }, e.resource) : null),
+    el('td', null, badge(e.outcome)),
+    el('td', { class: 'wrap small' },
+      e.reason ? el('div', null, e.reason) : null,
+      details.length ? el('ul', { class: 'chips' }, details.map(([k, v]) => el('li', { class: 'mono' }, k + '=' + v))) : null,
+      ref ? el('div', { class: 'muted mono' }, ref) : null));
+}
+
+async function loadAudit(reset) {
+  if (!state.tenant) return;
+  const id = state.tenant.tenantId;
+  const seq = ++state.audit.seq;
+  let q;
+  try {
+    q = reset ? auditParams() : new URLSearchParams(state.audit.query);
+  } catch (err) {
+    showError('audit-error', err);
+    return;
+  }
+  if (reset) state.audit.query = q.toString();
+  else if (state.audit.cursor) q.set('cursor', state.audit.cursor);
+  $('audit-more').disabled = true;
+  try {
+    const page = await getJSON(tenantPath(id, '/audit') + '?' + q);
+    if (seq !== state.audit.seq) return;
+    state.audit.tenantId = id;
+    clearSlot('audit-error');
+    if (reset) $('audit-rows').replaceChildren();
+    for (const e of page.items || []) $('audit-rows').append(auditRow(e));
+    state.audit.cursor = page.nextCursor || '';
+    $('audit-more').hidden = !state.audit.cursor;
+    $('audit-empty').hidden = $('audit-rows').children.length > 0;
+  } catch (err) {
+    if (seq === state.audit.seq) showError('audit-error', err);
+  } finally {
+    $('audit-more').disabled = false;
+  }
+}
+
+async function verifyAudit() {
+  if (!state.tenant) return;
+  const btn = $('audit-verify');
+  btn.disabled = true;
+  try {
+    const v = await getJSON(tenantPath(state.tenant.tenantId, '/audit/verify'));
+    const range = v.checked ? ' (seq ' + v.from + ' to ' + v.headSeq + ')' : '';
+    if (v.ok) {
+      note('audit-verify-result', 'success', el('strong', null, 'Chain verified.'),
+        ' ' + v.checked + ' event(s) checked' + range + '.',
+        v.checkpoint ? ' Starts at the retention checkpoint of seq ' + v.checkpoint.seq + '.' : '');
+    } else {
+      const b = v.firstBroken || {};
+      note('audit-verify-result', 'error', el('strong', null, 'Chain broken at seq ' + (b.seq ?? '?') + '.'),
+        ' Problem: ', el('code', null, b.problem || 'unknown'), b.detail ? ' — ' + b.detail : '',
+        b.id ? el('div', { class: 'small mono' }, 'event ' + b.id) : null,
+        el('div', { class: 'small' }, v.checked + ' event(s) checked before it; head seq ' + v.headSeq + '.'));
+    }
+  } catch (err) {
+    $('audit-verify-result').replaceChildren(problemBox(err));
+  } finally {
+    btn.disabled = false;
+  }
+}
+
+// downloadCSV fetches the filtered report as CSV (the bearer header rules out a plain link),
+// following X-Next-Cursor, and saves it through a blob URL.
+async function downloadCSV() {
+  if (!state.tenant) return;
+  const id = state.tenant.tenantId;
+  const btn = $('audit-csv');
+  btn.disabled = true;
+  btn.textContent = 'Preparing…';
+  try {
+    const q = auditParams();
+    q.set('format', 'csv');
+    q.set('limit', String(CSV_PAGE));
+    const parts = [];
+    let cursor = '';
+    let pages = 0;
+    do {
+      if (cursor) q.set('cursor', cursor);
+      const res = await request('GET', tenantPath(id, '/audit') + '?' + q, { accept: 'text/csv' });
+      let text = await res.text();
+      if (pages > 0) text = text.slice(text.indexOf('\n') + 1); // one header row
+      parts.push(text);
+      cursor = res.headers.get('X-Next-Cursor') || '';
+      pages++;
+    } while (cursor && pages < CSV_MAX_PAGES);
+    const url = URL.createObjectURL(new Blob(parts, { type: 'text/csv;charset=utf-8' }));
+    const a = el('a', { href: url, download: 'audit-' + id + '.csv', hidden: true });
+    document.body.append(a);
+    a.click();
+    a.remove();
+    setTimeout(() => URL.revokeObjectURL(url), 30000);
+    if (cursor) note('audit-error', 'warning', 'The CSV holds the first ' + CSV_PAGE * CSV_MAX_PAGES + ' events; narrow the filters for the rest.');
+    else clearSlot('audit-error');
+  } catch (err) {
+    showError('audit-error', err);
+  } finally {
+    btn.disabled = false;
+    btn.textContent = 'Download CSV';
+  }
+}
+
+// ---- Register and onboard ----
+
+function renderPermissionChecks() {
+  const type = $('r-tenantType').value;
+  const allowed = CEILING[type] || [];
+  $('r-permissions').replaceChildren(...PERMISSIONS.map((perm) => {
+    const ok = allowed.includes(perm);
+    const box = el('input', { type: 'checkbox', name: 'permissions', value: perm });
+    box.checked = ok;
+    box.defaultChecked = ok;
+    box.disabled = !ok;
+    return el('label', { class: 'check' + (ok ? '' : ' disabled'), title: ok ? null : 'not allowed for ' + type + ' tenants' },
+      box, el('span', { class: 'mono' }, perm));
+  }));
+}
+
+function clearFieldErrors() {
+  for (const f of $('register-form').querySelectorAll('.field')) {
+    f.classList.remove('invalid');
+    f.querySelector('.field-error').textContent = '';
+    for (const input of f.querySelectorAll('input, select, textarea')) input.removeAttribute('aria-invalid');
+  }
+}
+
+// showFieldErrors puts each error of the problem next to its field; "allowedOrigins[2]" goes
+// to allowedOrigins as "line 3". It returns the errors that match no field.
+function showFieldErrors(errors, sentPermissions) {
+  const rest = [];
+  for (const e of errors) {
+    const path = String(e.field || '');
+    const m = /^([A-Za-z]+)(?:\[(\d+)\])?/.exec(path);
+    const box = m && [...$('register-form').querySelectorAll('.field')].find((f) => f.dataset.field === m[1]);
+    if (!box) {
+      rest.push(e);
+      continue;
+    }
+    let prefix = '';
+    if (m[2] !== undefined && m[1] === 'allowedOrigins') prefix = 'line ' + (Number(m[2]) + 1) + ': ';
+    if (m[2] !== undefined && m[1] === 'permissions') prefix = (sentPermissions[Number(m[2])] || path) + ': ';
+    const slot = box.querySelector('.field-error');
+    slot.textContent = (slot.textContent ? slot.textContent + ' ' : '') + prefix + String(e.message);
+    box.classList.add('invalid');
+    for (const input of box.querySelectorAll('input, select, textarea')) input.setAttribute('aria-invalid', 'true');
+  }
+  const first = $('register-form').querySelector('.field.invalid input, .field.invalid select, .field.invalid textarea');
+  if (first) first.focus();
+  return rest;
+}
+
+async function submitRegister(e) {
+  e.preventDefault();
+  clearFieldErrors();
+  clearSlot('register-error');
+  const form = $('register-form');
+  const f = new FormData(form);
+  const text = (k) => String(f.get(k) || '').trim();
+  const body = {
+    tenantId: text('tenantId'),
+    tenantName: text('tenantName'),
+    contactEmail: text('contactEmail'),
+    websiteUrl: text('websiteUrl'),
+    businessIndustry: text('businessIndustry'),
+    tenantType: text('tenantType'),
+    allowedOrigins: String(f.get('allowedOrigins') || '').split(/\r?\n/).map((s) => s.trim()).filter(Boolean),
+    permissions: f.getAll('permissions').map(String),
+  };
+  const submit = $('register-submit');
+  submit.disabled = true;
+  try {
+    const { status, data } = await send('POST', API + '/onboard', body);
+    const id = data.tenantId || body.tenantId;
+    if (data.tenantSecret) {
+      await showSecret(data.tenantSecret, 'Secret of the new tenant ' + id + '.',
+        status === 201 && data.onboardingError ? 'Registered, but ' + data.onboardingError : null);
+    }
+    form.reset();
+    renderPermissionChecks();
+    state.tenant = null; // reload it
+    if (!data.tenantSecret) {
+      state.flash = { kind: 'info', text: 'Tenant ' + id + ' was already registered: ' + (data.existing ? 'its onboarding was already running.' : 'its onboarding started.') };
+    } else if (data.onboardingError) {
+      state.flash = { kind: 'warning', text: 'Registered, but ' + data.onboardingError };
+    }
+    await loadList(true);
+    location.hash = '#/tenants/' + enc(id) + '/operation';
+  } catch (err) {
+    const p = err instanceof ApiError ? err.problem : null;
+    const rest = p && Array.isArray(p.errors) ? showFieldErrors(p.errors, body.permissions) : [];
+    const shown = p ? new ApiError({ ...p, errors: rest }, err.status) : err;
+    $('register-error').replaceChildren(problemBox(shown));
+  } finally {
+    submit.disabled = false;
+  }
+}
+
+// ---- Start ----
+
+function init() {
+  initConfirmDialog();
+  initSecretDialog();
+  renderPermissionChecks();
+
+  $('login-form').addEventListener('submit', async (e) => {
+    e.preventDefault();
+    const t = $('login-token').value.trim();
+    if (!t) return;
+    token.set(t);
+    clearSlot('login-error');
+    try {
+      await getJSON(API + '?limit=1');
+    } catch (err) {
+      if (err.status !== 401) showError('login-error', err);
+      token.clear();
+      return;
+    }
+    $('login-token').value = '';
+    await route();
+    loadList(true);
+  });
+  $('logout').addEventListener('click', () => {
+    signOut(null);
+    history.replaceState(null, '', location.pathname);
+  });
+
+  $('list-filters').addEventListener('submit', (e) => { e.preventDefault(); loadList(true); });
+  $('list-filters').addEventListener('change', () => loadList(true));
+  $('load-more').addEventListener('click', () => loadList(false));
+
+  $('op-refresh').addEventListener('click', () => { state.poll.last = ''; loadOperation(); });
+
+  $('audit-filters').addEventListener('submit', (e) => { e.preventDefault(); loadAudit(true); });
+  $('audit-more').addEventListener('click', () => loadAudit(false));
+  $('audit-verify').addEventListener('click', verifyAudit);
+  $('audit-csv').addEventListener('click', downloadCSV);
+
+  $('r-tenantType').addEventListener('change', renderPermissionChecks);
+  $('register-form').addEventListener('submit', submitRegister);
+  $('register-form').addEventListener('reset', () => { clearFieldErrors(); clearSlot('register-error'); });
+
+  document.addEventListener('visibilitychange', () => {
+    if (!document.hidden && state.tab === 'operation' && state.poll.wasRunning) loadOperation();
+  });
+  window.addEventListener('hashchange', async () => {
+    await route();
+    // One column: the detail sits below the list; bring it into view.
+    if (matchMedia('(max-width: 900px)').matches && !$('app-view').hidden) document.querySelector('.detail-pane').scrollIntoView({ block: 'start' });
+  });
+
+  route();
+  if (token.get()) loadList(true);
+}
+
+init();
