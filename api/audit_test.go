@@ -456,3 +456,19 @@ func TestPlatformAuditReport(t *testing.T) {
 	require.EqualValues(t, 2, s.Body["total"])
 	requireProblem(t, b.do(t, http.MethodGet, api.PlatformAuditPath+"?tenantId=BAD", ""), http.StatusBadRequest)
 }
+
+// A browser request from an origin the tenant does not allow is refused and audited in the
+// tenant's chain (the signature proved the tenant), with the reason.
+func TestWrongOriginIsAudited(t *testing.T) {
+	t.Parallel()
+	b := auditSetup(t)
+	st := b.provision(t, "origin", allPerms, []string{"https://shop.test"})
+	t.Cleanup(func() { _ = b.client.Database("tenant_" + st.id).Drop(context.Background()) })
+	rq := st.req("PUT", "/settings/theme", `{"value":"dark"}`)
+	rq.origin = "https://evil.test"
+	requireProblem(t, b.send(t, rq), http.StatusForbidden)
+	denied := b.events(t, st.id, bson.D{{Key: "outcome", Value: audit.OutcomeDenied}})
+	require.Len(t, denied, 1)
+	require.Contains(t, denied[0].Reason, "origin https://evil.test is not allowed")
+	require.Equal(t, audit.Actor{Type: audit.ActorTenant, ID: st.id}, denied[0].Actor)
+}

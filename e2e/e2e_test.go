@@ -9,6 +9,7 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -34,6 +35,7 @@ import (
 	"github.com/misybot/tenancy/internal/registry"
 	"github.com/misybot/tenancy/internal/rls"
 	"github.com/misybot/tenancy/internal/seal"
+	"github.com/misybot/tenancy/internal/signing"
 	"github.com/misybot/tenancy/internal/tenant"
 	"github.com/misybot/tenancy/internal/tenantdb"
 	"github.com/misybot/tenancy/internal/tenantmongo"
@@ -220,4 +222,22 @@ func requireProvisioned(t *testing.T, id string, st state) {
 		require.Contains(t, st.Mongo, c)
 	}
 	require.Contains(t, st.RedisKeys, "tenant:{"+id+"}:context:record")
+}
+
+// signedGet sends a GET to the tenant API signed with the tenant's secret, as a tenant would.
+func (s *stack) signedGet(id, secret, path string) int {
+	s.t.Helper()
+	req, err := http.NewRequest(http.MethodGet, s.url+api.TenantAPIPath+path, nil)
+	require.NoError(s.t, err)
+	ts := time.Now().Unix()
+	nonce := testenv.TenantID("nonce-0123456789")
+	canonical := signing.Canonical(http.MethodGet, req.URL.EscapedPath(), req.URL.RawQuery, ts, nonce, nil)
+	req.Header.Set(signing.HeaderTenant, id)
+	req.Header.Set(signing.HeaderTimestamp, strconv.FormatInt(ts, 10))
+	req.Header.Set(signing.HeaderNonce, nonce)
+	req.Header.Set(signing.HeaderSignature, signing.Header(signing.MAC([]byte(secret), canonical)))
+	res, err := http.DefaultClient.Do(req)
+	require.NoError(s.t, err)
+	res.Body.Close()
+	return res.StatusCode
 }

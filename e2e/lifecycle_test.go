@@ -31,10 +31,12 @@ func TestLifecycleThroughTheAPI(t *testing.T) {
 	a := testenv.TenantID("life")
 	b := a + "2" // a's id is a prefix of b's
 
+	secrets := map[string]string{}
 	for _, id := range []string{a, b} {
 		code, body := s.do(http.MethodPost, api.TenantsPath+"/onboard", onboardBody(id, "standard"))
 		require.Equal(t, http.StatusAccepted, code, body)
 		require.Len(t, body["tenantSecret"], 64, "a new tenant's secret comes once, with the 202")
+		secrets[id] = body["tenantSecret"].(string)
 		require.Equal(t, workflows.WorkflowID(id), body["workflowId"])
 		require.NoError(t, s.wait(body))
 		require.Equal(t, tenant.StatusActive, s.status(id))
@@ -67,6 +69,8 @@ func TestLifecycleThroughTheAPI(t *testing.T) {
 	rec, err := tenantredis.New(s.redis).ReadContext(tenant.WithID(ctx, a))
 	require.NoError(t, err)
 	require.Equal(t, "suspended", rec.Status)
+	require.Equal(t, http.StatusForbidden, s.signedGet(a, secrets[a], "/me"), "a suspended tenant's requests are refused at once")
+	require.Equal(t, http.StatusOK, s.signedGet(b, secrets[b], "/me"), "its neighbour is served")
 	st := s.state(a)
 	require.NotContains(t, st.RedisKeys, "tenant:{"+a+"}:session:s1")
 	require.Contains(t, st.RedisKeys, "tenant:{"+a+"}:cache:c1")
@@ -80,6 +84,7 @@ func TestLifecycleThroughTheAPI(t *testing.T) {
 	require.Equal(t, http.StatusAccepted, code, body)
 	require.NoError(t, s.wait(body))
 	require.Equal(t, tenant.StatusActive, s.status(a))
+	require.Equal(t, http.StatusOK, s.signedGet(a, secrets[a], "/me"), "served again after restore")
 
 	// A message, stored encrypted, for the export to hand over readable.
 	conv, err := s.conversations.Create(tenant.WithID(ctx, a), "export me")
@@ -93,6 +98,7 @@ func TestLifecycleThroughTheAPI(t *testing.T) {
 	require.NoError(t, s.wait(body))
 
 	require.Equal(t, tenant.StatusOffboarded, s.status(a))
+	require.Equal(t, http.StatusForbidden, s.signedGet(a, secrets[a], "/me"), "an offboarded tenant is refused")
 	after := s.state(a)
 	require.Empty(t, after.Postgres, "no row of the tenant in any tenant table")
 	require.False(t, after.MongoExists, "its database is dropped")
