@@ -41,6 +41,7 @@ print_urls() {
 
 MisyBot Tenancy is running.
   API              $(api_url)$( [[ -n ${1:-} ]] && echo "  (management: $(api_url)/api/meta-agent/tenants)")
+  Dashboard        $(api_url)/dashboard/   (sign in with the operator token)
   Temporal Web UI  http://127.0.0.1:8233
   Operator token   $OPERATOR_TOKEN   (Authorization: Bearer <token>; stored in .state/operator-token)
   Master key       $TENANT_MASTER_KEY   (.state/master-key; development only)
