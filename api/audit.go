@@ -611,6 +611,13 @@ func (s *Server) recordRequest(c echo.Context, handlerErr error) {
 	var err error
 	switch {
 	case !authenticated && e.Outcome == audit.OutcomeDenied:
+		ok, suppressed := s.refusals.allow(c.RealIP(), time.Now())
+		if !ok {
+			return // counted; the next recorded refusal from this client carries the count
+		}
+		if suppressed > 0 {
+			e.Details["suppressedBefore"] = strconv.Itoa(suppressed)
+		}
 		err = s.audit.Unauthenticated(ctx, e)
 	case !authenticated || e.TenantID == "" || platformActions[e.Action]:
 		_, err = s.audit.Platform(ctx, e)

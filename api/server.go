@@ -61,6 +61,8 @@ type Server struct {
 	conversations *conversations.Store
 	secretOverlap time.Duration
 	secrets       *secretCache
+	// refusals bounds the audit writes anonymous callers can cause (see refusalLimiter).
+	refusals *refusalLimiter
 	// tenantAuditHandler, when set, serves GET /api/tenant/v1/audit (audit:read).
 	tenantAuditHandler echo.HandlerFunc
 	// onDenied, when set, records a denied tenant request in the audit trail.
@@ -83,6 +85,7 @@ func New(cfg Config) *echo.Echo {
 		conversations: cfg.Conversations,
 		secretOverlap: cfg.SecretOverlap,
 		secrets:       newSecretCache(),
+		refusals:      newRefusalLimiter(20, 100),
 		audit:         cfg.Audit,
 		checks:        cfg.Checks,
 		validator:     newValidator(),
