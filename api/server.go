@@ -63,6 +63,7 @@ type Server struct {
 	secrets       *secretCache
 	// refusals bounds the audit writes anonymous callers can cause (see refusalLimiter).
 	refusals *refusalLimiter
+	metrics  *metrics
 	// tenantAuditHandler, when set, serves GET /api/tenant/v1/audit (audit:read).
 	tenantAuditHandler echo.HandlerFunc
 	// onDenied, when set, records a denied tenant request in the audit trail.
@@ -86,6 +87,7 @@ func New(cfg Config) *echo.Echo {
 		secretOverlap: cfg.SecretOverlap,
 		secrets:       newSecretCache(),
 		refusals:      newRefusalLimiter(20, 100),
+		metrics:       newMetrics(),
 		audit:         cfg.Audit,
 		checks:        cfg.Checks,
 		validator:     newValidator(),
@@ -105,11 +107,13 @@ func New(cfg Config) *echo.Echo {
 			},
 		}),
 		s.requestLogger(),
+		s.metrics.middleware,
 		middleware.BodyLimit(maxBody),
 	)
 
 	e.GET("/healthz", s.healthz)
 	e.GET("/readyz", s.readyz)
+	e.GET("/metrics", s.metrics.handler())
 	dashboard.Register(e) // operator dashboard: static files at /dashboard/, no auth; its API calls send the token
 
 	// Middleware is attached per route, not to the group: a group with middleware answers 404
