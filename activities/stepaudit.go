@@ -14,7 +14,6 @@ import (
 	"go.temporal.io/sdk/temporal"
 
 	"github.com/misybot/tenancy/internal/audit"
-	"github.com/misybot/tenancy/internal/registry"
 	"github.com/misybot/tenancy/internal/tenant"
 )
 
@@ -139,20 +138,10 @@ func StepEvent(info activity.Info, tenantID string, stepErr error, details map[s
 	return e
 }
 
-// recordRouted writes e into its tenant's chain while that chain is open, the platform chain
-// otherwise (audit.Writer.Record), reading the tenant's status from the registry.
+// recordRouted writes e into its tenant's chain unless the tenant is unknown or being
+// offboarded, the platform chain otherwise (audit.Writer.Record, decided in PostgreSQL).
 func (a *Activities) recordRouted(ctx context.Context, e audit.Event) (bool, error) {
-	var status tenant.Status
-	if e.TenantID != "" {
-		t, err := a.Registry.Get(ctx, e.TenantID)
-		switch {
-		case err == nil:
-			status = t.Status
-		case !errors.Is(err, registry.ErrNotFound):
-			return false, err
-		}
-	}
-	return a.Audit.Record(ctx, status, e)
+	return a.Audit.Record(ctx, e)
 }
 
 // tenantOf finds the tenant an activity works on: the TenantID field of its first argument

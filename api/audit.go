@@ -23,7 +23,6 @@ import (
 	"github.com/misybot/tenancy/internal/audit"
 	"github.com/misybot/tenancy/internal/registry"
 	"github.com/misybot/tenancy/internal/tenant"
-	"github.com/misybot/tenancy/internal/tenantredis"
 )
 
 // PlatformAuditPath is where operators read the platform audit chain (registrations,
@@ -582,7 +581,6 @@ func (s *Server) recordRequest(c echo.Context, handlerErr error) {
 		e.Outcome = audit.OutcomeFailure
 	}
 	authenticatedTenant, _ := tenant.IDFrom(req.Context())
-	var tenantStatus tenant.Status
 	if management {
 		e.TenantID = s.requestTenant(c)
 		e.Actor = audit.Actor{Type: audit.ActorOperator, ID: nonEmptyText(operatorOf(c).Name, "unauthenticated")}
@@ -595,9 +593,6 @@ func (s *Server) recordRequest(c echo.Context, handlerErr error) {
 		e.Actor = audit.Actor{Type: audit.ActorTenant, ID: nonEmptyText(e.TenantID, "unknown")}
 		if !refused {
 			e.Reason = problemReason(handlerErr, status)
-		}
-		if rec, ok := c.Get(tenantRecordKey).(tenantredis.ContextRecord); ok {
-			tenantStatus = tenant.Status(rec.Status)
 		}
 	}
 	// Only an authenticated caller writes into a tenant's chain.
@@ -622,15 +617,7 @@ func (s *Server) recordRequest(c echo.Context, handlerErr error) {
 	case !authenticated || e.TenantID == "" || platformActions[e.Action]:
 		_, err = s.audit.Platform(ctx, e)
 	default:
-		if tenantStatus == "" {
-			t, gerr := s.registry.Get(ctx, e.TenantID)
-			if gerr != nil && !errors.Is(gerr, registry.ErrNotFound) {
-				err = gerr
-				break
-			}
-			tenantStatus = t.Status
-		}
-		_, err = s.audit.Record(ctx, tenantStatus, e)
+		_, err = s.audit.Record(ctx, e)
 	}
 	if err != nil {
 		s.logger.Error("audit event not written", "err", err, "event_id", e.ID, "action", e.Action, "outcome", e.Outcome,

@@ -41,7 +41,7 @@ func auditSetup(t *testing.T) auditBundle {
 	client := testenv.MongoClient(t)
 	db := strings.ReplaceAll(testenv.TenantID("platform_api"), "-", "_")
 	t.Cleanup(func() { _ = client.Database(db).Drop(context.Background()) })
-	w := audit.NewWriter(client, tenantmongo.New(client), b.sealer.PurposeKey(audit.KeyPurpose), audit.WithPlatformDatabase(db))
+	w := audit.NewWriter(b.app, client, tenantmongo.New(client), b.sealer.PurposeKey(audit.KeyPurpose), audit.WithPlatformDatabase(db))
 	b.e = api.New(api.Config{
 		Registry:      registry.New(b.app),
 		Settings:      tenantdb.New(b.app),

@@ -57,6 +57,13 @@ func main() {
 		logger.Error("worker: refusing to start", "err", err)
 		os.Exit(1)
 	}
+	// The shipper moves audit events from the PostgreSQL outbox to MongoDB; while MongoDB is
+	// down they wait there, and lifecycle changes go on.
+	shipCtx, stopShipper := context.WithCancel(context.Background())
+	shipped := make(chan struct{})
+	go func() { defer close(shipped); acts.Audit.NewShipper(logger).Run(shipCtx) }()
+	defer func() { stopShipper(); <-shipped }()
+
 	// The interceptor writes one audit event per workflow step (activities.NewAuditInterceptor).
 	w := worker.New(c.Temporal, cfg.TaskQueue, worker.Options{Interceptors: []interceptor.WorkerInterceptor{activities.NewAuditInterceptor(acts)}})
 	workflows.Register(w)
@@ -65,20 +72,22 @@ func main() {
 	logger.Info("worker starting", "task_queue", cfg.TaskQueue, "temporal", cfg.TemporalAddress, "namespace", cfg.TemporalNamespace, "export_dir", cfg.ExportDir)
 	if err := w.Run(worker.InterruptCh()); err != nil {
 		logger.Error("worker stopped", "err", err)
+		stopShipper()
+		<-shipped
 		os.Exit(1)
 	}
 	logger.Info("worker stopped")
 }
 
 // startAudit prepares what the audit trail needs before the worker takes tasks: the platform
-// chain's indexes (seq unique, so concurrent writers cannot fork it) and the daily retention
-// schedule of this task queue. Both are idempotent; a failure means MongoDB or Temporal is not
-// answering, and the worker could not do its work either.
+// chain's indexes and the daily retention schedule of this task queue. Both are idempotent.
+// MongoDB being down does not stop the worker (events wait in the outbox, and the shipper makes
+// sure of the seq index before it writes); Temporal being down does.
 func startAudit(acts *activities.Activities, c *clients.Clients, taskQueue string, logger *slog.Logger) error {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	if err := acts.Audit.EnsurePlatformIndexes(ctx); err != nil {
-		return fmt.Errorf("platform audit indexes: %w", err)
+		logger.Warn("platform audit indexes not checked; MongoDB may be down, audit events wait in the outbox", "err", err)
 	}
 	created, err := schedule.EnsureAuditRetention(ctx, c.Temporal, taskQueue)
 	if err != nil {

@@ -6,63 +6,48 @@ import (
 	"fmt"
 
 	"github.com/jackc/pgx/v5"
-	"github.com/jackc/pgx/v5/pgxpool"
 
-	"github.com/misybot/tenancy/internal/tenantmongo"
+	"github.com/misybot/tenancy/internal/rls"
+	"github.com/misybot/tenancy/internal/tenant"
 )
 
-// ProblemTruncated: the chain ends before the head anchored in PostgreSQL: its newest events
-// were removed.
+// ProblemTruncated: the chain ends before the last event PostgreSQL knows was shipped to it: its
+// newest events were removed.
 const ProblemTruncated = "truncated"
 
-// WithHeadAnchor records every chain's head in PostgreSQL (table audit_heads), so Verify can
-// tell a chain whose newest events were deleted from one that simply ends there. Without it,
-// such a truncation is invisible: what is left still links up.
-func WithHeadAnchor(pool *pgxpool.Pool) Option { return func(o *writerOptions) { o.anchor = pool } }
-
-// anchorKey names a chain in audit_heads: its database and its name, since two deployments (or
-// test processes) may keep platform chains of the same name in different databases.
-func anchorKey(c *Chain) string { return c.events.Database().Name() + ":" + c.name }
-
-// anchorHead moves a chain's anchored head forward to (seq, hash), never back: concurrent
-// writers may report out of order, and the greatest seq wins.
-func (w *Writer) anchorHead(ctx context.Context, c *Chain, seq int64, hash string) error {
-	if w.anchor == nil || seq < 1 {
-		return nil
-	}
-	_, err := w.anchor.Exec(ctx, `
-		INSERT INTO audit_heads (chain, seq, hash) VALUES ($1, $2, $3)
-		ON CONFLICT (chain) DO UPDATE SET seq = excluded.seq, hash = excluded.hash, updated_at = now()
-		WHERE audit_heads.seq < excluded.seq`, anchorKey(c), seq, hash)
-	if err != nil {
-		return fmt.Errorf("audit: anchor head of %s: %w", c.name, err)
-	}
-	return nil
-}
-
-// anchoredHead reads a chain's anchored head; ok is false when none is recorded.
-func (w *Writer) anchoredHead(ctx context.Context, c *Chain) (link, bool, error) {
-	if w.anchor == nil {
-		return link{}, false, nil
-	}
-	var h link
-	err := w.anchor.QueryRow(ctx, `SELECT seq, hash FROM audit_heads WHERE chain = $1`, anchorKey(c)).Scan(&h.Seq, &h.Hash)
+// shippedHead reads the last seq known to be in MongoDB for the chain (audit_heads.shipped_seq,
+// moved by the shipper after each batch); ok is false when the chain has no head yet.
+func (c *Chain) shippedHead(ctx context.Context) (int64, bool, error) {
+	var seq int64
+	err := c.w.pool.QueryRow(ctx, `SELECT shipped_seq FROM audit_heads WHERE chain = $1`, c.key).Scan(&seq)
 	if errors.Is(err, pgx.ErrNoRows) {
-		return link{}, false, nil
+		return 0, false, nil
 	}
 	if err != nil {
-		return link{}, false, fmt.Errorf("audit: read anchored head of %s: %w", c.name, err)
+		return 0, false, fmt.Errorf("audit: read head of %s: %w", c.name, err)
 	}
-	return h, true, nil
+	return seq, true, nil
 }
 
-// ForgetTenantChain removes a tenant chain's anchor when the chain itself is removed on purpose
-// (offboarding, or onboarding's compensation, drops the tenant's database). Idempotent.
+// ForgetTenantChain removes a tenant chain's head and outbox rows when the chain itself is
+// removed on purpose (offboarding drops the tenant's database after exporting it). It refuses
+// while events still wait to ship: they would be lost. Idempotent.
 func (w *Writer) ForgetTenantChain(ctx context.Context, tenantID string) error {
-	if w.anchor == nil {
-		return nil
-	}
-	if _, err := w.anchor.Exec(ctx, `DELETE FROM audit_heads WHERE chain = $1`, tenantmongo.DatabasePrefix+tenantID+":"+TenantChainName(tenantID)); err != nil {
+	key := tenantChainKey(tenantID)
+	err := rls.Tx(tenant.WithID(ctx, tenantID), w.pool, func(tx pgx.Tx) error {
+		var waiting int64
+		if err := tx.QueryRow(ctx, `SELECT count(*) FROM audit_backlog WHERE chain = $1`, key).Scan(&waiting); err != nil {
+			return err
+		}
+		if waiting > 0 {
+			return fmt.Errorf("%d events still wait to ship", waiting)
+		}
+		b := &pgx.Batch{}
+		b.Queue(`DELETE FROM audit_outbox WHERE tenant_id = $1`, tenantID)
+		b.Queue(`DELETE FROM audit_heads WHERE chain = $1`, key)
+		return tx.SendBatch(ctx, b).Close()
+	})
+	if err != nil {
 		return fmt.Errorf("audit: forget chain of %s: %w", tenantID, err)
 	}
 	return nil

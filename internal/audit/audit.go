@@ -99,12 +99,19 @@ type Event struct {
 }
 
 // Writer writes and reads the audit chains. One per process; safe for concurrent use.
+//
+// Writes go to the outbox in PostgreSQL (outbox.go) and reach MongoDB through the Shipper
+// (ship.go); reads (List, Summary, Verify) ship their chain's backlog first, so a reader sees
+// every event committed before it asked.
 type Writer struct {
-	tenants  *tenantmongo.Store
-	key      []byte
+	pool    *pgxpool.Pool
+	tenants *tenantmongo.Store
+	key     []byte
+	// keyVersion is the version of the chain MAC key, recorded with each chain head.
+	keyVersion int
+	// keyID fingerprints key (see keyID), so shippers handle only events they can MAC.
+	keyID    string
 	platform *Chain
-	// anchor, when set, keeps each chain's head in PostgreSQL (WithHeadAnchor).
-	anchor *pgxpool.Pool
 	// unauthenticated holds refusals of callers who proved no identity (bad token, bad
 	// signature, unknown tenant, disallowed preflight): see Unauthenticated.
 	unauthenticated *mongo.Collection
@@ -121,7 +128,6 @@ type Option func(*writerOptions)
 
 type writerOptions struct {
 	platformDB string
-	anchor     *pgxpool.Pool
 }
 
 // WithPlatformDatabase puts the platform chain in another database than PlatformDatabase
@@ -141,11 +147,15 @@ func ValidPlatformDatabase(name string) error {
 
 var platformDBName = regexp.MustCompile(`^[a-z][a-z0-9_]{0,62}$`)
 
-// NewWriter returns a Writer over the shared MongoDB client. key is the chains' HMAC key
+// NewWriter returns a Writer over the process's PostgreSQL pool (the outbox and the chain
+// heads) and its shared MongoDB client (the audit store). key is the chains' HMAC key
 // (seal.Sealer.PurposeKey(KeyPurpose)): at least 32 bytes, the same in every process that
 // writes or verifies. A shorter key or a bad platform database name is a wiring mistake
 // (configuration is validated before) and panics at start-up.
-func NewWriter(client *mongo.Client, tenants *tenantmongo.Store, key []byte, opts ...Option) *Writer {
+func NewWriter(pool *pgxpool.Pool, client *mongo.Client, tenants *tenantmongo.Store, key []byte, opts ...Option) *Writer {
+	if pool == nil {
+		panic("audit: the writer needs a PostgreSQL pool")
+	}
 	if len(key) < 32 {
 		panic("audit: the chain key must be at least 32 bytes")
 	}
@@ -159,9 +169,10 @@ func NewWriter(client *mongo.Client, tenants *tenantmongo.Store, key []byte, opt
 	if err := ValidPlatformDatabase(o.platformDB); err != nil {
 		panic(err.Error())
 	}
-	w := &Writer{tenants: tenants, key: append([]byte(nil), key...), anchor: o.anchor}
+	w := &Writer{pool: pool, tenants: tenants, key: append([]byte(nil), key...), keyVersion: 1, keyID: keyID(key)}
 	db := client.Database(o.platformDB)
-	w.platform = &Chain{w: w, name: PlatformChainName, events: db.Collection(Collection), checkpoints: db.Collection(CheckpointCollection)}
+	w.platform = &Chain{w: w, name: PlatformChainName, key: o.platformDB + ":" + PlatformChainName,
+		events: db.Collection(Collection), checkpoints: db.Collection(CheckpointCollection)}
 	w.unauthenticated = db.Collection(UnauthenticatedCollection)
 	return w
 }
@@ -188,11 +199,12 @@ func (w *Writer) TenantChain(ctx context.Context) (*Chain, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Chain{w: w, name: TenantChainName(id), tenantID: id, events: db.Collection(Collection), checkpoints: db.Collection(CheckpointCollection)}, nil
+	return &Chain{w: w, name: TenantChainName(id), key: tenantChainKey(id), tenantID: id,
+		events: db.Collection(Collection), checkpoints: db.Collection(CheckpointCollection)}, nil
 }
 
-// Tenant writes an event into the context tenant's own chain. It reports false, with no
-// error, when an event with that id was already written.
+// Tenant writes an event into the context tenant's own chain, whatever the tenant's status.
+// It reports false, with no error, when an event with that id was already written.
 func (w *Writer) Tenant(ctx context.Context, e Event) (bool, error) {
 	id, err := tenant.IDFrom(ctx)
 	if err != nil {
@@ -202,17 +214,13 @@ func (w *Writer) Tenant(ctx context.Context, e Event) (bool, error) {
 		return false, fmt.Errorf("audit: event for %s written in the context of %s", e.TenantID, id)
 	}
 	e.TenantID = id
-	c, err := w.TenantChain(ctx)
-	if err != nil {
-		return false, err
-	}
-	return c.write(ctx, e)
+	return w.enqueue(ctx, w.pool, modeTenant, e)
 }
 
 // Platform writes an event into the platform chain, which outlives tenants. It reports false,
 // with no error, when an event with that id was already written.
 func (w *Writer) Platform(ctx context.Context, e Event) (bool, error) {
-	return w.platform.write(ctx, e)
+	return w.enqueue(ctx, w.pool, modePlatform, e)
 }
 
 // UnauthenticatedCollection, in the platform database, holds refusals of unauthenticated
@@ -249,45 +257,23 @@ func (w *Writer) Unauthenticated(ctx context.Context, e Event) error {
 	return nil
 }
 
-// ChainOpen reports whether a tenant in status s takes events in its own chain. Only active
-// and suspended tenants do: before that their database may not exist yet (and onboarding's
-// compensation may drop it), after that offboarding drops it. Writing into the chain of a
-// tenant in any other status could re-create a database that offboarding just dropped, leaving
-// tenant data behind, so those events go to the platform chain.
+// ChainOpen reports whether a tenant in status s has a MongoDB database holding its chain that
+// retention may prune. Only active and suspended tenants do for sure: before that the database
+// may not exist yet, after that offboarding drops it.
 func ChainOpen(s tenant.Status) bool {
 	return s == tenant.StatusActive || s == tenant.StatusSuspended
 }
 
-// Record writes e where it belongs: into the chain of tenant e.TenantID when that chain is open
-// (ChainOpen(status), status being the tenant's registry status as the caller read it) and the
-// tenant's database exists; into the platform chain otherwise (no tenant, unknown tenant,
-// tenant being onboarded or offboarded). It reports false, with no error, when the event was
-// already written in either chain.
+// Record writes e where it belongs, decided in PostgreSQL from the tenant's registry status
+// (read under a share lock, so a concurrent status change cannot slip between the decision and
+// the insert): into the chain of tenant e.TenantID while the tenant exists and is not being
+// offboarded (even before its MongoDB database exists: the event ships once it does); into the
+// platform chain otherwise (no tenant, unknown tenant, offboarding or offboarded tenant). Once a
+// tenant is offboarding nothing more enters its chain, so offboarding can drain it, export it
+// and drop it.
 //
-// Exactly once across retries whose routing could differ (a step that ran before the tenant's
-// database existed, retried after it did): the platform chain is checked for the id first, so
-// an event written there by an earlier attempt is found rather than written again in the
-// tenant's chain; one written in the tenant's chain is found by its own duplicate id.
-func (w *Writer) Record(ctx context.Context, status tenant.Status, e Event) (bool, error) {
-	if e.ID == "" {
-		return false, errors.New("audit: event needs a deterministic id")
-	}
-	found, err := w.platform.has(ctx, e.ID)
-	if err != nil {
-		return false, err
-	}
-	if found {
-		return false, nil
-	}
-	if e.TenantID != "" && tenant.ValidateID(e.TenantID) == nil && ChainOpen(status) {
-		tctx := tenant.WithID(ctx, e.TenantID)
-		exists, err := w.tenants.Exists(tctx)
-		if err != nil {
-			return false, fmt.Errorf("audit: %w", err)
-		}
-		if exists {
-			return w.Tenant(tctx, e)
-		}
-	}
-	return w.Platform(ctx, e)
+// It reports false, with no error, when the event was already written in either chain: a retry
+// whose routing differs from the first attempt's finds the event where that attempt put it.
+func (w *Writer) Record(ctx context.Context, e Event) (bool, error) {
+	return w.enqueue(ctx, w.pool, modeRoute, e)
 }

@@ -15,6 +15,7 @@ import (
 	"go.mongodb.org/mongo-driver/mongo/options"
 
 	"github.com/misybot/tenancy/internal/audit"
+	"github.com/misybot/tenancy/internal/registry"
 	"github.com/misybot/tenancy/internal/tenant"
 	"github.com/misybot/tenancy/internal/tenantmongo"
 	"github.com/misybot/tenancy/internal/testenv"
@@ -36,7 +37,7 @@ func setup(t *testing.T) bundle {
 	store := tenantmongo.New(c)
 	db := strings.ReplaceAll(testenv.TenantID("platform_t"), "-", "_")
 	t.Cleanup(func() { _ = c.Database(db).Drop(context.Background()) })
-	return bundle{w: audit.NewWriter(c, store, chainKey, audit.WithPlatformDatabase(db)), mongo: c, store: store, platform: c.Database(db)}
+	return bundle{w: audit.NewWriter(testenv.AppPool(t), c, store, chainKey, audit.WithPlatformDatabase(db)), mongo: c, store: store, platform: c.Database(db)}
 }
 
 // tenantCtx returns a context for a new tenant whose database is dropped when the test ends.
@@ -47,7 +48,9 @@ func (b bundle) tenantCtx(t *testing.T, prefix string) (context.Context, string)
 	return tenant.WithID(context.Background(), id), id
 }
 
+// events is the tenant's events collection in MongoDB, after shipping what waits in the outbox.
 func (b bundle) events(t *testing.T, id string) *mongo.Collection {
+	b.ship(t, b.tenantChain(t, id))
 	return b.mongo.Database("tenant_" + id).Collection(audit.Collection)
 }
 
@@ -239,7 +242,11 @@ func TestVerifyNeedsTheKey(t *testing.T) {
 	ctx, _ := b.tenantCtx(t, "key")
 	_, err := b.w.Tenant(ctx, event("e1", "a", time.Now()))
 	require.NoError(t, err)
-	other := audit.NewWriter(b.mongo, b.store, bytes.Repeat([]byte{8}, 32))
+	mine, err := b.w.TenantChain(ctx)
+	require.NoError(t, err)
+	_, err = mine.Ship(ctx)
+	require.NoError(t, err)
+	other := audit.NewWriter(testenv.AppPool(t), b.mongo, b.store, bytes.Repeat([]byte{8}, 32))
 	c, err := other.TenantChain(ctx)
 	require.NoError(t, err)
 	rep, err := c.Verify(ctx)
@@ -248,65 +255,65 @@ func TestVerifyNeedsTheKey(t *testing.T) {
 	require.Equal(t, audit.ProblemEdited, rep.FirstBroken.Problem)
 }
 
-// Record writes into the tenant's chain only while that chain is open (active or suspended,
-// database present), into the platform chain otherwise, and never into both for one id.
+// Record writes into the tenant's chain while the tenant exists and is not being offboarded
+// (before its database exists too: the event ships once it does), into the platform chain
+// otherwise, and never into both for one id.
 func TestRecordRoutes(t *testing.T) {
 	t.Parallel()
 	b := setup(t)
 	ctx := context.Background()
-	tctx, id := b.tenantCtx(t, "route")
-	platform := b.platform.Collection(audit.Collection)
+	_, id := b.tenantCtx(t, "route")
 	uniq := testenv.TenantID("ev")
 	inPlatform := func(eid string) bool {
-		n, err := platform.CountDocuments(ctx, bson.D{{Key: "_id", Value: eid}})
+		b.ship(t, b.w.PlatformChain())
+		n, err := b.platform.Collection(audit.Collection).CountDocuments(ctx, bson.D{{Key: "_id", Value: eid}})
 		require.NoError(t, err)
 		return n == 1
 	}
 	inTenant := func(eid string) bool {
+		b.ship(t, b.tenantChain(t, id))
 		n, err := b.events(t, id).CountDocuments(ctx, bson.D{{Key: "_id", Value: eid}})
 		require.NoError(t, err)
 		return n == 1
 	}
-	rec := func(status tenant.Status, eid string) {
+	rec := func(eid string) bool {
 		e := event(eid, "route", time.Now())
 		e.TenantID = id
-		ok, err := b.w.Record(ctx, status, e)
+		ok, err := b.w.Record(ctx, e)
 		require.NoError(t, err)
-		require.True(t, ok)
+		return ok
 	}
 
-	// No database yet: platform, whatever the status.
-	rec(tenant.StatusActive, uniq+"-1")
+	// Unknown to the registry: platform.
+	require.True(t, rec(uniq+"-1"))
 	require.True(t, inPlatform(uniq+"-1"))
-	exists, err := b.store.Exists(tctx)
-	require.NoError(t, err)
-	require.False(t, exists, "routing created no database")
+	require.False(t, inTenant(uniq+"-1"))
 
-	_, err = b.store.Provision(tctx)
-	require.NoError(t, err)
-	rec(tenant.StatusActive, uniq+"-2")
+	// Registered (pending, no database yet): the tenant's own chain.
+	registerTenant(t, id, tenant.StatusPending)
+	require.True(t, rec(uniq+"-2"))
 	require.True(t, inTenant(uniq+"-2"))
 	require.False(t, inPlatform(uniq+"-2"))
-	for _, s := range []tenant.Status{tenant.StatusOnboarding, tenant.StatusOffboarding, tenant.StatusOffboarded, tenant.StatusFailed} {
+	for _, s := range []tenant.Status{tenant.StatusOnboarding, tenant.StatusActive, tenant.StatusSuspended, tenant.StatusFailed} {
+		setStatus(t, id, s)
 		eid := uniq + "-" + string(s)
-		rec(s, eid)
+		require.True(t, rec(eid))
+		require.True(t, inTenant(eid), s)
+		require.False(t, inPlatform(eid), s)
+	}
+	for _, s := range []tenant.Status{tenant.StatusOffboarding, tenant.StatusOffboarded} {
+		setStatus(t, id, s)
+		eid := uniq + "-" + string(s)
+		require.True(t, rec(eid))
 		require.True(t, inPlatform(eid), s)
 		require.False(t, inTenant(eid), s)
 	}
 
-	// An event written to the platform by an earlier attempt is not written again in the
-	// tenant's chain by a retry that sees the chain open.
-	again := event(uniq+"-1", "route", time.Now())
-	again.TenantID = id
-	ok, err := b.w.Record(ctx, tenant.StatusActive, again)
-	require.NoError(t, err)
-	require.False(t, ok)
+	// A retry whose routing differs from the first attempt's finds the event where it went.
+	require.False(t, rec(uniq+"-2"), "written in the tenant chain, retried while offboarding")
+	setStatus(t, id, tenant.StatusActive)
+	require.False(t, rec(uniq+"-1"), "written in the platform chain, retried while active")
 	require.False(t, inTenant(uniq+"-1"))
-	// And one in the tenant's chain is found there.
-	again.ID = uniq + "-2"
-	ok, err = b.w.Record(ctx, tenant.StatusActive, again)
-	require.NoError(t, err)
-	require.False(t, ok)
 }
 
 // The platform chain has its indexes, takes each event once, and verifies.
@@ -352,7 +359,38 @@ func TestPlatformDatabaseName(t *testing.T) {
 		require.Error(t, audit.ValidPlatformDatabase(bad), bad)
 	}
 	c := testenv.MongoClient(t)
-	require.Equal(t, audit.PlatformDatabase, audit.NewWriter(c, tenantmongo.New(c), chainKey).PlatformDatabaseName())
-	require.Panics(t, func() { audit.NewWriter(c, tenantmongo.New(c), chainKey, audit.WithPlatformDatabase("tenant_x")) })
-	require.Panics(t, func() { audit.NewWriter(c, tenantmongo.New(c), chainKey[:16]) })
+	require.Equal(t, audit.PlatformDatabase, audit.NewWriter(testenv.AppPool(t), c, tenantmongo.New(c), chainKey).PlatformDatabaseName())
+	require.Panics(t, func() { audit.NewWriter(testenv.AppPool(t), c, tenantmongo.New(c), chainKey, audit.WithPlatformDatabase("tenant_x")) })
+	require.Panics(t, func() { audit.NewWriter(testenv.AppPool(t), c, tenantmongo.New(c), chainKey[:16]) })
+}
+
+// registerTenant puts a tenant in the registry of the test database, in status.
+func registerTenant(t *testing.T, id string, status tenant.Status) {
+	t.Helper()
+	_, err := registry.New(testenv.AppPool(t)).Create(context.Background(), registry.NewTenant{
+		Tenant:       tenant.Tenant{ID: id, SiteID: "s", Name: "n", ContactEmail: "a@b.co", Type: tenant.TypeStandard},
+		SealedSecret: []byte{1}, SecretKeyVersion: 1,
+	})
+	require.NoError(t, err)
+	setStatus(t, id, status)
+}
+
+func setStatus(t *testing.T, id string, status tenant.Status) {
+	t.Helper()
+	_, err := testenv.OwnerPool(t).Exec(context.Background(), `UPDATE tenants SET status = $2 WHERE tenant_id = $1`, id, status)
+	require.NoError(t, err)
+}
+
+func (b bundle) tenantChain(t *testing.T, id string) *audit.Chain {
+	t.Helper()
+	c, err := b.w.TenantChain(tenant.WithID(context.Background(), id))
+	require.NoError(t, err)
+	return c
+}
+
+// ship moves the chain's waiting events to MongoDB, as the worker's shipper would.
+func (b bundle) ship(t *testing.T, c *audit.Chain) {
+	t.Helper()
+	_, err := c.Ship(context.Background())
+	require.NoError(t, err)
 }

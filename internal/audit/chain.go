@@ -9,7 +9,6 @@ import (
 	"errors"
 	"fmt"
 	"hash"
-	"math/rand/v2"
 	"slices"
 	"strconv"
 	"time"
@@ -54,8 +53,12 @@ func TenantChainName(tenantID string) string { return "tenant/" + tenantID }
 // chain name binds an event to its chain, so an event copied into another tenant's chain does
 // not verify there.
 type Chain struct {
-	w           *Writer
-	name        string
+	w    *Writer
+	name string
+	// key names the chain in PostgreSQL (audit_heads, audit_backlog): its database and its name,
+	// since two deployments (or test processes) may keep platform chains of the same name in
+	// different databases.
+	key         string
 	tenantID    string
 	events      *mongo.Collection
 	checkpoints *mongo.Collection
@@ -110,75 +113,9 @@ type link struct {
 	Hash string `bson:"hash"`
 }
 
-// Append retry policy: a writer that loses the race for a seq to a concurrent writer re-reads
-// the head and tries again, after a short random pause so that writers which collided do not
-// collide again in lockstep.
-const (
-	maxAppendAttempts = 100
-	appendBackoffMin  = time.Millisecond
-	appendBackoffMax  = 50 * time.Millisecond
-)
-
-// write appends e at the head of the chain: seq = head+1, prevHash = head's hash.
-//
-// Concurrent writers cannot fork the chain: seq has a unique index, so of two writers that
-// read the same head only one insert succeeds; the other gets a duplicate-key error, re-reads
-// the head and tries again. A duplicate key can also mean the event's _id exists (a retried
-// activity, a repeated request): the server's error does not say which index refused (FerretDB
-// does not name it), so the writer looks the id up; if it is there the event was written
-// before and append reports false without taking a new seq.
-func (c *Chain) write(ctx context.Context, e Event) (bool, error) {
-	if e.ID == "" {
-		return false, errors.New("audit: event needs a deterministic id")
-	}
-	if e.At.IsZero() {
-		e.At = time.Now()
-	}
-	// MongoDB keeps milliseconds: hash exactly what will be read back.
-	e.At = e.At.UTC().Truncate(time.Millisecond)
-	if err := c.w.ensureSeqIndex(ctx, c.events); err != nil {
-		return false, err
-	}
-	for attempt := 1; ; attempt++ {
-		head, err := c.head(ctx)
-		if err != nil {
-			return false, err
-		}
-		e.Seq, e.PrevHash = head.Seq+1, head.Hash
-		e.Hash = c.w.eventHash(c.name, e)
-		_, err = c.events.InsertOne(ctx, e)
-		if err == nil {
-			return true, c.w.anchorHead(ctx, c, e.Seq, e.Hash)
-		}
-		if !mongo.IsDuplicateKeyError(err) {
-			return false, fmt.Errorf("audit: write %s to %s: %w", e.Action, c.name, err)
-		}
-		written, ferr := c.has(ctx, e.ID)
-		if ferr != nil {
-			return false, ferr
-		}
-		if written {
-			// A retry of a write whose anchoring failed: anchor the head as it is now.
-			h, err := c.head(ctx)
-			if err != nil {
-				return false, err
-			}
-			return false, c.w.anchorHead(ctx, c, h.Seq, h.Hash)
-		}
-		if attempt >= maxAppendAttempts {
-			return false, fmt.Errorf("audit: write %s to %s: the chain head kept moving for %d attempts", e.Action, c.name, attempt)
-		}
-		pause := min(appendBackoffMin<<min(attempt, 6), appendBackoffMax)
-		select {
-		case <-ctx.Done():
-			return false, ctx.Err()
-		case <-time.After(time.Duration(rand.Int64N(int64(pause)) + 1)):
-		}
-	}
-}
-
-// head is the chain's last position: its newest event, or, when retention removed every event
-// (it never does, but a chain must survive it), its newest checkpoint; zero for an empty chain.
+// head is the chain's last position in MongoDB: its newest event, or, when retention removed
+// every event (it never does, but a chain must survive it), its newest checkpoint; zero for an
+// empty chain. A sorted query, a scan on FerretDB: never on a hot path (see resync).
 func (c *Chain) head(ctx context.Context) (link, error) {
 	var h link
 	err := c.events.FindOne(ctx, bson.D{{Key: "seq", Value: bson.D{{Key: "$gte", Value: 1}}}},
@@ -194,15 +131,6 @@ func (c *Chain) head(ctx context.Context) (link, error) {
 		return link{}, err
 	}
 	return link{Seq: cp.Seq, Hash: cp.Hash}, nil
-}
-
-// has reports whether an event with this id is in the chain.
-func (c *Chain) has(ctx context.Context, id string) (bool, error) {
-	n, err := c.events.CountDocuments(ctx, bson.D{{Key: "_id", Value: id}}, options.Count().SetLimit(1))
-	if err != nil {
-		return false, fmt.Errorf("audit: look up %s in %s: %w", id, c.name, err)
-	}
-	return n > 0, nil
 }
 
 // Indexes of an events collection. seq_1 (unique) is what keeps the chain from forking; the

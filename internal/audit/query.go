@@ -67,6 +67,9 @@ func (q Query) filter() bson.D {
 // List returns one page of the chain's events matching q, in seq order (descending when
 // q.Desc), and whether more follow. The next page is q with After set to the last event's seq.
 func (c *Chain) List(ctx context.Context, q Query) ([]Event, bool, error) {
+	if err := c.shipIfPending(ctx); err != nil {
+		return nil, false, err
+	}
 	limit := q.Limit
 	if limit <= 0 || limit > MaxPage {
 		limit = MaxPage
@@ -108,6 +111,9 @@ type DayCount struct {
 // the range.
 func (c *Chain) Summary(ctx context.Context, q Query) ([]DayCount, error) {
 	q.After, q.Desc = 0, false
+	if err := c.shipIfPending(ctx); err != nil {
+		return nil, err
+	}
 	cur, err := c.events.Find(ctx, q.filter(), options.Find().
 		SetProjection(bson.D{{Key: "at", Value: 1}, {Key: "action", Value: 1}, {Key: "outcome", Value: 1}}).
 		SetBatchSize(1000))

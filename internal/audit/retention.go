@@ -96,6 +96,9 @@ type PruneResult struct {
 func (c *Chain) Prune(ctx context.Context, cutoff, at time.Time) (PruneResult, error) {
 	cutoff, at = cutoff.UTC().Truncate(time.Millisecond), at.UTC().Truncate(time.Millisecond)
 	var res PruneResult
+	if err := c.shipIfPending(ctx); err != nil {
+		return res, err
+	}
 	start := link{}
 	cp, ok, err := c.latestCheckpoint(ctx)
 	if err != nil {

@@ -70,10 +70,13 @@ var knownFields = map[string]bool{
 // leaves them behind, and the next run deletes them.
 //
 // Events removed from the end of the chain leave a shorter chain that still links up; with a
-// head anchor (WithHeadAnchor) Verify reports that as "truncated". Documents without a numeric seq are not chain events
+// the head kept in PostgreSQL Verify reports that as "truncated". Documents without a numeric seq are not chain events
 // and are ignored (the events of the seq they should hold are reported missing).
 func (c *Chain) Verify(ctx context.Context) (Report, error) {
 	rep := Report{Chain: c.name, From: 1}
+	if err := c.shipIfPending(ctx); err != nil {
+		return rep, err
+	}
 	cp, ok, err := c.latestCheckpoint(ctx)
 	if err != nil {
 		return rep, err
@@ -96,13 +99,13 @@ func (c *Chain) Verify(ctx context.Context) (Report, error) {
 	rep.Checked, rep.FirstBroken = res.checked, res.broken
 	rep.HeadSeq, rep.HeadHash = res.last.Seq, res.last.Hash
 	if rep.FirstBroken == nil {
-		anchored, ok, err := c.w.anchoredHead(ctx, c)
+		shipped, ok, err := c.shippedHead(ctx)
 		if err != nil {
 			return rep, err
 		}
-		if ok && anchored.Seq > rep.HeadSeq {
+		if ok && shipped > rep.HeadSeq {
 			rep.FirstBroken = &Break{Seq: rep.HeadSeq + 1, Problem: ProblemTruncated,
-				Detail: fmt.Sprintf("the chain ends at seq %d but events up to seq %d were written (head anchored in PostgreSQL)", rep.HeadSeq, anchored.Seq)}
+				Detail: fmt.Sprintf("the chain ends at seq %d but events up to seq %d were shipped to it (head kept in PostgreSQL)", rep.HeadSeq, shipped)}
 		}
 	}
 	rep.OK = rep.FirstBroken == nil

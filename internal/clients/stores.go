@@ -37,9 +37,6 @@ func (c *Clients) Activities(sealer *seal.Sealer, exportDir string, logger *slog
 // key; the API and the worker must build it the same way, or one could not verify what the
 // other wrote.
 func (c *Clients) AuditWriter(sealer *seal.Sealer) *audit.Writer {
-	opts := []audit.Option{audit.WithPlatformDatabase(c.AuditPlatformDatabase)}
-	if c.Postgres != nil {
-		opts = append(opts, audit.WithHeadAnchor(c.Postgres))
-	}
-	return audit.NewWriter(c.Mongo, tenantmongo.New(c.Mongo), sealer.PurposeKey(audit.KeyPurpose), opts...)
+	return audit.NewWriter(c.Postgres, c.Mongo, tenantmongo.New(c.Mongo), sealer.PurposeKey(audit.KeyPurpose),
+		audit.WithPlatformDatabase(c.AuditPlatformDatabase))
 }

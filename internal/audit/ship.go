@@ -1,0 +1,481 @@
+package audit
+
+import (
+	"context"
+	"crypto/hmac"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"go.mongodb.org/mongo-driver/bson"
+	"go.mongodb.org/mongo-driver/mongo"
+	"go.mongodb.org/mongo-driver/mongo/options"
+
+	"github.com/misybot/tenancy/internal/rls"
+	"github.com/misybot/tenancy/internal/tenant"
+	"github.com/misybot/tenancy/internal/tenantmongo"
+)
+
+// Shipping moves outbox rows to MongoDB, one chain at a time, under the chain's head row lock
+// (SELECT … FOR UPDATE on audit_heads): the lock orders the shippers of one chain, whichever
+// process they run in, and is held by shippers and readers only, never by writers.
+//
+// One batch, in one PostgreSQL transaction:
+//  1. lock the head (seq, hash); a background shipper skips a chain another holds (SKIP LOCKED);
+//  2. read the chain's unshipped rows: those sequenced by an earlier batch first (by seq), then
+//     the others in insertion order;
+//  3. sequence the new ones: seq = head+1…, prevHash = the hash before, hash = the event's MAC,
+//     and move the head (one lock and one head update per batch, however many events);
+//  4. upsert the batch into MongoDB by _id, in seq order (an ordered bulk write);
+//  5. mark the shipped rows, delete their backlog entries, record shipped_seq; commit.
+//
+// Crash-safe: a shipper that dies before commit leaves the rows unshipped and unsequenced; the
+// next batch sequences them again in the same order, to the same seq and hash (the MAC depends
+// only on the event, its seq and the hash before), so documents a dead shipper already wrote
+// are overwritten with themselves. A MongoDB failure part-way commits what was written and
+// leaves the rest for the next try. Nothing is lost and nothing is written twice.
+
+// shipBatch bounds the events of one batch (one PostgreSQL transaction and one bulk write).
+const shipBatch = 200
+
+// keepShipped is how long shipped rows stay in the outbox: they let a retried write find its
+// event (exactly once across retries) after the event reached MongoDB. Temporal retries a step
+// within its budget (minutes); an operator's retry runs a new activity with a new event id.
+const keepShipped = 7 * 24 * time.Hour
+
+// keyID fingerprints a chain MAC key without revealing it.
+func keyID(key []byte) string {
+	m := hmac.New(sha256.New, key)
+	m.Write([]byte("misybot-audit-key-id/v1"))
+	return hex.EncodeToString(m.Sum(nil))[:16]
+}
+
+// outboxRow is one event waiting to ship.
+type outboxRow struct {
+	pos     int64
+	eventID string
+	payload []byte
+	seq     *int64
+	prev    *string
+	hash    *string
+}
+
+// table says where a chain's rows live: the table, the column naming the chain there, and its
+// value for this chain. Statements select the chain with "<column> = $1".
+func (c *Chain) table() (table, column, arg string) {
+	if c.tenantID != "" {
+		return "audit_outbox", "tenant_id", c.tenantID
+	}
+	return "platform_audit_outbox", "chain", c.key
+}
+
+// tx runs fn in a transaction that may read the chain's rows: scoped to the tenant (row-level
+// security) for a tenant chain.
+func (c *Chain) tx(ctx context.Context, fn func(pgx.Tx) error) error {
+	if c.tenantID != "" {
+		return rls.Tx(tenant.WithID(ctx, c.tenantID), c.w.pool, fn)
+	}
+	return pgx.BeginFunc(ctx, c.w.pool, fn)
+}
+
+// Ship moves every waiting event of the chain to MongoDB, waiting for a shipper of another
+// process that holds the chain. It returns how many events it moved. Readers call it first, so
+// they see every event committed before they asked.
+func (c *Chain) Ship(ctx context.Context) (int, error) { return c.ship(ctx, true) }
+
+// ship runs batches until none is left (or, with wait false, until another shipper holds the
+// chain).
+func (c *Chain) ship(ctx context.Context, wait bool) (int, error) {
+	total := 0
+	for {
+		n, more, err := c.shipBatch(ctx, wait)
+		total += n
+		if err != nil || !more {
+			return total, err
+		}
+	}
+}
+
+// Pending counts the chain's events waiting to ship (of every key) and the age of the oldest.
+// One index range on audit_backlog.
+func (c *Chain) Pending(ctx context.Context) (int64, time.Duration, error) {
+	var n int64
+	var oldest *time.Time
+	err := c.w.pool.QueryRow(ctx, `SELECT count(*), min(created_at) FROM audit_backlog WHERE chain = $1`, c.key).Scan(&n, &oldest)
+	if err != nil {
+		return 0, 0, fmt.Errorf("audit: pending events of %s: %w", c.name, err)
+	}
+	var age time.Duration
+	if oldest != nil {
+		age = max(time.Since(*oldest), 0)
+	}
+	return n, age, nil
+}
+
+// hasBacklog reports whether any of this key's events of the chain wait: one index probe, so a
+// reader of a chain with nothing waiting pays one round trip.
+func (c *Chain) hasBacklog(ctx context.Context) (bool, error) {
+	var yes bool
+	err := c.w.pool.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM audit_backlog WHERE chain = $1 AND key_id = $2)`, c.key, c.w.keyID).Scan(&yes)
+	if err != nil {
+		return false, fmt.Errorf("audit: backlog of %s: %w", c.name, err)
+	}
+	return yes, nil
+}
+
+// shipIfPending ships the chain when it has a backlog (the read path).
+func (c *Chain) shipIfPending(ctx context.Context) error {
+	pending, err := c.hasBacklog(ctx)
+	if err != nil || !pending {
+		return err
+	}
+	_, err = c.Ship(ctx)
+	return err
+}
+
+// shipBatch ships one batch; more reports that a full batch went and more may wait.
+func (c *Chain) shipBatch(ctx context.Context, wait bool) (shipped int, more bool, err error) {
+	table, column, arg := c.table()
+	cond := column + " = $1"
+	var resync bool
+	err = c.tx(ctx, func(tx pgx.Tx) error {
+		lock := `SELECT seq, hash FROM audit_heads WHERE chain = $1 FOR UPDATE`
+		if !wait {
+			lock += ` SKIP LOCKED`
+		}
+		var head link
+		err := tx.QueryRow(ctx, lock, c.key).Scan(&head.Seq, &head.Hash)
+		if errors.Is(err, pgx.ErrNoRows) {
+			// A new chain, or one held by another shipper: create the head if absent and try
+			// the lock again (a held one stays skipped).
+			if _, err := tx.Exec(ctx, `INSERT INTO audit_heads (chain, seq, hash, key_version) VALUES ($1, 0, '', $2) ON CONFLICT (chain) DO NOTHING`, c.key, c.w.keyVersion); err != nil {
+				return fmt.Errorf("create head: %w", err)
+			}
+			err = tx.QueryRow(ctx, lock, c.key).Scan(&head.Seq, &head.Hash)
+			if errors.Is(err, pgx.ErrNoRows) {
+				return nil
+			}
+		}
+		if err != nil {
+			return fmt.Errorf("lock head: %w", err)
+		}
+
+		rows, err := tx.Query(ctx, `SELECT pos, event_id, payload, seq, prev_hash, hash FROM `+table+`
+			WHERE `+cond+` AND shipped_at IS NULL AND key_id = $2
+			ORDER BY seq NULLS LAST, pos LIMIT $3`, arg, c.w.keyID, shipBatch)
+		if err != nil {
+			return fmt.Errorf("read outbox: %w", err)
+		}
+		batch, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (outboxRow, error) {
+			var o outboxRow
+			return o, r.Scan(&o.pos, &o.eventID, &o.payload, &o.seq, &o.prev, &o.hash)
+		})
+		if err != nil {
+			return fmt.Errorf("read outbox: %w", err)
+		}
+		if len(batch) == 0 {
+			// Entries whose rows are gone (a purge) would be waited on for ever.
+			_, err := tx.Exec(ctx, `DELETE FROM audit_backlog WHERE chain = $1 AND key_id = $2`, c.key, c.w.keyID)
+			return err
+		}
+		more = len(batch) == shipBatch
+
+		events, err := c.sequence(ctx, tx, &head, batch)
+		if err != nil {
+			return err
+		}
+		n, werr := c.upsert(ctx, events)
+		if n > 0 {
+			if err := c.markShipped(ctx, tx, batch[:n], events[n-1].Seq); err != nil {
+				return errors.Join(err, werr)
+			}
+		}
+		shipped = n
+		if werr == nil {
+			return nil
+		}
+		if mongo.IsDuplicateKeyError(werr) {
+			// Another event holds a seq this batch took: MongoDB's chain is ahead of the head
+			// kept here (events written before the outbox existed, whose head was not anchored).
+			resync = true
+			return c.resync(ctx, tx, table, cond, arg)
+		}
+		more = false
+		return werr
+	})
+	if err != nil {
+		return shipped, false, fmt.Errorf("audit: ship %s: %w", c.name, err)
+	}
+	return shipped, more || resync, nil
+}
+
+// sequence gives the batch's new events their place after head, records it on the rows and
+// moves the head; it returns the batch as chain events, in seq order.
+func (c *Chain) sequence(ctx context.Context, tx pgx.Tx, head *link, batch []outboxRow) ([]Event, error) {
+	table, column, arg := c.table()
+	events := make([]Event, len(batch))
+	var pos, seqs []int64
+	var prevs, hashes []string
+	for i, r := range batch {
+		var e Event
+		if err := json.Unmarshal(r.payload, &e); err != nil {
+			return nil, fmt.Errorf("decode outbox event %s: %w", r.eventID, err)
+		}
+		if r.seq != nil {
+			e.Seq, e.PrevHash, e.Hash = *r.seq, deref(r.prev), deref(r.hash)
+		} else {
+			e.Seq, e.PrevHash = head.Seq+1, head.Hash
+			e.Hash = c.w.eventHash(c.name, e)
+			head.Seq, head.Hash = e.Seq, e.Hash
+			pos, seqs, prevs, hashes = append(pos, r.pos), append(seqs, e.Seq), append(prevs, e.PrevHash), append(hashes, e.Hash)
+		}
+		events[i] = e
+	}
+	if len(pos) == 0 {
+		return events, nil
+	}
+	b := &pgx.Batch{}
+	b.Queue(`UPDATE `+table+` o SET seq = u.seq, prev_hash = u.prev, hash = u.hash
+		FROM unnest($2::bigint[], $3::bigint[], $4::text[], $5::text[]) AS u(pos, seq, prev, hash)
+		WHERE o.`+column+` = $1 AND o.pos = u.pos`, arg, pos, seqs, prevs, hashes)
+	b.Queue(`UPDATE audit_heads SET seq = $2, hash = $3, key_version = $4, updated_at = now() WHERE chain = $1`,
+		c.key, head.Seq, head.Hash, c.w.keyVersion)
+	if err := tx.SendBatch(ctx, b).Close(); err != nil {
+		return nil, fmt.Errorf("sequence: %w", err)
+	}
+	return events, nil
+}
+
+// upsert writes events to MongoDB by _id, in order, and returns how many are written: all of
+// them, or those before the first failure.
+func (c *Chain) upsert(ctx context.Context, events []Event) (int, error) {
+	if err := c.w.ensureSeqIndex(ctx, c.events); err != nil {
+		return 0, err
+	}
+	models := make([]mongo.WriteModel, len(events))
+	for i := range events {
+		models[i] = mongo.NewReplaceOneModel().SetFilter(bson.D{{Key: "_id", Value: events[i].ID}}).SetReplacement(events[i]).SetUpsert(true)
+	}
+	_, err := c.events.BulkWrite(ctx, models, options.BulkWrite().SetOrdered(true))
+	if err == nil {
+		return len(events), nil
+	}
+	var bwe mongo.BulkWriteException
+	if errors.As(err, &bwe) && len(bwe.WriteErrors) > 0 {
+		return bwe.WriteErrors[0].Index, err
+	}
+	return 0, err
+}
+
+// markShipped records that rows reached MongoDB, up to seq, and drops shipped rows older than
+// keepShipped.
+func (c *Chain) markShipped(ctx context.Context, tx pgx.Tx, rows []outboxRow, seq int64) error {
+	table, column, arg := c.table()
+	cond := column + " = $1"
+	pos := make([]int64, len(rows))
+	for i, r := range rows {
+		pos[i] = r.pos
+	}
+	b := &pgx.Batch{}
+	b.Queue(`UPDATE `+table+` SET shipped_at = now() WHERE `+cond+` AND pos = ANY($2)`, arg, pos)
+	b.Queue(`DELETE FROM audit_backlog WHERE chain = $1 AND pos = ANY($2)`, c.key, pos)
+	b.Queue(`UPDATE audit_heads SET shipped_seq = greatest(shipped_seq, $2) WHERE chain = $1`, c.key, seq)
+	b.Queue(`DELETE FROM `+table+` WHERE `+cond+` AND pos IN (
+		SELECT pos FROM `+table+` WHERE `+cond+` AND shipped_at < $2 LIMIT 1000)`, arg, time.Now().Add(-keepShipped))
+	if err := tx.SendBatch(ctx, b).Close(); err != nil {
+		return fmt.Errorf("mark shipped: %w", err)
+	}
+	return nil
+}
+
+// resync moves the head to MongoDB's newest event and unsequences the rows still waiting, so the
+// next batch appends after what MongoDB holds. It reads MongoDB's head with a sorted query (a
+// scan on FerretDB): this happens once per chain whose head was not anchored, never per event.
+func (c *Chain) resync(ctx context.Context, tx pgx.Tx, table, cond, arg string) error {
+	h, err := c.head(ctx)
+	if err != nil {
+		return err
+	}
+	var cur int64
+	if err := tx.QueryRow(ctx, `SELECT seq FROM audit_heads WHERE chain = $1`, c.key).Scan(&cur); err != nil {
+		return fmt.Errorf("resync: %w", err)
+	}
+	if h.Seq <= cur {
+		return fmt.Errorf("a seq this batch took is held in MongoDB by another event, but MongoDB's head (%d) is not ahead of PostgreSQL's (%d): the chain was altered; events stay in the outbox", h.Seq, cur)
+	}
+	b := &pgx.Batch{}
+	b.Queue(`UPDATE audit_heads SET seq = $2, hash = $3, shipped_seq = $2, updated_at = now() WHERE chain = $1`, c.key, h.Seq, h.Hash)
+	b.Queue(`UPDATE `+table+` SET seq = NULL, prev_hash = NULL, hash = NULL WHERE `+cond+` AND shipped_at IS NULL`, arg)
+	if err := tx.SendBatch(ctx, b).Close(); err != nil {
+		return fmt.Errorf("resync: %w", err)
+	}
+	slog.Default().Warn("audit chain head re-read from MongoDB: it was ahead of PostgreSQL's (events written before the outbox); waiting events append after it",
+		"chain", c.name, "mongo_seq", h.Seq, "postgres_seq", cur)
+	return nil
+}
+
+func deref(s *string) string {
+	if s == nil {
+		return ""
+	}
+	return *s
+}
+
+// chainByKey returns the chain an audit_backlog key names, if this writer ships it: a tenant
+// chain, or this writer's own platform chain (other platform databases belong to other
+// deployments or tests).
+func (w *Writer) chainByKey(key string) (*Chain, bool) {
+	if key == w.platform.key {
+		return w.platform, true
+	}
+	db, name, ok := strings.Cut(key, ":")
+	id, isTenant := strings.CutPrefix(name, "tenant/")
+	if !ok || !isTenant || tenant.ValidateID(id) != nil || db != tenantmongo.DatabasePrefix+id {
+		return nil, false
+	}
+	c, err := w.TenantChain(tenant.WithID(context.Background(), id))
+	return c, err == nil
+}
+
+// Backlog is what waits to ship, for metrics and readiness.
+type Backlog struct {
+	Events int64
+	// Oldest is the age of the oldest waiting event (0 when none waits).
+	Oldest time.Duration
+}
+
+// Backlog reads the whole outbox backlog: one aggregate over audit_backlog, which holds only
+// waiting events.
+func (w *Writer) Backlog(ctx context.Context) (Backlog, error) {
+	var b Backlog
+	var oldest *time.Time
+	if err := w.pool.QueryRow(ctx, `SELECT count(*), min(created_at) FROM audit_backlog`).Scan(&b.Events, &oldest); err != nil {
+		return b, fmt.Errorf("audit: backlog: %w", err)
+	}
+	if oldest != nil {
+		b.Oldest = max(time.Since(*oldest), 0)
+	}
+	return b, nil
+}
+
+// Shipper moves the outbox to MongoDB in the background. Run one in every worker process:
+// shippers of several processes share the work chain by chain (a chain held by one is skipped
+// by the others), and one killed mid-batch leaves its batch to the next.
+type Shipper struct {
+	w      *Writer
+	logger *slog.Logger
+	// Interval is how often the backlog is polled besides notifications (PostgreSQL NOTIFY
+	// from every enqueue wakes the shipper at once).
+	Interval time.Duration
+	// Parallel chains shipped at once.
+	Parallel int
+}
+
+// NewShipper returns a shipper for w's chains.
+func (w *Writer) NewShipper(logger *slog.Logger) *Shipper {
+	return &Shipper{w: w, logger: logger, Interval: time.Second, Parallel: 4}
+}
+
+// Run ships until ctx ends. Errors (MongoDB down) are logged and retried at the next tick; the
+// backlog waits in PostgreSQL meanwhile.
+func (s *Shipper) Run(ctx context.Context) {
+	kick := make(chan struct{}, 1)
+	go s.listen(ctx, kick)
+	t := time.NewTicker(s.Interval)
+	defer t.Stop()
+	failing := false
+	for {
+		err := s.ShipAll(ctx)
+		switch {
+		case err != nil && ctx.Err() == nil && !failing:
+			s.logger.Warn("audit shipping failed; events wait in the outbox and ship when it recovers", "err", err)
+			failing = true
+		case err == nil && failing:
+			s.logger.Info("audit shipping recovered")
+			failing = false
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-kick:
+		case <-t.C:
+		}
+	}
+}
+
+// listen turns NOTIFY audit_outbox into kicks, reconnecting when the connection drops.
+func (s *Shipper) listen(ctx context.Context, kick chan<- struct{}) {
+	for ctx.Err() == nil {
+		err := func() error {
+			conn, err := s.w.pool.Acquire(ctx)
+			if err != nil {
+				return err
+			}
+			defer conn.Release()
+			if _, err := conn.Exec(ctx, `LISTEN audit_outbox`); err != nil {
+				return err
+			}
+			defer func() { _, _ = conn.Exec(context.WithoutCancel(ctx), `UNLISTEN audit_outbox`) }()
+			for {
+				if _, err := conn.Conn().WaitForNotification(ctx); err != nil {
+					return err
+				}
+				select {
+				case kick <- struct{}{}:
+				default:
+				}
+			}
+		}()
+		if ctx.Err() != nil {
+			return
+		}
+		s.logger.Debug("audit shipper: notification connection lost; polling until it is back", "err", err)
+		select {
+		case <-ctx.Done():
+		case <-time.After(s.Interval):
+		}
+	}
+}
+
+// ShipAll ships every chain that has events of this writer's key waiting, oldest first,
+// Parallel chains at a time, and returns the errors joined.
+func (s *Shipper) ShipAll(ctx context.Context) error {
+	rows, err := s.w.pool.Query(ctx, `SELECT chain FROM audit_backlog WHERE key_id = $1
+		GROUP BY chain ORDER BY min(created_at) LIMIT 10000`, s.w.keyID)
+	if err != nil {
+		return fmt.Errorf("audit: list backlog: %w", err)
+	}
+	keys, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	if err != nil {
+		return fmt.Errorf("audit: list backlog: %w", err)
+	}
+	sem := make(chan struct{}, max(s.Parallel, 1))
+	var mu sync.Mutex
+	var errs []error
+	var wg sync.WaitGroup
+	for _, key := range keys {
+		c, ok := s.w.chainByKey(key)
+		if !ok {
+			continue
+		}
+		sem <- struct{}{}
+		wg.Add(1)
+		go func() {
+			defer func() { <-sem; wg.Done() }()
+			if _, err := c.ship(ctx, false); err != nil {
+				mu.Lock()
+				errs = append(errs, err)
+				mu.Unlock()
+			}
+		}()
+	}
+	wg.Wait()
+	return errors.Join(errs...)
+}
