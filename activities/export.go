@@ -41,8 +41,9 @@ type ExportResult struct {
 }
 
 // excludedTables are tenant tables not exported: wrapped keys are no use outside this system
-// and are destroyed by offboarding.
-var excludedTables = map[string]bool{`"public"."tenant_keys"`: true}
+// and are destroyed by offboarding; the audit outbox holds the same events as the exported
+// audit_events collection (the export ships it first).
+var excludedTables = map[string]bool{`"public"."tenant_keys"`: true, `"public"."audit_outbox"`: true}
 
 // ExportTenant writes the tenant's data (registry profile without secret, rows of every
 // tenant table, every MongoDB collection including audit_events) to a tar.gz archive and
@@ -68,6 +69,11 @@ func (a *Activities) ExportTenant(ctx context.Context, in ExportInput) (ExportRe
 	final := filepath.Join(a.ExportDir, in.Archive)
 	if done, ok := readFinished(final); ok {
 		return done, nil
+	}
+	// The tenant is offboarding, so nothing more enters its audit chain: ship what waits, and
+	// the archive holds the whole trail.
+	if err := a.shipTenantChain(tctx); err != nil {
+		return ExportResult{}, err
 	}
 
 	tmp, err := os.CreateTemp(a.ExportDir, "."+in.Archive+".*.tmp")

@@ -9,6 +9,7 @@ import (
 	"go.temporal.io/sdk/activity"
 	"go.temporal.io/sdk/temporal"
 
+	"github.com/misybot/tenancy/internal/audit"
 	"github.com/misybot/tenancy/internal/registry"
 	"github.com/misybot/tenancy/internal/tenantdb"
 	"github.com/misybot/tenancy/internal/tenantmongo"
@@ -90,20 +91,49 @@ func (a *Activities) ProvisionMongo(ctx context.Context, in TenantRef) (tenantmo
 	return rep, err
 }
 
-// DeprovisionMongo drops the tenant's database. Idempotent: a database that does not exist is
-// success.
-func (a *Activities) DeprovisionMongo(ctx context.Context, in TenantRef) (tenantmongo.DeprovisionReport, error) {
+// DeprovisionInput names the tenant whose MongoDB data goes.
+type DeprovisionInput struct {
+	TenantID string
+	// KeepAudit keeps the tenant's audit collections (onboarding's compensation: the tenant
+	// stays registered, failed, and its trail says why). Offboarding drops everything, after
+	// exporting it.
+	KeepAudit bool
+}
+
+// DeprovisionMongo drops the tenant's database, or, with KeepAudit, every collection but the
+// audit trail's. Idempotent: a database or collection that does not exist is success.
+//
+// Before a full drop it ships the tenant's waiting audit events (so none is lost, and no
+// shipper re-creates the database afterwards: an offboarding tenant takes no new events in its
+// chain), and after it forgets the chain's head, or verify would report the chain truncated.
+func (a *Activities) DeprovisionMongo(ctx context.Context, in DeprovisionInput) (tenantmongo.DeprovisionReport, error) {
 	tctx, err := scoped(ctx, in.TenantID)
 	if err != nil {
+		return tenantmongo.DeprovisionReport{}, err
+	}
+	if in.KeepAudit {
+		return a.Mongo.DropCollectionsExcept(tctx, audit.Collection, audit.CheckpointCollection)
+	}
+	if err := a.shipTenantChain(tctx); err != nil {
 		return tenantmongo.DeprovisionReport{}, err
 	}
 	rep, err := a.Mongo.Deprovision(tctx)
 	if err != nil {
 		return rep, err
 	}
-	// The tenant's audit chain went with its database, on purpose: drop its head anchor, or
-	// verify would report the chain truncated.
 	return rep, a.Audit.ForgetTenantChain(ctx, in.TenantID)
+}
+
+// shipTenantChain moves the context tenant's waiting audit events to MongoDB.
+func (a *Activities) shipTenantChain(tctx context.Context) error {
+	chain, err := a.Audit.TenantChain(tctx)
+	if err != nil {
+		return err
+	}
+	if _, err := chain.Ship(tctx); err != nil {
+		return fmt.Errorf("ship the tenant's audit events first: %w", err)
+	}
+	return nil
 }
 
 // RedisReport says what ProvisionRedis wrote.

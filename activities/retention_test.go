@@ -60,6 +60,10 @@ func tenantWithEvents(t *testing.T, acts *activities.Activities, status tenant.S
 			Actor: audit.Actor{Type: audit.ActorOperator, ID: "ops"}, At: now.Add(-age)})
 		require.NoError(t, err)
 	}
+	chain, err := acts.Audit.TenantChain(tctx)
+	require.NoError(t, err)
+	_, err = chain.Ship(ctx) // as the worker's shipper would
+	require.NoError(t, err)
 	return id
 }
 

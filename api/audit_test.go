@@ -61,9 +61,16 @@ func auditSetup(t *testing.T) auditBundle {
 func (b auditBundle) events(t *testing.T, tenantID string, filter bson.D) []audit.Event {
 	t.Helper()
 	coll := b.platform
+	chain := b.w.PlatformChain()
 	if tenantID != "" {
 		coll = b.client.Database("tenant_" + tenantID).Collection(audit.Collection)
+		var err error
+		chain, err = b.w.TenantChain(tenant.WithID(context.Background(), tenantID))
+		require.NoError(t, err)
 	}
+	// What the worker's shipper would have done by now.
+	_, err := chain.Ship(context.Background())
+	require.NoError(t, err)
 	cur, err := coll.Find(context.Background(), filter, options.Find().SetSort(bson.D{{Key: "seq", Value: 1}}))
 	require.NoError(t, err)
 	out := []audit.Event{}

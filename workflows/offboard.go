@@ -129,7 +129,7 @@ func OffboardTenant(ctx workflow.Context, in OffboardInput) (OffboardResult, err
 		return fail(err)
 	}
 	if err := r.step("drop-mongodb", func(ctx workflow.Context) error {
-		return workflow.ExecuteActivity(stepOptions(ctx, in.StepAttempts, in.StepTimeout), a.DeprovisionMongo, ref).Get(ctx, &res.Mongo)
+		return workflow.ExecuteActivity(stepOptions(ctx, in.StepAttempts, in.StepTimeout), a.DeprovisionMongo, activities.DeprovisionInput{TenantID: in.TenantID}).Get(ctx, &res.Mongo)
 	}); err != nil {
 		return fail(err)
 	}

@@ -64,7 +64,8 @@ func pickError(errs []error) error {
 func deprovisionStores(ctx workflow.Context, tenantID string, attempts int32, timeout time.Duration) error {
 	ref := activities.TenantRef{TenantID: tenantID}
 	pg := workflow.ExecuteActivity(stepOptions(ctx, attempts, timeout), a.DeprovisionPostgres, ref)
-	mg := workflow.ExecuteActivity(stepOptions(ctx, attempts, timeout), a.DeprovisionMongo, ref)
+	// The audit trail stays: the tenant stays registered (failed), and its trail says why.
+	mg := workflow.ExecuteActivity(stepOptions(ctx, attempts, timeout), a.DeprovisionMongo, activities.DeprovisionInput{TenantID: tenantID, KeepAudit: true})
 	rd := workflow.ExecuteActivity(longStepOptions(ctx, attempts, timeout), a.PurgeRedis, ref)
 	return pickError([]error{pg.Get(ctx, nil), mg.Get(ctx, nil), rd.Get(ctx, nil)})
 }

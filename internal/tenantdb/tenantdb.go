@@ -163,7 +163,9 @@ func (s *Store) Provision(ctx context.Context, in ProvisionInput) (ProvisionRepo
 
 // Deprovision deletes every row of the context tenant in every tenant-scoped table. The tables
 // come from the catalog (those with a tenant_id column under enabled and forced row-level
-// security), not from a hand-kept list, so a table added later is purged too. Each DELETE has
+// security), not from a hand-kept list, so a table added later is purged too. The audit
+// outbox is the one exception (RetainedTables): audit events outlive the purge of a failed
+// onboarding, and offboarding removes them with the chain once they are shipped and exported. Each DELETE has
 // an explicit WHERE tenant_id besides the policy: two independent guards. Idempotent: a second
 // run deletes nothing and succeeds. It returns rows deleted per table.
 func (s *Store) Deprovision(ctx context.Context) (map[string]int64, error) {
@@ -178,6 +180,9 @@ func (s *Store) Deprovision(ctx context.Context) (map[string]int64, error) {
 			return err
 		}
 		for _, t := range tables {
+			if RetainedTables[t.Sanitize()] {
+				continue
+			}
 			tag, err := tx.Exec(ctx, `DELETE FROM `+t.Sanitize()+` WHERE tenant_id = $1`, id)
 			if err != nil {
 				return fmt.Errorf("purge %s: %w", t.Sanitize(), err)
@@ -191,6 +196,10 @@ func (s *Store) Deprovision(ctx context.Context) (map[string]int64, error) {
 	}
 	return deleted, nil
 }
+
+// RetainedTables are tenant tables Deprovision leaves alone: the audit outbox, whose rows are
+// audit events (see audit.Writer.ForgetTenantChain).
+var RetainedTables = map[string]bool{`"public"."audit_outbox"`: true}
 
 // TenantTables lists the tables under row-level security that carry a tenant_id column,
 // as identifiers safe to splice into SQL.

@@ -361,6 +361,37 @@ func (s *Store) Deprovision(ctx context.Context) (DeprovisionReport, error) {
 	return rep, nil
 }
 
+// DropCollectionsExcept drops every collection of the context tenant's database but those
+// named in keep (onboarding's compensation keeps the audit trail of a tenant that stays
+// registered). The report counts what was dropped; Dropped stays false, since the database
+// remains. Idempotent: a collection already gone is not listed again.
+func (s *Store) DropCollectionsExcept(ctx context.Context, keep ...string) (DeprovisionReport, error) {
+	db, err := s.Database(ctx)
+	if err != nil {
+		return DeprovisionReport{}, err
+	}
+	rep := DeprovisionReport{Database: db.Name()}
+	names, err := db.ListCollectionNames(ctx, bson.D{})
+	if err != nil {
+		return rep, fmt.Errorf("tenantmongo: list collections of %s: %w", db.Name(), err)
+	}
+	for _, name := range names {
+		if slices.Contains(keep, name) {
+			continue
+		}
+		n, err := db.Collection(name).CountDocuments(ctx, bson.D{})
+		if err != nil {
+			return rep, fmt.Errorf("tenantmongo: count %s.%s: %w", db.Name(), name, err)
+		}
+		if err := db.Collection(name).Drop(ctx); err != nil {
+			return rep, fmt.Errorf("tenantmongo: drop %s.%s: %w", db.Name(), name, err)
+		}
+		rep.Documents += n
+		rep.Collections++
+	}
+	return rep, nil
+}
+
 // Exists reports whether the context tenant's database exists. It asks the server for the
 // exact name (a filter on equality, not a prefix or a regular expression), so the database of
 // a tenant whose id extends this one ("acme2" for "acme") does not count.
