@@ -12,6 +12,7 @@ import (
 	"log/slog"
 	"strings"
 
+	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 	"go.temporal.io/sdk/activity"
 	"go.temporal.io/sdk/temporal"
@@ -89,7 +90,10 @@ type TransitionResult struct {
 }
 
 // TransitionStatus moves a tenant's status in the registry with a single conditional UPDATE,
-// then mirrors it into the tenant's Redis context record so request checks see it at once.
+// committed together with the step's audit event (the outbox, in the same transaction: a
+// status change is never without its record, nor a record without its change), then mirrors it
+// into the tenant's Redis context record so request checks see it at once. It touches no
+// MongoDB: a suspension goes through while the audit store is down.
 // Idempotent: a tenant already in To is success with Changed=false (the Redis write is an
 // overwrite, repeated harmlessly), so a retry after a lost answer, or a duplicate run, changes
 // nothing. Any other status is a permanent IllegalTransition failure, never retried.
@@ -98,7 +102,16 @@ func (a *Activities) TransitionStatus(ctx context.Context, in TransitionInput) (
 	if err != nil {
 		return TransitionResult{}, err
 	}
-	t, changed, err := a.Registry.SetStatus(ctx, in.TenantID, in.To, in.Reason, in.From...)
+	var t tenant.Tenant
+	var changed bool
+	err = a.Registry.Tx(ctx, func(tx pgx.Tx, reg *registry.Registry) error {
+		var err error
+		t, changed, err = reg.SetStatus(ctx, in.TenantID, in.To, in.Reason, in.From...)
+		if err != nil || (!changed && t.Status != in.To) {
+			return err
+		}
+		return a.recordStepTx(ctx, tx, in.TenantID)
+	})
 	if errors.Is(err, registry.ErrNotFound) {
 		return TransitionResult{}, temporal.NewNonRetryableApplicationError(err.Error(), ErrTypeTenantNotFound, err)
 	}
@@ -117,6 +130,17 @@ func (a *Activities) TransitionStatus(ctx context.Context, in TransitionInput) (
 		activity.GetLogger(ctx).Info("tenant status changed", "tenant_id", in.TenantID, "status", in.To)
 	}
 	return TransitionResult{Status: t.Status, Changed: changed}, nil
+}
+
+// recordStepTx writes the running step's audit event in tx, with the id and fields the step
+// audit interceptor gives it, so the interceptor's own write after the step finds it there.
+func (a *Activities) recordStepTx(ctx context.Context, tx pgx.Tx, tenantID string) error {
+	info := activity.GetInfo(ctx)
+	if info.WorkflowExecution.ID == "" {
+		return nil
+	}
+	_, err := a.Audit.RecordTx(ctx, tx, StepEvent(info, tenantID, nil, nil))
+	return err
 }
 
 // CurrentStatus is a tenant's status as the registry has it.
@@ -143,9 +167,17 @@ type TombstoneInput struct {
 }
 
 // Tombstone marks an offboarding tenant offboarded and wipes its sealed secret, keeping the
-// registry row as a tombstone. Idempotent: an offboarded tenant is left as it is.
+// registry row as a tombstone, in one transaction with the step's audit event. Idempotent: an
+// offboarded tenant is left as it is.
 func (a *Activities) Tombstone(ctx context.Context, in TombstoneInput) (tenant.Status, error) {
-	t, err := a.Registry.Tombstone(ctx, in.TenantID, in.Reason)
+	var t tenant.Tenant
+	err := a.Registry.Tx(ctx, func(tx pgx.Tx, reg *registry.Registry) error {
+		var err error
+		if t, err = reg.Tombstone(ctx, in.TenantID, in.Reason); err != nil {
+			return err
+		}
+		return a.recordStepTx(ctx, tx, in.TenantID)
+	})
 	var se *registry.StatusError
 	if errors.As(err, &se) || errors.Is(err, registry.ErrNotFound) {
 		return "", temporal.NewNonRetryableApplicationError(err.Error(), ErrTypeIllegalTransition, err)

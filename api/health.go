@@ -13,6 +13,10 @@ import (
 type Check struct {
 	Name  string
 	Probe func(context.Context) error
+	// Soft checks report trouble the service works through (the audit outbox waiting on
+	// MongoDB): their failure makes the answer "degraded", still 200, with the probe's message,
+	// which must carry no connection details.
+	Soft bool
 }
 
 const probeTimeout = 2 * time.Second
@@ -28,7 +32,7 @@ type readiness struct {
 }
 
 // readyz probes every dependency concurrently, each with its own timeout, and names each one in
-// the answer: 200 when all answer, 503 otherwise. Probe errors are logged in full but reported
+// the answer: 200 when all answer (status "degraded" when a soft check fails), 503 otherwise. Probe errors are logged in full but reported
 // only as "unavailable", since they can carry connection details.
 func (s *Server) readyz(c echo.Context) error {
 	out := readiness{Status: "ok", Checks: make(map[string]string, len(s.checks))}
@@ -41,6 +45,14 @@ func (s *Server) readyz(c echo.Context) error {
 			err := chk.Probe(ctx)
 			mu.Lock()
 			defer mu.Unlock()
+			if err != nil && chk.Soft {
+				s.logger.Warn("readiness: degraded", "check", chk.Name, "err", err)
+				out.Checks[chk.Name] = "degraded: " + err.Error()
+				if out.Status == "ok" {
+					out.Status = "degraded"
+				}
+				return
+			}
 			if err != nil {
 				s.logger.Warn("readiness probe failed", "dependency", chk.Name, "err", err)
 				out.Checks[chk.Name] = "unavailable"
@@ -51,7 +63,7 @@ func (s *Server) readyz(c echo.Context) error {
 		})
 	}
 	wg.Wait()
-	if out.Status != "ok" {
+	if out.Status == "unavailable" {
 		return c.JSON(http.StatusServiceUnavailable, out)
 	}
 	return c.JSON(http.StatusOK, out)

@@ -113,6 +113,9 @@ func New(cfg Config) *echo.Echo {
 
 	e.GET("/healthz", s.healthz)
 	e.GET("/readyz", s.readyz)
+	if s.audit != nil {
+		s.metrics.registry.MustRegister(newAuditBacklog(s.audit.Backlog))
+	}
 	e.GET("/metrics", s.metrics.handler())
 	dashboard.Register(e) // operator dashboard: static files at /dashboard/, no auth; its API calls send the token
 

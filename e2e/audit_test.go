@@ -75,7 +75,10 @@ func TestAuditTrailEndToEnd(t *testing.T) {
 	// Exactly these events, each once. Their order is not asserted: the API writes its request
 	// event after answering, so the workflow's first step can be recorded before it.
 	require.ElementsMatch(t, []string{
-		"tenant.onboard", "workflow.step.TransitionStatus", // the onboarding's last steps, once its chain opened
+		// Every onboarding step is in the tenant's own chain, from the first (its chain is open
+		// from registration on, before its MongoDB database exists).
+		"workflow.step.TransitionStatus", "workflow.step.EnsureKeys", "workflow.step.ProvisionPostgres",
+		"workflow.step.ProvisionMongo", "workflow.step.ProvisionRedis", "tenant.onboard", "workflow.step.TransitionStatus",
 		"tenant.setting.put",
 		"tenant.suspend.request", "workflow.step.TransitionStatus", "workflow.step.RevokeSessions", "tenant.suspend",
 		"tenant.restore.request", "workflow.step.TransitionStatus", "tenant.restore",
@@ -83,10 +86,10 @@ func TestAuditTrailEndToEnd(t *testing.T) {
 	code, rep := s.do(http.MethodGet, base+"/audit/verify", "")
 	require.Equal(t, http.StatusOK, code)
 	require.Equal(t, true, rep["ok"], rep)
-	require.EqualValues(t, 10, rep["checked"])
+	require.EqualValues(t, 15, rep["checked"])
 	code, sum := s.do(http.MethodGet, base+"/audit/summary", "")
 	require.Equal(t, http.StatusOK, code)
-	require.EqualValues(t, 10, sum["total"])
+	require.EqualValues(t, 15, sum["total"])
 
 	// An edit in the database is named; undoing it heals the chain.
 	events := s.mongo.Database("tenant_" + id).Collection(audit.Collection)
@@ -126,12 +129,12 @@ func TestAuditTrailEndToEnd(t *testing.T) {
 	require.Equal(t, http.StatusAccepted, code, body)
 	require.NoError(t, s.wait(body))
 
-	// The archive carries the tenant's chain as it was at export: the ten events above, each
-	// with its seq and hash, and no setting value.
+	// The archive carries the tenant's chain as it was at export: the fifteen events above (the
+	// export ships what waited), each with its seq and hash, and no setting value.
 	var summary audit.Event
 	require.NoError(t, s.platform().FindOne(ctx, bson.D{{Key: "tenantId", Value: id}, {Key: "action", Value: "tenant.offboard"}}).Decode(&summary))
 	lines := strings.Split(strings.TrimSpace(string(archiveFile(t, summary.Details["archive"], "mongodb/audit_events.jsonl"))), "\n")
-	require.Len(t, lines, 10)
+	require.Len(t, lines, 15)
 	// (Which of the restore's events is last depends on the API's and the worker's timing.)
 	var exported []string
 	for _, l := range lines {

@@ -62,6 +62,7 @@ type stack struct {
 	// platformDB is this stack's own platform audit database (audit.WithPlatformDatabase), so
 	// its platform chain holds only events written under this stack's key.
 	platformDB string
+	app        *pgxpool.Pool
 }
 
 // audit is a writer over the stack's chains, with the key the API and the workers use, to
@@ -69,7 +70,7 @@ type stack struct {
 func (s *stack) audit() *audit.Writer {
 	sealer, err := seal.New(masterKey)
 	require.NoError(s.t, err)
-	return (&clients.Clients{Mongo: s.mongo, AuditPlatformDatabase: s.platformDB}).AuditWriter(sealer)
+	return (&clients.Clients{Postgres: s.app, Mongo: s.mongo, AuditPlatformDatabase: s.platformDB}).AuditWriter(sealer)
 }
 
 // tenantChain is a tenant's audit chain.
@@ -79,8 +80,10 @@ func (s *stack) tenantChain(id string) *audit.Chain {
 	return c
 }
 
-// platform is the stack's platform audit collection.
+// platform is the stack's platform audit collection, with what waited in the outbox shipped.
 func (s *stack) platform() *mongo.Collection {
+	_, err := s.audit().PlatformChain().Ship(context.Background())
+	require.NoError(s.t, err)
 	return s.mongo.Database(s.platformDB).Collection(audit.Collection)
 }
 
@@ -93,6 +96,7 @@ func newStack(t *testing.T, withWorker bool) *stack {
 		owner: testenv.OwnerPool(t), mongo: testenv.MongoClient(t), redis: testenv.RedisClient(t), exports: t.TempDir(),
 	}
 	app := testenv.AppPool(t)
+	s.app = app
 	sealer, err := seal.New(masterKey)
 	require.NoError(t, err)
 	s.conversations = conversations.New(tenantmongo.New(s.mongo), keyring.New(app, sealer), tenantredis.New(s.redis))
@@ -117,6 +121,9 @@ func newStack(t *testing.T, withWorker bool) *stack {
 		w.RegisterActivity(acts)
 		require.NoError(t, w.Start())
 		t.Cleanup(w.Stop)
+		shipCtx, stop := context.WithCancel(context.Background())
+		go acts.Audit.NewShipper(testenv.Logger(t)).Run(shipCtx)
+		t.Cleanup(stop)
 	}
 	return s
 }
@@ -164,6 +171,8 @@ func (s *stack) state(id string) state {
 	s.t.Helper()
 	ctx := context.Background()
 	st := state{Postgres: map[string]int{}, Mongo: map[string]int64{}}
+	_, err := s.tenantChain(id).Ship(ctx) // what the shipper would have done by now
+	require.NoError(s.t, err)
 	require.NoError(s.t, rls.Tx(tenant.WithID(ctx, id), s.owner, func(tx pgx.Tx) error {
 		tables, err := tenantdb.TenantTables(ctx, tx)
 		if err != nil {

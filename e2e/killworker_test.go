@@ -121,7 +121,9 @@ func TestWorkerKilledMidProvisioning(t *testing.T) {
 
 	st := s.state(id)
 	requireProvisioned(t, id, st)
-	require.Equal(t, map[string]int64{"conversations": 0, "messages": 0, "audit_events": 2}, st.Mongo, "the onboarding event and the mark-active step, nothing else")
+	// One event per step, none twice: mark-onboarding, EnsureKeys, the three provisioning steps,
+	// the onboarding event and mark-active.
+	require.Equal(t, map[string]int64{"conversations": 0, "messages": 0, "audit_events": 7}, st.Mongo, "one event per step, nothing else")
 	require.Len(t, st.RedisKeys, 1, "only the context record")
 
 	var locale string
@@ -138,8 +140,8 @@ func TestWorkerKilledMidProvisioning(t *testing.T) {
 	require.Zero(t, n, "no failure recorded")
 
 	// Every request and every step left exactly one event, though the first worker died in the
-	// middle of a step and another ran it again: the platform chain has the requests and the
-	// steps taken while the tenant was onboarding, its own chain the rest.
+	// middle of a step and another ran it again: the platform chain has the requests, the
+	// tenant's own chain every step (its chain is open from registration on).
 	actions := func(coll *mongo.Collection) []string {
 		cur, err := coll.Find(ctx, bson.D{{Key: "tenantId", Value: id}})
 		require.NoError(t, err)
@@ -152,10 +154,10 @@ func TestWorkerKilledMidProvisioning(t *testing.T) {
 		slices.Sort(out)
 		return out
 	}
-	require.Equal(t, []string{"tenant.onboard.request", "tenant.register",
+	require.Equal(t, []string{"tenant.onboard.request", "tenant.register"}, actions(s.platform()))
+	require.Equal(t, []string{"tenant.onboard",
 		"workflow.step.EnsureKeys", "workflow.step.ProvisionMongo", "workflow.step.ProvisionPostgres", "workflow.step.ProvisionRedis",
-		"workflow.step.TransitionStatus"}, actions(s.platform()))
-	require.Equal(t, []string{"tenant.onboard", "workflow.step.TransitionStatus"}, actions(s.mongo.Database("tenant_"+id).Collection(audit.Collection)))
+		"workflow.step.TransitionStatus", "workflow.step.TransitionStatus"}, actions(s.mongo.Database("tenant_"+id).Collection(audit.Collection)))
 	for _, c := range []*audit.Chain{s.audit().PlatformChain(), s.tenantChain(id)} {
 		rep, err := c.Verify(ctx)
 		require.NoError(t, err)

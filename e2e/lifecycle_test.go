@@ -150,7 +150,12 @@ func TestOnboardTwiceIsOneRun(t *testing.T) {
 		p, _ := op["progress"].(map[string]any)
 		return p != nil && p["state"] == workflows.StateAwaitingApproval
 	}, 30*time.Second, 50*time.Millisecond, "the run waits for approval")
-	require.False(t, s.state(id).MongoExists, "nothing provisioned before approval")
+	// Nothing provisioned before approval: no tenant data anywhere; its database holds only
+	// the audit trail (its chain is open from registration on).
+	pre := s.state(id)
+	require.Equal(t, map[string]int64{"audit_events": 1}, pre.Mongo, "only the mark-onboarding step's event")
+	require.Equal(t, map[string]int{`"public"."audit_outbox"`: 1}, pre.Postgres, "no tenant row but the outbox's")
+	require.Empty(t, pre.RedisKeys)
 
 	require.NoError(t, s.temporal.SignalWorkflow(context.Background(), first["workflowId"].(string), "", workflows.ApproveSignal, "e2e"))
 	require.NoError(t, s.wait(first))

@@ -12,6 +12,7 @@ import (
 	"os"
 	"os/signal"
 	"strings"
+	"time"
 	"syscall"
 
 	"github.com/jackc/pgx/v5/pgxpool"
@@ -118,6 +119,7 @@ func serve(ctx context.Context, cfg config.Config, logger *slog.Logger) error {
 		return err
 	}
 
+	auditWriter := c.AuditWriter(sealer)
 	e := api.New(api.Config{
 		Registry: registry.New(c.Postgres),
 		Settings: tenantdb.New(c.Postgres),
@@ -129,12 +131,13 @@ func serve(ctx context.Context, cfg config.Config, logger *slog.Logger) error {
 		Redis:         tenantredis.New(c.Redis),
 		Conversations: conversations.New(tenantmongo.New(c.Mongo), keyring.New(c.Postgres, sealer), tenantredis.New(c.Redis)),
 		SecretOverlap: cfg.SecretOverlap,
-		Audit:         c.AuditWriter(sealer),
+		Audit:         auditWriter,
 		Checks: []api.Check{
 			{Name: "postgres", Probe: c.PingPostgres},
 			{Name: "mongodb", Probe: c.PingMongo},
 			{Name: "redis", Probe: c.PingRedis},
 			{Name: "temporal", Probe: c.PingTemporal},
+			api.AuditShippingCheck(auditWriter, 30*time.Second),
 		},
 		Logger: logger,
 	})

@@ -107,7 +107,7 @@ func lifecycleEnv(t *testing.T, fail map[string]error) (*testsuite.TestWorkflowE
 		"ProvisionMongo": func(_ context.Context, _ activities.TenantRef) (tenantmongo.ProvisionReport, error) {
 			return tenantmongo.ProvisionReport{Database: "tenant_acme"}, result("ProvisionMongo")
 		},
-		"DeprovisionMongo": func(_ context.Context, _ activities.TenantRef) (tenantmongo.DeprovisionReport, error) {
+		"DeprovisionMongo": func(_ context.Context, _ activities.DeprovisionInput) (tenantmongo.DeprovisionReport, error) {
 			return tenantmongo.DeprovisionReport{Database: "tenant_acme", Dropped: true}, result("DeprovisionMongo")
 		},
 		"ProvisionRedis": func(_ context.Context, _ activities.TenantRef) (activities.RedisReport, error) {

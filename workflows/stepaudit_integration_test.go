@@ -104,6 +104,10 @@ func TestStepEventsExactlyOnceUnderRetry(t *testing.T) {
 	require.Equal(t, map[string]int{"TransitionStatus": 2, "RevokeSessions": 2, "RecordAudit": 2}, lose.attempts, "every step ran twice")
 	lose.mu.Unlock()
 
+	chain, err := acts.Audit.TenantChain(tenant.WithID(ctx, id))
+	require.NoError(t, err)
+	_, err = chain.Ship(ctx) // as the worker's shipper would
+	require.NoError(t, err)
 	cur, err := mc.Database("tenant_"+id).Collection(audit.Collection).Find(ctx, bson.D{}, options.Find().SetSort(bson.D{{Key: "seq", Value: 1}}))
 	require.NoError(t, err)
 	var events []audit.Event
@@ -119,8 +123,6 @@ func TestStepEventsExactlyOnceUnderRetry(t *testing.T) {
 	require.Equal(t, run.GetID(), step.WorkflowID)
 	require.Equal(t, audit.OutcomeSuccess, step.Outcome)
 
-	chain, err := acts.Audit.TenantChain(tenant.WithID(ctx, id))
-	require.NoError(t, err)
 	rep, err := chain.Verify(ctx)
 	require.NoError(t, err)
 	require.True(t, rep.OK, "%+v", rep.FirstBroken)

@@ -88,7 +88,13 @@ func (c *Chain) tx(ctx context.Context, fn func(pgx.Tx) error) error {
 // Ship moves every waiting event of the chain to MongoDB, waiting for a shipper of another
 // process that holds the chain. It returns how many events it moved. Readers call it first, so
 // they see every event committed before they asked.
-func (c *Chain) Ship(ctx context.Context) (int, error) { return c.ship(ctx, true) }
+func (c *Chain) Ship(ctx context.Context) (int, error) {
+	pending, err := c.hasBacklog(ctx)
+	if err != nil || !pending {
+		return 0, err
+	}
+	return c.ship(ctx, true)
+}
 
 // ship runs batches until none is left (or, with wait false, until another shipper holds the
 // chain).
@@ -132,11 +138,7 @@ func (c *Chain) hasBacklog(ctx context.Context) (bool, error) {
 
 // shipIfPending ships the chain when it has a backlog (the read path).
 func (c *Chain) shipIfPending(ctx context.Context) error {
-	pending, err := c.hasBacklog(ctx)
-	if err != nil || !pending {
-		return err
-	}
-	_, err = c.Ship(ctx)
+	_, err := c.Ship(ctx)
 	return err
 }
 

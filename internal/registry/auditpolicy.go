@@ -26,7 +26,7 @@ type AuditPolicy struct {
 // AuditPolicy reads a tenant's audit policy.
 func (r *Registry) AuditPolicy(ctx context.Context, id string) (AuditPolicy, error) {
 	var p AuditPolicy
-	err := r.pool.QueryRow(ctx, `SELECT audit_retention_days, audit_legal_hold FROM tenants WHERE tenant_id = $1`, id).
+	err := r.db.QueryRow(ctx, `SELECT audit_retention_days, audit_legal_hold FROM tenants WHERE tenant_id = $1`, id).
 		Scan(&p.RetentionDays, &p.LegalHold)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return AuditPolicy{}, fmt.Errorf("%w: %s", ErrNotFound, id)
@@ -45,7 +45,7 @@ func (r *Registry) SetAuditPolicy(ctx context.Context, id string, p AuditPolicy)
 		return AuditPolicy{}, fmt.Errorf("registry: audit retention must be 1 to %d days, got %d", MaxAuditRetentionDays, p.RetentionDays)
 	}
 	var out AuditPolicy
-	err := r.pool.QueryRow(ctx, `
+	err := r.db.QueryRow(ctx, `
 		UPDATE tenants SET audit_retention_days = $2, audit_legal_hold = $3, updated_at = now()
 		WHERE tenant_id = $1 AND status <> 'offboarded'
 		RETURNING audit_retention_days, audit_legal_hold`, id, p.RetentionDays, p.LegalHold).
@@ -75,7 +75,7 @@ type RetentionTarget struct {
 // with their policy, and whether more follow. Keyset pagination, so a long list is read in
 // bounded pages however many tenants there are.
 func (r *Registry) RetentionTargets(ctx context.Context, after string, limit int) ([]RetentionTarget, bool, error) {
-	rows, err := r.pool.Query(ctx, `
+	rows, err := r.db.Query(ctx, `
 		SELECT tenant_id, status, audit_retention_days, audit_legal_hold FROM tenants
 		WHERE status IN ('active', 'suspended') AND tenant_id > $1
 		ORDER BY tenant_id

@@ -45,10 +45,26 @@ func (e *StatusError) Unwrap() error { return e.Err }
 // Registry reads and writes tenants through a pool connected as the application role.
 type Registry struct {
 	pool *pgxpool.Pool
+	// db runs the statements: the pool, or a transaction (InTx).
+	db dbtx
+}
+
+type dbtx interface {
+	Exec(ctx context.Context, sql string, args ...any) (pgconn.CommandTag, error)
+	Query(ctx context.Context, sql string, args ...any) (pgx.Rows, error)
+	QueryRow(ctx context.Context, sql string, args ...any) pgx.Row
 }
 
 // New returns a Registry over pool.
-func New(pool *pgxpool.Pool) *Registry { return &Registry{pool: pool} }
+func New(pool *pgxpool.Pool) *Registry { return &Registry{pool: pool, db: pool} }
+
+// Tx runs fn with a Registry whose statements run in one transaction, so a change and what
+// records it (an audit event in the outbox) commit together. fn's error rolls it back.
+func (r *Registry) Tx(ctx context.Context, fn func(tx pgx.Tx, reg *Registry) error) error {
+	return pgx.BeginFunc(ctx, r.pool, func(tx pgx.Tx) error {
+		return fn(tx, &Registry{pool: r.pool, db: tx})
+	})
+}
 
 // NewTenant is what registration stores: the tenant's fields and its already-sealed secret.
 type NewTenant struct {
@@ -89,7 +105,7 @@ func permStrings(perms []tenant.Permission) []string {
 // Create inserts a new tenant in status pending. A duplicate id is ErrExists, and changes nothing.
 func (r *Registry) Create(ctx context.Context, n NewTenant) (tenant.Tenant, error) {
 	t := n.Tenant
-	row := r.pool.QueryRow(ctx, `
+	row := r.db.QueryRow(ctx, `
 		INSERT INTO tenants (tenant_id, site_id, tenant_name, contact_email, website_url,
 			business_industry, allowed_origins, permissions, tenant_type, status,
 			secret_ciphertext, secret_key_version)
@@ -109,7 +125,7 @@ func (r *Registry) Create(ctx context.Context, n NewTenant) (tenant.Tenant, erro
 
 // Get returns one tenant.
 func (r *Registry) Get(ctx context.Context, id string) (tenant.Tenant, error) {
-	t, err := scan(r.pool.QueryRow(ctx, `SELECT `+columns+` FROM tenants WHERE tenant_id = $1`, id))
+	t, err := scan(r.db.QueryRow(ctx, `SELECT `+columns+` FROM tenants WHERE tenant_id = $1`, id))
 	if errors.Is(err, pgx.ErrNoRows) {
 		return tenant.Tenant{}, fmt.Errorf("%w: %s", ErrNotFound, id)
 	}
@@ -130,7 +146,7 @@ type Filter struct {
 
 // List returns up to f.Limit tenants ordered by id, and whether more follow.
 func (r *Registry) List(ctx context.Context, f Filter) ([]tenant.Tenant, bool, error) {
-	rows, err := r.pool.Query(ctx, `
+	rows, err := r.db.Query(ctx, `
 		SELECT `+columns+` FROM tenants
 		WHERE ($1 = '' OR status = $1)
 		  AND ($2 = '' OR tenant_type = $2)
@@ -167,7 +183,7 @@ type Update struct {
 // Update replaces the mutable fields of a tenant. An offboarding or offboarded tenant is
 // ErrFrozen and is left untouched.
 func (r *Registry) Update(ctx context.Context, id string, u Update) (tenant.Tenant, error) {
-	t, err := scan(r.pool.QueryRow(ctx, `
+	t, err := scan(r.db.QueryRow(ctx, `
 		UPDATE tenants SET site_id = $2, tenant_name = $3, contact_email = $4, website_url = $5,
 			business_industry = $6, allowed_origins = $7, permissions = $8, tenant_type = $9,
 			updated_at = now()
@@ -197,7 +213,7 @@ func (r *Registry) SetStatus(ctx context.Context, id string, to tenant.Status, r
 	for i, s := range from {
 		fromStrings[i] = string(s)
 	}
-	t, err := scan(r.pool.QueryRow(ctx, `
+	t, err := scan(r.db.QueryRow(ctx, `
 		UPDATE tenants SET status = $2, status_reason = $3, updated_at = now()
 		WHERE tenant_id = $1 AND status = ANY($4)
 		RETURNING `+columns, id, string(to), reason, fromStrings))
@@ -215,7 +231,7 @@ func (r *Registry) SetStatus(ctx context.Context, id string, to tenant.Status, r
 // wiped, the row kept so the id is never reused and the history stays explainable.
 // Idempotent: an already offboarded tenant is left as it is.
 func (r *Registry) Tombstone(ctx context.Context, id, reason string) (tenant.Tenant, error) {
-	t, err := scan(r.pool.QueryRow(ctx, `
+	t, err := scan(r.db.QueryRow(ctx, `
 		UPDATE tenants SET status = 'offboarded', status_reason = $2, secret_ciphertext = '\x'::bytea,
 			previous_secret_ciphertext = NULL, previous_secret_expires_at = NULL, updated_at = now()
 		WHERE tenant_id = $1 AND status IN ('offboarding', 'offboarded')
@@ -236,7 +252,7 @@ func (r *Registry) Tombstone(ctx context.Context, id, reason string) (tenant.Ten
 // Delete removes a tenant that was never provisioned (status pending). A provisioned tenant is
 // ErrNotDeletable and is left untouched.
 func (r *Registry) Delete(ctx context.Context, id string) error {
-	tag, err := r.pool.Exec(ctx, `DELETE FROM tenants WHERE tenant_id = $1 AND status = 'pending'`, id)
+	tag, err := r.db.Exec(ctx, `DELETE FROM tenants WHERE tenant_id = $1 AND status = 'pending'`, id)
 	if err != nil {
 		return fmt.Errorf("registry: delete %s: %w", id, err)
 	}
@@ -301,7 +317,7 @@ func (r *Registry) Secrets(ctx context.Context, id string) (Secrets, error) {
 // (StatusError ErrFrozen) for offboarding and offboarded tenants.
 func (r *Registry) RotateSecret(ctx context.Context, id string, sealed []byte, overlap time.Duration) (time.Time, error) {
 	var expires *time.Time
-	err := r.pool.QueryRow(ctx, `SELECT rotate_tenant_secret($1, $2, make_interval(secs => $3))`, id, sealed, overlap.Seconds()).Scan(&expires)
+	err := r.db.QueryRow(ctx, `SELECT rotate_tenant_secret($1, $2, make_interval(secs => $3))`, id, sealed, overlap.Seconds()).Scan(&expires)
 	if err != nil {
 		return time.Time{}, fmt.Errorf("registry: rotate secret %s: %w", id, err)
 	}
@@ -319,7 +335,7 @@ func (r *Registry) RotateSecret(ctx context.Context, id string, sealed []byte, o
 // preflights, which carry no tenant, are answered from it.
 func (r *Registry) OriginAllowed(ctx context.Context, origin string) (bool, error) {
 	var ok bool
-	err := r.pool.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM tenants WHERE allowed_origins @> ARRAY[$1::text] AND status = 'active')`, origin).Scan(&ok)
+	err := r.db.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM tenants WHERE allowed_origins @> ARRAY[$1::text] AND status = 'active')`, origin).Scan(&ok)
 	return ok, err
 }
 
