@@ -59,7 +59,11 @@ func newAuditBacklog(read func(context.Context) (audit.Backlog, error)) *auditBa
 	}
 }
 
-func (a *auditBacklog) Describe(ch chan<- *prometheus.Desc) { ch <- a.events; ch <- a.oldest; ch <- a.up }
+func (a *auditBacklog) Describe(ch chan<- *prometheus.Desc) {
+	ch <- a.events
+	ch <- a.oldest
+	ch <- a.up
+}
 
 func (a *auditBacklog) Collect(ch chan<- prometheus.Metric) {
 	ctx, cancel := context.WithTimeout(context.Background(), probeTimeout)

@@ -360,7 +360,9 @@ func TestPlatformDatabaseName(t *testing.T) {
 	}
 	c := testenv.MongoClient(t)
 	require.Equal(t, audit.PlatformDatabase, audit.NewWriter(testenv.AppPool(t), c, tenantmongo.New(c), chainKey).PlatformDatabaseName())
-	require.Panics(t, func() { audit.NewWriter(testenv.AppPool(t), c, tenantmongo.New(c), chainKey, audit.WithPlatformDatabase("tenant_x")) })
+	require.Panics(t, func() {
+		audit.NewWriter(testenv.AppPool(t), c, tenantmongo.New(c), chainKey, audit.WithPlatformDatabase("tenant_x"))
+	})
 	require.Panics(t, func() { audit.NewWriter(testenv.AppPool(t), c, tenantmongo.New(c), chainKey[:16]) })
 }
 
