@@ -3,12 +3,15 @@ package audit_test
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
+	"math/rand/v2"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5"
 	"github.com/stretchr/testify/require"
 	"go.mongodb.org/mongo-driver/bson"
 	"go.mongodb.org/mongo-driver/mongo"
@@ -16,6 +19,7 @@ import (
 
 	"github.com/misybot/tenancy/internal/audit"
 	"github.com/misybot/tenancy/internal/registry"
+	"github.com/misybot/tenancy/internal/rls"
 	"github.com/misybot/tenancy/internal/tenant"
 	"github.com/misybot/tenancy/internal/tenantmongo"
 	"github.com/misybot/tenancy/internal/testenv"
@@ -395,4 +399,122 @@ func (b bundle) ship(t *testing.T, c *audit.Chain) {
 	t.Helper()
 	_, err := c.Ship(context.Background())
 	require.NoError(t, err)
+}
+
+// Shippers racing on one chain (several processes' background shippers, and readers shipping
+// before they read) while writers keep writing, and shippers killed mid-batch (their
+// transaction cut by a deadline after MongoDB took part of the batch): every event reaches
+// MongoDB once, with no gap, and the chain verifies.
+func TestShippersRacingAndDyingMidBatch(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	ctx, id := b.tenantCtx(t, "ship")
+	registerTenant(t, id, tenant.StatusActive)
+	chain := b.tenantChain(t, id)
+	const writers, each = 4, 150
+	var wg sync.WaitGroup
+	stop := make(chan struct{})
+	errs := make(chan error, writers*each+64)
+	for w := range writers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range each {
+				e := event(fmt.Sprintf("w%d-%d", w, i), "race", time.Now())
+				e.TenantID = id
+				_, err := b.w.Record(context.Background(), e)
+				errs <- err
+			}
+		}()
+	}
+	var shippers sync.WaitGroup
+	for s := range 3 {
+		shippers.Add(1)
+		go func() {
+			defer shippers.Done()
+			shipper := b.w.NewShipper(testenv.Logger(t))
+			for {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				switch s {
+				case 0: // a background shipper: skips a chain another holds
+					_ = shipper.ShipAll(context.Background())
+				case 1: // a reader: waits for the chain
+					_, err := chain.Ship(context.Background())
+					errs <- err
+				case 2: // a shipper that dies: a deadline cuts its transaction anywhere
+					dctx, cancel := context.WithTimeout(context.Background(), time.Duration(1+rand.IntN(8))*time.Millisecond)
+					_, _ = chain.Ship(dctx)
+					cancel()
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	close(stop)
+	shippers.Wait()
+	close(errs)
+	for err := range errs {
+		require.NoError(t, err)
+	}
+	got := b.stored(t, id) // ships what is left
+	require.Len(t, got, writers*each)
+	seen := map[string]bool{}
+	for i, e := range got {
+		require.EqualValues(t, i+1, e.Seq, "no gap, no fork")
+		require.False(t, seen[e.ID], "duplicate %s", e.ID)
+		seen[e.ID] = true
+	}
+	rep := b.verify(t, ctx)
+	require.True(t, rep.OK, "%+v", rep.FirstBroken)
+	require.EqualValues(t, writers*each, rep.Checked)
+	waiting, _, err := chain.Pending(ctx)
+	require.NoError(t, err)
+	require.Zero(t, waiting)
+}
+
+var errRollback = errors.New("roll back")
+
+// The outbox is tenant data under row-level security: in tenant A's transaction, hand-written
+// SQL sees none of B's waiting events and cannot write one for B, and an event of B cannot be
+// recorded in a transaction scoped to A.
+func TestOutboxIsolation(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	ctx := context.Background()
+	_, a := b.tenantCtx(t, "oa")
+	_, bb := b.tenantCtx(t, "ob")
+	registerTenant(t, a, tenant.StatusActive)
+	registerTenant(t, bb, tenant.StatusActive)
+	e := event(testenv.TenantID("secret"), "tenant.update", time.Now())
+	e.TenantID = bb
+	ok, err := b.w.Record(ctx, e)
+	require.NoError(t, err)
+	require.True(t, ok)
+
+	pool := testenv.AppPool(t)
+	err = rls.Tx(tenant.WithID(ctx, a), pool, func(tx pgx.Tx) error {
+		var n int
+		require.NoError(t, tx.QueryRow(ctx, `SELECT count(*) FROM audit_outbox WHERE tenant_id = $1`, bb).Scan(&n))
+		require.Zero(t, n, "A sees none of B's events")
+		require.NoError(t, tx.QueryRow(ctx, `SELECT count(*) FROM audit_outbox`).Scan(&n))
+		require.Zero(t, n, "A sees only its own (none)")
+		_, err := tx.Exec(ctx, `INSERT INTO audit_outbox (tenant_id, event_id, payload, key_id) VALUES ($1, 'forged', '\x7b7d', 'k')`, bb)
+		require.ErrorContains(t, err, "row-level security", "A cannot write an event for B")
+		return errRollback
+	})
+	require.ErrorIs(t, err, errRollback)
+
+	err = rls.Tx(tenant.WithID(ctx, a), pool, func(tx pgx.Tx) error {
+		_, err := b.w.RecordTx(ctx, tx, e)
+		return err
+	})
+	require.ErrorContains(t, err, "in a transaction of tenant", "B's event in A's transaction is refused")
+
+	var n int
+	require.NoError(t, pool.QueryRow(ctx, `SELECT count(*) FROM audit_outbox`).Scan(&n))
+	require.Zero(t, n, "without a tenant, nothing is visible")
 }
