@@ -26,6 +26,12 @@ SELECT 'CREATE DATABASE tenancy_test OWNER tenancy_owner'
 WHERE NOT EXISTS (SELECT 1 FROM pg_database WHERE datname = 'tenancy_test')
 \gexec
 
+-- The one `make bench` empties and fills (thousands of tenants), apart from dev data.
+SELECT 'CREATE DATABASE tenancy_bench OWNER tenancy_owner'
+WHERE NOT EXISTS (SELECT 1 FROM pg_database WHERE datname = 'tenancy_bench')
+\gexec
+
 -- The app role must be able to connect, nothing more at this level.
 GRANT CONNECT ON DATABASE tenancy TO tenancy_app;
 GRANT CONNECT ON DATABASE tenancy_test TO tenancy_app;
+GRANT CONNECT ON DATABASE tenancy_bench TO tenancy_app;

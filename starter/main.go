@@ -13,25 +13,19 @@ import (
 	"os/signal"
 	"strings"
 	"syscall"
-	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
 
-	"github.com/misybot/tenancy/api"
 	"github.com/misybot/tenancy/internal/clients"
 	"github.com/misybot/tenancy/internal/config"
-	"github.com/misybot/tenancy/internal/conversations"
-	"github.com/misybot/tenancy/internal/keyring"
 	"github.com/misybot/tenancy/internal/lifecycle"
 	"github.com/misybot/tenancy/internal/operators"
 	"github.com/misybot/tenancy/internal/registry"
 	"github.com/misybot/tenancy/internal/rls"
 	"github.com/misybot/tenancy/internal/seal"
 	"github.com/misybot/tenancy/internal/tenant"
-	"github.com/misybot/tenancy/internal/tenantdb"
-	"github.com/misybot/tenancy/internal/tenantmongo"
-	"github.com/misybot/tenancy/internal/tenantredis"
 	"github.com/misybot/tenancy/migrations"
+	"github.com/misybot/tenancy/wiring"
 )
 
 const usage = `usage: starter <command>
@@ -119,28 +113,7 @@ func serve(ctx context.Context, cfg config.Config, logger *slog.Logger) error {
 		return err
 	}
 
-	auditWriter := c.AuditWriter(sealer)
-	e := api.New(api.Config{
-		Registry: registry.New(c.Postgres),
-		Settings: tenantdb.New(c.Postgres),
-		Lifecycle: lifecycle.New(c.Temporal, lifecycle.Options{
-			TaskQueue: cfg.TaskQueue, OffboardGrace: cfg.OffboardGrace, Logger: logger,
-		}),
-		Sealer:        sealer,
-		Operators:     operators.New(c.Postgres, cfg.OperatorToken),
-		Redis:         tenantredis.New(c.Redis),
-		Conversations: conversations.New(tenantmongo.New(c.Mongo), keyring.New(c.Postgres, sealer), tenantredis.New(c.Redis)),
-		SecretOverlap: cfg.SecretOverlap,
-		Audit:         auditWriter,
-		Checks: []api.Check{
-			{Name: "postgres", Probe: c.PingPostgres},
-			{Name: "mongodb", Probe: c.PingMongo},
-			{Name: "redis", Probe: c.PingRedis},
-			{Name: "temporal", Probe: c.PingTemporal},
-			api.AuditShippingCheck(auditWriter, 30*time.Second),
-		},
-		Logger: logger,
-	})
+	e := wiring.API(cfg, c, sealer, logger)
 
 	errc := make(chan error, 1)
 	go func() { errc <- e.Start(cfg.APIAddr) }()

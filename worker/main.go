@@ -10,7 +10,6 @@ import (
 	"strings"
 	"time"
 
-	"go.temporal.io/sdk/interceptor"
 	"go.temporal.io/sdk/worker"
 
 	"github.com/misybot/tenancy/activities"
@@ -19,7 +18,7 @@ import (
 	"github.com/misybot/tenancy/internal/rls"
 	"github.com/misybot/tenancy/internal/schedule"
 	"github.com/misybot/tenancy/internal/seal"
-	"github.com/misybot/tenancy/workflows"
+	"github.com/misybot/tenancy/wiring"
 )
 
 func main() {
@@ -61,13 +60,11 @@ func main() {
 	// down they wait there, and lifecycle changes go on.
 	shipCtx, stopShipper := context.WithCancel(context.Background())
 	shipped := make(chan struct{})
-	go func() { defer close(shipped); acts.Audit.NewShipper(logger).Run(shipCtx) }()
+	go func() { defer close(shipped); wiring.Shipper(acts, logger).Run(shipCtx) }()
 	defer func() { stopShipper(); <-shipped }()
 
 	// The interceptor writes one audit event per workflow step (activities.NewAuditInterceptor).
-	w := worker.New(c.Temporal, cfg.TaskQueue, worker.Options{Interceptors: []interceptor.WorkerInterceptor{activities.NewAuditInterceptor(acts)}})
-	workflows.Register(w)
-	w.RegisterActivity(acts)
+	w := wiring.Worker(c, acts, cfg.TaskQueue)
 
 	logger.Info("worker starting", "task_queue", cfg.TaskQueue, "temporal", cfg.TemporalAddress, "namespace", cfg.TemporalNamespace, "export_dir", cfg.ExportDir)
 	if err := w.Run(worker.InterruptCh()); err != nil {

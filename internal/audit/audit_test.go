@@ -45,7 +45,7 @@ func setup(t *testing.T) bundle {
 }
 
 // tenantCtx returns a context for a new tenant whose database is dropped when the test ends.
-func (b bundle) tenantCtx(t *testing.T, prefix string) (context.Context, string) {
+func (b bundle) tenantCtx(t testing.TB, prefix string) (context.Context, string) {
 	t.Helper()
 	id := testenv.TenantID(prefix)
 	t.Cleanup(func() { _ = b.mongo.Database("tenant_" + id).Drop(context.Background()) })

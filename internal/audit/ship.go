@@ -246,7 +246,7 @@ func (c *Chain) sequence(ctx context.Context, tx pgx.Tx, head *link, batch []out
 	b := &pgx.Batch{}
 	b.Queue(`UPDATE `+table+` o SET seq = u.seq, prev_hash = u.prev, hash = u.hash
 		FROM unnest($2::bigint[], $3::bigint[], $4::text[], $5::text[]) AS u(pos, seq, prev, hash)
-		WHERE o.`+column+` = $1 AND o.pos = u.pos`, arg, pos, seqs, prevs, hashes)
+		WHERE o.`+column+` = $1 AND o.pos = u.pos AND o.shipped_at IS NULL`, arg, pos, seqs, prevs, hashes)
 	b.Queue(`UPDATE audit_heads SET seq = $2, hash = $3, key_version = $4, updated_at = now() WHERE chain = $1`,
 		c.key, head.Seq, head.Hash, c.w.keyVersion)
 	if err := tx.SendBatch(ctx, b).Close(); err != nil {
@@ -255,25 +255,44 @@ func (c *Chain) sequence(ctx context.Context, tx pgx.Tx, head *link, batch []out
 	return events, nil
 }
 
-// upsert writes events to MongoDB by _id, in order, and returns how many are written: all of
-// them, or those before the first failure.
+// upsert writes events to MongoDB, in order, and returns how many are there: all of them, or
+// those before the first failure.
+//
+// Inserts, not upserts by _id: on FerretDB an update with an _id filter (ReplaceOne with upsert,
+// CountDocuments too) reads the whole collection, measured 52 ms per event at 50,000 events
+// against 0.4 ms for an insert, whatever the size. A duplicate key is then looked up by _id
+// (FindOne on _id is pushed down, flat): the event itself, written by a shipper that died
+// before its commit, counts as written; another event holding the seq is a conflict.
 func (c *Chain) upsert(ctx context.Context, events []Event) (int, error) {
 	if err := c.w.ensureSeqIndex(ctx, c.events); err != nil {
 		return 0, err
 	}
-	models := make([]mongo.WriteModel, len(events))
-	for i := range events {
-		models[i] = mongo.NewReplaceOneModel().SetFilter(bson.D{{Key: "_id", Value: events[i].ID}}).SetReplacement(events[i]).SetUpsert(true)
+	done := 0
+	for done < len(events) {
+		docs := make([]any, 0, len(events)-done)
+		for i := done; i < len(events); i++ {
+			docs = append(docs, events[i])
+		}
+		_, err := c.events.InsertMany(ctx, docs, options.InsertMany().SetOrdered(true))
+		if err == nil {
+			return len(events), nil
+		}
+		var bwe mongo.BulkWriteException
+		if !errors.As(err, &bwe) || len(bwe.WriteErrors) == 0 {
+			return done, err
+		}
+		failed := done + bwe.WriteErrors[0].Index
+		if !mongo.IsDuplicateKeyError(err) {
+			return failed, err
+		}
+		var stored link
+		ferr := c.events.FindOne(ctx, bson.D{{Key: "_id", Value: events[failed].ID}}, options.FindOne().SetProjection(bson.D{{Key: "seq", Value: 1}, {Key: "hash", Value: 1}})).Decode(&stored)
+		if ferr != nil || stored.Seq != events[failed].Seq || stored.Hash != events[failed].Hash {
+			return failed, err // another event holds the seq (or the lookup failed): the caller decides
+		}
+		done = failed + 1
 	}
-	_, err := c.events.BulkWrite(ctx, models, options.BulkWrite().SetOrdered(true))
-	if err == nil {
-		return len(events), nil
-	}
-	var bwe mongo.BulkWriteException
-	if errors.As(err, &bwe) && len(bwe.WriteErrors) > 0 {
-		return bwe.WriteErrors[0].Index, err
-	}
-	return 0, err
+	return done, nil
 }
 
 // markShipped records that rows reached MongoDB, up to seq, and drops shipped rows older than
@@ -286,10 +305,12 @@ func (c *Chain) markShipped(ctx context.Context, tx pgx.Tx, rows []outboxRow, se
 		pos[i] = r.pos
 	}
 	b := &pgx.Batch{}
-	b.Queue(`UPDATE `+table+` SET shipped_at = now() WHERE `+cond+` AND pos = ANY($2)`, arg, pos)
+	b.Queue(`UPDATE `+table+` SET shipped_at = now() WHERE `+cond+` AND pos = ANY($2) AND shipped_at IS NULL`, arg, pos)
 	b.Queue(`DELETE FROM audit_backlog WHERE chain = $1 AND pos = ANY($2)`, c.key, pos)
 	b.Queue(`UPDATE audit_heads SET shipped_seq = greatest(shipped_seq, $2) WHERE chain = $1`, c.key, seq)
-	b.Queue(`DELETE FROM `+table+` WHERE `+cond+` AND pos IN (
+	// The outer shipped_at bound keeps both scans on the shipped index (without it the outer
+	// DELETE reads every row of the chain).
+	b.Queue(`DELETE FROM `+table+` WHERE `+cond+` AND shipped_at < $2 AND pos IN (
 		SELECT pos FROM `+table+` WHERE `+cond+` AND shipped_at < $2 LIMIT 1000)`, arg, time.Now().Add(-keepShipped))
 	if err := tx.SendBatch(ctx, b).Close(); err != nil {
 		return fmt.Errorf("mark shipped: %w", err)

@@ -1,0 +1,338 @@
+// Command bench measures onboarding end to end (API request to active tenant) against the
+// Temporal floor, on real servers, and writes a report. `make bench` runs it on a database of
+// its own (tenancy_bench), which it empties first: the "empty platform" figures need one.
+//
+// Every figure is a ratio against a baseline measured in the same run on the same machine:
+//   - onboarding at concurrency 1 on an empty platform, against the floor workflow (same shape,
+//     no-op activities, same dev server and worker);
+//   - onboarding at concurrency 16, throughput and p50, against the floor at concurrency 16;
+//   - onboarding at concurrency 1 again after -tenants onboardings, against the empty platform.
+//
+// Usage: go run ./bench [-tenants 2000] [-samples 30] [-out .bench]
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+	"go.mongodb.org/mongo-driver/bson"
+	"go.temporal.io/sdk/client"
+
+	"github.com/misybot/tenancy/internal/clients"
+	"github.com/misybot/tenancy/internal/config"
+	"github.com/misybot/tenancy/internal/seal"
+	"github.com/misybot/tenancy/internal/tenantmongo"
+	"github.com/misybot/tenancy/migrations"
+	"github.com/misybot/tenancy/wiring"
+)
+
+func main() {
+	tenants := flag.Int("tenants", 2000, "onboardings before the second concurrency-1 measurement")
+	samples := flag.Int("samples", 30, "onboardings per concurrency-1 measurement")
+	burst := flag.Int("burst", 100, "onboardings per concurrency-16 measurement")
+	out := flag.String("out", ".bench", "report folder")
+	flag.Parse()
+	if err := run(*tenants, *samples, *burst, *out); err != nil {
+		fmt.Fprintln(os.Stderr, "bench:", err)
+		os.Exit(1)
+	}
+}
+
+type bench struct {
+	cfg      config.Config
+	c        *clients.Clients
+	url      string
+	token    string
+	temporal client.Client
+	queue    string
+	prefix   string
+	seq      atomic.Int64
+	logger   *slog.Logger
+}
+
+func run(tenants, samples, burst int, outDir string) error {
+	cfg, err := config.FromEnv()
+	if err != nil {
+		return err
+	}
+	if !strings.Contains(cfg.DatabaseURL, "tenancy_bench") {
+		return errors.New("DATABASE_URL must name the tenancy_bench database (the bench empties it): run `make bench`")
+	}
+	logger := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	ctx := context.Background()
+	say("migrating and emptying the bench database")
+	if err := migrations.Up(ctx, cfg.MigrateDatabaseURL, logger); err != nil {
+		return err
+	}
+	c, err := clients.Open(ctx, cfg, logger)
+	if err != nil {
+		return err
+	}
+	defer func() { _ = c.Close(context.Background()) }()
+	if err := reset(ctx, cfg, c); err != nil {
+		return err
+	}
+
+	sealer, err := seal.New(cfg.MasterKey)
+	if err != nil {
+		return err
+	}
+	if cfg.OperatorToken == "" {
+		cfg.OperatorToken = fmt.Sprintf("bench-operator-token-%d", time.Now().UnixNano())
+	}
+	b := &bench{cfg: cfg, c: c, temporal: c.Temporal, queue: cfg.TaskQueue, logger: logger,
+		prefix: fmt.Sprintf("b%d-", time.Now().Unix()%100000), token: cfg.OperatorToken}
+	acts := c.Activities(sealer, filepath.Join(os.TempDir(), "tenancy-bench-exports"), logger)
+	w := wiring.Worker(c, acts, cfg.TaskQueue)
+	registerFloor(w)
+	if err := w.Start(); err != nil {
+		return err
+	}
+	defer w.Stop()
+	shipCtx, stopShipper := context.WithCancel(ctx)
+	defer stopShipper()
+	go wiring.Shipper(acts, logger).Run(shipCtx)
+	srv := httptest.NewServer(wiring.API(cfg, c, sealer, logger))
+	defer srv.Close()
+	b.url = srv.URL
+
+	r := report{Started: time.Now().UTC(), Machine: machine(), Tenants: tenants}
+	say("warm-up")
+	if _, err := b.measure(4, 2, b.floor); err != nil {
+		return err
+	}
+	if _, err := b.measure(4, 2, b.onboard); err != nil {
+		return err
+	}
+
+	floor1, err := b.phase("floor, concurrency 1", samples, 1, b.floor)
+	if err != nil {
+		return err
+	}
+	empty1, err := b.phase("onboarding, concurrency 1, empty platform", samples, 1, b.onboard)
+	if err != nil {
+		return err
+	}
+	floor16, err := b.phase("floor, concurrency 16", burst, 16, b.floor)
+	if err != nil {
+		return err
+	}
+	onb16, err := b.phase("onboarding, concurrency 16", burst, 16, b.onboard)
+	if err != nil {
+		return err
+	}
+	fill := tenants - int(b.seq.Load())
+	if fill > 0 {
+		if _, err := b.phase(fmt.Sprintf("filling to %d tenants, concurrency 16", tenants), fill, 16, b.onboard); err != nil {
+			return err
+		}
+	}
+	full1, err := b.phase(fmt.Sprintf("onboarding, concurrency 1, after %d tenants", b.seq.Load()), samples, 1, b.onboard)
+	if err != nil {
+		return err
+	}
+	floorAfter, err := b.phase("floor, concurrency 1, again", samples, 1, b.floor)
+	if err != nil {
+		return err
+	}
+
+	r.Rows = []row{
+		{"Onboarding p50, concurrency 1, empty platform vs floor", empty1.P50, floor1.P50, ratio(empty1.P50, floor1.P50), "≤ 1.5"},
+		{"Onboarding p99, concurrency 1, empty platform vs floor", empty1.P99, floor1.P99, ratio(empty1.P99, floor1.P99), ""},
+		{"Onboarding p50, concurrency 16 vs floor", onb16.P50, floor16.P50, ratio(onb16.P50, floor16.P50), "≤ 1.5"},
+		{"Onboarding p99, concurrency 16 vs floor", onb16.P99, floor16.P99, ratio(onb16.P99, floor16.P99), ""},
+		{"Onboarding throughput (runs/s), concurrency 16 vs floor", onb16.Throughput, floor16.Throughput, onb16.Throughput / floor16.Throughput, "≥ 0.8"},
+		{fmt.Sprintf("Onboarding p50, concurrency 1, after %d tenants vs empty", full1.Tenants), full1.P50, empty1.P50, ratio(full1.P50, empty1.P50), "≤ 1.2"},
+		{"Floor p50, concurrency 1, end vs start (server drift)", floorAfter.P50, floor1.P50, ratio(floorAfter.P50, floor1.P50), ""},
+	}
+	r.Phases = []phase{floor1, empty1, floor16, onb16, full1, floorAfter}
+	r.Finished = time.Now().UTC()
+	return r.write(outDir)
+}
+
+// reset empties the bench database, the bench tenants' MongoDB databases and the Redis
+// database, so the first measurements run on an empty platform.
+func reset(ctx context.Context, cfg config.Config, c *clients.Clients) error {
+	owner, err := pgxpool.New(ctx, cfg.MigrateDatabaseURL)
+	if err != nil {
+		return err
+	}
+	defer owner.Close()
+	rows, err := owner.Query(ctx, `SELECT format('%I.%I', schemaname, tablename) FROM pg_tables
+		WHERE schemaname = 'public' AND tablename NOT LIKE 'goose%'`)
+	if err != nil {
+		return err
+	}
+	tables, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	if err != nil {
+		return err
+	}
+	if _, err := owner.Exec(ctx, `TRUNCATE `+strings.Join(tables, ", ")+` RESTART IDENTITY CASCADE`); err != nil {
+		return fmt.Errorf("empty the bench database: %w", err)
+	}
+	names, err := c.Mongo.ListDatabaseNames(ctx, bson.D{})
+	if err != nil {
+		return err
+	}
+	for _, n := range names {
+		if strings.HasPrefix(n, tenantmongo.DatabasePrefix+"b") || n == cfg.AuditPlatformDatabase {
+			if err := c.Mongo.Database(n).Drop(ctx); err != nil {
+				return err
+			}
+		}
+	}
+	return c.Redis.FlushDB(ctx).Err()
+}
+
+// phase is one measurement: n runs at a concurrency.
+type phase struct {
+	Name        string        `json:"name"`
+	Runs        int           `json:"runs"`
+	Concurrency int           `json:"concurrency"`
+	Tenants     int64         `json:"tenantsAfter"`
+	P50         float64       `json:"p50Ms"`
+	P99         float64       `json:"p99Ms"`
+	Throughput  float64       `json:"runsPerSecond"`
+	Elapsed     time.Duration `json:"elapsedNs"`
+	Latencies   []float64     `json:"latenciesMs"`
+}
+
+func (b *bench) phase(name string, n, conc int, op func(context.Context) error) (phase, error) {
+	say(fmt.Sprintf("%s: %d runs", name, n))
+	p, err := b.measure(n, conc, op)
+	p.Name, p.Tenants = name, b.seq.Load()
+	if err == nil {
+		say(fmt.Sprintf("  p50 %.1f ms, p99 %.1f ms, %.2f runs/s", p.P50, p.P99, p.Throughput))
+	}
+	return p, err
+}
+
+// measure runs op n times, conc at a time, printing progress, and returns the latencies.
+func (b *bench) measure(n, conc int, op func(context.Context) error) (phase, error) {
+	lat := make([]float64, n)
+	var next, done atomic.Int64
+	var firstErr error
+	var mu sync.Mutex
+	var wg sync.WaitGroup
+	start := time.Now()
+	stopProgress := progress(n, &done)
+	for range conc {
+		wg.Go(func() {
+			for {
+				i := next.Add(1) - 1
+				if i >= int64(n) {
+					return
+				}
+				ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+				t0 := time.Now()
+				err := op(ctx)
+				lat[i] = float64(time.Since(t0).Microseconds()) / 1000
+				cancel()
+				done.Add(1)
+				if err != nil {
+					mu.Lock()
+					if firstErr == nil {
+						firstErr = err
+					}
+					mu.Unlock()
+				}
+			}
+		})
+	}
+	wg.Wait()
+	stopProgress()
+	elapsed := time.Since(start)
+	sorted := slices.Clone(lat)
+	slices.Sort(sorted)
+	return phase{Runs: n, Concurrency: conc, P50: quantile(sorted, 0.5), P99: quantile(sorted, 0.99),
+		Throughput: float64(n) / elapsed.Seconds(), Elapsed: elapsed, Latencies: lat}, firstErr
+}
+
+// onboard registers and onboards a new tenant through the API and waits for its run to end.
+func (b *bench) onboard(ctx context.Context) error {
+	id := fmt.Sprintf("%st%05d", b.prefix, b.seq.Add(1))
+	body := `{"tenantId":"` + id + `","tenantName":"Bench ` + id + `","contactEmail":"ops@` + id + `.test","tenantType":"standard","allowedOrigins":["https://` + id + `.test"]}`
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, b.url+"/api/meta-agent/tenants/onboard", strings.NewReader(body))
+	if err != nil {
+		return err
+	}
+	req.Header.Set("Authorization", "Bearer "+b.token)
+	req.Header.Set("Content-Type", "application/json")
+	res, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return err
+	}
+	raw, _ := io.ReadAll(res.Body)
+	res.Body.Close()
+	if res.StatusCode != http.StatusAccepted {
+		return fmt.Errorf("onboard %s: %d %s", id, res.StatusCode, raw)
+	}
+	var started struct{ WorkflowID, RunID string }
+	if err := json.Unmarshal(raw, &started); err != nil {
+		return err
+	}
+	return b.temporal.GetWorkflow(ctx, started.WorkflowID, started.RunID).Get(ctx, nil)
+}
+
+// floor starts the floor workflow and waits for it.
+func (b *bench) floor(ctx context.Context) error {
+	id := fmt.Sprintf("bench-floor:%s%d", b.prefix, time.Now().UnixNano())
+	run, err := b.temporal.ExecuteWorkflow(ctx, client.StartWorkflowOptions{ID: id, TaskQueue: b.queue}, floorWorkflow, id)
+	if err != nil {
+		return err
+	}
+	return run.Get(ctx, nil)
+}
+
+func quantile(sorted []float64, q float64) float64 {
+	if len(sorted) == 0 {
+		return 0
+	}
+	i := int(q*float64(len(sorted)-1) + 0.5)
+	return sorted[i]
+}
+
+func ratio(a, b float64) float64 {
+	if b == 0 {
+		return 0
+	}
+	return a / b
+}
+
+// progress prints done/n every two seconds until stopped.
+func progress(n int, done *atomic.Int64) func() {
+	stop := make(chan struct{})
+	finished := make(chan struct{})
+	go func() {
+		defer close(finished)
+		t := time.NewTicker(2 * time.Second)
+		defer t.Stop()
+		for {
+			select {
+			case <-stop:
+				return
+			case <-t.C:
+				fmt.Fprintf(os.Stderr, "  … %d/%d\n", done.Load(), n)
+			}
+		}
+	}()
+	return func() { close(stop); <-finished }
+}
+
+func say(s string) { fmt.Fprintln(os.Stderr, "bench: "+s) }

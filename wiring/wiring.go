@@ -1,0 +1,74 @@
+// Package wiring wires the application from its parts, once for every process that needs
+// it: the API server (starter serve), the worker, and the end-to-end benchmark, which runs both
+// in one process. Connections come from internal/clients; this package only decides which
+// store gets which connection.
+package wiring
+
+import (
+	"log/slog"
+	"time"
+
+	"github.com/labstack/echo/v4"
+	"go.temporal.io/sdk/interceptor"
+	"go.temporal.io/sdk/worker"
+
+	"github.com/misybot/tenancy/activities"
+	"github.com/misybot/tenancy/api"
+	"github.com/misybot/tenancy/internal/audit"
+	"github.com/misybot/tenancy/internal/clients"
+	"github.com/misybot/tenancy/internal/config"
+	"github.com/misybot/tenancy/internal/conversations"
+	"github.com/misybot/tenancy/internal/keyring"
+	"github.com/misybot/tenancy/internal/lifecycle"
+	"github.com/misybot/tenancy/internal/operators"
+	"github.com/misybot/tenancy/internal/registry"
+	"github.com/misybot/tenancy/internal/seal"
+	"github.com/misybot/tenancy/internal/tenantdb"
+	"github.com/misybot/tenancy/internal/tenantmongo"
+	"github.com/misybot/tenancy/internal/tenantredis"
+	"github.com/misybot/tenancy/workflows"
+)
+
+// auditShippingLag is how long audit events may wait in the outbox before /readyz says
+// degraded.
+const auditShippingLag = 30 * time.Second
+
+// API builds the HTTP API over the process's clients.
+func API(cfg config.Config, c *clients.Clients, sealer *seal.Sealer, logger *slog.Logger) *echo.Echo {
+	auditWriter := c.AuditWriter(sealer)
+	return api.New(api.Config{
+		Registry: registry.New(c.Postgres),
+		Settings: tenantdb.New(c.Postgres),
+		Lifecycle: lifecycle.New(c.Temporal, lifecycle.Options{
+			TaskQueue: cfg.TaskQueue, OffboardGrace: cfg.OffboardGrace, Logger: logger,
+		}),
+		Sealer:        sealer,
+		Operators:     operators.New(c.Postgres, cfg.OperatorToken),
+		Redis:         tenantredis.New(c.Redis),
+		Conversations: conversations.New(tenantmongo.New(c.Mongo), keyring.New(c.Postgres, sealer), tenantredis.New(c.Redis)),
+		SecretOverlap: cfg.SecretOverlap,
+		Audit:         auditWriter,
+		Checks: []api.Check{
+			{Name: "postgres", Probe: c.PingPostgres},
+			{Name: "mongodb", Probe: c.PingMongo},
+			{Name: "redis", Probe: c.PingRedis},
+			{Name: "temporal", Probe: c.PingTemporal},
+			api.AuditShippingCheck(auditWriter, auditShippingLag),
+		},
+		Logger: logger,
+	})
+}
+
+// Worker builds the Temporal worker of taskQueue with every lifecycle workflow and activity
+// registered, and the step audit interceptor (one audit event per workflow step).
+func Worker(c *clients.Clients, acts *activities.Activities, taskQueue string) worker.Worker {
+	w := worker.New(c.Temporal, taskQueue, worker.Options{Interceptors: []interceptor.WorkerInterceptor{activities.NewAuditInterceptor(acts)}})
+	workflows.Register(w)
+	w.RegisterActivity(acts)
+	return w
+}
+
+// Shipper is the audit outbox shipper of a worker process.
+func Shipper(acts *activities.Activities, logger *slog.Logger) *audit.Shipper {
+	return acts.Audit.NewShipper(logger)
+}
