@@ -56,6 +56,7 @@ func main() {
 		exitConfig(err)
 	}
 	logger := cfg.NewLogger(os.Stderr)
+	slog.SetDefault(logger) // packages that log without a logger of their own (audit chain repairs) log here
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 

@@ -30,6 +30,7 @@ func main() {
 		os.Exit(2)
 	}
 	logger := cfg.NewLogger(os.Stderr)
+	slog.SetDefault(logger) // packages that log without a logger of their own (audit chain repairs) log here
 	if cfg.UsesDevMasterKey() {
 		logger.Warn("using the public development master key: set TENANT_MASTER_KEY for anything but local development")
 	}

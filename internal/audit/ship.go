@@ -207,7 +207,7 @@ func (c *Chain) shipBatch(ctx context.Context, wait bool) (shipped int, more boo
 			// Another event holds a seq this batch took: MongoDB's chain is ahead of the head
 			// kept here (events written before the outbox existed, whose head was not anchored).
 			resync = true
-			return c.resync(ctx, tx, table, cond, arg)
+			return c.resync(ctx, tx, table, cond, arg, events[n].Seq)
 		}
 		more = false
 		return werr
@@ -321,17 +321,14 @@ func (c *Chain) markShipped(ctx context.Context, tx pgx.Tx, rows []outboxRow, se
 // resync moves the head to MongoDB's newest event and unsequences the rows still waiting, so the
 // next batch appends after what MongoDB holds. It reads MongoDB's head with a sorted query (a
 // scan on FerretDB): this happens once per chain whose head was not anchored, never per event.
-func (c *Chain) resync(ctx context.Context, tx pgx.Tx, table, cond, arg string) error {
+// conflict is the seq another event held in MongoDB.
+func (c *Chain) resync(ctx context.Context, tx pgx.Tx, table, cond, arg string, conflict int64) error {
 	h, err := c.head(ctx)
 	if err != nil {
 		return err
 	}
-	var cur int64
-	if err := tx.QueryRow(ctx, `SELECT seq FROM audit_heads WHERE chain = $1`, c.key).Scan(&cur); err != nil {
-		return fmt.Errorf("resync: %w", err)
-	}
-	if h.Seq <= cur {
-		return fmt.Errorf("a seq this batch took is held in MongoDB by another event, but MongoDB's head (%d) is not ahead of PostgreSQL's (%d): the chain was altered; events stay in the outbox", h.Seq, cur)
+	if h.Seq < conflict {
+		return fmt.Errorf("seq %d is held in MongoDB by another event, but MongoDB's head (%d) is before it: the chain was altered; events stay in the outbox", conflict, h.Seq)
 	}
 	b := &pgx.Batch{}
 	b.Queue(`UPDATE audit_heads SET seq = $2, hash = $3, shipped_seq = $2, updated_at = now() WHERE chain = $1`, c.key, h.Seq, h.Hash)
@@ -340,7 +337,7 @@ func (c *Chain) resync(ctx context.Context, tx pgx.Tx, table, cond, arg string) 
 		return fmt.Errorf("resync: %w", err)
 	}
 	slog.Default().Warn("audit chain head re-read from MongoDB: it was ahead of PostgreSQL's (events written before the outbox); waiting events append after it",
-		"chain", c.name, "mongo_seq", h.Seq, "postgres_seq", cur)
+		"chain", c.name, "mongo_seq", h.Seq, "conflicting_seq", conflict)
 	return nil
 }
 

@@ -184,12 +184,14 @@ func (s *Store) AddMessage(ctx context.Context, conversationID, role, text strin
 	if err != nil {
 		return Message{}, err
 	}
-	n, err := conv.CountDocuments(ctx, bson.D{{Key: "_id", Value: conversationID}})
+	// FindOne on _id, not CountDocuments: FerretDB pushes down only the former; a count reads
+	// the whole collection.
+	err = conv.FindOne(ctx, bson.D{{Key: "_id", Value: conversationID}}, options.FindOne().SetProjection(bson.D{{Key: "_id", Value: 1}})).Err()
+	if errors.Is(err, mongo.ErrNoDocuments) {
+		return Message{}, ErrNotFound
+	}
 	if err != nil {
 		return Message{}, fmt.Errorf("conversations: %w", err)
-	}
-	if n == 0 {
-		return Message{}, ErrNotFound
 	}
 	ct, err := s.keys.Encrypt(ctx, TextField, []byte(text))
 	if err != nil {
