@@ -21,6 +21,7 @@ import (
 	"github.com/misybot/tenancy/internal/conversations"
 	"github.com/misybot/tenancy/internal/keyring"
 	"github.com/misybot/tenancy/internal/registry"
+	"github.com/misybot/tenancy/internal/rls"
 	"github.com/misybot/tenancy/internal/tenant"
 	"github.com/misybot/tenancy/internal/tenantdb"
 	"github.com/misybot/tenancy/internal/tenantmongo"
@@ -141,6 +142,14 @@ func (a *Activities) recordStepTx(ctx context.Context, tx pgx.Tx, tenantID strin
 	}
 	_, err := a.Audit.RecordTx(ctx, tx, StepEvent(info, tenantID, nil, nil))
 	return err
+}
+
+// withStepEvent returns ctx whose writing transactions (rls.Tx) commit the running step's audit
+// event with their change (rls.CommitHook).
+func (a *Activities) withStepEvent(ctx context.Context, tenantID string) context.Context {
+	return rls.WithCommitHook(ctx, func(ctx context.Context, tx pgx.Tx) error {
+		return a.recordStepTx(ctx, tx, tenantID)
+	})
 }
 
 // CurrentStatus is a tenant's status as the registry has it.

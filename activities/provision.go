@@ -44,7 +44,8 @@ func (a *Activities) DestroyKeys(ctx context.Context, in TenantRef) (DestroyKeys
 	if err != nil {
 		return DestroyKeysResult{}, err
 	}
-	n, err := a.Keys.Destroy(tctx)
+	// The step's audit event commits in the transaction that destroys the keys.
+	n, err := a.Keys.Destroy(a.withStepEvent(tctx, in.TenantID))
 	return DestroyKeysResult{Destroyed: n}, err
 }
 

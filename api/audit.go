@@ -18,10 +18,12 @@ import (
 	"time"
 	"unicode/utf8"
 
+	"github.com/jackc/pgx/v5"
 	"github.com/labstack/echo/v4"
 
 	"github.com/misybot/tenancy/internal/audit"
 	"github.com/misybot/tenancy/internal/registry"
+	"github.com/misybot/tenancy/internal/rls"
 	"github.com/misybot/tenancy/internal/tenant"
 )
 
@@ -445,6 +447,10 @@ func (s *Server) putAuditPolicy(c echo.Context) error {
 const (
 	auditTenantKey = "auditTenant"
 	auditDenialKey = "auditDenial"
+	// auditIDKey holds the request's event id, drawn when the request starts.
+	auditIDKey = "auditID"
+	// auditCommittedKey is set once the request's event committed with its change.
+	auditCommittedKey = "auditCommitted"
 )
 
 // auditTenant names the tenant a management request is about when the path does not
@@ -516,12 +522,17 @@ func mutating(method string) bool {
 // Where: an unauthenticated caller's event goes to the platform chain (it must not be able to
 // write into a tenant's chain), and so do the requests that create or remove a tenant
 // (platformActions); any other goes to its tenant's chain while that chain is open
-// (audit.Writer.Record), to the platform chain otherwise. Known gap: a write racing the start
-// of an offboarding (its status read as active just before the workflow marked the tenant
-// offboarding) may land in the chain after the export and be dropped with it.
+// (audit.Writer.Record, which decides under a share lock on the tenant's row, so a write racing
+// the start of an offboarding lands in the platform chain, never in a chain already exported).
+//
+// With the change: a request's success event commits in the transaction that writes its change
+// (recordInTx, through rls.CommitHook), so a change is never without its record. The rest
+// (refusals, failures, requests whose change is in MongoDB or Redis) is written when the
+// request ends.
 //
 // Exactly once: the event id is "api/" + a random 128-bit id drawn once per request, so the
-// writer's internal retries cannot double it. Not the X-Request-Id: clients may send that
+// writer's internal retries cannot double it, and the end-of-request write finds the event
+// committed with the change. Not the X-Request-Id: clients may send that
 // header, and a repeated value would make the writer take a second request's event for the
 // first one's, letting a caller suppress the audit of its own refused requests. The request id
 // is stored in the event (requestId) to match logs.
@@ -531,6 +542,14 @@ func mutating(method string) bool {
 // fails is logged with the event's fields; the request's own outcome stands.
 func (s *Server) auditTrail(next echo.HandlerFunc) echo.HandlerFunc {
 	return func(c echo.Context) (err error) {
+		c.Set(auditIDKey, newAuditID())
+		if mutating(c.Request().Method) {
+			// The request's event commits in the transaction that writes its change.
+			req := c.Request()
+			c.SetRequest(req.WithContext(rls.WithCommitHook(req.Context(), func(ctx context.Context, tx pgx.Tx) error {
+				return s.recordInTx(ctx, c, tx)
+			})))
+		}
 		defer func() {
 			if r := recover(); r != nil {
 				c.Response().Status = http.StatusInternalServerError
@@ -547,11 +566,48 @@ func (s *Server) auditTrail(next echo.HandlerFunc) echo.HandlerFunc {
 	}
 }
 
-func (s *Server) recordRequest(c echo.Context, handlerErr error) {
-	req, route, status := c.Request(), c.Path(), c.Response().Status
+// recordInTx writes the request's success event in tx, the transaction that writes its change,
+// so that the change and its record commit together. It runs before each commit of a writing
+// transaction the request opens (rls.CommitHook); a transaction that wrote nothing (no
+// transaction id assigned: a read, or an UPDATE that matched no row) records nothing, and the
+// request's outcome is recorded when it ends, as for any request.
+func (s *Server) recordInTx(ctx context.Context, c echo.Context, tx pgx.Tx) error {
+	if s.audit == nil {
+		return nil
+	}
+	var wrote bool
+	if err := tx.QueryRow(ctx, `SELECT pg_current_xact_id_if_assigned() IS NOT NULL`).Scan(&wrote); err != nil {
+		return fmt.Errorf("audit: %w", err)
+	}
+	if !wrote {
+		return nil
+	}
+	e, authenticated, ok := s.requestEvent(c, 0, nil)
+	if !ok || !authenticated {
+		return nil
+	}
+	e.Details["status"] = "committed"
+	var err error
+	if e.TenantID == "" || platformActions[e.Action] {
+		_, err = s.audit.PlatformTx(ctx, tx, e)
+	} else {
+		_, err = s.audit.RecordTx(ctx, tx, e)
+	}
+	if err != nil {
+		return err
+	}
+	c.Set(auditCommittedKey, true)
+	return nil
+}
+
+// requestEvent builds the request's audit event; ok is false for a request that is not
+// audited. status 0 builds the event of a change committing (outcome success) before the answer
+// is known.
+func (s *Server) requestEvent(c echo.Context, status int, handlerErr error) (e audit.Event, authenticated, ok bool) {
+	req, route := c.Request(), c.Path()
 	var he *echo.HTTPError
 	if route == "" || (errors.As(handlerErr, &he) && he.Code == http.StatusMethodNotAllowed) {
-		return // no route matched the path, or not with this method: nothing was attempted
+		return e, false, false // no route matched the path, or not with this method: nothing was attempted
 	}
 	d, refused := c.Get(auditDenialKey).(denial)
 	management := strings.HasPrefix(route, "/api/meta-agent/")
@@ -562,11 +618,15 @@ func (s *Server) recordRequest(c echo.Context, handlerErr error) {
 	case management && (mutating(req.Method) || denied):
 	case tenantAPI && mutating(req.Method):
 	default:
-		return
+		return e, false, false
 	}
 
-	e := audit.Event{
-		ID:        newAuditID(),
+	id, _ := c.Get(auditIDKey).(string)
+	if id == "" {
+		id = newAuditID()
+	}
+	e = audit.Event{
+		ID:        id,
 		Action:    actionOf(req.Method, route),
 		Resource:  truncateText(req.URL.Path, 300),
 		Outcome:   audit.OutcomeSuccess,
@@ -596,12 +656,28 @@ func (s *Server) recordRequest(c echo.Context, handlerErr error) {
 		}
 	}
 	// Only an authenticated caller writes into a tenant's chain.
-	authenticated := (management && operatorOf(c).Name != "") || (!management && authenticatedTenant != "" && authenticatedTenant == e.TenantID)
+	authenticated = (management && operatorOf(c).Name != "") || (!management && authenticatedTenant != "" && authenticatedTenant == e.TenantID)
 	if !authenticated {
 		e.Details["authenticated"] = "false"
 	}
+	return e, authenticated, true
+}
 
-	ctx, cancel := context.WithTimeout(context.WithoutCancel(req.Context()), auditWriteTimeout)
+func (s *Server) recordRequest(c echo.Context, handlerErr error) {
+	e, authenticated, ok := s.requestEvent(c, c.Response().Status, handlerErr)
+	if !ok {
+		return
+	}
+	if committed, _ := c.Get(auditCommittedKey).(bool); committed {
+		if e.Outcome == audit.OutcomeSuccess {
+			return // recorded with its change
+		}
+		// The change committed with its event, and then the answer failed: record that too.
+		e.ID += "/answer"
+		e.Reason = truncateText("the change committed; the answer failed: "+e.Reason, 300)
+	}
+
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(c.Request().Context()), auditWriteTimeout)
 	defer cancel()
 	var err error
 	switch {

@@ -135,7 +135,7 @@ func TestManagementWritesAreAuditedOnce(t *testing.T) {
 	require.Equal(t, audit.Actor{Type: audit.ActorOperator, ID: "bootstrap"}, reg[0].Actor)
 	require.Equal(t, "same-id", reg[0].RequestID)
 	require.Equal(t, api.TenantsPath, reg[0].Resource)
-	require.Equal(t, "201", reg[0].Details["status"])
+	require.Equal(t, "committed", reg[0].Details["status"], "recorded in the transaction that registered the tenant")
 	require.Equal(t, audit.OutcomeFailure, reg[1].Outcome)
 	require.Contains(t, reg[1].Reason, "already registered")
 	require.NotEqual(t, reg[0].ID, reg[1].ID)

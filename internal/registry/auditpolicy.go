@@ -40,7 +40,15 @@ func (r *Registry) AuditPolicy(ctx context.Context, id string) (AuditPolicy, err
 // SetAuditPolicy replaces a tenant's audit policy. An offboarded tenant's audit trail left with
 // its export, so its policy no longer means anything: that is a StatusError (ErrFrozen).
 // Retention outside 1..MaxAuditRetentionDays is refused by the table's CHECK and here first.
-func (r *Registry) SetAuditPolicy(ctx context.Context, id string, p AuditPolicy) (AuditPolicy, error) {
+func (r *Registry) SetAuditPolicy(ctx context.Context, id string, p AuditPolicy) (out AuditPolicy, err error) {
+	err = r.write(ctx, func(reg *Registry) error {
+		out, err = reg.setAuditPolicy(ctx, id, p)
+		return err
+	})
+	return out, err
+}
+
+func (r *Registry) setAuditPolicy(ctx context.Context, id string, p AuditPolicy) (AuditPolicy, error) {
 	if p.RetentionDays < 1 || p.RetentionDays > MaxAuditRetentionDays {
 		return AuditPolicy{}, fmt.Errorf("registry: audit retention must be 1 to %d days, got %d", MaxAuditRetentionDays, p.RetentionDays)
 	}

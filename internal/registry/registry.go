@@ -62,8 +62,21 @@ func New(pool *pgxpool.Pool) *Registry { return &Registry{pool: pool, db: pool} 
 // records it (an audit event in the outbox) commit together. fn's error rolls it back.
 func (r *Registry) Tx(ctx context.Context, fn func(tx pgx.Tx, reg *Registry) error) error {
 	return pgx.BeginFunc(ctx, r.pool, func(tx pgx.Tx) error {
-		return fn(tx, &Registry{pool: r.pool, db: tx})
+		if err := fn(tx, &Registry{pool: r.pool, db: tx}); err != nil {
+			return err
+		}
+		return rls.RunCommitHook(ctx, tx)
 	})
+}
+
+// write runs fn with a Registry whose statements commit together with the context's commit
+// hook (rls.WithCommitHook: an API request's audit event). Without a hook, or inside a
+// transaction already, fn runs as it is.
+func (r *Registry) write(ctx context.Context, fn func(reg *Registry) error) error {
+	if _, inTx := r.db.(pgx.Tx); inTx || !rls.HasCommitHook(ctx) {
+		return fn(r)
+	}
+	return r.Tx(ctx, func(_ pgx.Tx, reg *Registry) error { return fn(reg) })
 }
 
 // NewTenant is what registration stores: the tenant's fields and its already-sealed secret.
@@ -103,7 +116,15 @@ func permStrings(perms []tenant.Permission) []string {
 }
 
 // Create inserts a new tenant in status pending. A duplicate id is ErrExists, and changes nothing.
-func (r *Registry) Create(ctx context.Context, n NewTenant) (tenant.Tenant, error) {
+func (r *Registry) Create(ctx context.Context, n NewTenant) (out tenant.Tenant, err error) {
+	err = r.write(ctx, func(reg *Registry) error {
+		out, err = reg.create(ctx, n)
+		return err
+	})
+	return out, err
+}
+
+func (r *Registry) create(ctx context.Context, n NewTenant) (tenant.Tenant, error) {
 	t := n.Tenant
 	row := r.db.QueryRow(ctx, `
 		INSERT INTO tenants (tenant_id, site_id, tenant_name, contact_email, website_url,
@@ -182,7 +203,15 @@ type Update struct {
 
 // Update replaces the mutable fields of a tenant. An offboarding or offboarded tenant is
 // ErrFrozen and is left untouched.
-func (r *Registry) Update(ctx context.Context, id string, u Update) (tenant.Tenant, error) {
+func (r *Registry) Update(ctx context.Context, id string, u Update) (out tenant.Tenant, err error) {
+	err = r.write(ctx, func(reg *Registry) error {
+		out, err = reg.update(ctx, id, u)
+		return err
+	})
+	return out, err
+}
+
+func (r *Registry) update(ctx context.Context, id string, u Update) (tenant.Tenant, error) {
 	t, err := scan(r.db.QueryRow(ctx, `
 		UPDATE tenants SET site_id = $2, tenant_name = $3, contact_email = $4, website_url = $5,
 			business_industry = $6, allowed_origins = $7, permissions = $8, tenant_type = $9,
@@ -252,6 +281,10 @@ func (r *Registry) Tombstone(ctx context.Context, id, reason string) (tenant.Ten
 // Delete removes a tenant that was never provisioned (status pending). A provisioned tenant is
 // ErrNotDeletable and is left untouched.
 func (r *Registry) Delete(ctx context.Context, id string) error {
+	return r.write(ctx, func(reg *Registry) error { return reg.delete(ctx, id) })
+}
+
+func (r *Registry) delete(ctx context.Context, id string) error {
 	tag, err := r.db.Exec(ctx, `DELETE FROM tenants WHERE tenant_id = $1 AND status = 'pending'`, id)
 	if err != nil {
 		return fmt.Errorf("registry: delete %s: %w", id, err)
@@ -315,7 +348,15 @@ func (r *Registry) Secrets(ctx context.Context, id string) (Secrets, error) {
 
 // RotateSecret stores a new sealed secret; the old one keeps verifying for overlap. Refused
 // (StatusError ErrFrozen) for offboarding and offboarded tenants.
-func (r *Registry) RotateSecret(ctx context.Context, id string, sealed []byte, overlap time.Duration) (time.Time, error) {
+func (r *Registry) RotateSecret(ctx context.Context, id string, sealed []byte, overlap time.Duration) (out time.Time, err error) {
+	err = r.write(ctx, func(reg *Registry) error {
+		out, err = reg.rotateSecret(ctx, id, sealed, overlap)
+		return err
+	})
+	return out, err
+}
+
+func (r *Registry) rotateSecret(ctx context.Context, id string, sealed []byte, overlap time.Duration) (time.Time, error) {
 	var expires *time.Time
 	err := r.db.QueryRow(ctx, `SELECT rotate_tenant_secret($1, $2, make_interval(secs => $3))`, id, sealed, overlap.Seconds()).Scan(&expires)
 	if err != nil {

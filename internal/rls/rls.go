@@ -30,7 +30,40 @@ func Tx(ctx context.Context, pool *pgxpool.Pool, fn func(pgx.Tx) error) error {
 	// without parameters). The id is safe to inline: IDFrom only returns ids matching
 	// tenant.ValidateID (lowercase letters, digits, hyphens), and it is quoted regardless.
 	begin := `BEGIN; SELECT set_config('` + Setting + `', ` + quoteLiteral(id) + `, true)`
-	return pgx.BeginTxFunc(ctx, pool, pgx.TxOptions{BeginQuery: begin}, fn)
+	return pgx.BeginTxFunc(ctx, pool, pgx.TxOptions{BeginQuery: begin}, func(tx pgx.Tx) error {
+		if err := fn(tx); err != nil {
+			return err
+		}
+		return RunCommitHook(ctx, tx)
+	})
+}
+
+// CommitHook is work that must commit with whatever a request writes: the API sets one per
+// request (its audit event), and every transaction that writes on the request's behalf runs it
+// just before committing, so the change and its record commit together or not at all.
+type CommitHook func(ctx context.Context, tx pgx.Tx) error
+
+type commitHookKey struct{}
+
+// WithCommitHook returns ctx carrying hook. The hook must be idempotent: a request that writes
+// in two transactions runs it in both.
+func WithCommitHook(ctx context.Context, hook CommitHook) context.Context {
+	return context.WithValue(ctx, commitHookKey{}, hook)
+}
+
+// HasCommitHook reports whether ctx carries a commit hook.
+func HasCommitHook(ctx context.Context) bool {
+	hook, ok := ctx.Value(commitHookKey{}).(CommitHook)
+	return ok && hook != nil
+}
+
+// RunCommitHook runs ctx's commit hook, if any, in tx. Stores that open a writing transaction
+// outside Tx (the registry) call it before their commit.
+func RunCommitHook(ctx context.Context, tx pgx.Tx) error {
+	if hook, ok := ctx.Value(commitHookKey{}).(CommitHook); ok && hook != nil {
+		return hook(ctx, tx)
+	}
+	return nil
 }
 
 func quoteLiteral(s string) string { return "'" + strings.ReplaceAll(s, "'", "''") + "'" }
