@@ -81,6 +81,8 @@ func (b auditBundle) events(t *testing.T, tenantID string, filter bson.D) []audi
 // unauthenticated reads the refusals of callers who proved no identity, kept outside the chains.
 func (b auditBundle) unauthenticated(t *testing.T, claimedTenant string) []audit.Event {
 	t.Helper()
+	_, err := b.w.UnauthenticatedLog().Ship(context.Background()) // as the worker's shipper would
+	require.NoError(t, err)
 	coll := b.platform.Database().Collection(audit.UnauthenticatedCollection)
 	cur, err := coll.Find(context.Background(), bson.D{{Key: "details.claimedTenantId", Value: claimedTenant}}, options.Find().SetSort(bson.D{{Key: "at", Value: 1}}))
 	require.NoError(t, err)

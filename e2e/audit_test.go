@@ -117,6 +117,8 @@ func TestAuditTrailEndToEnd(t *testing.T) {
 	require.Equal(t, http.StatusUnauthorized, res.StatusCode)
 	// Unauthenticated refusals are recorded outside the chains (anyone can cause them).
 	var refused []audit.Event
+	_, err = s.audit().UnauthenticatedLog().Ship(ctx)
+	require.NoError(t, err)
 	cur, err := s.mongo.Database(s.platformDB).Collection(audit.UnauthenticatedCollection).
 		Find(context.Background(), bson.D{{Key: "details.claimedTenantId", Value: id}})
 	require.NoError(t, err)

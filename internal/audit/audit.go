@@ -113,8 +113,8 @@ type Writer struct {
 	keyID    string
 	platform *Chain
 	// unauthenticated holds refusals of callers who proved no identity (bad token, bad
-	// signature, unknown tenant, disallowed preflight): see Unauthenticated.
-	unauthenticated *mongo.Collection
+	// signature, unknown tenant, disallowed preflight), unchained: see Unauthenticated.
+	unauthenticated *Chain
 
 	// ready remembers the databases whose seq index this process has checked, so the check
 	// costs one round trip per database and process, not one per event.
@@ -173,7 +173,8 @@ func NewWriter(pool *pgxpool.Pool, client *mongo.Client, tenants *tenantmongo.St
 	db := client.Database(o.platformDB)
 	w.platform = &Chain{w: w, name: PlatformChainName, key: o.platformDB + ":" + PlatformChainName,
 		events: db.Collection(Collection), checkpoints: db.Collection(CheckpointCollection)}
-	w.unauthenticated = db.Collection(UnauthenticatedCollection)
+	w.unauthenticated = &Chain{w: w, name: UnauthenticatedCollection, key: o.platformDB + ":" + UnauthenticatedCollection,
+		events: db.Collection(UnauthenticatedCollection), unchained: true}
 	return w
 }
 
@@ -184,6 +185,10 @@ func WorkflowEventID(workflowID, runID, step string) string {
 
 // PlatformDatabaseName is the database of this writer's platform chain.
 func (w *Writer) PlatformDatabaseName() string { return w.platform.events.Database().Name() }
+
+// UnauthenticatedLog is the unchained sequence of unauthenticated refusals (see
+// Unauthenticated); Ship moves what waits of it to MongoDB.
+func (w *Writer) UnauthenticatedLog() *Chain { return w.unauthenticated }
 
 // PlatformChain is the chain of the platform database.
 func (w *Writer) PlatformChain() *Chain { return w.platform }
@@ -233,7 +238,9 @@ const UnauthenticatedCollection = "audit_unauthenticated"
 // (a tenant id, a token's first characters never) goes in the details, not in TenantID.
 const ActorUnauthenticated = "unauthenticated"
 
-// Unauthenticated records a refused, unauthenticated request outside the chains.
+// Unauthenticated records a refused, unauthenticated request outside the chains. It goes
+// through the outbox like every event (so MongoDB being down loses none), in a sequence of its
+// own that is never hashed: the shipper moves it to UnauthenticatedCollection as it is.
 func (w *Writer) Unauthenticated(ctx context.Context, e Event) error {
 	if e.ID == "" {
 		return errors.New("audit: event needs an id")
@@ -250,11 +257,8 @@ func (w *Writer) Unauthenticated(ctx context.Context, e Event) error {
 		}
 		e.Details["claimedTenantId"] = claimed
 	}
-	_, err := w.unauthenticated.InsertOne(ctx, e)
-	if err != nil && !mongo.IsDuplicateKeyError(err) {
-		return fmt.Errorf("audit: write unauthenticated refusal: %w", err)
-	}
-	return nil
+	_, err := w.enqueueTo(ctx, w.pool, w.unauthenticated, e)
+	return err
 }
 
 // ChainOpen reports whether a tenant in status s has a MongoDB database holding its chain that

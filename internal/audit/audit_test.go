@@ -518,3 +518,35 @@ func TestOutboxIsolation(t *testing.T) {
 	require.NoError(t, pool.QueryRow(ctx, `SELECT count(*) FROM audit_outbox`).Scan(&n))
 	require.Zero(t, n, "without a tenant, nothing is visible")
 }
+
+// Refusals of unauthenticated callers wait in the outbox like every event (MongoDB being down
+// loses none), and ship as they are: no seq, no hash, outside every chain.
+func TestUnauthenticatedRefusalsShipUnchained(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	ctx := context.Background()
+	claimed := testenv.TenantID("claimed")
+	eid := testenv.TenantID("refusal")
+	require.NoError(t, b.w.Unauthenticated(ctx, audit.Event{ID: eid, TenantID: claimed, Action: "tenant-api.get", Outcome: audit.OutcomeDenied}))
+	require.NoError(t, b.w.Unauthenticated(ctx, audit.Event{ID: eid, TenantID: claimed, Action: "tenant-api.get", Outcome: audit.OutcomeDenied}), "a repeat is no error")
+	log := b.w.UnauthenticatedLog()
+	waiting, _, err := log.Pending(ctx)
+	require.NoError(t, err)
+	require.EqualValues(t, 1, waiting, "one event, waiting in the outbox")
+
+	n, err := log.Ship(ctx)
+	require.NoError(t, err)
+	require.Equal(t, 1, n)
+	var got bson.M
+	require.NoError(t, b.platform.Collection(audit.UnauthenticatedCollection).FindOne(ctx, bson.D{{Key: "_id", Value: eid}}).Decode(&got))
+	require.Equal(t, audit.ActorUnauthenticated, got["actor"].(bson.M)["type"])
+	require.Equal(t, claimed, got["details"].(bson.M)["claimedTenantId"])
+	require.NotContains(t, got, "seq")
+	require.NotContains(t, got, "hash")
+	require.Equal(t, "", got["tenantId"], "what the caller claimed is a detail, not a tenant")
+	specs, err := b.platform.Collection(audit.UnauthenticatedCollection).Indexes().ListSpecifications(ctx)
+	require.NoError(t, err)
+	for _, s := range specs {
+		require.NotEqual(t, "seq_1", s.Name, "no chain index on the unchained log")
+	}
+}

@@ -58,8 +58,10 @@ type Chain struct {
 	// key names the chain in PostgreSQL (audit_heads, audit_backlog): its database and its name,
 	// since two deployments (or test processes) may keep platform chains of the same name in
 	// different databases.
-	key         string
-	tenantID    string
+	key      string
+	tenantID string
+	// unchained marks a sequence that is shipped as it is, never hashed (Unauthenticated).
+	unchained   bool
 	events      *mongo.Collection
 	checkpoints *mongo.Collection
 }

@@ -31,6 +31,16 @@ const (
 // a chain head. It reports false, with no error, when an event with e's id is already in the
 // outbox (in either chain). The event ships to MongoDB later (Shipper), in order per chain.
 func (w *Writer) enqueue(ctx context.Context, q Querier, mode string, e Event) (bool, error) {
+	return w.enqueueMode(ctx, q, mode, w.platform, e)
+}
+
+// enqueueTo writes e into the outbox of a platform-side sequence other than the platform chain
+// (the unchained log of unauthenticated refusals).
+func (w *Writer) enqueueTo(ctx context.Context, q Querier, c *Chain, e Event) (bool, error) {
+	return w.enqueueMode(ctx, q, modePlatform, c, e)
+}
+
+func (w *Writer) enqueueMode(ctx context.Context, q Querier, mode string, platform *Chain, e Event) (bool, error) {
 	if e.ID == "" {
 		return false, errors.New("audit: event needs a deterministic id")
 	}
@@ -46,7 +56,7 @@ func (w *Writer) enqueue(ctx context.Context, q Querier, mode string, e Event) (
 		return false, fmt.Errorf("audit: encode %s: %w", e.ID, err)
 	}
 	var tenantID, tenantChain *string
-	if e.TenantID != "" && tenant.ValidateID(e.TenantID) == nil {
+	if e.TenantID != "" && tenant.ValidateID(e.TenantID) == nil && !platform.unchained {
 		key := tenantChainKey(e.TenantID)
 		tenantID, tenantChain = &e.TenantID, &key
 	} else if mode != modePlatform {
@@ -58,7 +68,7 @@ func (w *Writer) enqueue(ctx context.Context, q Querier, mode string, e Event) (
 	}
 	var chain *string
 	err = q.QueryRow(ctx, `SELECT audit_enqueue($1, $2, $3, $4, $5, $6, $7)`,
-		mode, tenantID, e.ID, tenantChain, w.platform.key, payload, w.keyID).Scan(&chain)
+		mode, tenantID, e.ID, tenantChain, platform.key, payload, w.keyID).Scan(&chain)
 	if err != nil {
 		var pgErr *pgconn.PgError
 		if errors.As(err, &pgErr) && pgErr.Code == "42501" {

@@ -203,7 +203,7 @@ func (c *Chain) shipBatch(ctx context.Context, wait bool) (shipped int, more boo
 		if werr == nil {
 			return nil
 		}
-		if mongo.IsDuplicateKeyError(werr) {
+		if mongo.IsDuplicateKeyError(werr) && !c.unchained {
 			// Another event holds a seq this batch took: MongoDB's chain is ahead of the head
 			// kept here (events written before the outbox existed, whose head was not anchored).
 			resync = true
@@ -230,9 +230,12 @@ func (c *Chain) sequence(ctx context.Context, tx pgx.Tx, head *link, batch []out
 		if err := json.Unmarshal(r.payload, &e); err != nil {
 			return nil, fmt.Errorf("decode outbox event %s: %w", r.eventID, err)
 		}
-		if r.seq != nil {
+		switch {
+		case c.unchained:
+			// Shipped as written: no place in a chain.
+		case r.seq != nil:
 			e.Seq, e.PrevHash, e.Hash = *r.seq, deref(r.prev), deref(r.hash)
-		} else {
+		default:
 			e.Seq, e.PrevHash = head.Seq+1, head.Hash
 			e.Hash = c.w.eventHash(c.name, e)
 			head.Seq, head.Hash = e.Seq, e.Hash
@@ -264,8 +267,10 @@ func (c *Chain) sequence(ctx context.Context, tx pgx.Tx, head *link, batch []out
 // (FindOne on _id is pushed down, flat): the event itself, written by a shipper that died
 // before its commit, counts as written; another event holding the seq is a conflict.
 func (c *Chain) upsert(ctx context.Context, events []Event) (int, error) {
-	if err := c.w.ensureSeqIndex(ctx, c.events); err != nil {
-		return 0, err
+	if !c.unchained {
+		if err := c.w.ensureSeqIndex(ctx, c.events); err != nil {
+			return 0, err
+		}
 	}
 	done := 0
 	for done < len(events) {
@@ -352,8 +357,11 @@ func deref(s *string) string {
 // chain, or this writer's own platform chain (other platform databases belong to other
 // deployments or tests).
 func (w *Writer) chainByKey(key string) (*Chain, bool) {
-	if key == w.platform.key {
+	switch key {
+	case w.platform.key:
 		return w.platform, true
+	case w.unauthenticated.key:
+		return w.unauthenticated, true
 	}
 	db, name, ok := strings.Cut(key, ":")
 	id, isTenant := strings.CutPrefix(name, "tenant/")
