@@ -404,11 +404,15 @@ type Shipper struct {
 	Interval time.Duration
 	// Parallel chains shipped at once.
 	Parallel int
+	// Coalesce is how long the shipper waits after a notification before it ships, so that the
+	// events of a burst (a workflow's steps, concurrent onboardings) ship in one batch per
+	// chain instead of one round of statements per event.
+	Coalesce time.Duration
 }
 
 // NewShipper returns a shipper for w's chains.
 func (w *Writer) NewShipper(logger *slog.Logger) *Shipper {
-	return &Shipper{w: w, logger: logger, Interval: time.Second, Parallel: 4}
+	return &Shipper{w: w, logger: logger, Interval: time.Second, Parallel: 4, Coalesce: 250 * time.Millisecond}
 }
 
 // Run ships until ctx ends. Errors (MongoDB down) are logged and retried at the next tick; the
@@ -433,6 +437,11 @@ func (s *Shipper) Run(ctx context.Context) {
 		case <-ctx.Done():
 			return
 		case <-kick:
+			select {
+			case <-ctx.Done():
+				return
+			case <-time.After(s.Coalesce):
+			}
 		case <-t.C:
 		}
 	}

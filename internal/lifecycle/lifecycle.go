@@ -119,14 +119,16 @@ func (s *Service) Start(ctx context.Context, op Operation, t tenant.Tenant, requ
 		return Run{}, fmt.Errorf("lifecycle: unknown operation %q", op)
 	}
 	// A running operation answers first: the same one is found again (a retried request), any
-	// other is refused naming it, whatever the status says.
+	// other is refused naming it, whatever the status says. When the status allows the
+	// operation, the start itself finds a running one (the tenant's workflow id is taken), so
+	// only a status that refuses it costs a look-up first.
 	id := workflows.WorkflowID(t.ID)
-	if run, err := s.running(ctx, id, ""); err != nil {
-		return Run{}, err
-	} else if run != nil {
-		return sameOrBusy(*run, sp.workflow)
-	}
 	if !slices.Contains(sp.from, t.Status) {
+		if run, err := s.running(ctx, id, ""); err != nil {
+			return Run{}, err
+		} else if run != nil {
+			return sameOrBusy(*run, sp.workflow)
+		}
 		return Run{}, &IllegalTransitionError{Operation: op, Current: t.Status, Allowed: sp.from}
 	}
 	var input any
