@@ -28,13 +28,20 @@ func (s *Server) healthz(c echo.Context) error {
 
 type readiness struct {
 	Status string            `json:"status"`
-	Checks map[string]string `json:"checks"`
+	Checks map[string]string `json:"checks,omitempty"`
 }
 
 // readyz probes every dependency concurrently, each with its own timeout, and names each one in
 // the answer: 200 when all answer (status "degraded" when a soft check fails), 503 otherwise. Probe errors are logged in full but reported
 // only as "unavailable", since they can carry connection details.
-func (s *Server) readyz(c echo.Context) error {
+//
+// The public listener answers the status only (detailed false): which dependency is down, and
+// how far behind the audit is, is for operators (the ops listener).
+func (s *Server) readyz(detailed bool) echo.HandlerFunc {
+	return func(c echo.Context) error { return s.ready(c, detailed) }
+}
+
+func (s *Server) ready(c echo.Context, detailed bool) error {
 	out := readiness{Status: "ok", Checks: make(map[string]string, len(s.checks))}
 	var mu sync.Mutex
 	var wg sync.WaitGroup
@@ -63,6 +70,9 @@ func (s *Server) readyz(c echo.Context) error {
 		})
 	}
 	wg.Wait()
+	if !detailed {
+		out.Checks = nil
+	}
 	if out.Status == "unavailable" {
 		return c.JSON(http.StatusServiceUnavailable, out)
 	}

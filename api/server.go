@@ -74,8 +74,21 @@ type Server struct {
 	logger    *slog.Logger
 }
 
-// New builds the Echo application with every route and middleware.
-func New(cfg Config) *echo.Echo {
+// App is the API's two HTTP surfaces.
+type App struct {
+	// Public serves the management API, the tenant API, the dashboard, /healthz, and /readyz
+	// with its status only.
+	Public *echo.Echo
+	// Ops serves /metrics and /readyz with each check's state: for the operators' network only
+	// (METRICS_ADDR, loopback by default). Neither is needed by, nor shown to, API clients.
+	Ops *echo.Echo
+}
+
+// New builds the public Echo application with every route and middleware (NewApp().Public).
+func New(cfg Config) *echo.Echo { return NewApp(cfg).Public }
+
+// NewApp builds both surfaces of the API over one set of dependencies.
+func NewApp(cfg Config) App {
 	s := &Server{
 		registry:      cfg.Registry,
 		settings:      cfg.Settings,
@@ -99,6 +112,7 @@ func New(cfg Config) *echo.Echo {
 	e.HidePort = true
 	e.HTTPErrorHandler = errorHandler(s.logger)
 	e.Use(
+		sanitizeRequestID,
 		middleware.RequestID(),
 		middleware.RecoverWithConfig(middleware.RecoverConfig{
 			LogErrorFunc: func(c echo.Context, err error, stack []byte) error {
@@ -112,11 +126,16 @@ func New(cfg Config) *echo.Echo {
 	)
 
 	e.GET("/healthz", s.healthz)
-	e.GET("/readyz", s.readyz)
+	e.GET("/readyz", s.readyz(false))
 	if s.audit != nil {
 		s.metrics.registry.MustRegister(newAuditBacklog(s.audit.Backlog))
 	}
-	e.GET("/metrics", s.metrics.handler())
+	ops := echo.New()
+	ops.HideBanner, ops.HidePort = true, true
+	ops.HTTPErrorHandler = errorHandler(s.logger)
+	ops.GET("/metrics", s.metrics.handler())
+	ops.GET("/readyz", s.readyz(true))
+	ops.GET("/healthz", s.healthz)
 	dashboard.Register(e) // operator dashboard: static files at /dashboard/, no auth; its API calls send the token
 
 	// Middleware is attached per route, not to the group: a group with middleware answers 404
@@ -146,7 +165,34 @@ func New(cfg Config) *echo.Echo {
 
 	s.auditRoutes(e, op) // before the tenant API: it hooks the tenant API's audit endpoint
 	s.tenantAPIRoutes(e)
-	return e
+	return App{Public: e, Ops: ops}
+}
+
+// sanitizeRequestID drops a client's X-Request-Id unless it is short and plain (letters,
+// digits, '.', '_', '-'; at most 64): it is echoed in answers and written to logs and audit
+// events, where a long or odd value could forge log lines or bloat records. The RequestID
+// middleware then draws a fresh one.
+func sanitizeRequestID(next echo.HandlerFunc) echo.HandlerFunc {
+	return func(c echo.Context) error {
+		h := c.Request().Header
+		if id := h.Get(echo.HeaderXRequestID); id != "" && !plainRequestID(id) {
+			h.Del(echo.HeaderXRequestID)
+		}
+		return next(c)
+	}
+}
+
+func plainRequestID(id string) bool {
+	if len(id) > 64 {
+		return false
+	}
+	for i := 0; i < len(id); i++ {
+		c := id[i]
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '.' || c == '_' || c == '-') {
+			return false
+		}
+	}
+	return true
 }
 
 // requestLogger logs one structured line per request: never bodies, never headers (they may

@@ -30,7 +30,9 @@ import (
 const token = "test-operator-token-0123456789"
 
 type bundle struct {
-	e      *echo.Echo
+	e *echo.Echo
+	// ops is the operators' listener (/metrics, detailed /readyz).
+	ops    *echo.Echo
 	owner  *pgxpool.Pool
 	app    *pgxpool.Pool
 	sealer *seal.Sealer
@@ -46,7 +48,7 @@ func setup(t testing.TB) bundle {
 	app := testenv.AppPool(t)
 	b := bundle{owner: testenv.OwnerPool(t), app: app, sealer: sealer, keys: keyring.New(app, sealer),
 		mongo: tenantmongo.New(testenv.MongoClient(t)), redis: tenantredis.New(testenv.RedisClient(t))}
-	b.e = api.New(api.Config{
+	surfaces := api.NewApp(api.Config{
 		Registry:      registry.New(app),
 		Settings:      tenantdb.New(app),
 		Sealer:        sealer,
@@ -56,6 +58,7 @@ func setup(t testing.TB) bundle {
 		SecretOverlap: time.Hour,
 		Logger:        testenv.Logger(t),
 	})
+	b.e, b.ops = surfaces.Public, surfaces.Ops
 	return b
 }
 

@@ -124,7 +124,7 @@ func run(tenants, samples, burst, rounds int, outDir string) error {
 	shipCtx, stopShipper := context.WithCancel(ctx)
 	defer stopShipper()
 	go wiring.Shipper(acts, logger).Run(shipCtx)
-	srv := httptest.NewServer(wiring.API(cfg, c, sealer, logger))
+	srv := httptest.NewServer(wiring.API(cfg, c, sealer, logger).Public)
 	defer srv.Close()
 	b.url = srv.URL
 

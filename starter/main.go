@@ -16,6 +16,7 @@ import (
 
 	"github.com/jackc/pgx/v5/pgxpool"
 
+	"github.com/misybot/tenancy/api"
 	"github.com/misybot/tenancy/internal/clients"
 	"github.com/misybot/tenancy/internal/config"
 	"github.com/misybot/tenancy/internal/lifecycle"
@@ -114,24 +115,30 @@ func serve(ctx context.Context, cfg config.Config, logger *slog.Logger) error {
 		return err
 	}
 
-	e := wiring.API(cfg, c, sealer, logger)
+	app := wiring.API(cfg, c, sealer, logger)
+	public := api.NewHTTPServer(cfg.APIAddr, app.Public, api.DefaultTimeouts)
+	ops := api.NewHTTPServer(cfg.MetricsAddr, app.Ops, api.DefaultTimeouts)
 
-	errc := make(chan error, 1)
-	go func() { errc <- e.Start(cfg.APIAddr) }()
-	logger.Info("api listening", "addr", cfg.APIAddr, "env", cfg.Env)
+	errc := make(chan error, 2)
+	go func() { errc <- public.ListenAndServe() }()
+	go func() { errc <- ops.ListenAndServe() }()
+	logger.Info("api listening", "addr", cfg.APIAddr, "metrics_addr", cfg.MetricsAddr, "env", cfg.Env)
 
 	select {
 	case err := <-errc:
+		_ = public.Close()
+		_ = ops.Close()
 		if errors.Is(err, http.ErrServerClosed) {
 			return nil
 		}
 		return fmt.Errorf("api: %w", err)
 	case <-ctx.Done():
 	}
+	// Drain: stop accepting, let requests in flight finish (up to SHUTDOWN_TIMEOUT).
 	logger.Info("api shutting down", "timeout", cfg.ShutdownTimeout)
 	shutdownCtx, cancel := context.WithTimeout(context.Background(), cfg.ShutdownTimeout)
 	defer cancel()
-	return e.Shutdown(shutdownCtx)
+	return errors.Join(public.Shutdown(shutdownCtx), ops.Shutdown(shutdownCtx))
 }
 
 // verifyIsolation runs the isolation self-check once and reports the result.

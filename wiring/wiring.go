@@ -8,7 +8,6 @@ import (
 	"log/slog"
 	"time"
 
-	"github.com/labstack/echo/v4"
 	"go.temporal.io/sdk/interceptor"
 	"go.temporal.io/sdk/worker"
 
@@ -33,10 +32,10 @@ import (
 // degraded.
 const auditShippingLag = 30 * time.Second
 
-// API builds the HTTP API over the process's clients.
-func API(cfg config.Config, c *clients.Clients, sealer *seal.Sealer, logger *slog.Logger) *echo.Echo {
+// API builds the HTTP API over the process's clients: the public surface and the operators'.
+func API(cfg config.Config, c *clients.Clients, sealer *seal.Sealer, logger *slog.Logger) api.App {
 	auditWriter := c.AuditWriter(sealer)
-	return api.New(api.Config{
+	return api.NewApp(api.Config{
 		Registry: registry.New(c.Postgres),
 		Settings: tenantdb.New(c.Postgres),
 		Lifecycle: lifecycle.New(c.Temporal, lifecycle.Options{

@@ -51,7 +51,10 @@ type Config struct {
 	// OperatorToken authenticates operators on the management API (bearer token).
 	OperatorToken string
 
-	APIAddr         string
+	APIAddr string
+	// MetricsAddr is the operators' listener: /metrics and detailed /readyz. Loopback by
+	// default; a private network in a cluster, never the public one.
+	MetricsAddr     string
 	ShutdownTimeout time.Duration
 	// OffboardGrace is how long an offboarded tenant's exported data waits before the purge
 	// (cancel-offboard restores it meanwhile). Zero in dev, 72h otherwise.
@@ -78,6 +81,7 @@ func Defaults() Config {
 		TemporalNamespace:     "default",
 		TaskQueue:             "tenancy",
 		APIAddr:               "127.0.0.1:8080",
+		MetricsAddr:           "127.0.0.1:9464",
 		ShutdownTimeout:       10 * time.Second,
 		OffboardGrace:         72 * time.Hour,
 		ExportDir:             "exports",
@@ -111,6 +115,7 @@ func FromLookup(lookup func(string) (string, bool)) (Config, error) {
 	get("TENANT_MASTER_KEY", &masterKey)
 	get("OPERATOR_TOKEN", &c.OperatorToken)
 	get("API_ADDR", &c.APIAddr)
+	get("METRICS_ADDR", &c.MetricsAddr)
 	get("SHUTDOWN_TIMEOUT", &shutdown)
 	get("LOG_LEVEL", &level)
 	get("OFFBOARD_GRACE_PERIOD", &grace)
@@ -156,6 +161,10 @@ func FromLookup(lookup func(string) (string, bool)) (Config, error) {
 	}
 	checkHostPort("TEMPORAL_ADDRESS", c.TemporalAddress)
 	checkHostPort("API_ADDR", c.APIAddr)
+	checkHostPort("METRICS_ADDR", c.MetricsAddr)
+	if c.MetricsAddr == c.APIAddr {
+		bad("METRICS_ADDR", "must differ from API_ADDR: metrics and readiness details are not for API clients")
+	}
 
 	if c.TaskQueue == "" || strings.ContainsAny(c.TaskQueue, " \t") {
 		bad("TASK_QUEUE", "must be a non-empty name without spaces")
