@@ -4,6 +4,8 @@ import (
 	"context"
 	"encoding/csv"
 	"encoding/json"
+	"fmt"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
@@ -35,14 +37,14 @@ type auditBundle struct {
 	platform *mongo.Collection
 }
 
-func auditSetup(t *testing.T) auditBundle {
+func auditSetup(t *testing.T, opts ...func(*api.Config)) auditBundle {
 	t.Helper()
 	b := setup(t)
 	client := testenv.MongoClient(t)
 	db := strings.ReplaceAll(testenv.TenantID("platform_api"), "-", "_")
 	t.Cleanup(func() { _ = client.Database(db).Drop(context.Background()) })
 	w := audit.NewWriter(b.app, client, tenantmongo.New(client), b.sealer.PurposeKey(audit.KeyPurpose), audit.WithPlatformDatabase(db))
-	b.e = api.New(api.Config{
+	cfg := api.Config{
 		Registry:      registry.New(b.app),
 		Settings:      tenantdb.New(b.app),
 		Sealer:        b.sealer,
@@ -52,7 +54,11 @@ func auditSetup(t *testing.T) auditBundle {
 		SecretOverlap: time.Hour,
 		Audit:         w,
 		Logger:        testenv.Logger(t),
-	})
+	}
+	for _, o := range opts {
+		o(&cfg)
+	}
+	b.e = api.New(cfg)
 	return auditBundle{bundle: b, w: w, client: client, platform: client.Database(db).Collection(audit.Collection)}
 }
 
@@ -480,4 +486,36 @@ func TestWrongOriginIsAudited(t *testing.T) {
 	require.Len(t, denied, 1)
 	require.Contains(t, denied[0].Reason, "origin https://evil.test is not allowed")
 	require.Equal(t, audit.Actor{Type: audit.ActorTenant, ID: st.id}, denied[0].Actor)
+}
+
+// The refusal budget is per client address, and the address is the connection's peer unless
+// the peer is a configured proxy: a client that makes up X-Forwarded-For values shares one
+// budget; behind a trusted proxy each forwarded client has its own.
+func TestClientAddressTrustsOnlyConfiguredProxies(t *testing.T) {
+	t.Parallel()
+	_, proxyNet, err := net.ParseCIDR("192.0.2.0/24") // httptest's peer address
+	require.NoError(t, err)
+	for _, tc := range []struct {
+		name    string
+		trusted []*net.IPNet
+		spoofed bool // whether each made-up address gets its own budget
+	}{{"no proxies", nil, false}, {"behind a trusted proxy", []*net.IPNet{proxyNet}, true}} {
+		b := auditSetup(t, func(c *api.Config) { c.TrustedProxies = tc.trusted })
+		claimed := testenv.TenantID("xff")
+		const n = 130
+		for i := range n {
+			req := httptest.NewRequest(http.MethodGet, api.TenantsPath+"/"+claimed, nil)
+			req.Header.Set("Authorization", "Bearer wrong-token-0123456789")
+			req.Header.Set("X-Forwarded-For", fmt.Sprintf("198.51.100.%d", i))
+			rec := httptest.NewRecorder()
+			b.e.ServeHTTP(rec, req)
+			require.Equal(t, http.StatusUnauthorized, rec.Code)
+		}
+		recorded := len(b.unauthenticated(t, claimed))
+		if tc.spoofed {
+			require.Equal(t, n, recorded, "%s: every forwarded client has its own budget", tc.name)
+		} else {
+			require.Less(t, recorded, 110, "%s: made-up X-Forwarded-For values share the peer's budget (burst 100)", tc.name)
+		}
+	}
 }

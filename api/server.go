@@ -4,6 +4,7 @@ package api
 
 import (
 	"log/slog"
+	"net"
 	"net/http"
 	"time"
 
@@ -47,6 +48,9 @@ type Config struct {
 	Audit *audit.Writer
 	// Checks are the dependencies /readyz probes, by name.
 	Checks []Check
+	// TrustedProxies are the networks whose X-Forwarded-For the API believes (its load
+	// balancers). Empty: the client address is the connection's peer, whatever headers say.
+	TrustedProxies []*net.IPNet
 	Logger *slog.Logger
 }
 
@@ -111,6 +115,7 @@ func NewApp(cfg Config) App {
 	e.HideBanner = true
 	e.HidePort = true
 	e.HTTPErrorHandler = errorHandler(s.logger)
+	e.IPExtractor = ipExtractor(cfg.TrustedProxies)
 	e.Use(
 		sanitizeRequestID,
 		middleware.RequestID(),
@@ -166,6 +171,21 @@ func NewApp(cfg Config) App {
 	s.auditRoutes(e, op) // before the tenant API: it hooks the tenant API's audit endpoint
 	s.tenantAPIRoutes(e)
 	return App{Public: e, Ops: ops}
+}
+
+// ipExtractor finds the client address (refusal budgets, audit, logs): the connection's peer,
+// or, when the peer is one of the trusted proxies, the nearest untrusted address in
+// X-Forwarded-For. Echo's default c.RealIP() believes any X-Forwarded-For, so a client could
+// name itself anything and escape every per-address budget.
+func ipExtractor(trusted []*net.IPNet) echo.IPExtractor {
+	if len(trusted) == 0 {
+		return echo.ExtractIPDirect()
+	}
+	opts := []echo.TrustOption{echo.TrustLoopback(false), echo.TrustLinkLocal(false), echo.TrustPrivateNet(false)}
+	for _, n := range trusted {
+		opts = append(opts, echo.TrustIPRange(n))
+	}
+	return echo.ExtractIPFromXFFHeader(opts...)
 }
 
 // sanitizeRequestID drops a client's X-Request-Id unless it is short and plain (letters,

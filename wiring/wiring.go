@@ -54,7 +54,8 @@ func API(cfg config.Config, c *clients.Clients, sealer *seal.Sealer, logger *slo
 			{Name: "temporal", Probe: c.PingTemporal},
 			api.AuditShippingCheck(auditWriter, auditShippingLag),
 		},
-		Logger: logger,
+		TrustedProxies: cfg.TrustedProxies,
+		Logger:         logger,
 	})
 }
 

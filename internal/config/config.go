@@ -54,7 +54,10 @@ type Config struct {
 	APIAddr string
 	// MetricsAddr is the operators' listener: /metrics and detailed /readyz. Loopback by
 	// default; a private network in a cluster, never the public one.
-	MetricsAddr     string
+	MetricsAddr string
+	// TrustedProxies are the networks whose X-Forwarded-For the API believes (TRUSTED_PROXIES,
+	// comma-separated CIDRs; empty: none, the peer address is the client).
+	TrustedProxies  []*net.IPNet
 	ShutdownTimeout time.Duration
 	// OffboardGrace is how long an offboarded tenant's exported data waits before the purge
 	// (cancel-offboard restores it meanwhile). Zero in dev, 72h otherwise.
@@ -103,7 +106,7 @@ func FromLookup(lookup func(string) (string, bool)) (Config, error) {
 			*dst = strings.TrimSpace(v)
 		}
 	}
-	var env, masterKey, shutdown, level, grace, overlap string
+	var env, masterKey, shutdown, level, grace, overlap, proxies string
 	get("APP_ENV", &env)
 	get("DATABASE_URL", &c.DatabaseURL)
 	get("MIGRATE_DATABASE_URL", &c.MigrateDatabaseURL)
@@ -116,6 +119,7 @@ func FromLookup(lookup func(string) (string, bool)) (Config, error) {
 	get("OPERATOR_TOKEN", &c.OperatorToken)
 	get("API_ADDR", &c.APIAddr)
 	get("METRICS_ADDR", &c.MetricsAddr)
+	get("TRUSTED_PROXIES", &proxies)
 	get("SHUTDOWN_TIMEOUT", &shutdown)
 	get("LOG_LEVEL", &level)
 	get("OFFBOARD_GRACE_PERIOD", &grace)
@@ -162,6 +166,17 @@ func FromLookup(lookup func(string) (string, bool)) (Config, error) {
 	checkHostPort("TEMPORAL_ADDRESS", c.TemporalAddress)
 	checkHostPort("API_ADDR", c.APIAddr)
 	checkHostPort("METRICS_ADDR", c.MetricsAddr)
+	for cidr := range strings.SplitSeq(proxies, ",") {
+		if cidr = strings.TrimSpace(cidr); cidr == "" {
+			continue
+		}
+		_, n, err := net.ParseCIDR(cidr)
+		if err != nil {
+			bad("TRUSTED_PROXIES", "%q is not a CIDR network (e.g. 10.0.0.0/8)", cidr)
+			continue
+		}
+		c.TrustedProxies = append(c.TrustedProxies, n)
+	}
 	if c.MetricsAddr == c.APIAddr {
 		bad("METRICS_ADDR", "must differ from API_ADDR: metrics and readiness details are not for API clients")
 	}
