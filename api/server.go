@@ -3,6 +3,7 @@
 package api
 
 import (
+	"crypto/rand"
 	"log/slog"
 	"net"
 	"net/http"
@@ -51,7 +52,7 @@ type Config struct {
 	// TrustedProxies are the networks whose X-Forwarded-For the API believes (its load
 	// balancers). Empty: the client address is the connection's peer, whatever headers say.
 	TrustedProxies []*net.IPNet
-	Logger *slog.Logger
+	Logger         *slog.Logger
 }
 
 // Server holds the handlers' dependencies.
@@ -65,6 +66,9 @@ type Server struct {
 	conversations *conversations.Store
 	secretOverlap time.Duration
 	secrets       *secretCache
+	// decoySecret stands in for the secret of a tenant that does not exist, so that refusing
+	// it costs the same HMAC as refusing a real tenant's wrong signature.
+	decoySecret []byte
 	// refusals bounds the audit writes anonymous callers can cause (see refusalLimiter).
 	refusals *refusalLimiter
 	metrics  *metrics
@@ -103,6 +107,7 @@ func NewApp(cfg Config) App {
 		conversations: cfg.Conversations,
 		secretOverlap: cfg.SecretOverlap,
 		secrets:       newSecretCache(),
+		decoySecret:   randomBytes(32),
 		refusals:      newRefusalLimiter(20, 100),
 		metrics:       newMetrics(),
 		audit:         cfg.Audit,
@@ -171,6 +176,12 @@ func NewApp(cfg Config) App {
 	s.auditRoutes(e, op) // before the tenant API: it hooks the tenant API's audit endpoint
 	s.tenantAPIRoutes(e)
 	return App{Public: e, Ops: ops}
+}
+
+func randomBytes(n int) []byte {
+	b := make([]byte, n)
+	_, _ = rand.Read(b) // crypto/rand.Read never fails on supported platforms (Go 1.24+)
+	return b
 }
 
 // ipExtractor finds the client address (refusal budgets, audit, logs): the connection's peer,

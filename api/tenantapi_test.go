@@ -203,7 +203,7 @@ func TestReplayedNonceIsRefused(t *testing.T) {
 	require.Contains(t, again.Body["detail"], "nonce")
 }
 
-func TestSuspendedOffboardingAndUnknownTenantsAreForbidden(t *testing.T) {
+func TestSuspendedOffboardingAndOffboardedTenantsAreRefused(t *testing.T) {
 	t.Parallel()
 	b := setup(t)
 	for _, status := range []string{"suspended", "offboarding"} {
@@ -213,14 +213,29 @@ func TestSuspendedOffboardingAndUnknownTenantsAreForbidden(t *testing.T) {
 		requireProblem(t, r, http.StatusForbidden)
 		require.Contains(t, r.Body["detail"], status)
 	}
-	// Offboarded: the context record is gone with the tenant's keys.
+	// Offboarded: the context record is gone with the tenant's keys, and the tenant is answered
+	// as one that never existed.
 	gone := b.provision(t, "gone", allPerms, nil)
 	_, err := b.redis.Purge(tenant.WithID(context.Background(), gone.id), tenantredis.PurgeProgress{}, 100, nil)
 	require.NoError(t, err)
-	requireProblem(t, b.send(t, gone.req("GET", "/me", "")), http.StatusForbidden)
+	requireProblem(t, b.send(t, gone.req("GET", "/me", "")), http.StatusUnauthorized)
 
+}
+
+// A tenant id that does not exist is answered exactly as a real tenant's wrong signature (same
+// status, same problem document), so the answer does not tell which tenant ids exist.
+func TestUnknownTenantIsIndistinguishableFromABadSignature(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	real := b.provision(t, "enum", allPerms, nil)
+	wrong := signedTenant{id: real.id, secret: strings.Repeat("0", 64)}
 	unknown := signedTenant{id: testenv.TenantID("nobody"), secret: strings.Repeat("0", 64)}
-	requireProblem(t, b.send(t, unknown.req("GET", "/me", "")), http.StatusForbidden)
+	a, u := b.send(t, wrong.req("GET", "/me", "")), b.send(t, unknown.req("GET", "/me", ""))
+	requireProblem(t, a, http.StatusUnauthorized)
+	requireProblem(t, u, http.StatusUnauthorized)
+	for _, field := range []string{"type", "title", "status", "detail"} {
+		require.Equal(t, a.Body[field], u.Body[field], field)
+	}
 }
 
 // After a rotation both secrets work during the overlap; after it, only the new one.

@@ -123,10 +123,8 @@ func (s *Server) verifySignature(next echo.HandlerFunc) echo.HandlerFunc {
 		}
 		ctx := tenant.WithID(req.Context(), h.TenantID)
 		rec, err := s.redis.ReadContext(ctx)
-		if errors.Is(err, tenantredis.ErrNotFound) {
-			return s.deny(c, h.TenantID, forbidden("unknown tenant, or not provisioned"))
-		}
-		if err != nil {
+		unknown := errors.Is(err, tenantredis.ErrNotFound)
+		if err != nil && !unknown {
 			return err
 		}
 
@@ -140,6 +138,16 @@ func (s *Server) verifySignature(next echo.HandlerFunc) echo.HandlerFunc {
 		}
 		req.Body = io.NopCloser(bytes.NewReader(body))
 		canonical := signing.Canonical(req.Method, req.URL.EscapedPath(), req.URL.RawQuery, h.Timestamp, h.Nonce, body)
+		if unknown {
+			// Answered exactly as a wrong signature for a real tenant, after the same work (an
+			// HMAC against a secret no one holds), so the answer does not tell which tenant ids
+			// exist. The audit keeps the real reason.
+			_, err := signing.Verify([][]byte{s.decoySecret}, canonical, h.Signature)
+			if err == nil {
+				err = signing.ErrBadSignature
+			}
+			return s.denyAs(c, h.TenantID, signatureProblem(err.Error()), "unknown tenant, or not provisioned")
+		}
 
 		secrets, cached := s.secrets.get(h.TenantID, now)
 		if !cached {
@@ -251,11 +259,16 @@ func (s *Server) permit(perm tenant.Permission) echo.MiddlewareFunc {
 // deny logs a refused tenant request (never its headers or body) and returns the problem. The
 // audit trail of denials is written through s.onDenied when set.
 func (s *Server) deny(c echo.Context, tenantID string, p *Problem) error {
+	return s.denyAs(c, tenantID, p, p.Detail)
+}
+
+// denyAs is deny with a reason for the log and the audit other than what the client is told.
+func (s *Server) denyAs(c echo.Context, tenantID string, p *Problem, reason string) error {
 	s.logger.Warn("tenant request denied", "tenant_id", tenantID, "method", c.Request().Method,
-		"path", c.Request().URL.Path, "status", p.Status, "reason", p.Detail,
+		"path", c.Request().URL.Path, "status", p.Status, "reason", reason,
 		"request_id", c.Response().Header().Get(echo.HeaderXRequestID))
 	if s.onDenied != nil {
-		s.onDenied(c, tenantID, p.Status, p.Detail)
+		s.onDenied(c, tenantID, p.Status, reason)
 	}
 	return p
 }

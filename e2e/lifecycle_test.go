@@ -98,7 +98,7 @@ func TestLifecycleThroughTheAPI(t *testing.T) {
 	require.NoError(t, s.wait(body))
 
 	require.Equal(t, tenant.StatusOffboarded, s.status(a))
-	require.Equal(t, http.StatusForbidden, s.signedGet(a, secrets[a], "/me"), "an offboarded tenant is refused")
+	require.Equal(t, http.StatusUnauthorized, s.signedGet(a, secrets[a], "/me"), "an offboarded tenant is refused as one that never existed")
 	after := s.state(a)
 	require.Empty(t, after.Postgres, "no row of the tenant in any tenant table")
 	require.False(t, after.MongoExists, "its database is dropped")
