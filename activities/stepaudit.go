@@ -134,6 +134,13 @@ func StepEvent(info activity.Info, tenantID string, stepErr error, details map[s
 	}
 	if stepErr != nil {
 		e.Outcome, e.Reason = audit.OutcomeFailure, truncate(stepErr.Error(), 500)
+		// The stable type, for readers who must not see the raw text (tenants: api/audit.go).
+		var appErr *temporal.ApplicationError
+		if errors.As(stepErr, &appErr) && appErr.Type() != "" {
+			d["errorType"] = appErr.Type()
+		} else if errors.Is(stepErr, context.Canceled) {
+			d["errorType"] = "Canceled"
+		}
 	}
 	return e
 }

@@ -249,7 +249,7 @@ func (s *Server) listTenantAudit(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	return s.listAudit(c, chain, false)
+	return s.listAudit(c, chain, false, nil)
 }
 
 // tenantAuditList serves a tenant's own audit trail through the tenant API (GET
@@ -264,14 +264,32 @@ func (s *Server) tenantAuditList(c echo.Context) error {
 	if err != nil {
 		return err // no tenant in context: a wiring mistake, a server error
 	}
-	return s.listAudit(c, chain, false)
+	return s.listAudit(c, chain, false, redactForTenant)
+}
+
+// redactForTenant keeps internal error text out of what a tenant reads of its own trail: a
+// failed workflow step's reason is the raw error of an activity (SQL states, host names, store
+// internals), shown to operators as it is and to the tenant as "step failed" with the error's
+// stable type. Only the answer changes: the stored event, and its hash, stay whole.
+func redactForTenant(items []audit.Event) {
+	for i, e := range items {
+		if e.Actor.Type != audit.ActorSystem || e.Reason == "" {
+			continue
+		}
+		reason := "step failed"
+		if t := e.Details["errorType"]; t != "" {
+			reason += " (" + t + ")"
+		}
+		items[i].Reason = reason
+	}
 }
 
 func (s *Server) listPlatformAudit(c echo.Context) error {
-	return s.listAudit(c, s.audit.PlatformChain(), true)
+	return s.listAudit(c, s.audit.PlatformChain(), true, nil)
 }
 
-func (s *Server) listAudit(c echo.Context, chain *audit.Chain, platform bool) error {
+// listAudit answers one page of chain; redact, when set, edits the page before it is sent.
+func (s *Server) listAudit(c echo.Context, chain *audit.Chain, platform bool, redact func([]audit.Event)) error {
 	q, csvOut, err := auditQuery(c, true, platform)
 	if err != nil {
 		return err
@@ -279,6 +297,9 @@ func (s *Server) listAudit(c echo.Context, chain *audit.Chain, platform bool) er
 	items, more, err := chain.List(c.Request().Context(), q)
 	if err != nil {
 		return err
+	}
+	if redact != nil {
+		redact(items)
 	}
 	next := ""
 	if more {

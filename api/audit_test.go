@@ -519,3 +519,28 @@ func TestClientAddressTrustsOnlyConfiguredProxies(t *testing.T) {
 		}
 	}
 }
+
+// A failed step's raw error (store internals) is shown to operators as it is and to the tenant
+// only as "step failed" with the error's type.
+func TestTenantReadsNoRawStepErrors(t *testing.T) {
+	t.Parallel()
+	b := auditSetup(t)
+	a := b.provision(t, "raw", allPerms, nil)
+	t.Cleanup(func() { _ = b.client.Database("tenant_" + a.id).Drop(context.Background()) })
+	raw := `ERROR: relation "tenant_settings" violates check (SQLSTATE 23514) on db-internal-7.prod:5432`
+	_, err := b.w.Tenant(tenant.WithID(context.Background(), a.id), audit.Event{
+		ID: "step-failed", Actor: audit.Actor{Type: audit.ActorSystem, ID: "OnboardTenant"}, Action: "workflow.step.ProvisionPostgres",
+		Outcome: audit.OutcomeFailure, Reason: raw, Details: map[string]string{"errorType": "InvalidInput"},
+	})
+	require.NoError(t, err)
+
+	r := b.send(t, signedReq{method: "GET", path: "/audit", query: "outcome=failure", tenantID: a.id, secret: a.secret})
+	require.Equal(t, http.StatusOK, r.Code, r.Raw)
+	require.NotContains(t, r.Raw, "SQLSTATE")
+	require.NotContains(t, r.Raw, "db-internal-7")
+	require.Contains(t, r.Raw, "step failed (InvalidInput)")
+
+	op := b.do(t, http.MethodGet, api.TenantsPath+"/"+a.id+"/audit?outcome=failure", "")
+	require.Equal(t, http.StatusOK, op.Code)
+	require.Contains(t, op.Raw, "db-internal-7", "operators see the error as it was")
+}
