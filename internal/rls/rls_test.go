@@ -342,3 +342,32 @@ func TestPolicyUsesTheTenantIndex(t *testing.T) {
 	}))
 	require.Regexp(t, `Index Cond: \(\(tenant_id = (\$\d+|\(InitPlan \d+\)\.col\d+)\) AND \(key = 'k1'::text\)\)`, strings.Join(plan, "\n"))
 }
+
+// A SECURITY DEFINER function must fix its search_path and end it with pg_temp; the migrated
+// ones do, and one added without it is named.
+func TestVerifyCatchesDefinerFunctionsWithoutPgTemp(t *testing.T) {
+	t.Parallel()
+	owner := testenv.OwnerPool(t)
+	ctx := context.Background()
+	tx, err := owner.Begin(ctx)
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = tx.Rollback(ctx) })
+	require.NoError(t, rls.CheckDefinerFunctions(ctx, tx), "the migrated functions pass")
+
+	name := "scratch_" + testenv.TenantID("f")[2:]
+	schema := pgx.Identifier{name}.Sanitize()
+	for _, stmt := range []string{
+		`CREATE SCHEMA ` + schema,
+		`CREATE FUNCTION ` + schema + `.loose() RETURNS int LANGUAGE sql SECURITY DEFINER AS 'SELECT 1'`,
+		`CREATE FUNCTION ` + schema + `.half() RETURNS int LANGUAGE sql SECURITY DEFINER SET search_path = pg_catalog, public AS 'SELECT 1'`,
+		`CREATE FUNCTION ` + schema + `.fine() RETURNS int LANGUAGE sql SECURITY DEFINER SET search_path = pg_catalog, public, pg_temp AS 'SELECT 1'`,
+	} {
+		_, err := tx.Exec(ctx, stmt)
+		require.NoError(t, err, stmt)
+	}
+	err = rls.CheckDefinerFunctions(ctx, tx)
+	require.Error(t, err)
+	require.Contains(t, err.Error(), name+".loose()")
+	require.Contains(t, err.Error(), name+".half()")
+	require.NotContains(t, err.Error(), name+".fine()")
+}

@@ -26,7 +26,36 @@ type Querier interface {
 // `starter verify-isolation`: CheckTables, then CheckRole for the connected role. The error
 // names every offending table or role attribute.
 func Verify(ctx context.Context, q Querier) error {
-	return errors.Join(CheckTables(ctx, q), CheckRole(ctx, q))
+	return errors.Join(CheckTables(ctx, q), CheckRole(ctx, q), CheckDefinerFunctions(ctx, q))
+}
+
+// CheckDefinerFunctions fails for every SECURITY DEFINER function in a user schema whose
+// search_path is not fixed or does not end with pg_temp. Such a function runs with its owner's
+// rights; PostgreSQL looks in pg_temp first unless pg_temp is named, so without it a caller's
+// temporary object of the same name would be used with those rights.
+func CheckDefinerFunctions(ctx context.Context, q Querier) error {
+	rows, err := q.Query(ctx, `
+		SELECT p.oid::regprocedure::text,
+		       coalesce((SELECT substr(c, 13) FROM unnest(p.proconfig) AS c WHERE c LIKE 'search_path=%'), '')
+		FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace
+		WHERE p.prosecdef AND n.nspname NOT IN ('pg_catalog', 'information_schema')
+		ORDER BY 1`)
+	if err != nil {
+		return fmt.Errorf("rls: read functions: %w", err)
+	}
+	var errs []error
+	var name, path string
+	_, err = pgx.ForEachRow(rows, []any{&name, &path}, func() error {
+		parts := strings.Split(path, ",")
+		if path == "" || strings.TrimSpace(parts[len(parts)-1]) != "pg_temp" {
+			errs = append(errs, fmt.Errorf("SECURITY DEFINER function %s has search_path %q: it must be fixed and end with pg_temp", name, path))
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("rls: read functions: %w", err)
+	}
+	return errors.Join(errs...)
 }
 
 // CheckTables finds, from the catalog, every table in a user schema with a tenant_id column, and
