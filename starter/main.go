@@ -19,6 +19,7 @@ import (
 	"github.com/misybot/tenancy/api"
 	"github.com/misybot/tenancy/internal/clients"
 	"github.com/misybot/tenancy/internal/config"
+	"github.com/misybot/tenancy/internal/keycheck"
 	"github.com/misybot/tenancy/internal/lifecycle"
 	"github.com/misybot/tenancy/internal/operators"
 	"github.com/misybot/tenancy/internal/registry"
@@ -112,6 +113,9 @@ func serve(ctx context.Context, cfg config.Config, logger *slog.Logger) error {
 	}()
 
 	if err := rls.VerifyAtStart(ctx, c.Postgres, logger); err != nil {
+		return err
+	}
+	if err := keycheck.Verify(ctx, c.Postgres, sealer.PurposeKey(keycheck.Purpose), 1); err != nil {
 		return err
 	}
 

@@ -15,6 +15,7 @@ import (
 	"github.com/misybot/tenancy/activities"
 	"github.com/misybot/tenancy/internal/clients"
 	"github.com/misybot/tenancy/internal/config"
+	"github.com/misybot/tenancy/internal/keycheck"
 	"github.com/misybot/tenancy/internal/rls"
 	"github.com/misybot/tenancy/internal/schedule"
 	"github.com/misybot/tenancy/internal/seal"
@@ -48,6 +49,10 @@ func main() {
 	defer func() { _ = c.Close(context.Background()) }()
 
 	if err := rls.VerifyAtStart(context.Background(), c.Postgres, logger); err != nil {
+		logger.Error("worker: refusing to start", "err", err)
+		os.Exit(1)
+	}
+	if err := keycheck.Verify(context.Background(), c.Postgres, sealer.PurposeKey(keycheck.Purpose), 1); err != nil {
 		logger.Error("worker: refusing to start", "err", err)
 		os.Exit(1)
 	}

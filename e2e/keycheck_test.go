@@ -1,0 +1,43 @@
+package e2e
+
+import (
+	"bytes"
+	"context"
+	"encoding/base64"
+	"os"
+	"os/exec"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/misybot/tenancy/internal/keycheck"
+	"github.com/misybot/tenancy/internal/seal"
+	"github.com/misybot/tenancy/internal/testenv"
+)
+
+// A worker started with another master key than the one the database was set up with refuses
+// to start, in one line naming TENANT_MASTER_KEY, instead of failing every tenant request.
+func TestWorkerRefusesAWrongMasterKey(t *testing.T) {
+	t.Parallel()
+	sealer, err := seal.New(masterKey)
+	require.NoError(t, err)
+	require.NoError(t, keycheck.Verify(context.Background(), testenv.AppPool(t), sealer.PurposeKey(keycheck.Purpose), 1),
+		"the test database is set up with the e2e key")
+
+	bin := buildWorker(t)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, bin)
+	cmd.Env = append(os.Environ(), "APP_ENV=dev",
+		"DATABASE_URL="+testenv.AppDatabaseURL, "MONGODB_URI="+testenv.MongoURI, "REDIS_URL="+testenv.RedisURL,
+		"TEMPORAL_ADDRESS="+testenv.TemporalAddress, "TASK_QUEUE=e2e-"+testenv.TenantID("wrongkey"),
+		"TENANT_MASTER_KEY="+base64.StdEncoding.EncodeToString(bytes.Repeat([]byte{0x5a}, 32)))
+	out, err := cmd.CombinedOutput()
+	var exit *exec.ExitError
+	require.ErrorAs(t, err, &exit, "the worker must not start: %s", out)
+	require.NotZero(t, exit.ExitCode())
+	require.Contains(t, string(out), "TENANT_MASTER_KEY does not match")
+	require.Equal(t, 1, strings.Count(string(out), "TENANT_MASTER_KEY does not match"), "one line")
+}
