@@ -124,7 +124,8 @@ func (a *Activities) TransitionStatus(ctx context.Context, in TransitionInput) (
 		return TransitionResult{Status: t.Status}, temporal.NewNonRetryableApplicationError(msg, ErrTypeIllegalTransition, nil, string(t.Status))
 	}
 	// A tenant without a context record (not provisioned yet) has nothing to flip.
-	if err := a.Redis.SetStatus(tctx, string(t.Status)); err != nil && !errors.Is(err, tenantredis.ErrNotFound) {
+	// Versioned by the registry's time of the change: a stale retry cannot undo a newer status.
+	if _, err := a.Redis.SetStatus(tctx, string(t.Status), t.UpdatedAt.UnixNano()); err != nil && !errors.Is(err, tenantredis.ErrNotFound) {
 		return TransitionResult{}, fmt.Errorf("mirror status of %s to redis: %w", in.TenantID, err)
 	}
 	if changed {

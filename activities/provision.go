@@ -162,7 +162,7 @@ func (a *Activities) ProvisionRedis(ctx context.Context, in TenantRef) (RedisRep
 	}
 	rec := tenantredis.ContextRecord{
 		Status: string(t.Status), Type: string(t.Type), Permissions: perms,
-		AllowedOrigins: t.AllowedOrigins, UpdatedAt: time.Now().UTC(),
+		AllowedOrigins: t.AllowedOrigins, UpdatedAt: time.Now().UTC(), StatusVersion: t.UpdatedAt.UnixNano(),
 	}
 	if err := a.Redis.WriteContext(tctx, rec); err != nil {
 		return RedisReport{}, fmt.Errorf("write context record: %w", err)

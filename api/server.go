@@ -160,7 +160,7 @@ func NewApp(cfg Config) App {
 	e.POST(TenantsPath+"/:tenantId/suspend", s.startOperation(lifecycle.Suspend), write...)
 	e.POST(TenantsPath+"/:tenantId/restore", s.startOperation(lifecycle.Restore), write...)
 	e.POST(TenantsPath+"/:tenantId/offboard", s.startOperation(lifecycle.Offboard), admin...)
-	e.POST(TenantsPath+"/:tenantId/secret/rotate", s.rotateSecret, write...)
+	e.POST(TenantsPath+"/:tenantId/secret/rotate", s.rotateSecret, admin...) // whoever rotates learns the secret
 	e.POST(TenantsPath+"/:tenantId/keys/rotate", s.startOperation(lifecycle.RotateKeys), admin...)
 	e.GET(TenantsPath+"/:tenantId/operations/current", s.currentOperation, read...)
 	e.GET(TenantsPath, s.listTenants, read...)

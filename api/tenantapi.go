@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"time"
 	"regexp"
 	"strconv"
 
@@ -148,12 +149,25 @@ type rotateSecretResponse struct {
 	PreviousValidUntil string `json:"previousSecretValidUntil"`
 }
 
+// maxSecretOverlap bounds the overlap a rotation may ask for.
+const maxSecretOverlap = 30 * 24 * time.Hour
+
 // rotateSecret issues a new tenant secret, shown once in this answer; the old one keeps
-// working until the overlap ends.
+// working until the overlap ends: SECRET_ROTATION_OVERLAP, or ?overlap=<duration> (0s revokes
+// it at once, in every API process: see MarkSecretRotated). Platform-admins only: whoever
+// rotates a tenant's secret learns it, and with it can act as the tenant.
 func (s *Server) rotateSecret(c echo.Context) error {
 	id, err := pathTenantID(c)
 	if err != nil {
 		return err
+	}
+	overlap := s.secretOverlap
+	if v := c.QueryParam("overlap"); v != "" {
+		d, err := time.ParseDuration(v)
+		if err != nil || d < 0 || d > maxSecretOverlap {
+			return validationProblem(FieldError{Field: "overlap", Message: fmt.Sprintf("must be a duration from 0s to %s, e.g. 0s, 15m, 24h", maxSecretOverlap)})
+		}
+		overlap = d
 	}
 	ctx := c.Request().Context()
 	if _, err := s.registry.Get(ctx, id); err != nil {
@@ -169,11 +183,18 @@ func (s *Server) rotateSecret(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	until, err := s.registry.RotateSecret(ctx, id, sealed, s.secretOverlap)
+	until, err := s.registry.RotateSecret(ctx, id, sealed, overlap)
 	if err != nil {
 		return registryError(err)
 	}
 	s.secrets.drop(id)
-	s.logger.Info("tenant secret rotated", "tenant_id", id, "previous_valid_until", until, "operator", operatorOf(c).Name)
+	// Other API processes drop the secret they cached on their next request of this tenant.
+	if s.redis != nil {
+		if err := s.redis.MarkSecretRotated(tenant.WithID(ctx, id), time.Now()); err != nil {
+			s.logger.Error("secret rotated, but other API processes may accept the previous one from their cache for up to 30 s",
+				"tenant_id", id, "err", err)
+		}
+	}
+	s.logger.Info("tenant secret rotated", "tenant_id", id, "previous_valid_until", until, "overlap", overlap, "operator", operatorOf(c).Name)
 	return c.JSON(http.StatusOK, rotateSecretResponse{TenantID: id, Secret: secret, PreviousValidUntil: until.UTC().Format("2006-01-02T15:04:05Z07:00")})
 }

@@ -208,7 +208,8 @@ func TestSuspendedOffboardingAndOffboardedTenantsAreRefused(t *testing.T) {
 	b := setup(t)
 	for _, status := range []string{"suspended", "offboarding"} {
 		a := b.provision(t, "st", allPerms, nil)
-		require.NoError(t, b.redis.SetStatus(tenant.WithID(context.Background(), a.id), status))
+		_, err := b.redis.SetStatus(tenant.WithID(context.Background(), a.id), status, time.Now().UnixNano())
+		require.NoError(t, err)
 		r := b.send(t, a.req("GET", "/me", ""))
 		requireProblem(t, r, http.StatusForbidden)
 		require.Contains(t, r.Body["detail"], status)
@@ -259,6 +260,25 @@ func TestRotatedSecretExpiresAfterOverlap(t *testing.T) {
 	require.Equal(t, http.StatusOK, b2.send(t, fresh.req("GET", "/me", "")).Code)
 	// (A server that cached the pair keeps the expiry it read, which is the same instant unless
 	// an administrator shortens the overlap by hand; its cache lives 30 s.)
+}
+
+// A rotation with overlap 0 revokes the previous secret at once in every API process, not only
+// in the one that rotated: another process that cached it refuses it on the next request.
+func TestImmediateRevocationReachesEveryProcess(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	other := setup(t) // a second API process on the same stores
+	a := b.provision(t, "revoke", allPerms, nil)
+	require.Equal(t, http.StatusOK, other.send(t, a.req("GET", "/me", "")).Code, "the other process caches the secret")
+
+	requireProblem(t, b.do(t, http.MethodPost, api.TenantsPath+"/"+a.id+"/secret/rotate?overlap=forever", ""), http.StatusBadRequest)
+	r := b.do(t, http.MethodPost, api.TenantsPath+"/"+a.id+"/secret/rotate?overlap=0s", "")
+	require.Equal(t, http.StatusOK, r.Code, r.Raw)
+	fresh := signedTenant{id: a.id, secret: r.Body["tenantSecret"].(string)}
+
+	requireProblem(t, other.send(t, a.req("GET", "/me", "")), http.StatusUnauthorized)
+	requireProblem(t, b.send(t, a.req("GET", "/me", "")), http.StatusUnauthorized)
+	require.Equal(t, http.StatusOK, other.send(t, fresh.req("GET", "/me", "")).Code)
 }
 
 func TestPermissionsGateEndpoints(t *testing.T) {
@@ -361,6 +381,9 @@ func TestOperatorRoles(t *testing.T) {
 	require.Equal(t, http.StatusCreated, b.do(t, http.MethodPost, api.TenantsPath, registerBody(id), as(operatorTok)...).Code)
 	require.Equal(t, http.StatusOK, b.do(t, http.MethodGet, api.TenantsPath+"/"+id, "", as(auditorTok)...).Code)
 	requireProblem(t, b.do(t, http.MethodDelete, api.TenantsPath+"/"+id, "", as(operatorTok)...), http.StatusForbidden)
+	// Whoever rotates a tenant's secret learns it: platform-admins only.
+	requireProblem(t, b.do(t, http.MethodPost, api.TenantsPath+"/"+id+"/secret/rotate", "", as(operatorTok)...), http.StatusForbidden)
+	require.Equal(t, http.StatusOK, b.do(t, http.MethodPost, api.TenantsPath+"/"+id+"/secret/rotate", "").Code, "the admin may")
 	require.Equal(t, http.StatusNoContent, b.do(t, http.MethodDelete, api.TenantsPath+"/"+id, "").Code, "the admin may")
 
 	_, err = ops.Revoke(context.Background(), mustName(t, ops, auditorTok))

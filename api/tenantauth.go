@@ -150,6 +150,9 @@ func (s *Server) verifySignature(next echo.HandlerFunc) echo.HandlerFunc {
 		}
 
 		secrets, cached := s.secrets.get(h.TenantID, now)
+		if cached && secrets.at.Before(rec.SecretRotatedAt) {
+			cached = false // rotated since this process cached it (perhaps by another process)
+		}
 		if !cached {
 			if secrets, err = s.loadSecrets(ctx, h.TenantID); err != nil {
 				return err

@@ -10,13 +10,11 @@ import (
 	"net/http"
 	"slices"
 	"strconv"
-	"time"
 
 	"github.com/labstack/echo/v4"
 
 	"github.com/misybot/tenancy/internal/registry"
 	"github.com/misybot/tenancy/internal/tenant"
-	"github.com/misybot/tenancy/internal/tenantredis"
 )
 
 // SecretField names the tenant secret in sealing's associated data; a ciphertext sealed for it
@@ -287,21 +285,13 @@ func (s *Server) refreshContextRecord(ctx context.Context, t tenant.Tenant) erro
 	if s.redis == nil {
 		return nil
 	}
-	tctx := tenant.WithID(ctx, t.ID)
-	rec, err := s.redis.ReadContext(tctx)
-	if errors.Is(err, tenantredis.ErrNotFound) {
-		return nil
-	}
-	if err != nil {
-		return fmt.Errorf("read context record: %w", err)
-	}
-	rec.Type, rec.AllowedOrigins, rec.UpdatedAt = string(t.Type), t.AllowedOrigins, time.Now().UTC()
-	rec.Permissions = make([]string, len(t.Permissions))
+	perms := make([]string, len(t.Permissions))
 	for i, p := range t.Permissions {
-		rec.Permissions[i] = string(p)
+		perms[i] = string(p)
 	}
-	if err := s.redis.WriteContext(tctx, rec); err != nil {
-		return fmt.Errorf("write context record: %w", err)
+	// Profile fields only: the status is the lifecycle's to write (UpdateProfile).
+	if _, err := s.redis.UpdateProfile(tenant.WithID(ctx, t.ID), string(t.Type), perms, t.AllowedOrigins); err != nil {
+		return fmt.Errorf("refresh context record: %w", err)
 	}
 	return nil
 }

@@ -234,7 +234,9 @@ func (r *Registry) update(ctx context.Context, id string, u Update) (tenant.Tena
 }
 
 // SetStatus moves a tenant to status `to`, recording reason, only if its current status is one
-// of `from`, in one statement, so two concurrent transitions cannot both win. It returns the
+// of `from`, in one statement, so two concurrent transitions cannot both win. updated_at is the
+// clock at the update (not the transaction's start), so it orders transitions: it versions the
+// status mirrored into Redis. It returns the
 // tenant as it is afterwards and whether this call changed it; a tenant already in `to` is not
 // an error (the caller decides whether that is idempotent success).
 func (r *Registry) SetStatus(ctx context.Context, id string, to tenant.Status, reason string, from ...tenant.Status) (tenant.Tenant, bool, error) {
@@ -243,7 +245,7 @@ func (r *Registry) SetStatus(ctx context.Context, id string, to tenant.Status, r
 		fromStrings[i] = string(s)
 	}
 	t, err := scan(r.db.QueryRow(ctx, `
-		UPDATE tenants SET status = $2, status_reason = $3, updated_at = now()
+		UPDATE tenants SET status = $2, status_reason = $3, updated_at = clock_timestamp()
 		WHERE tenant_id = $1 AND status = ANY($4)
 		RETURNING `+columns, id, string(to), reason, fromStrings))
 	if err == nil {

@@ -31,6 +31,7 @@ import (
 	"fmt"
 	"regexp"
 	"strings"
+	"strconv"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -218,6 +219,12 @@ type ContextRecord struct {
 	Permissions    []string  `json:"permissions"`
 	AllowedOrigins []string  `json:"allowedOrigins"`
 	UpdatedAt      time.Time `json:"updatedAt"`
+	// StatusVersion orders status writes: the registry's time of the change (UnixNano). A write
+	// older than the one stored loses (SetStatus), so a stale writer cannot revive a tenant.
+	StatusVersion int64 `json:"statusVersion,omitempty"`
+	// SecretRotatedAt is when the tenant's secret last rotated: every API process drops a secret
+	// it cached before then, so a revocation holds at once everywhere.
+	SecretRotatedAt time.Time `json:"secretRotatedAt,omitzero"`
 }
 
 // The record is a hash at tenant:{<id>}:context:record with these fields; list fields are JSON
@@ -229,6 +236,8 @@ const (
 	fieldPermissions    = "permissions"
 	fieldAllowedOrigins = "allowedOrigins"
 	fieldUpdatedAt      = "updatedAt"
+	fieldStatusVersion  = "statusVersion"
+	fieldSecretRotated  = "secretRotatedAt"
 )
 
 func recordKey(prefix string) string { return prefix + kindContext + ":" + recordName }
@@ -268,7 +277,8 @@ func (s *Store) WriteContext(ctx context.Context, rec ContextRecord) error {
 			fieldType, rec.Type,
 			fieldPermissions, string(perms),
 			fieldAllowedOrigins, string(origins),
-			fieldUpdatedAt, rec.UpdatedAt.UTC().Format(time.RFC3339Nano))
+			fieldUpdatedAt, rec.UpdatedAt.UTC().Format(time.RFC3339Nano),
+			fieldStatusVersion, strconv.FormatInt(rec.StatusVersion, 10))
 		return nil
 	})
 	if err != nil {
@@ -310,6 +320,16 @@ func (s *Store) ReadContext(ctx context.Context) (ContextRecord, error) {
 	if rec.UpdatedAt, err = time.Parse(time.RFC3339Nano, h[fieldUpdatedAt]); err != nil {
 		return ContextRecord{}, fmt.Errorf("tenantredis: read context: updatedAt: %w", err)
 	}
+	if v := h[fieldStatusVersion]; v != "" {
+		if rec.StatusVersion, err = strconv.ParseInt(v, 10, 64); err != nil {
+			return ContextRecord{}, fmt.Errorf("tenantredis: read context: statusVersion: %w", err)
+		}
+	}
+	if v := h[fieldSecretRotated]; v != "" {
+		if rec.SecretRotatedAt, err = time.Parse(time.RFC3339Nano, v); err != nil {
+			return ContextRecord{}, fmt.Errorf("tenantredis: read context: secretRotatedAt: %w", err)
+		}
+	}
 	return rec, nil
 }
 
@@ -317,27 +337,82 @@ func (s *Store) ReadContext(ctx context.Context) (ContextRecord, error) {
 // EXISTS then HSET could recreate, as a half record, a record deleted in between.
 var setStatus = redis.NewScript(`
 if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
-redis.call('HSET', KEYS[1], 'status', ARGV[1], 'updatedAt', ARGV[2])
+local cur = tonumber(redis.call('HGET', KEYS[1], 'statusVersion') or '0') or 0
+if tonumber(ARGV[3]) < cur then return 2 end
+redis.call('HSET', KEYS[1], 'status', ARGV[1], 'updatedAt', ARGV[2], 'statusVersion', ARGV[3])
 return 1`)
 
 // SetStatus flips the context tenant's status at once (request checks see it on their next
-// read) and stamps updatedAt. When there is no record it returns ErrNotFound and writes
-// nothing: a record holding only a status would lack the permissions and origins checks need.
-// Idempotent, so Temporal may retry it: setting the same status again changes only updatedAt.
-func (s *Store) SetStatus(ctx context.Context, status string) error {
+// read) and stamps updatedAt, unless the record holds a status of a later version: version is
+// the registry's time of the change, so a writer that read the registry before a newer
+// transition (a retried activity) cannot undo it. It reports whether it wrote. When there is no
+// record it returns ErrNotFound and writes nothing: a record holding only a status would lack
+// the permissions and origins checks need. Idempotent, so Temporal may retry it.
+func (s *Store) SetStatus(ctx context.Context, status string, version int64) (bool, error) {
+	p, err := prefixFrom(ctx)
+	if err != nil {
+		return false, err
+	}
+	if !tenant.Status(status).Valid() {
+		return false, fmt.Errorf("tenantredis: set status: unknown status %q", status)
+	}
+	n, err := setStatus.Run(ctx, s.client, []string{recordKey(p)}, status, time.Now().UTC().Format(time.RFC3339Nano), version).Int()
+	if err != nil {
+		return false, fmt.Errorf("tenantredis: set status: %w", err)
+	}
+	if n == 0 {
+		return false, fmt.Errorf("tenantredis: set status: context record: %w", ErrNotFound)
+	}
+	return n == 1, nil
+}
+
+var updateProfile = redis.NewScript(`
+if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
+redis.call('HSET', KEYS[1], 'type', ARGV[1], 'permissions', ARGV[2], 'allowedOrigins', ARGV[3], 'updatedAt', ARGV[4])
+return 1`)
+
+// UpdateProfile replaces the record's type, permissions and origins, and never its status: a
+// profile change read from the registry before a suspension landed cannot revive the tenant in
+// the record request checks read. A tenant without a record (not provisioned) is left alone:
+// it reports false.
+func (s *Store) UpdateProfile(ctx context.Context, typ string, permissions, origins []string) (bool, error) {
+	p, err := prefixFrom(ctx)
+	if err != nil {
+		return false, err
+	}
+	if !tenant.Type(typ).Valid() {
+		return false, fmt.Errorf("tenantredis: update profile: unknown type %q", typ)
+	}
+	perms, err := json.Marshal(nonNil(permissions))
+	if err != nil {
+		return false, err
+	}
+	orig, err := json.Marshal(nonNil(origins))
+	if err != nil {
+		return false, err
+	}
+	n, err := updateProfile.Run(ctx, s.client, []string{recordKey(p)}, typ, string(perms), string(orig), time.Now().UTC().Format(time.RFC3339Nano)).Int()
+	if err != nil {
+		return false, fmt.Errorf("tenantredis: update profile: %w", err)
+	}
+	return n == 1, nil
+}
+
+var markSecretRotated = redis.NewScript(`
+if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
+redis.call('HSET', KEYS[1], 'secretRotatedAt', ARGV[1])
+return 1`)
+
+// MarkSecretRotated records in the context record that the tenant's secret rotated at at, so
+// that every API process drops a secret it cached before (it reads the record on every
+// request). A tenant without a record has no cached secret anywhere.
+func (s *Store) MarkSecretRotated(ctx context.Context, at time.Time) error {
 	p, err := prefixFrom(ctx)
 	if err != nil {
 		return err
 	}
-	if !tenant.Status(status).Valid() {
-		return fmt.Errorf("tenantredis: set status: unknown status %q", status)
-	}
-	n, err := setStatus.Run(ctx, s.client, []string{recordKey(p)}, status, time.Now().UTC().Format(time.RFC3339Nano)).Int()
-	if err != nil {
-		return fmt.Errorf("tenantredis: set status: %w", err)
-	}
-	if n == 0 {
-		return fmt.Errorf("tenantredis: set status: context record: %w", ErrNotFound)
+	if err := markSecretRotated.Run(ctx, s.client, []string{recordKey(p)}, at.UTC().Format(time.RFC3339Nano)).Err(); err != nil {
+		return fmt.Errorf("tenantredis: mark secret rotated: %w", err)
 	}
 	return nil
 }
