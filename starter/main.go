@@ -42,6 +42,8 @@ commands:
   operator create <name> <platform-admin|operator|auditor>
             issue an operator token (printed once; stored hashed)
   operator revoke <name> | operator list
+  operator disable-bootstrap
+            turn OPERATOR_TOKEN off for every process (needs a named platform-admin)
   verify-isolation
             check, as the application role, that every tenant table is under forced
             row-level security and that the role cannot bypass it
@@ -205,7 +207,7 @@ func operate(ctx context.Context, cfg config.Config, logger *slog.Logger, cmd st
 // operatorCommand manages operator tokens from a shell.
 func operatorCommand(ctx context.Context, cfg config.Config, args []string) error {
 	usage := func() {
-		fmt.Fprintln(os.Stderr, "usage: starter operator create <name> <platform-admin|operator|auditor> | revoke <name> | list")
+		fmt.Fprintln(os.Stderr, "usage: starter operator create <name> <platform-admin|operator|auditor> | revoke <name> | list | disable-bootstrap")
 		os.Exit(2)
 	}
 	if len(args) == 0 {
@@ -244,6 +246,12 @@ func operatorCommand(ctx context.Context, cfg config.Config, args []string) erro
 		enc := json.NewEncoder(os.Stdout)
 		enc.SetIndent("", "  ")
 		return enc.Encode(list)
+	case args[0] == "disable-bootstrap" && len(args) == 1:
+		if err := store.DisableBootstrap(ctx, "cli:"+os.Getenv("USER")); err != nil {
+			return err
+		}
+		fmt.Println("the bootstrap token (OPERATOR_TOKEN) is refused by every process from now on")
+		return nil
 	}
 	usage()
 	return nil

@@ -56,14 +56,29 @@ var (
 // (OPERATOR_TOKEN) is accepted as a platform-admin named "bootstrap", so a fresh installation
 // can be administered before any token exists.
 type Store struct {
-	pool      *pgxpool.Pool
+	pool      DB
 	bootstrap [32]byte
 	hasBoot   bool
 }
 
+// DB is a pool or a transaction.
+type DB interface {
+	Exec(ctx context.Context, sql string, args ...any) (pgconn.CommandTag, error)
+	Query(ctx context.Context, sql string, args ...any) (pgx.Rows, error)
+	QueryRow(ctx context.Context, sql string, args ...any) pgx.Row
+}
+
 // New returns a Store; bootstrapToken may be empty.
 func New(pool *pgxpool.Pool, bootstrapToken string) *Store {
-	s := &Store{pool: pool}
+	if pool == nil {
+		return NewOn(nil, bootstrapToken)
+	}
+	return NewOn(pool, bootstrapToken)
+}
+
+// NewOn is New over any DB (tests run it in a transaction they roll back).
+func NewOn(db DB, bootstrapToken string) *Store {
+	s := &Store{pool: db}
 	if bootstrapToken != "" {
 		s.bootstrap, s.hasBoot = sha256.Sum256([]byte(bootstrapToken)), true
 	}
@@ -75,6 +90,15 @@ func New(pool *pgxpool.Pool, bootstrapToken string) *Store {
 func (s *Store) Authenticate(ctx context.Context, token string) (Operator, error) {
 	sum := sha256.Sum256([]byte(token))
 	if s.hasBoot && subtle.ConstantTimeCompare(sum[:], s.bootstrap[:]) == 1 {
+		// Rarely used once named tokens exist, so asking PostgreSQL each time costs nothing
+		// that matters, and a disable-bootstrap holds at once in every process.
+		off, err := s.BootstrapDisabled(ctx)
+		if err != nil {
+			return Operator{}, err
+		}
+		if off {
+			return Operator{}, ErrUnknownToken
+		}
 		return Operator{Name: "bootstrap", Role: RoleAdmin}, nil
 	}
 	if s.pool == nil {
@@ -90,6 +114,41 @@ func (s *Store) Authenticate(ctx context.Context, token string) (Operator, error
 		return Operator{}, fmt.Errorf("operators: authenticate: %w", err)
 	}
 	return op, nil
+}
+
+// ErrNoNamedAdmin: disabling the bootstrap token would leave nobody able to administer.
+var ErrNoNamedAdmin = errors.New("no named platform-admin token exists: create one first (starter operator create <name> platform-admin), or nobody could administer the platform")
+
+// BootstrapDisabled reports whether the bootstrap token was turned off (DisableBootstrap).
+func (s *Store) BootstrapDisabled(ctx context.Context) (bool, error) {
+	if s.pool == nil {
+		return false, nil
+	}
+	var off bool
+	if err := s.pool.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM operator_bootstrap)`).Scan(&off); err != nil {
+		return false, fmt.Errorf("operators: bootstrap state: %w", err)
+	}
+	return off, nil
+}
+
+// DisableBootstrap turns the bootstrap token (OPERATOR_TOKEN) off for every process, for good,
+// once a named, unrevoked platform-admin exists. Idempotent: a second call keeps the first.
+func (s *Store) DisableBootstrap(ctx context.Context, by string) error {
+	tag, err := s.pool.Exec(ctx, `
+		INSERT INTO operator_bootstrap (disabled_by)
+		SELECT $1 WHERE EXISTS (SELECT 1 FROM operator_tokens WHERE role = 'platform-admin' AND revoked_at IS NULL)
+		ON CONFLICT (singleton) DO NOTHING`, by)
+	if err != nil {
+		return fmt.Errorf("operators: disable bootstrap: %w", err)
+	}
+	if tag.RowsAffected() == 0 {
+		off, err := s.BootstrapDisabled(ctx)
+		if err != nil || off {
+			return err
+		}
+		return ErrNoNamedAdmin
+	}
+	return nil
 }
 
 // Create issues a token for a new operator and returns it; it is shown once and stored only
