@@ -47,6 +47,7 @@ const (
 	ProblemMethod         = problemBase + "method-not-allowed"
 	ProblemUnsupported    = problemBase + "unsupported-media-type"
 	ProblemTooLarge       = problemBase + "payload-too-large"
+	ProblemTooMany        = problemBase + "too-many-failed-attempts"
 	ProblemUnavailable    = problemBase + "service-unavailable"
 	ProblemInternal       = problemBase + "internal"
 	problemGenericHTTPErr = problemBase + "http-error"

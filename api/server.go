@@ -22,6 +22,7 @@ import (
 	"github.com/misybot/tenancy/internal/seal"
 	"github.com/misybot/tenancy/internal/tenantdb"
 	"github.com/misybot/tenancy/internal/tenantredis"
+	"github.com/misybot/tenancy/internal/throttle"
 )
 
 // TenantsPath is the prefix of the management API.
@@ -49,6 +50,9 @@ type Config struct {
 	Audit *audit.Writer
 	// Checks are the dependencies /readyz probes, by name.
 	Checks []Check
+	// Throttle budgets failed authentication attempts per client address and tenant id across
+	// every API process (Redis); nil: no budget.
+	Throttle *throttle.Guard
 	// TrustedProxies are the networks whose X-Forwarded-For the API believes (its load
 	// balancers). Empty: the client address is the connection's peer, whatever headers say.
 	TrustedProxies []*net.IPNet
@@ -77,6 +81,7 @@ type Server struct {
 	// onDenied, when set, records a denied tenant request in the audit trail.
 	onDenied  func(c echo.Context, tenantID string, status int, reason string)
 	audit     *audit.Writer
+	throttle  *throttle.Guard
 	checks    []Check
 	validator *validator.Validate
 	logger    *slog.Logger
@@ -111,6 +116,7 @@ func NewApp(cfg Config) App {
 		refusals:      newRefusalLimiter(20, 100),
 		metrics:       newMetrics(),
 		audit:         cfg.Audit,
+		throttle:      cfg.Throttle,
 		checks:        cfg.Checks,
 		validator:     newValidator(),
 		logger:        cfg.Logger,

@@ -111,10 +111,19 @@ func (s *Server) verifySignature(next echo.HandlerFunc) echo.HandlerFunc {
 	return func(c echo.Context) error {
 		req := c.Request()
 		h, err := signing.ParseHeaders(req.Header)
+		claimed := h.TenantID
+		if tenant.ValidateID(claimed) != nil {
+			claimed = ""
+		}
+		if p := s.throttled(c, claimed); p != nil {
+			return p
+		}
 		if err != nil {
+			s.authFailed(c, claimed)
 			return s.deny(c, h.TenantID, signatureProblem(err.Error()))
 		}
-		if tenant.ValidateID(h.TenantID) != nil {
+		if claimed == "" {
+			s.authFailed(c, "")
 			return s.deny(c, "", signatureProblem("malformed "+signing.HeaderTenant))
 		}
 		now := time.Now()
@@ -146,6 +155,7 @@ func (s *Server) verifySignature(next echo.HandlerFunc) echo.HandlerFunc {
 			if err == nil {
 				err = signing.ErrBadSignature
 			}
+			s.authFailed(c, h.TenantID)
 			return s.denyAs(c, h.TenantID, signatureProblem(err.Error()), "unknown tenant, or not provisioned")
 		}
 
@@ -160,12 +170,14 @@ func (s *Server) verifySignature(next echo.HandlerFunc) echo.HandlerFunc {
 		}
 		if _, err := signing.Verify(secrets.candidates(now), canonical, h.Signature); err != nil {
 			if !cached {
+				s.authFailed(c, h.TenantID)
 				return s.deny(c, h.TenantID, signatureProblem(err.Error()))
 			}
 			if secrets, err = s.loadSecrets(ctx, h.TenantID); err != nil { // maybe rotated elsewhere
 				return err
 			}
 			if _, err := signing.Verify(secrets.candidates(now), canonical, h.Signature); err != nil {
+				s.authFailed(c, h.TenantID)
 				return s.deny(c, h.TenantID, signatureProblem(err.Error()))
 			}
 		}

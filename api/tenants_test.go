@@ -41,14 +41,14 @@ type bundle struct {
 	redis  *tenantredis.Store
 }
 
-func setup(t testing.TB) bundle {
+func setup(t testing.TB, opts ...func(*api.Config)) bundle {
 	t.Helper()
 	sealer, err := seal.New(bytes.Repeat([]byte{7}, 32))
 	require.NoError(t, err)
 	app := testenv.AppPool(t)
 	b := bundle{owner: testenv.OwnerPool(t), app: app, sealer: sealer, keys: keyring.New(app, sealer),
 		mongo: tenantmongo.New(testenv.MongoClient(t)), redis: tenantredis.New(testenv.RedisClient(t))}
-	surfaces := api.NewApp(api.Config{
+	cfg := api.Config{
 		Registry:      registry.New(app),
 		Settings:      tenantdb.New(app),
 		Sealer:        sealer,
@@ -57,7 +57,11 @@ func setup(t testing.TB) bundle {
 		Conversations: conversations.New(b.mongo, b.keys, b.redis),
 		SecretOverlap: time.Hour,
 		Logger:        testenv.Logger(t),
-	})
+	}
+	for _, o := range opts {
+		o(&cfg)
+	}
+	surfaces := api.NewApp(cfg)
 	b.e, b.ops = surfaces.Public, surfaces.Ops
 	return b
 }

@@ -25,6 +25,7 @@ import (
 	"github.com/misybot/tenancy/internal/tenantdb"
 	"github.com/misybot/tenancy/internal/tenantmongo"
 	"github.com/misybot/tenancy/internal/tenantredis"
+	"github.com/misybot/tenancy/internal/throttle"
 	"github.com/misybot/tenancy/workflows"
 )
 
@@ -54,6 +55,7 @@ func API(cfg config.Config, c *clients.Clients, sealer *seal.Sealer, logger *slo
 			{Name: "temporal", Probe: c.PingTemporal},
 			api.AuditShippingCheck(auditWriter, auditShippingLag),
 		},
+		Throttle:       throttle.New(c.Redis),
 		TrustedProxies: cfg.TrustedProxies,
 		Logger:         logger,
 	})
