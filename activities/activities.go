@@ -12,6 +12,7 @@ import (
 	"log/slog"
 	"strings"
 
+	"filippo.io/age"
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 	"go.temporal.io/sdk/activity"
@@ -47,7 +48,10 @@ type Activities struct {
 	Conversations *conversations.Store
 	// ExportDir is where offboarding writes tenant archives.
 	ExportDir string
-	Logger    *slog.Logger
+	// ExportRecipients are the age recipients archives are encrypted to (EXPORT_RECIPIENT);
+	// without one, the export step fails rather than write plaintext.
+	ExportRecipients []age.Recipient
+	Logger           *slog.Logger
 }
 
 // TenantRef names the tenant an activity works on.

@@ -15,6 +15,7 @@ import (
 	"strings"
 	"time"
 
+	"filippo.io/age"
 	"github.com/jackc/pgx/v5"
 	"go.mongodb.org/mongo-driver/bson"
 	"go.mongodb.org/mongo-driver/bson/primitive"
@@ -46,8 +47,9 @@ type ExportResult struct {
 var excludedTables = map[string]bool{`"public"."tenant_keys"`: true, `"public"."audit_outbox"`: true}
 
 // ExportTenant writes the tenant's data (registry profile without secret, rows of every
-// tenant table, every MongoDB collection including audit_events) to a tar.gz archive and
-// returns its SHA-256. It heartbeats after each table and collection.
+// tenant table, every MongoDB collection including audit_events) to a tar.gz archive encrypted
+// with age to the operators' recipients (EXPORT_RECIPIENT; "<archive>.age", no plaintext file
+// ever on disk) and returns the SHA-256 of the encrypted file. It heartbeats after each table and collection.
 //
 // Idempotent: the archive name is deterministic per run; a finished archive (with its .sha256
 // sidecar, written last) is returned as is, and an unfinished one is rebuilt from the start
@@ -66,7 +68,11 @@ func (a *Activities) ExportTenant(ctx context.Context, in ExportInput) (ExportRe
 	if err := os.MkdirAll(a.ExportDir, 0o700); err != nil {
 		return ExportResult{}, fmt.Errorf("export dir: %w", err)
 	}
-	final := filepath.Join(a.ExportDir, in.Archive)
+	if len(a.ExportRecipients) == 0 {
+		return ExportResult{}, errors.New("export: no EXPORT_RECIPIENT is configured: archives are written only encrypted to an operator's age key; set it on the worker and retry the step")
+	}
+	// Encrypted with age to the operators' recipients: no plaintext archive is ever written.
+	final := filepath.Join(a.ExportDir, in.Archive+".age")
 	if done, ok := readFinished(final); ok {
 		return done, nil
 	}
@@ -84,7 +90,12 @@ func (a *Activities) ExportTenant(ctx context.Context, in ExportInput) (ExportRe
 
 	hash := sha256.New()
 	counter := &countingWriter{w: io.MultiWriter(tmp, hash)}
-	gz := gzip.NewWriter(counter)
+	enc, err := age.Encrypt(counter, a.ExportRecipients...)
+	if err != nil {
+		tmp.Close()
+		return ExportResult{}, fmt.Errorf("export: encrypt: %w", err)
+	}
+	gz := gzip.NewWriter(enc)
 	tw := tar.NewWriter(gz)
 	counts := map[string]int64{}
 
@@ -101,7 +112,7 @@ func (a *Activities) ExportTenant(ctx context.Context, in ExportInput) (ExportRe
 		tmp.Close()
 		return ExportResult{}, err
 	}
-	if err := errors.Join(tw.Close(), gz.Close()); err != nil {
+	if err := errors.Join(tw.Close(), gz.Close(), enc.Close()); err != nil {
 		tmp.Close()
 		return ExportResult{}, fmt.Errorf("export: finish archive: %w", err)
 	}

@@ -50,6 +50,9 @@ type Config struct {
 	Audit *audit.Writer
 	// Checks are the dependencies /readyz probes, by name.
 	Checks []Check
+	// ExportDir is where the worker writes offboarding archives, for their download (the same
+	// folder or volume as the worker's EXPORT_DIR); empty: no downloads from this process.
+	ExportDir string
 	// Throttle budgets failed authentication attempts per client address and tenant id across
 	// every API process (Redis); nil: no budget.
 	Throttle *throttle.Guard
@@ -82,6 +85,7 @@ type Server struct {
 	onDenied  func(c echo.Context, tenantID string, status int, reason string)
 	audit     *audit.Writer
 	throttle  *throttle.Guard
+	exportDir string
 	checks    []Check
 	validator *validator.Validate
 	logger    *slog.Logger
@@ -117,6 +121,7 @@ func NewApp(cfg Config) App {
 		metrics:       newMetrics(),
 		audit:         cfg.Audit,
 		throttle:      cfg.Throttle,
+		exportDir:     cfg.ExportDir,
 		checks:        cfg.Checks,
 		validator:     newValidator(),
 		logger:        cfg.Logger,
@@ -173,6 +178,8 @@ func NewApp(cfg Config) App {
 	e.GET(TenantsPath+"/:tenantId", s.getTenant, read...)
 	e.PUT(TenantsPath+"/:tenantId", s.updateTenant, write...)
 	e.DELETE(TenantsPath+"/:tenantId", s.deleteTenant, admin...)
+
+	e.GET(ArchivesPath+"/:name", s.downloadArchive, admin...) // a whole tenant's data: admins, audited
 
 	e.GET(TenantsPath+"/:tenantId/settings", s.listSettings, append(read, s.tenantScope)...)
 	e.GET(TenantsPath+"/:tenantId/settings/:key", s.getSetting, append(read, s.tenantScope)...)

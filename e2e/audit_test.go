@@ -12,6 +12,7 @@ import (
 	"strings"
 	"testing"
 
+	"filippo.io/age"
 	"github.com/stretchr/testify/require"
 	"go.mongodb.org/mongo-driver/bson"
 
@@ -20,13 +21,16 @@ import (
 	"github.com/misybot/tenancy/internal/testenv"
 )
 
-// archiveFile returns one file of a tar.gz archive.
+// archiveFile returns one file of an offboarding archive (a tar.gz encrypted with age to the
+// stack's export identity).
 func archiveFile(t *testing.T, path, name string) []byte {
 	t.Helper()
 	f, err := os.Open(path)
 	require.NoError(t, err)
 	defer f.Close()
-	gz, err := gzip.NewReader(f)
+	plain, err := age.Decrypt(f, exportIdentity)
+	require.NoError(t, err, "the archive decrypts with the operators' identity")
+	gz, err := gzip.NewReader(plain)
 	require.NoError(t, err)
 	tr := tar.NewReader(gz)
 	for {

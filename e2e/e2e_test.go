@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"filippo.io/age"
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/redis/go-redis/v9"
@@ -47,6 +48,15 @@ import (
 const token = "e2e-operator-token-0123456789"
 
 var masterKey = bytes.Repeat([]byte{5}, 32)
+
+// exportIdentity decrypts the stacks' offboarding archives; its recipient encrypts them.
+var exportIdentity = func() *age.X25519Identity {
+	id, err := age.GenerateX25519Identity()
+	if err != nil {
+		panic(err)
+	}
+	return id
+}()
 
 type stack struct {
 	t        *testing.T
@@ -107,8 +117,9 @@ func newStack(t *testing.T, withWorker bool) *stack {
 		Registry: registry.New(app), Settings: tenantdb.New(app), Sealer: sealer, Operators: operators.New(app, token),
 		Lifecycle: lifecycle.New(s.temporal, lifecycle.Options{TaskQueue: s.queue, StepTimeout: 3 * time.Second, KeySettleDelay: time.Second}),
 		Redis:     tenantredis.New(s.redis), Conversations: s.conversations, SecretOverlap: time.Hour,
-		Audit:  cl.AuditWriter(sealer),
-		Logger: testenv.Logger(t),
+		Audit:     cl.AuditWriter(sealer),
+		ExportDir: s.exports,
+		Logger:    testenv.Logger(t),
 	})
 	srv := httptest.NewServer(e)
 	t.Cleanup(srv.Close)
@@ -116,6 +127,7 @@ func newStack(t *testing.T, withWorker bool) *stack {
 
 	if withWorker {
 		acts := cl.Activities(sealer, s.exports, testenv.Logger(t))
+		acts.ExportRecipients = []age.Recipient{exportIdentity.Recipient()}
 		w := worker.New(s.temporal, s.queue, worker.Options{Interceptors: []interceptor.WorkerInterceptor{activities.NewAuditInterceptor(acts)}})
 		workflows.Register(w)
 		w.RegisterActivity(acts)
@@ -249,4 +261,23 @@ func (s *stack) signedGet(id, secret, path string) int {
 	require.NoError(s.t, err)
 	res.Body.Close()
 	return res.StatusCode
+}
+
+type downloaded struct {
+	code int
+	body []byte
+}
+
+// download fetches an offboarding archive as the operator holding tok.
+func (s *stack) download(name, tok string) downloaded {
+	s.t.Helper()
+	req, err := http.NewRequest(http.MethodGet, s.url+api.ArchivesPath+"/"+name, nil)
+	require.NoError(s.t, err)
+	req.Header.Set("Authorization", "Bearer "+tok)
+	res, err := http.DefaultClient.Do(req)
+	require.NoError(s.t, err)
+	defer res.Body.Close()
+	body, err := io.ReadAll(res.Body)
+	require.NoError(s.t, err)
+	return downloaded{code: res.StatusCode, body: body}
 }

@@ -48,7 +48,7 @@ func (s *stack) startWorkerProcess(bin, name string) *exec.Cmd {
 		"DATABASE_URL="+testenv.AppDatabaseURL, "MONGODB_URI="+testenv.MongoURI, "REDIS_URL="+testenv.RedisURL,
 		"TEMPORAL_ADDRESS="+testenv.TemporalAddress, "TASK_QUEUE="+s.queue,
 		"TENANT_MASTER_KEY="+base64.StdEncoding.EncodeToString(masterKey), "EXPORT_DIR="+s.exports,
-		"AUDIT_PLATFORM_DATABASE="+s.platformDB,
+		"AUDIT_PLATFORM_DATABASE="+s.platformDB, "EXPORT_RECIPIENT="+exportIdentity.Recipient().String(),
 	)
 	cmd.Stdout, cmd.Stderr = logFile, logFile
 	require.NoError(s.t, cmd.Start())

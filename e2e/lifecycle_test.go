@@ -6,6 +6,8 @@ import (
 	"encoding/hex"
 	"net/http"
 	"os"
+	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -116,6 +118,28 @@ func TestLifecycleThroughTheAPI(t *testing.T) {
 	require.Equal(t, hex.EncodeToString(sum[:]), summary.Details["archiveSha256"])
 	require.Contains(t, string(archiveFile(t, summary.Details["archive"], "mongodb/messages.jsonl")), "readable in the archive",
 		"message text is exported decrypted: the tenant's keys are destroyed right after")
+
+	// Encrypted at rest: no file in the export folder carries the tenant's data in plaintext.
+	entries, err := os.ReadDir(s.exports)
+	require.NoError(t, err)
+	for _, e := range entries {
+		raw, err := os.ReadFile(filepath.Join(s.exports, e.Name()))
+		require.NoError(t, err)
+		require.NotContains(t, string(raw), "readable in the archive", e.Name())
+		require.NotContains(t, string(raw), "dark", e.Name())
+	}
+	require.True(t, strings.HasSuffix(summary.Details["archive"], ".tar.gz.age"))
+
+	// A platform-admin downloads it, as it is (encrypted), and the download is audited.
+	name := filepath.Base(summary.Details["archive"])
+	res := s.download(name, token)
+	require.Equal(t, http.StatusOK, res.code)
+	require.Equal(t, archive, res.body, "the encrypted archive, byte for byte")
+	var dl audit.Event
+	require.NoError(t, s.platform().FindOne(ctx, bson.D{{Key: "action", Value: "tenant.archive.download"}, {Key: "resource", Value: "archive/" + name}}).Decode(&dl))
+	require.Equal(t, "bootstrap", dl.Actor.ID)
+	require.Equal(t, http.StatusBadRequest, s.download("..%2F..%2Fetc%2Fpasswd", token).code)
+	require.Equal(t, http.StatusNotFound, s.download("nobody-0000.tar.gz.age", token).code)
 
 	// An offboarded id cannot be onboarded again.
 	code, body = s.do(http.MethodPost, api.TenantsPath+"/onboard", onboardBody(a, "standard"))

@@ -45,6 +45,7 @@ MisyBot Tenancy is running.
   Temporal Web UI  http://127.0.0.1:8233
   Operator token   $OPERATOR_TOKEN   (Authorization: Bearer <token>; stored in .state/operator-token)
   Master key       $TENANT_MASTER_KEY   (.state/master-key; development only)
+  Archives         .state/exports/*.tar.gz.age, decrypt with the identity in .state/export-identity.txt
   Logs             .state/logs/api.log, .state/logs/worker.log
   Stop             make down
 
@@ -63,6 +64,11 @@ start() {
 	fi
 	log "building starter and worker"
 	(cd "$REPO" && go build -o "$BIN/starter" ./starter && go build -o "$BIN/worker" ./worker)
+	# The age identity offboarding archives are encrypted to (its secret half stays here).
+	if [[ ! -s $STATE/export-identity.txt ]]; then
+		(umask 077 && "$BIN/starter" export-keygen >"$STATE/export-identity.txt" 2>/dev/null)
+	fi
+	export EXPORT_RECIPIENT="${EXPORT_RECIPIENT:-$(sed -n 's/^# public key: //p' "$STATE/export-identity.txt")}"
 	log "applying migrations"
 	"$BIN/starter" migrate >>"$LOGS/migrate.log" 2>&1 || { tail -20 "$LOGS/migrate.log"; exit 1; }
 

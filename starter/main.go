@@ -13,7 +13,9 @@ import (
 	"os/signal"
 	"strings"
 	"syscall"
+	"time"
 
+	"filippo.io/age"
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/misybot/tenancy/api"
@@ -39,6 +41,8 @@ commands:
             start a lifecycle workflow for a registered tenant; prints the run (JSON)
   status <tenantId>
             print the tenant and its latest lifecycle run with its progress (JSON)
+  export-keygen
+            print a new age identity for EXPORT_RECIPIENT (its public key) and for decrypting archives
   operator create <name> <platform-admin|operator|auditor>
             issue an operator token (printed once; stored hashed)
   operator revoke <name> | operator list
@@ -54,6 +58,13 @@ func main() {
 	if len(os.Args) < 2 || os.Args[1] == "help" || os.Args[1] == "-h" || os.Args[1] == "--help" {
 		fmt.Fprintln(os.Stderr, usage)
 		os.Exit(2)
+	}
+	if os.Args[1] == "export-keygen" { // needs no configuration
+		if err := exportKeygen(); err != nil {
+			fmt.Fprintln(os.Stderr, "starter:", err)
+			os.Exit(1)
+		}
+		return
 	}
 	cfg, err := config.FromEnv()
 	if err != nil {
@@ -145,6 +156,19 @@ func serve(ctx context.Context, cfg config.Config, logger *slog.Logger) error {
 	shutdownCtx, cancel := context.WithTimeout(context.Background(), cfg.ShutdownTimeout)
 	defer cancel()
 	return errors.Join(public.Shutdown(shutdownCtx), ops.Shutdown(shutdownCtx))
+}
+
+// exportKeygen prints a new age X25519 identity in age-keygen's format: the public key (the
+// EXPORT_RECIPIENT value) in a comment, then the secret key. Keep the output offline; it is
+// what decrypts offboarding archives.
+func exportKeygen() error {
+	id, err := age.GenerateX25519Identity()
+	if err != nil {
+		return err
+	}
+	fmt.Printf("# created: %s\n# public key: %s\n%s\n", time.Now().UTC().Format(time.RFC3339), id.Recipient(), id)
+	fmt.Fprintf(os.Stderr, "Public key: %s\n", id.Recipient())
+	return nil
 }
 
 // verifyIsolation runs the isolation self-check once and reports the result.

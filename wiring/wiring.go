@@ -56,6 +56,7 @@ func API(cfg config.Config, c *clients.Clients, sealer *seal.Sealer, logger *slo
 			api.AuditShippingCheck(auditWriter, auditShippingLag),
 		},
 		Throttle:       throttle.New(c.Redis),
+		ExportDir:      cfg.ExportDir,
 		TrustedProxies: cfg.TrustedProxies,
 		Logger:         logger,
 	})

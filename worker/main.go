@@ -14,6 +14,7 @@ import (
 
 	"github.com/misybot/tenancy/activities"
 	"github.com/misybot/tenancy/internal/clients"
+	"github.com/misybot/tenancy/internal/archives"
 	"github.com/misybot/tenancy/internal/config"
 	"github.com/misybot/tenancy/internal/keycheck"
 	"github.com/misybot/tenancy/internal/rls"
@@ -58,6 +59,14 @@ func main() {
 	}
 
 	acts := c.Activities(sealer, cfg.ExportDir, logger)
+	acts.ExportRecipients = cfg.ExportRecipients
+	if len(acts.ExportRecipients) == 0 {
+		if cfg.Env == config.EnvProduction {
+			logger.Error("worker: refusing to start", "err", "EXPORT_RECIPIENT is not set: offboarding archives are written only encrypted to an operator's age key (starter export-keygen makes one)")
+			os.Exit(2)
+		}
+		logger.Warn("EXPORT_RECIPIENT is not set: offboarding's export step will fail until it is")
+	}
 	if err := startAudit(acts, c, cfg.TaskQueue, logger); err != nil {
 		logger.Error("worker: refusing to start", "err", err)
 		os.Exit(1)
@@ -68,6 +77,7 @@ func main() {
 	shipped := make(chan struct{})
 	go func() { defer close(shipped); wiring.Shipper(acts, logger).Run(shipCtx) }()
 	defer func() { stopShipper(); <-shipped }()
+	go (&archives.Pruner{Dir: cfg.ExportDir, Keep: cfg.ExportRetention, Audit: acts.Audit}).Run(shipCtx, time.Hour, logger)
 
 	// The interceptor writes one audit event per workflow step (activities.NewAuditInterceptor).
 	w := wiring.Worker(c, acts, cfg.TaskQueue)

@@ -15,6 +15,8 @@ import (
 	"regexp"
 	"strings"
 	"time"
+
+	"filippo.io/age"
 )
 
 // Env names the deployment mode. Dev relaxes exactly one rule: a missing master key falls back
@@ -64,6 +66,12 @@ type Config struct {
 	OffboardGrace time.Duration
 	// ExportDir is where offboarding writes tenant archives.
 	ExportDir string
+	// ExportRecipients are the age recipients (EXPORT_RECIPIENT, "age1…", comma-separated)
+	// archives are encrypted to; the matching identities decrypt them, offline.
+	ExportRecipients []age.Recipient
+	// ExportRetention is how long an archive is kept before the worker deletes it
+	// (EXPORT_RETENTION, default 720h).
+	ExportRetention time.Duration
 	// SecretOverlap is how long a rotated-out tenant secret keeps verifying signatures.
 	SecretOverlap time.Duration
 	// AuditPlatformDatabase is the MongoDB database of the platform audit chain. Every process
@@ -88,6 +96,7 @@ func Defaults() Config {
 		ShutdownTimeout:       10 * time.Second,
 		OffboardGrace:         72 * time.Hour,
 		ExportDir:             "exports",
+		ExportRetention:       30 * 24 * time.Hour,
 		SecretOverlap:         24 * time.Hour,
 		AuditPlatformDatabase: "platform",
 		LogLevel:              slog.LevelInfo,
@@ -106,7 +115,7 @@ func FromLookup(lookup func(string) (string, bool)) (Config, error) {
 			*dst = strings.TrimSpace(v)
 		}
 	}
-	var env, masterKey, shutdown, level, grace, overlap, proxies string
+	var env, masterKey, shutdown, level, grace, overlap, proxies, recipients, exportRetention string
 	get("APP_ENV", &env)
 	get("DATABASE_URL", &c.DatabaseURL)
 	get("MIGRATE_DATABASE_URL", &c.MigrateDatabaseURL)
@@ -124,6 +133,8 @@ func FromLookup(lookup func(string) (string, bool)) (Config, error) {
 	get("LOG_LEVEL", &level)
 	get("OFFBOARD_GRACE_PERIOD", &grace)
 	get("EXPORT_DIR", &c.ExportDir)
+	get("EXPORT_RECIPIENT", &recipients)
+	get("EXPORT_RETENTION", &exportRetention)
 	get("SECRET_ROTATION_OVERLAP", &overlap)
 	get("AUDIT_PLATFORM_DATABASE", &c.AuditPlatformDatabase)
 
@@ -166,6 +177,21 @@ func FromLookup(lookup func(string) (string, bool)) (Config, error) {
 	checkHostPort("TEMPORAL_ADDRESS", c.TemporalAddress)
 	checkHostPort("API_ADDR", c.APIAddr)
 	checkHostPort("METRICS_ADDR", c.MetricsAddr)
+	if recipients != "" {
+		rs, err := age.ParseRecipients(strings.NewReader(strings.ReplaceAll(recipients, ",", "\n")))
+		if err != nil {
+			bad("EXPORT_RECIPIENT", "must be age recipients (age1…), comma-separated: %v", err)
+		}
+		c.ExportRecipients = rs
+	}
+	if exportRetention != "" {
+		d, err := time.ParseDuration(exportRetention)
+		if err != nil || d < time.Hour {
+			bad("EXPORT_RETENTION", "must be a duration of at least 1h, e.g. 720h, got %q", exportRetention)
+		} else {
+			c.ExportRetention = d
+		}
+	}
 	for cidr := range strings.SplitSeq(proxies, ",") {
 		if cidr = strings.TrimSpace(cidr); cidr == "" {
 			continue
