@@ -68,4 +68,3 @@ func TestFailedSignaturesAreThrottledPerTenant(t *testing.T) {
 	requireProblem(t, send(victim, 101), http.StatusTooManyRequests) // the tenant id waits, whoever asks
 	require.Equal(t, http.StatusOK, send(bystander, 102).Code, "another tenant is served")
 }
-

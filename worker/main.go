@@ -13,8 +13,8 @@ import (
 	"go.temporal.io/sdk/worker"
 
 	"github.com/misybot/tenancy/activities"
-	"github.com/misybot/tenancy/internal/clients"
 	"github.com/misybot/tenancy/internal/archives"
+	"github.com/misybot/tenancy/internal/clients"
 	"github.com/misybot/tenancy/internal/config"
 	"github.com/misybot/tenancy/internal/keycheck"
 	"github.com/misybot/tenancy/internal/rls"
