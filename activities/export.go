@@ -206,13 +206,17 @@ func (a *Activities) exportMongo(ctx context.Context, tw *tar.Writer, counts map
 		var n int64
 		for cur.Next(ctx) {
 			doc := cur.Current
-			if name == tenantmongo.Messages {
-				// The archive is handed to the tenant and its keys are destroyed right after, so
-				// message text goes in readable; the archive itself is 0600 and checksummed.
-				if doc, err = a.decryptedMessage(ctx, cur.Current); err != nil {
-					cur.Close(ctx)
-					return err
-				}
+			// The archive is handed to the tenant and its keys are destroyed right after, so
+			// message text and titles go in readable; the archive itself is encrypted with age.
+			switch name {
+			case tenantmongo.Messages:
+				doc, err = a.decrypted(ctx, cur.Current, "text", "text", conversations.TextField)
+			case tenantmongo.Conversations:
+				doc, err = a.decrypted(ctx, cur.Current, "titleEnc", "title", conversations.TitleField)
+			}
+			if err != nil {
+				cur.Close(ctx)
+				return err
 			}
 			line, err := bson.MarshalExtJSON(doc, false, false)
 			if err != nil {
@@ -235,18 +239,20 @@ func (a *Activities) exportMongo(ctx context.Context, tw *tar.Writer, counts map
 	return nil
 }
 
-// decryptedMessage returns a stored message with its text field decrypted.
-func (a *Activities) decryptedMessage(ctx context.Context, raw bson.Raw) (bson.Raw, error) {
+// decrypted returns a stored document with its encrypted field from decrypted into field to
+// (replacing from), under the associated-data name aad.
+func (a *Activities) decrypted(ctx context.Context, raw bson.Raw, from, to, aad string) (bson.Raw, error) {
 	var m bson.M
 	if err := bson.Unmarshal(raw, &m); err != nil {
 		return nil, err
 	}
-	if bin, ok := m["text"].(primitive.Binary); ok {
-		plain, err := a.Keys.Decrypt(ctx, conversations.TextField, bin.Data)
+	if bin, ok := m[from].(primitive.Binary); ok {
+		plain, err := a.Keys.Decrypt(ctx, aad, bin.Data)
 		if err != nil {
-			return nil, fmt.Errorf("export: decrypt message %v: %w", m["_id"], err)
+			return nil, fmt.Errorf("export: decrypt %s of %v: %w", from, m["_id"], err)
 		}
-		m["text"] = string(plain)
+		delete(m, from)
+		m[to] = string(plain)
 	}
 	return bson.Marshal(m)
 }

@@ -53,9 +53,10 @@ type ReencryptProgress struct {
 }
 
 // ReencryptMessages moves every message of the tenant to its newest data key, batch by batch in
-// message id order, heartbeating its position after each batch. Idempotent and resumable: a
-// retried attempt resumes from the last heartbeat, a message already under the newest key is
-// skipped, and each rewrite is conditional on the ciphertext it read.
+// message id order, heartbeating its position after each batch, then every conversation title.
+// Idempotent and resumable: a retried attempt resumes from the last heartbeat, a message or
+// title already under the newest key is skipped, and each rewrite is conditional on the value
+// it read.
 func (a *Activities) ReencryptMessages(ctx context.Context, in ReencryptInput) (ReencryptProgress, error) {
 	tctx, err := scoped(ctx, in.TenantID)
 	if err != nil {
@@ -83,5 +84,7 @@ func (a *Activities) ReencryptMessages(ctx context.Context, in ReencryptInput) (
 			return p, err
 		}
 	}
-	return p, nil
+	n, err := a.Conversations.ReencryptTitles(tctx)
+	p.Reencrypted += n
+	return p, err
 }

@@ -121,7 +121,7 @@ func TestSignedRequestsReachOwnData(t *testing.T) {
 	get := b.send(t, a.req("GET", "/settings/theme", ""))
 	require.Equal(t, "dark", get.Body["value"])
 
-	conv := b.send(t, a.req("POST", "/conversations", `{"title":"support"}`))
+	conv := b.send(t, a.req("POST", "/conversations", `{"title":"refund for order 7731"}`))
 	require.Equal(t, http.StatusCreated, conv.Code, conv.Raw)
 	cid := conv.Body["id"].(string)
 	msg := b.send(t, a.req("POST", "/conversations/"+cid+"/messages", `{"role":"user","text":"my card is 4111"}`))
@@ -131,7 +131,10 @@ func TestSignedRequestsReachOwnData(t *testing.T) {
 		got := b.send(t, a.req("GET", "/conversations/"+cid, ""))
 		require.Equal(t, http.StatusOK, got.Code, got.Raw)
 		require.Contains(t, got.Raw, "my card is 4111")
+		require.Contains(t, got.Raw, "refund for order 7731")
 	}
+	list := b.send(t, a.req("GET", "/conversations", ""))
+	require.Contains(t, list.Raw, "refund for order 7731")
 
 	// At rest the text is ciphertext, in MongoDB and in the Redis cache.
 	db, err := b.mongo.Database(tenant.WithID(context.Background(), a.id))
@@ -140,11 +143,16 @@ func TestSignedRequestsReachOwnData(t *testing.T) {
 	require.NoError(t, db.Collection("messages").FindOne(context.Background(), bson.M{"conversationId": cid}).Decode(&stored))
 	raw, _ := bson.MarshalExtJSON(stored, false, false)
 	require.NotContains(t, string(raw), "4111")
+	var storedConv bson.M
+	require.NoError(t, db.Collection("conversations").FindOne(context.Background(), bson.M{"_id": cid}).Decode(&storedConv))
+	raw, _ = bson.MarshalExtJSON(storedConv, false, false)
+	require.NotContains(t, string(raw), "7731", "the title is ciphertext too")
 	scope, err := b.redis.Scope(tenant.WithID(context.Background(), a.id))
 	require.NoError(t, err)
 	cachedRead, err := scope.Get(context.Background(), "conversation_cache", cid)
 	require.NoError(t, err)
 	require.NotContains(t, cachedRead, "4111")
+	require.NotContains(t, cachedRead, "7731")
 }
 
 // Every way to break a signature is refused with 401 and changes nothing.

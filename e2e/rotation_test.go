@@ -7,6 +7,7 @@ import (
 
 	"github.com/stretchr/testify/require"
 	"go.mongodb.org/mongo-driver/bson"
+	"go.mongodb.org/mongo-driver/bson/primitive"
 
 	"github.com/misybot/tenancy/api"
 	"github.com/misybot/tenancy/internal/keyring"
@@ -28,6 +29,27 @@ func TestKeyRotationReencryptsMessages(t *testing.T) {
 	tctx := tenant.WithID(ctx, id)
 	conv, err := s.conversations.Create(tctx, "history")
 	require.NoError(t, err)
+	// A conversation written before titles were encrypted: its title is plaintext at rest.
+	legacyID := "legacy-conversation-0001"
+	_, err = s.mongo.Database("tenant_"+id).Collection("conversations").InsertOne(ctx,
+		bson.D{{Key: "_id", Value: legacyID}, {Key: "title", Value: "legacy plaintext title"}, {Key: "messageCount", Value: 0}})
+	require.NoError(t, err)
+	titleVersions := func() map[string]int {
+		cur, err := s.mongo.Database("tenant_"+id).Collection("conversations").Find(ctx, bson.D{})
+		require.NoError(t, err)
+		var docs []bson.M
+		require.NoError(t, cur.All(ctx, &docs))
+		out := map[string]int{}
+		for _, d := range docs {
+			v := 0
+			if bin, ok := d["titleEnc"].(primitive.Binary); ok {
+				v, _ = keyring.Version(bin.Data)
+			}
+			out[d["_id"].(string)] = v
+		}
+		return out
+	}
+	require.Equal(t, map[string]int{conv.ID: 1, legacyID: 0}, titleVersions())
 	texts := []string{"one", "two", "three"}
 	for _, tx := range texts {
 		_, err := s.conversations.AddMessage(tctx, conv.ID, "user", tx)
@@ -54,6 +76,14 @@ func TestKeyRotationReencryptsMessages(t *testing.T) {
 	require.Equal(t, http.StatusAccepted, code, body)
 	require.NoError(t, s.wait(body))
 	require.Equal(t, []int{2, 2, 2}, versions())
+	require.Equal(t, map[string]int{conv.ID: 2, legacyID: 2}, titleVersions(), "titles too, the plaintext one encrypted at last")
+	list, err := s.conversations.List(tctx, 10)
+	require.NoError(t, err)
+	var titles []string
+	for _, c := range list {
+		titles = append(titles, c.Title)
+	}
+	require.ElementsMatch(t, []string{"history", "legacy plaintext title"}, titles)
 
 	_, msgs, err := s.conversations.Get(tctx, conv.ID)
 	require.NoError(t, err)

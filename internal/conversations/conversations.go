@@ -25,6 +25,9 @@ import (
 // TextField names message text in the encryption's associated data.
 const TextField = "messages.text"
 
+// TitleField names conversation titles in the encryption's associated data.
+const TitleField = "conversations.title"
+
 // cacheKind is the Redis kind of cached conversation reads.
 const cacheKind = "conversation_cache"
 
@@ -34,13 +37,39 @@ const cacheTTL = 5 * time.Minute
 // ErrNotFound: no such conversation in this tenant.
 var ErrNotFound = errors.New("conversation not found")
 
-// Conversation is a conversation's metadata.
+// Conversation is a conversation's metadata, with its title in plain form (only in memory and
+// in API answers).
 type Conversation struct {
+	ID           string    `json:"id"`
+	Title        string    `json:"title"`
+	MessageCount int       `json:"messageCount"`
+	CreatedAt    time.Time `json:"createdAt"`
+	UpdatedAt    time.Time `json:"updatedAt"`
+}
+
+// storedConversation is a conversation as stored: the title is ciphertext (titleEnc). A
+// conversation written before titles were encrypted has a plaintext title instead, read as it
+// is until a key rotation re-encrypts it.
+type storedConversation struct {
 	ID           string    `bson:"_id" json:"id"`
-	Title        string    `bson:"title" json:"title"`
+	LegacyTitle  string    `bson:"title,omitempty" json:"title,omitempty"`
+	Title        []byte    `bson:"titleEnc,omitempty" json:"titleEnc,omitempty"`
 	MessageCount int       `bson:"messageCount" json:"messageCount"`
 	CreatedAt    time.Time `bson:"createdAt" json:"createdAt"`
 	UpdatedAt    time.Time `bson:"updatedAt" json:"updatedAt"`
+}
+
+// open returns the conversation with its title decrypted.
+func (s *Store) open(ctx context.Context, c storedConversation) (Conversation, error) {
+	out := Conversation{ID: c.ID, Title: c.LegacyTitle, MessageCount: c.MessageCount, CreatedAt: c.CreatedAt, UpdatedAt: c.UpdatedAt}
+	if c.Title != nil {
+		plain, err := s.keys.Decrypt(ctx, TitleField, c.Title)
+		if err != nil {
+			return Conversation{}, fmt.Errorf("conversations: title of %s: %w", c.ID, err)
+		}
+		out.Title = string(plain)
+	}
+	return out, nil
 }
 
 // Message is one message, with its text in plain form (only in memory and in API answers).
@@ -61,11 +90,11 @@ type storedMessage struct {
 	CreatedAt      time.Time `bson:"createdAt" json:"createdAt"`
 }
 
-// cached is what the Redis cache holds: the stored form, so message text stays encrypted in
-// Redis too.
+// cached is what the Redis cache holds: the stored form, so titles and message text stay
+// encrypted in Redis too.
 type cached struct {
-	Conversation Conversation    `json:"conversation"`
-	Messages     []storedMessage `json:"messages"`
+	Conversation storedConversation `json:"conversation"`
+	Messages     []storedMessage    `json:"messages"`
 }
 
 // Store reaches conversations through the tenant-scoped stores.
@@ -93,11 +122,15 @@ func (s *Store) Create(ctx context.Context, title string) (Conversation, error) 
 		return Conversation{}, err
 	}
 	now := time.Now().UTC().Truncate(time.Millisecond)
-	c := Conversation{ID: newID(), Title: title, CreatedAt: now, UpdatedAt: now}
+	ct, err := s.keys.Encrypt(ctx, TitleField, []byte(title))
+	if err != nil {
+		return Conversation{}, fmt.Errorf("conversations: encrypt title: %w", err)
+	}
+	c := storedConversation{ID: newID(), Title: ct, CreatedAt: now, UpdatedAt: now}
 	if _, err := coll.InsertOne(ctx, c); err != nil {
 		return Conversation{}, fmt.Errorf("conversations: create: %w", err)
 	}
-	return c, nil
+	return Conversation{ID: c.ID, Title: title, CreatedAt: now, UpdatedAt: now}, nil
 }
 
 // List returns the most recently updated conversations.
@@ -110,9 +143,17 @@ func (s *Store) List(ctx context.Context, limit int64) ([]Conversation, error) {
 	if err != nil {
 		return nil, fmt.Errorf("conversations: list: %w", err)
 	}
-	out := []Conversation{}
-	if err := cur.All(ctx, &out); err != nil {
+	var stored []storedConversation
+	if err := cur.All(ctx, &stored); err != nil {
 		return nil, fmt.Errorf("conversations: list: %w", err)
+	}
+	out := make([]Conversation, 0, len(stored))
+	for _, c := range stored {
+		conv, err := s.open(ctx, c)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, conv)
 	}
 	return out, nil
 }
@@ -174,7 +215,11 @@ func (s *Store) decrypt(ctx context.Context, c cached) (Conversation, []Message,
 		}
 		out = append(out, Message{ID: m.ID, ConversationID: m.ConversationID, Role: m.Role, Text: string(text), CreatedAt: m.CreatedAt})
 	}
-	return c.Conversation, out, nil
+	conv, err := s.open(ctx, c.Conversation)
+	if err != nil {
+		return Conversation{}, nil, err
+	}
+	return conv, out, nil
 }
 
 // AddMessage appends a message to one of the tenant's conversations, its text encrypted with
@@ -270,4 +315,60 @@ func (s *Store) Reencrypt(ctx context.Context, afterID string, batch int64) (str
 		last = page[len(page)-1].ID
 	}
 	return last, done, int64(len(page)) < batch, nil
+}
+
+// ReencryptTitles moves every conversation title to the newest data key (titles written before
+// they were encrypted are encrypted now) and returns how many it rewrote. Idempotent: a title
+// under the newest version is skipped, and each update is conditional on the value it read.
+func (s *Store) ReencryptTitles(ctx context.Context) (int, error) {
+	conv, err := s.mongo.Collection(ctx, tenantmongo.Conversations)
+	if err != nil {
+		return 0, err
+	}
+	newest, err := s.keys.NewestVersion(ctx)
+	if err != nil {
+		return 0, err
+	}
+	cur, err := conv.Find(ctx, bson.D{}, options.Find().SetProjection(bson.D{{Key: "title", Value: 1}, {Key: "titleEnc", Value: 1}}))
+	if err != nil {
+		return 0, fmt.Errorf("conversations: reencrypt titles: %w", err)
+	}
+	var all []storedConversation
+	if err := cur.All(ctx, &all); err != nil {
+		return 0, fmt.Errorf("conversations: reencrypt titles: %w", err)
+	}
+	done := 0
+	for _, c := range all {
+		var plain []byte
+		filter := bson.D{{Key: "_id", Value: c.ID}}
+		switch {
+		case c.Title != nil:
+			if v, ok := keyring.Version(c.Title); ok && v == newest {
+				continue
+			}
+			if plain, err = s.keys.Decrypt(ctx, TitleField, c.Title); err != nil {
+				return done, fmt.Errorf("conversations: reencrypt title of %s: %w", c.ID, err)
+			}
+			filter = append(filter, bson.E{Key: "titleEnc", Value: c.Title})
+		case c.LegacyTitle != "":
+			plain = []byte(c.LegacyTitle)
+			filter = append(filter, bson.E{Key: "title", Value: c.LegacyTitle})
+		default:
+			continue
+		}
+		ct, err := s.keys.Encrypt(ctx, TitleField, plain)
+		clear(plain)
+		if err != nil {
+			return done, err
+		}
+		res, err := conv.UpdateOne(ctx, filter, bson.D{{Key: "$set", Value: bson.D{{Key: "titleEnc", Value: ct}}}, {Key: "$unset", Value: bson.D{{Key: "title", Value: ""}}}})
+		if err != nil {
+			return done, fmt.Errorf("conversations: reencrypt title of %s: %w", c.ID, err)
+		}
+		done += int(res.ModifiedCount)
+		if scope, err := s.redis.Scope(ctx); err == nil {
+			_ = scope.Del(ctx, cacheKind, c.ID)
+		}
+	}
+	return done, nil
 }
