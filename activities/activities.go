@@ -229,3 +229,47 @@ func (a *Activities) RecordAudit(ctx context.Context, in AuditInput) (bool, erro
 	}
 	return a.Audit.Tenant(tctx, in.Event)
 }
+
+// ProfileChange is a change of a tenant's profile waiting for approval: every mutable field,
+// as the PUT asked for it. It holds nothing secret.
+type ProfileChange struct {
+	TenantID         string
+	SiteID           string
+	Name             string
+	ContactEmail     string
+	WebsiteURL       string
+	BusinessIndustry string
+	AllowedOrigins   []string
+	Permissions      []tenant.Permission
+	Type             tenant.Type
+}
+
+// ApplyProfileChange writes an approved profile change to the registry and the tenant's Redis
+// context record (type, permissions, origins; never the status), committed with the step's
+// audit event. Idempotent: both writes are overwrites with the same values. A tenant being
+// offboarded (or gone) is a permanent failure: its profile is frozen.
+func (a *Activities) ApplyProfileChange(ctx context.Context, in ProfileChange) error {
+	tctx, err := scoped(ctx, in.TenantID)
+	if err != nil {
+		return err
+	}
+	t, err := a.Registry.Update(a.withStepEvent(ctx, in.TenantID), in.TenantID, registry.Update{
+		SiteID: in.SiteID, Name: in.Name, ContactEmail: in.ContactEmail, WebsiteURL: in.WebsiteURL,
+		BusinessIndustry: in.BusinessIndustry, AllowedOrigins: in.AllowedOrigins, Permissions: in.Permissions, Type: in.Type,
+	})
+	var se *registry.StatusError
+	if errors.As(err, &se) || errors.Is(err, registry.ErrNotFound) {
+		return temporal.NewNonRetryableApplicationError(err.Error(), ErrTypeIllegalTransition, err)
+	}
+	if err != nil {
+		return permanentOnBadData(err)
+	}
+	perms := make([]string, len(t.Permissions))
+	for i, p := range t.Permissions {
+		perms[i] = string(p)
+	}
+	if _, err := a.Redis.UpdateProfile(tctx, string(t.Type), perms, t.AllowedOrigins); err != nil {
+		return fmt.Errorf("mirror profile of %s to redis: %w", in.TenantID, err)
+	}
+	return nil
+}

@@ -500,6 +500,8 @@ var managementActions = map[string]string{
 	"POST " + TenantsPath + "/:tenantId/keys/rotate":        "tenant.keys.rotate.request",
 	"POST " + TenantsPath + "/:tenantId/secret/rotate":      "tenant.secret.rotate",
 	"PUT " + TenantsPath + "/:tenantId":                     "tenant.update",
+	"POST " + TenantsPath + "/:tenantId/approve":            "tenant.approve",
+	"POST " + TenantsPath + "/:tenantId/reject":             "tenant.reject",
 	"DELETE " + TenantsPath + "/:tenantId":                  "tenant.delete",
 	"PUT " + TenantsPath + "/:tenantId/settings/:key":       "tenant.setting.put",
 	"DELETE " + TenantsPath + "/:tenantId/settings/:key":    "tenant.setting.delete",

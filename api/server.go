@@ -177,6 +177,8 @@ func NewApp(cfg Config) App {
 	e.GET(TenantsPath, s.listTenants, read...)
 	e.GET(TenantsPath+"/:tenantId", s.getTenant, read...)
 	e.PUT(TenantsPath+"/:tenantId", s.updateTenant, write...)
+	e.POST(TenantsPath+"/:tenantId/approve", s.decide(true), admin...)
+	e.POST(TenantsPath+"/:tenantId/reject", s.decide(false), admin...)
 	e.DELETE(TenantsPath+"/:tenantId", s.deleteTenant, admin...)
 
 	e.GET(ArchivesPath+"/:name", s.downloadArchive, admin...) // a whole tenant's data: admins, audited

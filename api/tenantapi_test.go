@@ -305,12 +305,13 @@ func TestPermissionsGateEndpoints(t *testing.T) {
 	}
 	require.Equal(t, http.StatusOK, b.send(t, reader.req("GET", "/settings", "")).Code)
 
-	// An operator's PUT reaches request checks at once: granting and revoking take effect on
-	// the next request (the Redis context record is rewritten).
-	grant := b.do(t, http.MethodPut, api.TenantsPath+"/"+reader.id, `{"tenantName":"T","contactEmail":"a@b.co","tenantType":"enterprise","permissions":["settings:read","settings:write"]}`)
-	require.Equal(t, http.StatusOK, grant.Code, grant.Raw)
-	require.Equal(t, http.StatusOK, b.send(t, reader.req("PUT", "/settings/x", `{"value":1}`)).Code)
+	// An operator's PUT that lowers the ceiling reaches request checks at once, on the next
+	// request (the Redis context record is updated); raising one waits for an approval (e2e).
+	require.Equal(t, http.StatusOK, b.send(t, reader.req("GET", "/conversations", "")).Code)
+	revoke := b.do(t, http.MethodPut, api.TenantsPath+"/"+reader.id, `{"tenantName":"T","contactEmail":"a@b.co","tenantType":"standard","permissions":["settings:read"]}`)
+	require.Equal(t, http.StatusOK, revoke.Code, revoke.Raw)
 	requireProblem(t, b.send(t, reader.req("GET", "/conversations", "")), http.StatusForbidden)
+	require.Equal(t, http.StatusOK, b.send(t, reader.req("GET", "/settings", "")).Code)
 }
 
 // Tenant A naming B's conversation or setting gets nothing of B.

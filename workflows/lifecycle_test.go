@@ -137,6 +137,9 @@ func lifecycleEnv(t *testing.T, fail map[string]error) (*testsuite.TestWorkflowE
 		"RecordAudit": func(_ context.Context, in activities.AuditInput) (bool, error) {
 			return true, result("RecordAudit:" + in.Event.Action)
 		},
+		"ApplyProfileChange": func(_ context.Context, in activities.ProfileChange) error {
+			return result("ApplyProfileChange:" + string(in.Type))
+		},
 	}
 	for name, fn := range simple {
 		env.OnActivity(name, mock.Anything, mock.Anything).Return(fn)
@@ -302,6 +305,53 @@ func TestOnboardWaitsForApproval(t *testing.T) {
 	require.Equal(t, []string{"TransitionStatus:onboarding"}, callsWhileWaiting, "nothing is provisioned before approval")
 	require.Contains(t, rec.list(), "RecordAudit:tenant.onboard.approve")
 	require.Contains(t, rec.list(), "TransitionStatus:active")
+}
+
+// Four eyes inside the workflow too (a signal may come straight from Temporal): an approval
+// from the requester is ignored, and the run waits for someone else's.
+func TestApprovalFromTheRequesterIsIgnored(t *testing.T) {
+	t.Parallel()
+	env, rec := lifecycleEnv(t, nil)
+	var afterSelf workflows.Progress
+	var callsAfterSelf []string
+	env.RegisterDelayedCallback(func() { env.SignalWorkflow(workflows.ApproveSignal, "alice") }, time.Hour)
+	env.RegisterDelayedCallback(func() {
+		afterSelf, callsAfterSelf = progress(t, env), rec.list()
+		env.SignalWorkflow(workflows.ApproveSignal, "bob")
+	}, 2*time.Hour)
+	env.ExecuteWorkflow(workflows.OnboardTenant, workflows.OnboardInput{TenantID: "acme", NeedsApproval: true, RequestedBy: "alice"})
+	require.NoError(t, env.GetWorkflowError())
+	var res workflows.OnboardResult
+	require.NoError(t, env.GetWorkflowResult(&res))
+	require.Equal(t, "bob", res.ApprovedBy)
+	require.Equal(t, workflows.StateAwaitingApproval, afterSelf.State, "still waiting after the requester's own approval")
+	require.Equal(t, "alice", afterSelf.RequestedBy)
+	require.NotContains(t, callsAfterSelf, "EnsureKeys")
+}
+
+// A profile change that raises a ceiling is applied only once approved, and audited either way.
+func TestProfileChangeWaitsForApproval(t *testing.T) {
+	t.Parallel()
+	for _, approve := range []bool{true, false} {
+		env, rec := lifecycleEnv(t, nil)
+		env.RegisterDelayedCallback(func() {
+			if approve {
+				env.SignalWorkflow(workflows.ApproveSignal, "bob")
+			} else {
+				env.SignalWorkflow(workflows.AbortSignal, "bob")
+			}
+		}, time.Hour)
+		env.ExecuteWorkflow(workflows.ChangeTenantProfile, workflows.ProfileChangeInput{
+			Change: activities.ProfileChange{TenantID: "acme", Type: tenant.TypeEnterprise}, RequestedBy: "alice", Raises: []string{"type standard to enterprise"},
+		})
+		if approve {
+			require.NoError(t, env.GetWorkflowError())
+			require.Equal(t, []string{"ApplyProfileChange:enterprise", "RecordAudit:tenant.profile.change"}, rec.list())
+		} else {
+			require.ErrorContains(t, env.GetWorkflowError(), "rejected by bob")
+			require.Equal(t, []string{"RecordAudit:tenant.profile.change"}, rec.list(), "nothing applied")
+		}
+	}
 }
 
 func TestOnboardRejectedDuringApproval(t *testing.T) {

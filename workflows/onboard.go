@@ -44,6 +44,7 @@ func OnboardTenant(ctx workflow.Context, in OnboardInput) (OnboardResult, error)
 	if err != nil {
 		return OnboardResult{}, err
 	}
+	r.progress.RequestedBy = in.RequestedBy
 	res := OnboardResult{TenantID: in.TenantID}
 	info := workflow.GetInfo(ctx)
 	event := func(step, action, outcome, reason string) audit.Event {
@@ -93,24 +94,10 @@ func (r *run) onboard(ctx workflow.Context, in OnboardInput, res *OnboardResult,
 	}
 
 	if in.NeedsApproval {
-		i := r.add("await-approval")
-		r.progress.Steps[i].Status, r.progress.Steps[i].Attempts, r.progress.Steps[i].StartedAt = StepAwaitingApproval, 1, workflow.Now(r.ctx)
-		approve := workflow.GetSignalChannel(r.ctx, ApproveSignal)
-		var approver string
-		proceed := false
-		r.progress.State, r.progress.Signals = StateAwaitingApproval, []string{ApproveSignal, AbortSignal}
-		sel := workflow.NewSelector(r.ctx)
-		sel.AddReceive(approve, func(c workflow.ReceiveChannel, _ bool) { c.Receive(r.ctx, &approver); proceed = true })
-		sel.AddReceive(r.abort, func(c workflow.ReceiveChannel, _ bool) { c.Receive(r.ctx, &approver) })
-		sel.AddReceive(r.ctx.Done(), func(workflow.ReceiveChannel, bool) { approver = "workflow cancellation" })
-		sel.Select(r.ctx)
-		r.progress.State, r.progress.Signals = StateRunning, nil
-		r.progress.Steps[i].EndedAt = workflow.Now(r.ctx)
+		approver, proceed := r.awaitApproval(in.RequestedBy)
 		if !proceed {
-			r.progress.Steps[i].Status = StepFailed
 			return temporal.NewNonRetryableApplicationError("onboarding rejected by "+nonEmpty(approver, "an operator"), ErrTypeAborted, nil)
 		}
-		r.progress.Steps[i].Status = StepCompleted
 		res.ApprovedBy = nonEmpty(approver, "operator")
 		if err := workflow.ExecuteActivity(ctx, a.RecordAudit, activities.AuditInput{
 			Event: event("approved", "tenant.onboard.approve", audit.OutcomeSuccess, "approved by "+res.ApprovedBy), Platform: true,

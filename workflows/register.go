@@ -12,4 +12,5 @@ func Register(w worker.WorkflowRegistry) {
 	w.RegisterWorkflow(OffboardTenant)
 	w.RegisterWorkflow(RotateTenantKey)
 	w.RegisterWorkflow(ApplyAuditRetention)
+	w.RegisterWorkflow(ChangeTenantProfile)
 }

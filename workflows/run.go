@@ -54,6 +54,8 @@ type Progress struct {
 	Steps     []Step `json:"steps"`
 	// Signals lists what an operator may send now.
 	Signals []string `json:"signals,omitempty"`
+	// RequestedBy is who asked for the operation: an approval must come from someone else.
+	RequestedBy string `json:"requestedBy,omitempty"`
 }
 
 // compensation undoes one completed (or partly completed) step.

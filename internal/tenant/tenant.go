@@ -126,8 +126,28 @@ func CheckPermissions(t Type, perms []Permission) error {
 }
 
 // NeedsApproval reports whether onboarding a tenant of this type waits for an operator's
-// approve signal before anything is provisioned.
-func (t Type) NeedsApproval() bool { return t == TypeEnterprise }
+// approve signal before anything is provisioned: the types whose ceiling holds every
+// permission.
+func (t Type) NeedsApproval() bool { return t == TypeEnterprise || t == TypeOwner }
+
+// Raises lists what a change from (type from, permissions have) to (type to, permissions want)
+// raises: a type whose ceiling allows a permission the old one did not, and each permission
+// added. Empty: the change keeps or lowers the tenant's ceiling, and needs no approval.
+func Raises(from Type, have []Permission, to Type, want []Permission) []string {
+	var out []string
+	for _, p := range allowedByType[to] {
+		if !slices.Contains(allowedByType[from], p) {
+			out = append(out, fmt.Sprintf("type %s to %s", from, to))
+			break
+		}
+	}
+	for _, p := range want {
+		if !slices.Contains(have, p) {
+			out = append(out, "permission "+string(p))
+		}
+	}
+	return out
+}
 
 // Tenant is one registered tenant, as stored in the registry. It never holds the tenant secret:
 // the secret exists in plain text only in the answer to the request that created it.

@@ -49,3 +49,19 @@ func TestPermissionCeilingByType(t *testing.T) {
 		require.NoError(t, tenant.CheckPermissions(typ, tenant.DefaultPermissions(typ)), typ)
 	}
 }
+
+// A change raises a ceiling when the new type allows what the old did not, or a permission is
+// added; keeping or lowering raises nothing.
+func TestRaises(t *testing.T) {
+	t.Parallel()
+	std := []tenant.Permission{tenant.PermSettingsRead, tenant.PermConversationsRead}
+	require.Empty(t, tenant.Raises(tenant.TypeStandard, std, tenant.TypeStandard, std))
+	require.Empty(t, tenant.Raises(tenant.TypeStandard, std, tenant.TypeTrial, []tenant.Permission{tenant.PermSettingsRead}), "lower type, fewer permissions")
+	require.Empty(t, tenant.Raises(tenant.TypeOwner, tenant.Permissions, tenant.TypeEnterprise, tenant.Permissions), "same ceiling")
+	require.Equal(t, []string{"type standard to enterprise"}, tenant.Raises(tenant.TypeStandard, std, tenant.TypeEnterprise, std))
+	require.Equal(t, []string{"permission settings:write"}, tenant.Raises(tenant.TypeStandard, std, tenant.TypeStandard, append(std, tenant.PermSettingsWrite)))
+	require.Len(t, tenant.Raises(tenant.TypeTrial, std, tenant.TypeOwner, append(std, tenant.PermAuditRead)), 2)
+	require.True(t, tenant.TypeOwner.NeedsApproval())
+	require.True(t, tenant.TypeEnterprise.NeedsApproval())
+	require.False(t, tenant.TypeStandard.NeedsApproval())
+}
