@@ -105,7 +105,7 @@ func run(tenants, samples, burst, rounds int, outDir string) error {
 		return err
 	}
 
-	sealer, err := seal.New(cfg.MasterKey)
+	sealer, err := seal.NewKeyring(cfg.MasterKeys())
 	if err != nil {
 		return err
 	}

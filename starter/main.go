@@ -111,7 +111,7 @@ func serve(ctx context.Context, cfg config.Config, logger *slog.Logger) error {
 	if cfg.UsesDevMasterKey() {
 		logger.Warn("using the public development master key: set TENANT_MASTER_KEY for anything but local development")
 	}
-	sealer, err := seal.New(cfg.MasterKey)
+	sealer, err := seal.NewKeyring(cfg.MasterKeys())
 	if err != nil {
 		return err
 	}
@@ -128,7 +128,7 @@ func serve(ctx context.Context, cfg config.Config, logger *slog.Logger) error {
 	if err := rls.VerifyAtStart(ctx, c.Postgres, logger); err != nil {
 		return err
 	}
-	if err := keycheck.Verify(ctx, c.Postgres, sealer.PurposeKey(keycheck.Purpose), 1); err != nil {
+	if err := keycheck.VerifyAll(ctx, c.Postgres, sealer); err != nil {
 		return err
 	}
 

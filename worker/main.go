@@ -36,7 +36,7 @@ func main() {
 	if cfg.UsesDevMasterKey() {
 		logger.Warn("using the public development master key: set TENANT_MASTER_KEY for anything but local development")
 	}
-	sealer, err := seal.New(cfg.MasterKey)
+	sealer, err := seal.NewKeyring(cfg.MasterKeys())
 	if err != nil {
 		logger.Error("worker: master key", "err", err)
 		os.Exit(2)
@@ -53,7 +53,7 @@ func main() {
 		logger.Error("worker: refusing to start", "err", err)
 		os.Exit(1)
 	}
-	if err := keycheck.Verify(context.Background(), c.Postgres, sealer.PurposeKey(keycheck.Purpose), 1); err != nil {
+	if err := keycheck.VerifyAll(context.Background(), c.Postgres, sealer); err != nil {
 		logger.Error("worker: refusing to start", "err", err)
 		os.Exit(1)
 	}

@@ -13,6 +13,7 @@ import (
 	"net/url"
 	"os"
 	"regexp"
+	"strconv"
 	"strings"
 	"time"
 
@@ -48,8 +49,14 @@ type Config struct {
 	TemporalNamespace string
 	TaskQueue         string
 
-	// MasterKey is the 32-byte TENANT_MASTER_KEY from which every tenant key is derived.
-	MasterKey []byte
+	// MasterKey is the 32-byte TENANT_MASTER_KEY from which every tenant key is derived, and
+	// MasterKeyVersion its version ("<version>:<base64>"; 1 when no version is given).
+	MasterKey        []byte
+	MasterKeyVersion int
+	// PreviousMasterKeys are retired master key versions still needed to open what they sealed
+	// until a master key rotation re-seals it (TENANT_MASTER_KEY_PREVIOUS, "<version>:<base64>",
+	// comma-separated).
+	PreviousMasterKeys map[int][]byte
 	// OperatorToken authenticates operators on the management API (bearer token).
 	OperatorToken string
 
@@ -115,7 +122,7 @@ func FromLookup(lookup func(string) (string, bool)) (Config, error) {
 			*dst = strings.TrimSpace(v)
 		}
 	}
-	var env, masterKey, shutdown, level, grace, overlap, proxies, recipients, exportRetention string
+	var env, masterKey, previousKeys, shutdown, level, grace, overlap, proxies, recipients, exportRetention string
 	get("APP_ENV", &env)
 	get("DATABASE_URL", &c.DatabaseURL)
 	get("MIGRATE_DATABASE_URL", &c.MigrateDatabaseURL)
@@ -125,6 +132,7 @@ func FromLookup(lookup func(string) (string, bool)) (Config, error) {
 	get("TEMPORAL_NAMESPACE", &c.TemporalNamespace)
 	get("TASK_QUEUE", &c.TaskQueue)
 	get("TENANT_MASTER_KEY", &masterKey)
+	get("TENANT_MASTER_KEY_PREVIOUS", &previousKeys)
 	get("OPERATOR_TOKEN", &c.OperatorToken)
 	get("API_ADDR", &c.APIAddr)
 	get("METRICS_ADDR", &c.MetricsAddr)
@@ -211,18 +219,39 @@ func FromLookup(lookup func(string) (string, bool)) (Config, error) {
 		bad("TASK_QUEUE", "must be a non-empty name without spaces")
 	}
 
+	c.MasterKeyVersion = 1
 	switch {
 	case masterKey != "":
-		key, err := base64.StdEncoding.DecodeString(masterKey)
-		if err != nil || len(key) != 32 {
-			bad("TENANT_MASTER_KEY", "must be 32 bytes, base64-encoded (openssl rand -base64 32)")
+		v, key, err := parseMasterKey(masterKey)
+		if err != nil {
+			bad("TENANT_MASTER_KEY", "%v", err)
 		} else {
-			c.MasterKey = key
+			c.MasterKey, c.MasterKeyVersion = key, v
 		}
 	case c.Env == EnvDev:
 		c.MasterKey = DevMasterKey
 	default:
 		bad("TENANT_MASTER_KEY", "is required outside APP_ENV=dev (openssl rand -base64 32)")
+	}
+
+	for item := range strings.SplitSeq(previousKeys, ",") {
+		if item = strings.TrimSpace(item); item == "" {
+			continue
+		}
+		v, key, err := parseMasterKey(item)
+		switch {
+		case err != nil:
+			bad("TENANT_MASTER_KEY_PREVIOUS", "%v", err)
+		case !strings.Contains(item, ":"):
+			bad("TENANT_MASTER_KEY_PREVIOUS", "each key needs its version: <version>:<base64>")
+		case v == c.MasterKeyVersion:
+			bad("TENANT_MASTER_KEY_PREVIOUS", "version %d is the current TENANT_MASTER_KEY's", v)
+		default:
+			if c.PreviousMasterKeys == nil {
+				c.PreviousMasterKeys = map[int][]byte{}
+			}
+			c.PreviousMasterKeys[v] = key
+		}
 	}
 
 	if c.OperatorToken != "" && len(c.OperatorToken) < 16 {
@@ -270,6 +299,34 @@ func FromLookup(lookup func(string) (string, bool)) (Config, error) {
 }
 
 var platformDatabase = regexp.MustCompile(`^[a-z][a-z0-9_]{0,62}$`)
+
+// parseMasterKey reads "[<version>:]<base64 of 32 bytes>"; no version means 1. The error
+// never contains the key.
+func parseMasterKey(s string) (int, []byte, error) {
+	version := 1
+	if v, rest, ok := strings.Cut(s, ":"); ok {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 1 || n > 255 {
+			return 0, nil, errors.New("the version before ':' must be 1 to 255")
+		}
+		version, s = n, rest
+	}
+	key, err := base64.StdEncoding.DecodeString(s)
+	if err != nil || len(key) != 32 {
+		return 0, nil, errors.New("must be 32 bytes, base64-encoded (openssl rand -base64 32), optionally as <version>:<base64>")
+	}
+	return version, key, nil
+}
+
+// MasterKeys returns the current master key version and every version held (current and
+// previous), for seal.NewKeyring.
+func (c Config) MasterKeys() (int, map[int][]byte) {
+	keys := map[int][]byte{c.MasterKeyVersion: c.MasterKey}
+	for v, k := range c.PreviousMasterKeys {
+		keys[v] = k
+	}
+	return c.MasterKeyVersion, keys
+}
 
 // UsesDevMasterKey reports whether the insecure development key is in use, so main can warn.
 func (c Config) UsesDevMasterKey() bool { return string(c.MasterKey) == string(DevMasterKey) }

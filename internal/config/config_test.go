@@ -70,3 +70,25 @@ func TestMalformedValuesNameTheVariable(t *testing.T) {
 		})
 	}
 }
+
+// A master key may carry its version; retired versions are listed with theirs.
+func TestMasterKeyVersions(t *testing.T) {
+	cfg, err := config.FromLookup(lookup(map[string]string{"TENANT_MASTER_KEY": "2:" + goodKey, "TENANT_MASTER_KEY_PREVIOUS": "1:" + goodKey}))
+	require.NoError(t, err)
+	current, keys := cfg.MasterKeys()
+	require.Equal(t, 2, current)
+	require.Len(t, keys, 2)
+	require.Contains(t, keys, 1)
+
+	for _, bad := range []map[string]string{
+		{"TENANT_MASTER_KEY": "0:" + goodKey},
+		{"TENANT_MASTER_KEY": "x:" + goodKey},
+		{"TENANT_MASTER_KEY": "2:" + goodKey, "TENANT_MASTER_KEY_PREVIOUS": goodKey},
+		{"TENANT_MASTER_KEY": "2:" + goodKey, "TENANT_MASTER_KEY_PREVIOUS": "2:" + goodKey},
+		{"TENANT_MASTER_KEY": "2:" + goodKey, "TENANT_MASTER_KEY_PREVIOUS": "1:short"},
+	} {
+		_, err := config.FromLookup(lookup(bad))
+		require.Error(t, err, "%v", bad)
+		require.NotContains(t, err.Error(), goodKey, "never echoes a key")
+	}
+}

@@ -60,3 +60,21 @@ func Verify(ctx context.Context, q Querier, checkKey []byte, version int) error 
 	}
 	return nil
 }
+
+// Keys is what VerifyAll needs of a seal.Sealer: its master key versions and a purpose key of
+// each.
+type Keys interface {
+	Versions() []int
+	PurposeKeyOf(version int, purpose string) []byte
+}
+
+// VerifyAll verifies every master key version a process holds (the current one and those kept
+// to open what they sealed), so a mistyped previous key is caught at start too.
+func VerifyAll(ctx context.Context, q Querier, keys Keys) error {
+	for _, v := range keys.Versions() {
+		if err := Verify(ctx, q, keys.PurposeKeyOf(v, Purpose), v); err != nil {
+			return err
+		}
+	}
+	return nil
+}
