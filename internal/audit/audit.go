@@ -96,6 +96,9 @@ type Event struct {
 	PrevHash string `bson:"prevHash,omitempty" json:"prevHash,omitempty"`
 	// Hash is the hex HMAC-SHA256 of the event's canonical encoding (see chain.go).
 	Hash string `bson:"hash,omitempty" json:"hash,omitempty"`
+	// KeyVersion is the master key version whose chain key MAC'd the event; 0 (omitted) is
+	// version 1, every event written before master keys had versions.
+	KeyVersion int `bson:"kv,omitempty" json:"kv,omitempty"`
 }
 
 // Writer writes and reads the audit chains. One per process; safe for concurrent use.
@@ -106,11 +109,14 @@ type Event struct {
 type Writer struct {
 	pool    *pgxpool.Pool
 	tenants *tenantmongo.Store
-	key     []byte
-	// keyVersion is the version of the chain MAC key, recorded with each chain head.
+	// keys are the chain MAC keys by master key version; keyVersion is the current one: new
+	// events are MAC'd with it (and say so in KeyVersion), older ones verify with theirs.
+	keys       map[int][]byte
 	keyVersion int
-	// keyID fingerprints key (see keyID), so shippers handle only events they can MAC.
+	// keyID fingerprints the current key (see keyID); keyIDs maps every held key's fingerprint
+	// to its version, so shippers handle exactly the events they can MAC.
 	keyID    string
+	keyIDs   map[string]int
 	platform *Chain
 	// unauthenticated holds refusals of callers who proved no identity (bad token, bad
 	// signature, unknown tenant, disallowed preflight), unchained: see Unauthenticated.
@@ -128,6 +134,15 @@ type Option func(*writerOptions)
 
 type writerOptions struct {
 	platformDB string
+	keyVersion int
+	keys       map[int][]byte
+}
+
+// WithKeyring gives the writer the chain MAC keys of every master key version it holds
+// (current: the version new events use); the key given to NewWriter is then ignored. Events
+// record their key version, so chains verify across a master key rotation.
+func WithKeyring(current int, keys map[int][]byte) Option {
+	return func(o *writerOptions) { o.keyVersion, o.keys = current, keys }
 }
 
 // WithPlatformDatabase puts the platform chain in another database than PlatformDatabase
@@ -169,7 +184,22 @@ func NewWriter(pool *pgxpool.Pool, client *mongo.Client, tenants *tenantmongo.St
 	if err := ValidPlatformDatabase(o.platformDB); err != nil {
 		panic(err.Error())
 	}
-	w := &Writer{pool: pool, tenants: tenants, key: append([]byte(nil), key...), keyVersion: 1, keyID: keyID(key)}
+	if o.keys == nil {
+		o.keyVersion, o.keys = 1, map[int][]byte{1: key}
+	}
+	w := &Writer{pool: pool, tenants: tenants, keys: map[int][]byte{}, keyVersion: o.keyVersion, keyIDs: map[string]int{}}
+	for v, k := range o.keys {
+		if len(k) < 32 {
+			panic("audit: every chain key must be at least 32 bytes")
+		}
+		w.keys[v] = append([]byte(nil), k...)
+		w.keyIDs[keyID(k)] = v
+	}
+	cur, ok := w.keys[w.keyVersion]
+	if !ok {
+		panic("audit: no chain key of the current version")
+	}
+	w.keyID = keyID(cur)
 	db := client.Database(o.platformDB)
 	w.platform = &Chain{w: w, name: PlatformChainName, key: o.platformDB + ":" + PlatformChainName,
 		events: db.Collection(Collection), checkpoints: db.Collection(CheckpointCollection)}

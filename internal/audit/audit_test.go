@@ -550,3 +550,38 @@ func TestUnauthenticatedRefusalsShipUnchained(t *testing.T) {
 		require.NotEqual(t, "seq_1", s.Name, "no chain index on the unchained log")
 	}
 }
+
+// Across a master key rotation a chain keeps verifying: events record the version of the key
+// that MAC'd them; events enqueued by a process of the old version and shipped by one of the
+// new are MAC'd with the old key; a process that lacks a version names it instead of passing.
+func TestChainVerifiesAcrossMasterKeyVersions(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	ctx, id := b.tenantCtx(t, "kv")
+	key2 := bytes.Repeat([]byte{10}, 32)
+	both := audit.NewWriter(testenv.AppPool(t), b.mongo, b.store, key2, audit.WithPlatformDatabase(b.platform.Name()),
+		audit.WithKeyring(2, map[int][]byte{1: chainKey, 2: key2}))
+	write := func(w *audit.Writer, eid string) {
+		_, err := w.Tenant(ctx, event(eid, "tenant.update", time.Now()))
+		require.NoError(t, err)
+	}
+	write(b.w, "old-1")
+	b.ship(t, b.tenantChain(t, id))
+	write(b.w, "old-2") // enqueued by a version-1 process, shipped by a version-2 one
+	write(both, "new-1")
+	c, err := both.TenantChain(ctx)
+	require.NoError(t, err)
+	rep, err := c.Verify(ctx)
+	require.NoError(t, err)
+	require.True(t, rep.OK, "%+v", rep.FirstBroken)
+	require.EqualValues(t, 3, rep.Checked)
+	got := b.stored(t, id)
+	require.Equal(t, []int{0, 0, 2}, []int{got[0].KeyVersion, got[1].KeyVersion, got[2].KeyVersion})
+
+	old, err := b.w.TenantChain(ctx)
+	require.NoError(t, err)
+	rep, err = old.Verify(ctx)
+	require.NoError(t, err)
+	require.False(t, rep.OK, "a process without version 2 cannot vouch for its events")
+	require.Contains(t, rep.FirstBroken.Detail, "version 2")
+}

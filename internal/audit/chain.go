@@ -86,7 +86,11 @@ func (c canon) time(t time.Time) { c.str(t.UTC().Format(time.RFC3339Nano)) }
 // eventHash is the hex HMAC of e's canonical encoding in chain (see Chain). It uses e.Seq and
 // e.PrevHash as given and ignores e.Hash.
 func (w *Writer) eventHash(chain string, e Event) string {
-	m := hmac.New(sha256.New, w.key)
+	key, ok := w.keyOf(e.KeyVersion)
+	if !ok {
+		return "" // a key this process does not hold: nothing verifies
+	}
+	m := hmac.New(sha256.New, key)
 	c := canon{m}
 	c.str("misybot-audit-event/v1")
 	c.str(chain)
@@ -107,6 +111,24 @@ func (w *Writer) eventHash(chain string, e Event) string {
 		c.str(e.Details[k])
 	}
 	return hex.EncodeToString(m.Sum(nil))
+}
+
+// keyOf returns the chain key of a master key version (0 is version 1).
+func (w *Writer) keyOf(version int) ([]byte, bool) {
+	if version == 0 {
+		version = 1
+	}
+	k, ok := w.keys[version]
+	return k, ok
+}
+
+// versionField is what an event of version v stores in KeyVersion: 0 for version 1, so the
+// events of version 1 are byte for byte what they were before versions existed.
+func versionField(v int) int {
+	if v == 1 {
+		return 0
+	}
+	return v
 }
 
 // link is a chain position: a seq and the hash stored there.

@@ -50,7 +50,7 @@ func (w *Writer) enqueueMode(ctx context.Context, q Querier, mode string, platfo
 	// MongoDB keeps milliseconds: hash exactly what will be read back.
 	e.At = e.At.UTC().Truncate(time.Millisecond)
 	// Chain fields are the shipper's to assign; whatever the caller put there is dropped.
-	e.Seq, e.PrevHash, e.Hash = 0, "", ""
+	e.Seq, e.PrevHash, e.Hash, e.KeyVersion = 0, "", "", 0
 	payload, err := json.Marshal(e)
 	if err != nil {
 		return false, fmt.Errorf("audit: encode %s: %w", e.ID, err)

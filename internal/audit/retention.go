@@ -35,10 +35,16 @@ type Checkpoint struct {
 	// At is when the cut was made (the retention workflow's time, so retries agree).
 	At  time.Time `bson:"at" json:"at"`
 	MAC string    `bson:"mac" json:"mac"`
+	// KeyVersion is the master key version of the MAC key (0: version 1).
+	KeyVersion int `bson:"kv,omitempty" json:"kv,omitempty"`
 }
 
 func (w *Writer) checkpointMAC(chain string, cp Checkpoint) string {
-	m := hmac.New(sha256.New, w.key)
+	key, ok := w.keyOf(cp.KeyVersion)
+	if !ok {
+		return ""
+	}
+	m := hmac.New(sha256.New, key)
 	c := canon{m}
 	c.str("misybot-audit-checkpoint/v1")
 	c.str(chain)
@@ -51,7 +57,8 @@ func (w *Writer) checkpointMAC(chain string, cp Checkpoint) string {
 }
 
 func (w *Writer) checkpointValid(chain string, cp Checkpoint) bool {
-	return hmac.Equal([]byte(w.checkpointMAC(chain, cp)), []byte(cp.MAC))
+	mac := w.checkpointMAC(chain, cp)
+	return mac != "" && hmac.Equal([]byte(mac), []byte(cp.MAC))
 }
 
 // latestCheckpoint reads the newest checkpoint of the chain, if any.
@@ -163,7 +170,7 @@ func (c *Chain) Prune(ctx context.Context, cutoff, at time.Time) (PruneResult, e
 		return res, fmt.Errorf("audit: prune %s: seq %d vanished during the cut", c.name, last)
 	}
 
-	next := Checkpoint{Seq: last, Hash: removedLast.Hash, From: start.Seq + 1, Cutoff: cutoff, At: at}
+	next := Checkpoint{Seq: last, Hash: removedLast.Hash, From: start.Seq + 1, Cutoff: cutoff, At: at, KeyVersion: versionField(c.w.keyVersion)}
 	next.MAC = c.w.checkpointMAC(c.name, next)
 	if _, err := c.checkpoints.InsertOne(ctx, next); err != nil && !mongo.IsDuplicateKeyError(err) {
 		return res, fmt.Errorf("audit: prune %s: write checkpoint: %w", c.name, err)

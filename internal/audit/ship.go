@@ -57,10 +57,20 @@ func keyID(key []byte) string {
 	return hex.EncodeToString(m.Sum(nil))[:16]
 }
 
+// heldKeyIDs lists the fingerprints of every chain key this writer holds.
+func (w *Writer) heldKeyIDs() []string {
+	out := make([]string, 0, len(w.keyIDs))
+	for id := range w.keyIDs {
+		out = append(out, id)
+	}
+	return out
+}
+
 // outboxRow is one event waiting to ship.
 type outboxRow struct {
 	pos     int64
 	eventID string
+	keyID   string
 	payload []byte
 	seq     *int64
 	prev    *string
@@ -129,7 +139,7 @@ func (c *Chain) Pending(ctx context.Context) (int64, time.Duration, error) {
 // reader of a chain with nothing waiting pays one round trip.
 func (c *Chain) hasBacklog(ctx context.Context) (bool, error) {
 	var yes bool
-	err := c.w.pool.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM audit_backlog WHERE chain = $1 AND key_id = $2)`, c.key, c.w.keyID).Scan(&yes)
+	err := c.w.pool.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM audit_backlog WHERE chain = $1 AND key_id = ANY($2))`, c.key, c.w.heldKeyIDs()).Scan(&yes)
 	if err != nil {
 		return false, fmt.Errorf("audit: backlog of %s: %w", c.name, err)
 	}
@@ -169,22 +179,22 @@ func (c *Chain) shipBatch(ctx context.Context, wait bool) (shipped int, more boo
 			return fmt.Errorf("lock head: %w", err)
 		}
 
-		rows, err := tx.Query(ctx, `SELECT pos, event_id, payload, seq, prev_hash, hash FROM `+table+`
-			WHERE `+cond+` AND shipped_at IS NULL AND key_id = $2
-			ORDER BY seq NULLS LAST, pos LIMIT $3`, arg, c.w.keyID, shipBatch)
+		rows, err := tx.Query(ctx, `SELECT pos, event_id, key_id, payload, seq, prev_hash, hash FROM `+table+`
+			WHERE `+cond+` AND shipped_at IS NULL AND key_id = ANY($2)
+			ORDER BY seq NULLS LAST, pos LIMIT $3`, arg, c.w.heldKeyIDs(), shipBatch)
 		if err != nil {
 			return fmt.Errorf("read outbox: %w", err)
 		}
 		batch, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (outboxRow, error) {
 			var o outboxRow
-			return o, r.Scan(&o.pos, &o.eventID, &o.payload, &o.seq, &o.prev, &o.hash)
+			return o, r.Scan(&o.pos, &o.eventID, &o.keyID, &o.payload, &o.seq, &o.prev, &o.hash)
 		})
 		if err != nil {
 			return fmt.Errorf("read outbox: %w", err)
 		}
 		if len(batch) == 0 {
 			// Entries whose rows are gone (a purge) would be waited on for ever.
-			_, err := tx.Exec(ctx, `DELETE FROM audit_backlog WHERE chain = $1 AND key_id = $2`, c.key, c.w.keyID)
+			_, err := tx.Exec(ctx, `DELETE FROM audit_backlog WHERE chain = $1 AND key_id = ANY($2)`, c.key, c.w.heldKeyIDs())
 			return err
 		}
 		more = len(batch) == shipBatch
@@ -234,8 +244,12 @@ func (c *Chain) sequence(ctx context.Context, tx pgx.Tx, head *link, batch []out
 		case c.unchained:
 			// Shipped as written: no place in a chain.
 		case r.seq != nil:
+			e.KeyVersion = versionField(c.w.keyIDs[r.keyID])
 			e.Seq, e.PrevHash, e.Hash = *r.seq, deref(r.prev), deref(r.hash)
 		default:
+			// MAC'd with the key of the process that wrote it (a peer of another master key
+			// version during a rolling rotation), which this writer holds too.
+			e.KeyVersion = versionField(c.w.keyIDs[r.keyID])
 			e.Seq, e.PrevHash = head.Seq+1, head.Hash
 			e.Hash = c.w.eventHash(c.name, e)
 			head.Seq, head.Hash = e.Seq, e.Hash
@@ -484,8 +498,8 @@ func (s *Shipper) listen(ctx context.Context, kick chan<- struct{}) {
 // ShipAll ships every chain that has events of this writer's key waiting, oldest first,
 // Parallel chains at a time, and returns the errors joined.
 func (s *Shipper) ShipAll(ctx context.Context) error {
-	rows, err := s.w.pool.Query(ctx, `SELECT chain FROM audit_backlog WHERE key_id = $1
-		GROUP BY chain ORDER BY min(created_at) LIMIT 10000`, s.w.keyID)
+	rows, err := s.w.pool.Query(ctx, `SELECT chain FROM audit_backlog WHERE key_id = ANY($1)
+		GROUP BY chain ORDER BY min(created_at) LIMIT 10000`, s.w.heldKeyIDs())
 	if err != nil {
 		return fmt.Errorf("audit: list backlog: %w", err)
 	}

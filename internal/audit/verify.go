@@ -60,7 +60,7 @@ type Report struct {
 var knownFields = map[string]bool{
 	"_id": true, "tenantId": true, "actor": true, "action": true, "resource": true, "outcome": true,
 	"reason": true, "requestId": true, "workflowId": true, "runId": true, "details": true, "at": true,
-	"seq": true, "prevHash": true, "hash": true,
+	"seq": true, "prevHash": true, "hash": true, "kv": true,
 }
 
 // Verify walks the chain by seq from its newest checkpoint (or from seq 1), recomputing each
@@ -179,6 +179,9 @@ func (c *Chain) check(raw bson.Raw, expected int64, prevHash string) *Break {
 	}
 	if c.tenantID != "" && e.TenantID != c.tenantID {
 		return &Break{Seq: e.Seq, ID: e.ID, Problem: ProblemEdited, Detail: "the event names another tenant"}
+	}
+	if _, ok := c.w.keyOf(e.KeyVersion); !ok {
+		return &Break{Seq: e.Seq, ID: e.ID, Problem: ProblemEdited, Detail: fmt.Sprintf("the event names MAC key version %d, which this process does not hold", e.KeyVersion)}
 	}
 	if c.w.eventHash(c.name, e) != e.Hash {
 		if orig := c.originalSeq(e); orig != 0 {

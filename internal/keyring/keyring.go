@@ -302,3 +302,51 @@ func (k *Keyring) aead(ctx context.Context, id string, version int) (cipher.AEAD
 	k.keys.Store(cacheKey, cachedKey{aead: aead, at: k.now()})
 	return aead, nil
 }
+
+// Rewrap re-wraps every data key of the context tenant under the sealer's current master key
+// version and returns how many it rewrote. The data keys themselves do not change, so nothing
+// encrypted with them needs re-encryption. Idempotent: a key already under the current version
+// is skipped, and each update is conditional on the wrapped value it read.
+func (k *Keyring) Rewrap(ctx context.Context) (int, error) {
+	id, err := tenant.IDFrom(ctx)
+	if err != nil {
+		return 0, err
+	}
+	n := 0
+	err = rls.Tx(ctx, k.pool, func(tx pgx.Tx) error {
+		rows, err := tx.Query(ctx, `SELECT version, wrapped_key FROM tenant_keys WHERE tenant_id = $1 ORDER BY version FOR UPDATE`, id)
+		if err != nil {
+			return err
+		}
+		type row struct {
+			version int
+			wrapped []byte
+		}
+		all, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (row, error) {
+			var x row
+			return x, r.Scan(&x.version, &x.wrapped)
+		})
+		if err != nil {
+			return err
+		}
+		for _, r := range all {
+			out, changed, err := k.sealer.Reseal(id, field(r.version), r.wrapped)
+			if err != nil {
+				return fmt.Errorf("re-wrap v%d: %w", r.version, err)
+			}
+			if !changed {
+				continue
+			}
+			tag, err := tx.Exec(ctx, `UPDATE tenant_keys SET wrapped_key = $3 WHERE tenant_id = $1 AND version = $2 AND wrapped_key = $4`, id, r.version, out, r.wrapped)
+			if err != nil {
+				return err
+			}
+			n += int(tag.RowsAffected())
+		}
+		return nil
+	})
+	if err != nil {
+		return 0, fmt.Errorf("keyring: re-wrap %s: %w", id, err)
+	}
+	return n, nil
+}

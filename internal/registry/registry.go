@@ -348,6 +348,45 @@ func (r *Registry) Secrets(ctx context.Context, id string) (Secrets, error) {
 	return out, nil
 }
 
+// ErrSecretChanged: the tenant's sealed secret changed between read and re-wrap (a secret
+// rotation ran meanwhile); retry.
+var ErrSecretChanged = errors.New("registry: the sealed secret changed while it was re-wrapped; retry")
+
+// RewrapSecret re-seals the tenant's secret (and its previous one while it is still valid)
+// with reseal (seal.Sealer.Reseal under the current master key version), recording version.
+// It reports whether it wrote; a secret already under the current version is left as it is.
+func (r *Registry) RewrapSecret(ctx context.Context, id string, version int, reseal func(sealed []byte) ([]byte, bool, error)) (bool, error) {
+	sec, err := r.Secrets(ctx, id)
+	if err != nil {
+		return false, err
+	}
+	cur, changedCur, err := reseal(sec.Current)
+	if err != nil {
+		return false, fmt.Errorf("registry: re-wrap secret of %s: %w", id, err)
+	}
+	var prev []byte
+	changedPrev := false
+	if sec.Previous != nil {
+		if prev, changedPrev, err = reseal(sec.Previous); err != nil {
+			return false, fmt.Errorf("registry: re-wrap previous secret of %s: %w", id, err)
+		}
+	}
+	if !changedCur && !changedPrev {
+		return false, nil
+	}
+	var ok *bool
+	err = rls.Tx(tenant.WithID(ctx, id), r.pool, func(tx pgx.Tx) error {
+		return tx.QueryRow(ctx, `SELECT rewrap_tenant_secret($1, $2, $3, $4, $5, $6)`, id, sec.Current, cur, sec.Previous, prev, version).Scan(&ok)
+	})
+	if err != nil {
+		return false, fmt.Errorf("registry: re-wrap secret of %s: %w", id, err)
+	}
+	if ok == nil {
+		return false, ErrSecretChanged
+	}
+	return true, nil
+}
+
 // RotateSecret stores a new sealed secret; the old one keeps verifying for overlap. Refused
 // (StatusError ErrFrozen) for offboarding and offboarded tenants.
 func (r *Registry) RotateSecret(ctx context.Context, id string, sealed []byte, overlap time.Duration) (out time.Time, err error) {
