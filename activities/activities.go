@@ -23,6 +23,7 @@ import (
 	"github.com/misybot/tenancy/internal/keyring"
 	"github.com/misybot/tenancy/internal/registry"
 	"github.com/misybot/tenancy/internal/rls"
+	"github.com/misybot/tenancy/internal/seal"
 	"github.com/misybot/tenancy/internal/tenant"
 	"github.com/misybot/tenancy/internal/tenantdb"
 	"github.com/misybot/tenancy/internal/tenantmongo"
@@ -44,6 +45,8 @@ type Activities struct {
 	Mongo    *tenantmongo.Store
 	Redis    *tenantredis.Store
 	Audit    *audit.Writer
+	// Sealer holds the master key versions: master key rotation re-seals under its current one.
+	Sealer *seal.Sealer
 	// Conversations re-encrypts message text when a tenant's key rotates.
 	Conversations *conversations.Store
 	// ExportDir is where offboarding writes tenant archives.

@@ -22,7 +22,7 @@ import (
 
 // SecretField names the tenant secret in sealing's associated data; a ciphertext sealed for it
 // opens for no other field.
-const SecretField = "tenants.secret"
+const SecretField = registry.SecretField
 
 // tenantFields are the fields an operator sets at registration and may replace with PUT.
 type tenantFields struct {

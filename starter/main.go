@@ -17,6 +17,8 @@ import (
 
 	"filippo.io/age"
 	"github.com/jackc/pgx/v5/pgxpool"
+	enumspb "go.temporal.io/api/enums/v1"
+	"go.temporal.io/sdk/client"
 
 	"github.com/misybot/tenancy/api"
 	"github.com/misybot/tenancy/internal/clients"
@@ -30,6 +32,7 @@ import (
 	"github.com/misybot/tenancy/internal/tenant"
 	"github.com/misybot/tenancy/migrations"
 	"github.com/misybot/tenancy/wiring"
+	"github.com/misybot/tenancy/workflows"
 )
 
 const usage = `usage: starter <command>
@@ -41,6 +44,9 @@ commands:
             start a lifecycle workflow for a registered tenant; prints the run (JSON)
   status <tenantId>
             print the tenant and its latest lifecycle run with its progress (JSON)
+  rotate-master-key
+            re-wrap every tenant's data keys and secrets under TENANT_MASTER_KEY's version
+            (after every process runs with it and the old key in TENANT_MASTER_KEY_PREVIOUS)
   export-keygen
             print a new age identity for EXPORT_RECIPIENT (its public key) and for decrypting archives
   operator create <name> <platform-admin|operator|auditor>
@@ -84,6 +90,8 @@ func main() {
 		err = operate(ctx, cfg, logger, os.Args[1], os.Args[2:])
 	case "operator":
 		err = operatorCommand(ctx, cfg, os.Args[2:])
+	case "rotate-master-key":
+		err = rotateMasterKey(ctx, cfg, logger)
 	case "verify-isolation":
 		err = verifyIsolation(ctx, cfg, logger)
 	default:
@@ -168,6 +176,25 @@ func exportKeygen() error {
 	}
 	fmt.Printf("# created: %s\n# public key: %s\n%s\n", time.Now().UTC().Format(time.RFC3339), id.Recipient(), id)
 	fmt.Fprintf(os.Stderr, "Public key: %s\n", id.Recipient())
+	return nil
+}
+
+// rotateMasterKey starts the RotateMasterKey workflow (one at a time) and prints its ids; its
+// progress is in the Web UI and `temporal workflow describe -w master-key-rotation`.
+func rotateMasterKey(ctx context.Context, cfg config.Config, logger *slog.Logger) error {
+	c, err := clients.Open(ctx, cfg, logger)
+	if err != nil {
+		return err
+	}
+	defer func() { _ = c.Close(context.Background()) }()
+	run, err := c.Temporal.ExecuteWorkflow(ctx, client.StartWorkflowOptions{
+		ID: workflows.MasterKeyRotationID, TaskQueue: cfg.TaskQueue,
+		WorkflowIDConflictPolicy: enumspb.WORKFLOW_ID_CONFLICT_POLICY_FAIL, WorkflowExecutionErrorWhenAlreadyStarted: true,
+	}, workflows.RotateMasterKey, workflows.RotateMasterKeyInput{RequestedBy: "cli:" + os.Getenv("USER"), Version: cfg.MasterKeyVersion})
+	if err != nil {
+		return fmt.Errorf("start the master key rotation: %w", err)
+	}
+	fmt.Printf("master key rotation to version %d started: workflow %s, run %s\n", cfg.MasterKeyVersion, run.GetID(), run.GetRunID())
 	return nil
 }
 

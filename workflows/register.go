@@ -13,4 +13,5 @@ func Register(w worker.WorkflowRegistry) {
 	w.RegisterWorkflow(RotateTenantKey)
 	w.RegisterWorkflow(ApplyAuditRetention)
 	w.RegisterWorkflow(ChangeTenantProfile)
+	w.RegisterWorkflow(RotateMasterKey)
 }

@@ -28,6 +28,7 @@ func (c *Clients) Activities(sealer *seal.Sealer, exportDir string, logger *slog
 		Redis:         redisStore,
 		Conversations: conversations.New(mongoStore, keys, redisStore),
 		Audit:         c.AuditWriter(sealer),
+		Sealer:        sealer,
 		ExportDir:     exportDir,
 		Logger:        logger,
 	}

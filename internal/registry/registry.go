@@ -348,6 +348,28 @@ func (r *Registry) Secrets(ctx context.Context, id string) (Secrets, error) {
 	return out, nil
 }
 
+// SecretField names the tenant secret in sealing's associated data (seal.Sealer): a value
+// sealed for it opens for no other field.
+const SecretField = "tenants.secret"
+
+// TenantIDs lists, by id after `after`, up to limit tenants that still hold keys or secrets
+// (every status but offboarded), and whether more follow. Keyset pagination on the primary key.
+func (r *Registry) TenantIDs(ctx context.Context, after string, limit int) ([]string, bool, error) {
+	rows, err := r.db.Query(ctx, `SELECT tenant_id FROM tenants WHERE tenant_id > $1 AND status <> 'offboarded' ORDER BY tenant_id LIMIT $2`, after, limit+1)
+	if err != nil {
+		return nil, false, fmt.Errorf("registry: tenant ids: %w", err)
+	}
+	ids, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	if err != nil {
+		return nil, false, fmt.Errorf("registry: tenant ids: %w", err)
+	}
+	more := len(ids) > limit
+	if more {
+		ids = ids[:limit]
+	}
+	return ids, more, nil
+}
+
 // ErrSecretChanged: the tenant's sealed secret changed between read and re-wrap (a secret
 // rotation ran meanwhile); retry.
 var ErrSecretChanged = errors.New("registry: the sealed secret changed while it was re-wrapped; retry")
