@@ -3,7 +3,6 @@ package e2e
 import (
 	"context"
 	"net/http"
-	"strings"
 	"testing"
 	"time"
 
@@ -14,21 +13,6 @@ import (
 	"github.com/misybot/tenancy/internal/testenv"
 	"github.com/misybot/tenancy/workflows"
 )
-
-// doAs sends an operator request with another token than the stack's bootstrap one.
-func (s *stack) doAs(tok, method, path, body string) (int, map[string]any) {
-	s.t.Helper()
-	req, err := http.NewRequest(method, s.url+path, strings.NewReader(body))
-	require.NoError(s.t, err)
-	req.Header.Set("Authorization", "Bearer "+tok)
-	if body != "" {
-		req.Header.Set("Content-Type", "application/json")
-	}
-	res, err := http.DefaultClient.Do(req)
-	require.NoError(s.t, err)
-	defer res.Body.Close()
-	return res.StatusCode, nil
-}
 
 // Raising a tenant's ceiling (a higher type, an added permission) waits for a platform-admin
 // other than the requester; a rejection changes nothing; lowering takes effect at once; and an

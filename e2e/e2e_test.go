@@ -142,9 +142,15 @@ func newStack(t *testing.T, withWorker bool) *stack {
 
 func (s *stack) do(method, path, body string) (int, map[string]any) {
 	s.t.Helper()
+	return s.doAs(token, method, path, body)
+}
+
+// doAs sends an operator request with the token tok.
+func (s *stack) doAs(tok, method, path, body string) (int, map[string]any) {
+	s.t.Helper()
 	req, err := http.NewRequest(method, s.url+path, strings.NewReader(body))
 	require.NoError(s.t, err)
-	req.Header.Set("Authorization", "Bearer "+token)
+	req.Header.Set("Authorization", "Bearer "+tok)
 	if body != "" {
 		req.Header.Set("Content-Type", "application/json")
 	}
