@@ -37,6 +37,10 @@ BENCH_ENV = APP_ENV=dev TASK_QUEUE=bench \
 	REDIS_URL='redis://127.0.0.1:6379/2' AUDIT_PLATFORM_DATABASE=platform_bench LOG_LEVEL=warn
 BENCH_FLAGS ?=
 
+.PHONY: test-short
+test-short: ## only the tests that need no server (seconds): unit, fuzz seeds, workflow and replay tests
+	go test -short -count=1 ./...
+
 .PHONY: bench
 bench: services ## onboarding end to end against the Temporal floor, then the Go benchmarks; report in .bench/
 	@mkdir -p .bench

@@ -598,28 +598,18 @@ func (s *Server) recordInTx(ctx context.Context, c echo.Context, tx pgx.Tx) erro
 	if s.audit == nil {
 		return nil
 	}
-	var wrote bool
-	if err := tx.QueryRow(ctx, `SELECT pg_current_xact_id_if_assigned() IS NOT NULL`).Scan(&wrote); err != nil {
-		return fmt.Errorf("audit: %w", err)
-	}
-	if !wrote {
-		return nil
-	}
 	e, authenticated, ok := s.requestEvent(c, 0, nil)
 	if !ok || !authenticated {
 		return nil
 	}
 	e.Details["status"] = "committed"
-	var err error
-	if e.TenantID == "" || platformActions[e.Action] {
-		_, err = s.audit.PlatformTx(ctx, tx, e)
-	} else {
-		_, err = s.audit.RecordTx(ctx, tx, e)
-	}
+	wrote, err := s.audit.RecordTxIfWrote(ctx, tx, e, e.TenantID == "" || platformActions[e.Action])
 	if err != nil {
 		return err
 	}
-	c.Set(auditCommittedKey, true)
+	if wrote {
+		c.Set(auditCommittedKey, true)
+	}
 	return nil
 }
 

@@ -29,8 +29,44 @@ func TestRecordHistories(t *testing.T) {
 		t.Skip("set RECORD_HISTORIES=1 to re-record workflows/testdata/histories")
 	}
 	s := newStack(t, true)
+	recordLifecycle(t, s, s.historySaver(t))
+}
+
+// TestRecordApprovalHistories records the histories of the approval workflows added with the
+// four-eyes rule (a profile change approved by a second admin, an onboarding whose requester's
+// own approval is ignored), beside the older ones, which it leaves as they are. It runs only
+// with RECORD_HISTORIES=approvals.
+func TestRecordApprovalHistories(t *testing.T) {
+	if os.Getenv("RECORD_HISTORIES") != "approvals" {
+		t.Skip("set RECORD_HISTORIES=approvals to record the approval histories")
+	}
+	s := newStack(t, true)
 	ctx := context.Background()
-	save := func(name string, body map[string]any) {
+	save := s.historySaver(t)
+	id := testenv.TenantID("hist")
+	code, body := s.do(http.MethodPost, api.TenantsPath+"/onboard", onboardBody(id, "owner"))
+	require.Equal(t, http.StatusAccepted, code, body)
+	wid := body["workflowId"].(string)
+	require.Eventually(t, func() bool {
+		return s.temporal.SignalWorkflow(ctx, wid, "", workflows.ApproveSignal, "bootstrap") == nil // the requester: ignored
+	}, 10*time.Second, 100*time.Millisecond)
+	require.NoError(t, s.temporal.SignalWorkflow(ctx, wid, "", workflows.ApproveSignal, "second-admin"))
+	save("onboard-four-eyes", body)
+
+	code, body = s.do(http.MethodPut, api.TenantsPath+"/"+id, `{"tenantName":"T","contactEmail":"ops@hist.test","tenantType":"owner","permissions":["settings:read","audit:read"]}`)
+	require.Equal(t, http.StatusOK, code, body) // lowering: at once
+	code, body = s.do(http.MethodPut, api.TenantsPath+"/"+id, `{"tenantName":"T","contactEmail":"ops@hist.test","tenantType":"owner","permissions":["settings:read","audit:read","settings:write"]}`)
+	require.Equal(t, http.StatusAccepted, code, body)
+	require.Eventually(t, func() bool {
+		return s.temporal.SignalWorkflow(ctx, body["workflowId"].(string), "", workflows.ApproveSignal, "second-admin") == nil
+	}, 10*time.Second, 100*time.Millisecond)
+	save("profile-change", body)
+}
+
+// historySaver returns a function that waits for a run and writes its history to historiesDir.
+func (s *stack) historySaver(t *testing.T) func(name string, body map[string]any) {
+	ctx := context.Background()
+	return func(name string, body map[string]any) {
 		t.Helper()
 		require.NoError(t, s.wait(body))
 		iter := s.temporal.GetWorkflowHistory(ctx, body["workflowId"].(string), body["runId"].(string), false, 0)
@@ -45,6 +81,11 @@ func TestRecordHistories(t *testing.T) {
 		require.NoError(t, os.MkdirAll(historiesDir, 0o755))
 		require.NoError(t, os.WriteFile(filepath.Join(historiesDir, name+".json"), b, 0o644))
 	}
+}
+
+// recordLifecycle records the lifecycle workflows' histories.
+func recordLifecycle(t *testing.T, s *stack, save func(string, map[string]any)) {
+	ctx := context.Background()
 
 	id := testenv.TenantID("hist")
 	code, body := s.do(http.MethodPost, api.TenantsPath+"/onboard", onboardBody(id, "enterprise"))

@@ -23,7 +23,8 @@ func TestReplayCommittedHistories(t *testing.T) {
 	for _, f := range files {
 		names[filepath.Base(f)] = true
 	}
-	for _, want := range []string{"onboard-with-approval.json", "provision.json", "suspend.json", "restore.json", "offboard.json", "offboard-cancelled.json"} {
+	for _, want := range []string{"onboard-with-approval.json", "provision.json", "suspend.json", "restore.json", "offboard.json", "offboard-cancelled.json",
+		"onboard-four-eyes.json", "profile-change.json"} {
 		require.True(t, names[want], "missing history %s", want)
 	}
 	for _, f := range files {

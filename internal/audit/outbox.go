@@ -31,16 +31,18 @@ const (
 // a chain head. It reports false, with no error, when an event with e's id is already in the
 // outbox (in either chain). The event ships to MongoDB later (Shipper), in order per chain.
 func (w *Writer) enqueue(ctx context.Context, q Querier, mode string, e Event) (bool, error) {
-	return w.enqueueMode(ctx, q, mode, w.platform, e)
+	return w.enqueueMode(ctx, q, mode, w.platform, e, false)
 }
 
 // enqueueTo writes e into the outbox of a platform-side sequence other than the platform chain
 // (the unchained log of unauthenticated refusals).
 func (w *Writer) enqueueTo(ctx context.Context, q Querier, c *Chain, e Event) (bool, error) {
-	return w.enqueueMode(ctx, q, modePlatform, c, e)
+	return w.enqueueMode(ctx, q, modePlatform, c, e, false)
 }
 
-func (w *Writer) enqueueMode(ctx context.Context, q Querier, mode string, platform *Chain, e Event) (bool, error) {
+// enqueueMode writes e; with ifWrote, only when the transaction q has written something
+// already (it has a transaction id), in the same round trip.
+func (w *Writer) enqueueMode(ctx context.Context, q Querier, mode string, platform *Chain, e Event, ifWrote bool) (bool, error) {
 	if e.ID == "" {
 		return false, errors.New("audit: event needs a deterministic id")
 	}
@@ -67,7 +69,11 @@ func (w *Writer) enqueueMode(ctx context.Context, q Querier, mode string, platfo
 		mode = modePlatform
 	}
 	var chain *string
-	err = q.QueryRow(ctx, `SELECT audit_enqueue($1, $2, $3, $4, $5, $6, $7)`,
+	sql := `SELECT audit_enqueue($1, $2, $3, $4, $5, $6, $7)`
+	if ifWrote {
+		sql = `SELECT CASE WHEN pg_current_xact_id_if_assigned() IS NOT NULL THEN audit_enqueue($1, $2, $3, $4, $5, $6, $7) END`
+	}
+	err = q.QueryRow(ctx, sql,
 		mode, tenantID, e.ID, tenantChain, platform.key, payload, w.keyID).Scan(&chain)
 	if err != nil {
 		var pgErr *pgconn.PgError
@@ -84,6 +90,17 @@ func (w *Writer) enqueueMode(ctx context.Context, q Querier, mode string, platfo
 // transaction already scoped to another tenant is refused.
 func (w *Writer) RecordTx(ctx context.Context, tx pgx.Tx, e Event) (bool, error) {
 	return w.enqueue(ctx, tx, modeRoute, e)
+}
+
+// RecordTxIfWrote is RecordTx (platform true: PlatformTx) when tx has written something, and
+// nothing when it has only read (no transaction id yet), decided in the same round trip: an
+// API request's commit hook runs in every transaction the request opens, reads included.
+func (w *Writer) RecordTxIfWrote(ctx context.Context, tx pgx.Tx, e Event, platform bool) (bool, error) {
+	mode := modeRoute
+	if platform {
+		mode = modePlatform
+	}
+	return w.enqueueMode(ctx, tx, mode, w.platform, e, true)
 }
 
 // PlatformTx is Platform inside the caller's transaction.

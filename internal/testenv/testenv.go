@@ -32,11 +32,21 @@ var (
 	AppDatabaseURL   = env("TEST_DATABASE_URL", "postgres://tenancy_app:tenancy_app@127.0.0.1:5432/tenancy_test?sslmode=disable")
 	OwnerDatabaseURL = env("TEST_MIGRATE_DATABASE_URL", "postgres://tenancy_owner:tenancy_owner@127.0.0.1:5432/tenancy_test?sslmode=disable")
 	MongoURI         = env("TEST_MONGODB_URI", "mongodb://127.0.0.1:27017/")
-	RedisURL         = env("TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
-	TemporalAddress  = env("TEST_TEMPORAL_ADDRESS", "127.0.0.1:7233")
+	// Database 1: the dev stack uses 0 and `make bench` 2, so tests never touch their keys.
+	RedisURL        = env("TEST_REDIS_URL", "redis://127.0.0.1:6379/1")
+	TemporalAddress = env("TEST_TEMPORAL_ADDRESS", "127.0.0.1:7233")
 )
 
 const hint = "start the servers with `make test` (or `make services`), or point TEST_* variables at yours"
+
+// needsServers skips an integration test under -short: `go test -short ./...` (make
+// test-short) runs, in seconds, only what needs no server; `make test` runs everything.
+func needsServers(t testing.TB) {
+	t.Helper()
+	if testing.Short() {
+		t.Skip("integration test: needs the real servers (run `make test`)")
+	}
+}
 
 func env(name, def string) string {
 	if v := os.Getenv(name); v != "" {
@@ -54,6 +64,7 @@ var (
 // binaries serialise on goose's advisory lock.
 func Migrate(t testing.TB) {
 	t.Helper()
+	needsServers(t)
 	migrateOnce.Do(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 		defer cancel()
@@ -108,6 +119,7 @@ func Logger(t testing.TB) *slog.Logger {
 // TemporalClient dials the Temporal dev server, failing the test when it does not answer.
 func TemporalClient(t testing.TB) client.Client {
 	t.Helper()
+	needsServers(t)
 	c, err := client.Dial(client.Options{HostPort: TemporalAddress, Namespace: "default", Logger: tlog.NewStructuredLogger(Logger(t))})
 	require.NoError(t, err, "Temporal at %s; %s", TemporalAddress, hint)
 	t.Cleanup(c.Close)
@@ -120,6 +132,7 @@ func TemporalClient(t testing.TB) client.Client {
 // tenant id (a database per tenant), so nothing here drops anything.
 func MongoClient(t testing.TB) *mongo.Client {
 	t.Helper()
+	needsServers(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	c, err := mongo.Connect(ctx, options.Client().ApplyURI(MongoURI).SetServerSelectionTimeout(5*time.Second))
@@ -129,11 +142,12 @@ func MongoClient(t testing.TB) *mongo.Client {
 	return c
 }
 
-// RedisClient connects to Redis at RedisURL (database 0 by default), failing the test when it
+// RedisClient connects to Redis at RedisURL (database 1 by default), failing the test when it
 // does not answer, and closes the client in t.Cleanup. Tests share the database and stay apart
 // by tenant id (every key carries it), so nothing here flushes it.
 func RedisClient(t testing.TB) *redis.Client {
 	t.Helper()
+	needsServers(t)
 	opts, err := redis.ParseURL(RedisURL)
 	require.NoError(t, err, "TEST_REDIS_URL")
 	c := redis.NewClient(opts)
