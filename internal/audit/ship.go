@@ -426,7 +426,7 @@ type Shipper struct {
 
 // NewShipper returns a shipper for w's chains.
 func (w *Writer) NewShipper(logger *slog.Logger) *Shipper {
-	return &Shipper{w: w, logger: logger, Interval: time.Second, Parallel: 4, Coalesce: 250 * time.Millisecond}
+	return &Shipper{w: w, logger: logger, Interval: time.Second, Parallel: 4, Coalesce: time.Second}
 }
 
 // Run ships until ctx ends. Errors (MongoDB down) are logged and retried at the next tick; the
