@@ -32,9 +32,9 @@ func TestRecordHistories(t *testing.T) {
 	recordLifecycle(t, s, s.historySaver(t))
 }
 
-// TestRecordApprovalHistories records the histories of the approval workflows added with the
-// four-eyes rule (a profile change approved by a second admin, an onboarding whose requester's
-// own approval is ignored), beside the older ones, which it leaves as they are. It runs only
+// TestRecordApprovalHistories records the histories of the workflows added with the hardening
+// (an onboarding whose requester's own approval is ignored, a profile change approved by a
+// second admin, a master key rotation), beside the older ones, which it leaves as they are. It runs only
 // with RECORD_HISTORIES=approvals.
 func TestRecordApprovalHistories(t *testing.T) {
 	if os.Getenv("RECORD_HISTORIES") != "approvals" {
@@ -61,6 +61,11 @@ func TestRecordApprovalHistories(t *testing.T) {
 		return s.temporal.SignalWorkflow(ctx, body["workflowId"].(string), "", workflows.ApproveSignal, "second-admin") == nil
 	}, 10*time.Second, 100*time.Millisecond)
 	save("profile-change", body)
+
+	run, err := s.temporal.ExecuteWorkflow(ctx, client.StartWorkflowOptions{ID: workflows.MasterKeyRotationID + "-" + id, TaskQueue: s.queue},
+		workflows.RotateMasterKey, workflows.RotateMasterKeyInput{RequestedBy: "recorder", Tenants: []string{id}})
+	require.NoError(t, err)
+	save("rotate-master-key", map[string]any{"workflowId": run.GetID(), "runId": run.GetRunID()})
 }
 
 // historySaver returns a function that waits for a run and writes its history to historiesDir.
