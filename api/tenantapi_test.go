@@ -167,10 +167,11 @@ func TestSignatureRefusals(t *testing.T) {
 		"tampered body": {method: "PUT", path: "/settings/theme", body: `{"value":"dark"}`, tamper: func(r *http.Request) {
 			r.Body = ioNop(`{"value":"evil"}`)
 		}},
-		"tampered path":    {method: "GET", path: "/settings/theme", tamper: func(r *http.Request) { r.URL.Path = api.TenantAPIPath + "/settings/other" }},
-		"tampered query":   {method: "GET", path: "/conversations", query: "limit=1", tamper: func(r *http.Request) { r.URL.RawQuery = "limit=2" }},
-		"stale timestamp":  {method: "GET", path: "/me", ts: now - 301},
-		"future timestamp": {method: "GET", path: "/me", ts: now + 301},
+		"tampered path":  {method: "GET", path: "/settings/theme", tamper: func(r *http.Request) { r.URL.Path = api.TenantAPIPath + "/settings/other" }},
+		"tampered query": {method: "GET", path: "/conversations", query: "limit=1", tamper: func(r *http.Request) { r.URL.RawQuery = "limit=2" }},
+		// A few seconds past the window: the test's clock reading may be a second behind the server's.
+		"stale timestamp":  {method: "GET", path: "/me", ts: now - 305},
+		"future timestamp": {method: "GET", path: "/me", ts: now + 305},
 		"other's secret":   {method: "GET", path: "/me", secret: other.secret},
 		"no signature":     {method: "GET", path: "/me", tamper: func(r *http.Request) { r.Header.Del(signing.HeaderSignature) }},
 		"bad header":       {method: "GET", path: "/me", tamper: func(r *http.Request) { r.Header.Set(signing.HeaderSignature, "sha1=abc") }},
