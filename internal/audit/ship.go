@@ -152,54 +152,120 @@ func (c *Chain) shipIfPending(ctx context.Context) error {
 	return err
 }
 
-// shipBatch ships one batch; more reports that a full batch went and more may wait.
+// shipBatch sequences and ships one batch; more reports that a full batch went and more may
+// wait.
+//
+// Sequencing commits on its own, before anything is written to MongoDB: a shipper that dies
+// after its insert and before marking the rows shipped leaves them sequenced, and the next one
+// inserts the same events at the same seqs (found by _id), whatever rows committed meanwhile.
+// (Sequencing again from scratch could give a row that committed late, with a smaller position,
+// a seq MongoDB already holds for another event.)
 func (c *Chain) shipBatch(ctx context.Context, wait bool) (shipped int, more bool, err error) {
+	sequenced := 0
+	if !c.unchained {
+		if sequenced, err = c.sequenceWaiting(ctx, wait); err != nil {
+			return 0, false, fmt.Errorf("audit: sequence %s: %w", c.name, err)
+		}
+	}
+	shipped, more, err = c.shipSequenced(ctx, wait)
+	return shipped, more || sequenced == shipBatch, err
+}
+
+// lockHead locks the chain's head row (creating it for a new chain) and returns it; ok is
+// false when another shipper holds it and wait is false.
+func (c *Chain) lockHead(ctx context.Context, tx pgx.Tx, wait bool) (head link, ok bool, err error) {
+	lock := `SELECT seq, hash FROM audit_heads WHERE chain = $1 FOR UPDATE`
+	if !wait {
+		lock += ` SKIP LOCKED`
+	}
+	err = tx.QueryRow(ctx, lock, c.key).Scan(&head.Seq, &head.Hash)
+	if errors.Is(err, pgx.ErrNoRows) {
+		// A new chain, or one held by another shipper: create the head if absent and try the
+		// lock again (a held one stays skipped).
+		if _, err := tx.Exec(ctx, `INSERT INTO audit_heads (chain, seq, hash, key_version) VALUES ($1, 0, '', $2) ON CONFLICT (chain) DO NOTHING`, c.key, c.w.keyVersion); err != nil {
+			return head, false, fmt.Errorf("create head: %w", err)
+		}
+		err = tx.QueryRow(ctx, lock, c.key).Scan(&head.Seq, &head.Hash)
+		if errors.Is(err, pgx.ErrNoRows) {
+			return head, false, nil
+		}
+	}
+	if err != nil {
+		return head, false, fmt.Errorf("lock head: %w", err)
+	}
+	return head, true, nil
+}
+
+// readWaiting reads up to a batch of the chain's unshipped rows of held keys matching extra
+// (a condition on the row), in order.
+func (c *Chain) readWaiting(ctx context.Context, tx pgx.Tx, extra, order string) ([]outboxRow, error) {
+	table, column, arg := c.table()
+	rows, err := tx.Query(ctx, `SELECT pos, event_id, key_id, payload, seq, prev_hash, hash FROM `+table+`
+		WHERE `+column+` = $1 AND shipped_at IS NULL AND key_id = ANY($2) AND `+extra+`
+		ORDER BY `+order+` LIMIT $3`, arg, c.w.heldKeyIDs(), shipBatch)
+	if err != nil {
+		return nil, fmt.Errorf("read outbox: %w", err)
+	}
+	batch, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (outboxRow, error) {
+		var o outboxRow
+		return o, r.Scan(&o.pos, &o.eventID, &o.keyID, &o.payload, &o.seq, &o.prev, &o.hash)
+	})
+	if err != nil {
+		return nil, fmt.Errorf("read outbox: %w", err)
+	}
+	return batch, nil
+}
+
+// sequenceWaiting gives up to a batch of unsequenced rows their place in the chain, in
+// insertion order, and commits it. It returns how many it sequenced (0 when another shipper
+// holds the chain).
+func (c *Chain) sequenceWaiting(ctx context.Context, wait bool) (int, error) {
+	n := 0
+	err := c.tx(ctx, func(tx pgx.Tx) error {
+		head, ok, err := c.lockHead(ctx, tx, wait)
+		if err != nil || !ok {
+			return err
+		}
+		batch, err := c.readWaiting(ctx, tx, "seq IS NULL", "pos")
+		if err != nil || len(batch) == 0 {
+			return err
+		}
+		n = len(batch)
+		_, err = c.sequence(ctx, tx, &head, batch)
+		return err
+	})
+	return n, err
+}
+
+// shipSequenced writes up to a batch of sequenced, unshipped rows to MongoDB in seq order (an
+// unchained log: in insertion order) and marks what was written.
+func (c *Chain) shipSequenced(ctx context.Context, wait bool) (shipped int, more bool, err error) {
 	table, column, arg := c.table()
 	cond := column + " = $1"
 	var resync bool
 	err = c.tx(ctx, func(tx pgx.Tx) error {
-		lock := `SELECT seq, hash FROM audit_heads WHERE chain = $1 FOR UPDATE`
-		if !wait {
-			lock += ` SKIP LOCKED`
+		head, ok, err := c.lockHead(ctx, tx, wait)
+		if err != nil || !ok {
+			return err
 		}
-		var head link
-		err := tx.QueryRow(ctx, lock, c.key).Scan(&head.Seq, &head.Hash)
-		if errors.Is(err, pgx.ErrNoRows) {
-			// A new chain, or one held by another shipper: create the head if absent and try
-			// the lock again (a held one stays skipped).
-			if _, err := tx.Exec(ctx, `INSERT INTO audit_heads (chain, seq, hash, key_version) VALUES ($1, 0, '', $2) ON CONFLICT (chain) DO NOTHING`, c.key, c.w.keyVersion); err != nil {
-				return fmt.Errorf("create head: %w", err)
-			}
-			err = tx.QueryRow(ctx, lock, c.key).Scan(&head.Seq, &head.Hash)
-			if errors.Is(err, pgx.ErrNoRows) {
-				return nil
-			}
+		extra, order := "seq IS NOT NULL", "seq"
+		if c.unchained {
+			extra, order = "true", "pos"
 		}
+		batch, err := c.readWaiting(ctx, tx, extra, order)
 		if err != nil {
-			return fmt.Errorf("lock head: %w", err)
-		}
-
-		rows, err := tx.Query(ctx, `SELECT pos, event_id, key_id, payload, seq, prev_hash, hash FROM `+table+`
-			WHERE `+cond+` AND shipped_at IS NULL AND key_id = ANY($2)
-			ORDER BY seq NULLS LAST, pos LIMIT $3`, arg, c.w.heldKeyIDs(), shipBatch)
-		if err != nil {
-			return fmt.Errorf("read outbox: %w", err)
-		}
-		batch, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (outboxRow, error) {
-			var o outboxRow
-			return o, r.Scan(&o.pos, &o.eventID, &o.keyID, &o.payload, &o.seq, &o.prev, &o.hash)
-		})
-		if err != nil {
-			return fmt.Errorf("read outbox: %w", err)
+			return err
 		}
 		if len(batch) == 0 {
-			// Entries whose rows are gone (a purge) would be waited on for ever.
-			_, err := tx.Exec(ctx, `DELETE FROM audit_backlog WHERE chain = $1 AND key_id = ANY($2)`, c.key, c.w.heldKeyIDs())
+			// Nothing sequenced waits: entries whose rows are gone (a purge) would be waited on
+			// for ever, unless rows wait for sequencing.
+			_, err := tx.Exec(ctx, `DELETE FROM audit_backlog b WHERE b.chain = $1 AND b.key_id = ANY($2)
+				AND NOT EXISTS (SELECT 1 FROM `+table+` o WHERE o.`+column+` = $3 AND o.pos = b.pos AND o.shipped_at IS NULL)`,
+				c.key, c.w.heldKeyIDs(), arg)
 			return err
 		}
 		more = len(batch) == shipBatch
-
-		events, err := c.sequence(ctx, tx, &head, batch)
+		events, err := c.sequence(ctx, tx, &head, batch) // decodes; every row has its seq already
 		if err != nil {
 			return err
 		}
