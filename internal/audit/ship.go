@@ -27,22 +27,21 @@ import (
 // (SELECT … FOR UPDATE on audit_heads): the lock orders the shippers of one chain, whichever
 // process they run in, and is held by shippers and readers only, never by writers.
 //
-// One batch, in one PostgreSQL transaction:
-//  1. lock the head (seq, hash); a background shipper skips a chain another holds (SKIP LOCKED);
-//  2. read the chain's unshipped rows: those sequenced by an earlier batch first (by seq), then
-//     the others in insertion order;
-//  3. sequence the new ones: seq = head+1…, prevHash = the hash before, hash = the event's MAC,
-//     and move the head (one lock and one head update per batch, however many events);
-//  4. upsert the batch into MongoDB by _id, in seq order (an ordered bulk write);
-//  5. mark the shipped rows, delete their backlog entries, record shipped_seq; commit.
+// One batch, in two PostgreSQL transactions, each under the head lock (a background shipper
+// skips a chain another holds: SKIP LOCKED):
+//  1. sequence: read up to a batch of unsequenced rows in insertion order, give each its seq
+//     (head+1…), prevHash and hash (the event's MAC), move the head; commit (one lock and one
+//     head update per batch, however many events);
+//  2. ship: read up to a batch of sequenced, unshipped rows in seq order, insert them into
+//     MongoDB (an ordered bulk insert), mark them shipped, delete their backlog entries, record
+//     shipped_seq; commit.
 //
-// Crash-safe: a shipper that dies before commit leaves the rows unshipped and unsequenced; the
-// next batch sequences them again in the same order, to the same seq and hash (the MAC depends
-// only on the event, its seq and the hash before), so documents a dead shipper already wrote
-// are overwritten with themselves. A MongoDB failure part-way commits what was written and
-// leaves the rest for the next try. Nothing is lost and nothing is written twice.
+// Crash-safe: a shipper that dies before (2) commits leaves its rows sequenced and unshipped;
+// the next one inserts the same events at the same seqs, and finds by _id those the dead one
+// had written. A MongoDB failure part-way commits what was written and leaves the rest for the
+// next try. Nothing is lost and nothing is written twice.
 
-// shipBatch bounds the events of one batch (one PostgreSQL transaction and one bulk write).
+// shipBatch bounds the events of one batch (one sequencing, one bulk write).
 const shipBatch = 200
 
 // keepShipped is how long shipped rows stay in the outbox: they let a retried write find its
