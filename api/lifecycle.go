@@ -5,9 +5,11 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
-	"strings"
 
 	"github.com/labstack/echo/v4"
+	"go.temporal.io/api/serviceerror"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
 
 	"github.com/misybot/tenancy/internal/lifecycle"
 	"github.com/misybot/tenancy/internal/registry"
@@ -44,10 +46,17 @@ func lifecycleError(err error) error {
 		return p
 	case errors.Is(err, lifecycle.ErrNoOperation):
 		return notFound(err.Error())
-	case errors.Is(err, context.DeadlineExceeded) || strings.Contains(err.Error(), "connection refused") || strings.Contains(err.Error(), "Unavailable"):
+	case unreachable(err):
 		return newProblem(http.StatusServiceUnavailable, ProblemUnavailable, "Service unavailable", "the workflow service is not reachable; try again")
 	}
 	return err
+}
+
+// unreachable reports whether err says the workflow service did not answer: a deadline, or
+// gRPC's Unavailable (connection refused, reset, no server), as typed errors rather than text.
+func unreachable(err error) bool {
+	var unavailable *serviceerror.Unavailable
+	return errors.Is(err, context.DeadlineExceeded) || errors.As(err, &unavailable) || status.Code(err) == codes.Unavailable
 }
 
 func (s *Server) accepted(c echo.Context, op lifecycle.Operation, tenantID string, run lifecycle.Run) operationResponse {
