@@ -13,10 +13,7 @@ import (
 	"go.mongodb.org/mongo-driver/mongo"
 	"go.mongodb.org/mongo-driver/mongo/options"
 	"go.temporal.io/sdk/client"
-	"go.temporal.io/sdk/interceptor"
-	"go.temporal.io/sdk/worker"
 
-	"github.com/misybot/tenancy/activities"
 	"github.com/misybot/tenancy/internal/audit"
 	"github.com/misybot/tenancy/internal/clients"
 	"github.com/misybot/tenancy/internal/registry"
@@ -24,6 +21,7 @@ import (
 	"github.com/misybot/tenancy/internal/tenant"
 	"github.com/misybot/tenancy/internal/tenantmongo"
 	"github.com/misybot/tenancy/internal/testenv"
+	"github.com/misybot/tenancy/wiring"
 	"github.com/misybot/tenancy/workflows"
 )
 
@@ -45,15 +43,13 @@ func TestSuspendAndRestoreWhileMongoDBIsDown(t *testing.T) {
 
 	platformDB := strings.ReplaceAll(testenv.TenantID("platform_out"), "-", "_")
 	t.Cleanup(func() { _ = direct.Database(platformDB).Drop(context.Background()) })
-	cl := &clients.Clients{Postgres: testenv.AppPool(t), Mongo: viaProxy, Redis: testenv.RedisClient(t), AuditPlatformDatabase: platformDB}
+	c := testenv.TemporalClient(t)
+	cl := &clients.Clients{Postgres: testenv.AppPool(t), Mongo: viaProxy, Redis: testenv.RedisClient(t), Temporal: c, AuditPlatformDatabase: platformDB}
 	sealer, err := seal.New(bytes.Repeat([]byte{4}, 32))
 	require.NoError(t, err)
 	acts := cl.Activities(sealer, t.TempDir(), testenv.Logger(t))
-	c := testenv.TemporalClient(t)
 	queue := "test-" + testenv.TenantID("q")
-	w := worker.New(c, queue, worker.Options{Interceptors: []interceptor.WorkerInterceptor{activities.NewAuditInterceptor(acts)}})
-	workflows.Register(w)
-	w.RegisterActivity(acts)
+	w := wiring.Worker(cl, acts, queue) // the worker as production wires it, step audit included
 	require.NoError(t, w.Start())
 	t.Cleanup(w.Stop)
 	shipper := acts.Audit.NewShipper(testenv.Logger(t))
