@@ -17,7 +17,6 @@ import (
 
 	"go.mongodb.org/mongo-driver/bson"
 	"go.mongodb.org/mongo-driver/mongo"
-	"go.mongodb.org/mongo-driver/mongo/options"
 
 	"github.com/misybot/tenancy/internal/tenant"
 )
@@ -165,14 +164,25 @@ const (
 
 // Provision creates the context tenant's collections and indexes (see layout).
 //
+// One listCollections for the database, then per collection one createCollection when it is
+// absent and one createIndexes per missing index: a fresh onboarding costs nine commands (it
+// took fifteen with a listIndexes before and a verifying listIndexes after every collection).
+// Provision runs once per onboarding on a FerretDB whose every command costs CPU the Temporal
+// server needs, so the command count is the price that matters here. One index per command on
+// purpose: FerretDB v1 mis-filters a multi-index createIndexes in which two or more indexes
+// already exist (it deletes by stale positions and can panic), which a retry would send.
+//
 // Idempotent, so Temporal may retry it at will: it creates only what is missing, treats
-// "already exists" (NamespaceExists, code 48, from a concurrent or earlier attempt) as success,
-// and creates each index in its own call, so a run that crashed half-way left only whole
-// collections and whole indexes behind and the next run completes them. Nothing is ever
-// dropped or rewritten. It then re-reads every collection's indexes and checks each one against
-// the layout: FerretDB answers "ok" to a createIndexes whose name exists with other options
-// (MongoDB would fail), so the answer alone does not prove the index is the one we asked for.
-// An index that exists under our name with another definition is ErrIndexConflict.
+// "collection already exists" (NamespaceExists, code 48) as success, createIndexes answers ok
+// for an index that exists with the same name and keys (a concurrent attempt),
+// nothing is ever dropped or rewritten, and a run that crashed half-way left whole collections
+// and whole indexes that the next run finds. Indexes that existed are checked against the
+// layout. One it created is proven by the answer's counts (one index more after than before;
+// on FerretDB, which counts before it creates, only in the absence of a race); when the answer
+// says the index appeared meanwhile, it re-reads the collection's indexes and
+// checks them, because FerretDB answers ok to a createIndexes whose name and keys exist with
+// other options (MongoDB would fail). An index under our name, or with our keys, and another
+// definition is ErrIndexConflict.
 func (s *Store) Provision(ctx context.Context) (ProvisionReport, error) {
 	db, err := s.Database(ctx)
 	if err != nil {
@@ -182,47 +192,36 @@ func (s *Store) Provision(ctx context.Context) (ProvisionReport, error) {
 	fail := func(err error) (ProvisionReport, error) {
 		return rep, fmt.Errorf("tenantmongo: provision %s: %w", db.Name(), err)
 	}
-
 	existing, err := db.ListCollectionNames(ctx, bson.D{})
 	if err != nil {
 		return fail(fmt.Errorf("list collections: %w", err))
 	}
 	for _, c := range layout {
+		missing := c.indexes
 		if slices.Contains(existing, c.name) {
 			rep.AlreadyPresent++
-			continue
-		}
-		err := db.CreateCollection(ctx, c.name)
-		var ce mongo.CommandError
-		switch {
-		case err == nil:
-			rep.CollectionsCreated = append(rep.CollectionsCreated, c.name)
-		case errors.As(err, &ce) && ce.Code == codeNamespaceExists:
-			rep.AlreadyPresent++ // created meanwhile by a concurrent attempt
-		default:
-			return fail(fmt.Errorf("create collection %s: %w", c.name, err))
-		}
-	}
-
-	for _, c := range layout {
-		coll := db.Collection(c.name)
-		specs, err := coll.Indexes().ListSpecifications(ctx)
-		if err != nil {
-			return fail(fmt.Errorf("list indexes of %s: %w", c.name, err))
-		}
-		for _, ix := range c.indexes {
-			if spec := findSpec(specs, ix.name); spec != nil {
-				if err := ix.matches(spec); err != nil {
-					return fail(fmt.Errorf("%s.%s: %w", c.name, ix.name, err))
-				}
-				rep.AlreadyPresent++
-				continue
+			if missing, err = checkExisting(ctx, db, c); err != nil {
+				return fail(err)
 			}
-			opts := options.Index().SetName(ix.name)
-			if ix.unique {
-				opts.SetUnique(true)
+			rep.AlreadyPresent += len(c.indexes) - len(missing)
+		} else {
+			// Explicitly, though createIndexes would create it too: FerretDB decides
+			// createdCollectionAutomatically from a read made before it creates, so two
+			// concurrent attempts would both report the collection as theirs.
+			err := db.CreateCollection(ctx, c.name)
+			var ce mongo.CommandError
+			switch {
+			case err == nil:
+				rep.CollectionsCreated = append(rep.CollectionsCreated, c.name)
+			case errors.As(err, &ce) && ce.Code == codeNamespaceExists:
+				rep.AlreadyPresent++ // created meanwhile by a concurrent attempt
+			default:
+				return fail(fmt.Errorf("create collection %s: %w", c.name, err))
 			}
-			got, err := coll.Indexes().CreateOne(ctx, mongo.IndexModel{Keys: ix.keys, Options: opts})
+		}
+		raced := false
+		for _, ix := range missing {
+			res, err := createIndex(ctx, db, c.name, ix)
 			var ce mongo.CommandError
 			if errors.As(err, &ce) && (ce.Code == codeIndexOptionsConflict || ce.Code == codeIndexKeySpecsConflict) {
 				// The same keys exist under another name, or the name with other keys.
@@ -231,35 +230,77 @@ func (s *Store) Provision(ctx context.Context) (ProvisionReport, error) {
 			if err != nil {
 				return fail(fmt.Errorf("create index %s.%s: %w", c.name, ix.name, err))
 			}
-			if got != ix.name {
-				return fail(fmt.Errorf("create index %s.%s: server created %q: %w", c.name, ix.name, got, ErrIndexConflict))
+			if res.NumIndexesAfter == res.NumIndexesBefore+1 {
+				rep.IndexesCreated = append(rep.IndexesCreated, c.name+"."+ix.name)
+			} else {
+				raced = true // made meanwhile by a concurrent attempt
+				rep.AlreadyPresent++
 			}
-			rep.IndexesCreated = append(rep.IndexesCreated, c.name+"."+ix.name)
 		}
-	}
-
-	if err := verify(ctx, db); err != nil {
-		return fail(err)
+		if raced {
+			if err := verify(ctx, db, c); err != nil {
+				return fail(err)
+			}
+		}
 	}
 	return rep, nil
 }
 
-// verify re-reads the indexes of every collection and checks that each index of the layout is
-// there with its keys and uniqueness.
-func verify(ctx context.Context, db *mongo.Database) error {
-	for _, c := range layout {
-		specs, err := db.Collection(c.name).Indexes().ListSpecifications(ctx)
-		if err != nil {
-			return fmt.Errorf("verify indexes of %s: %w", c.name, err)
+// checkExisting reads the indexes of an existing collection, checks those of the layout that
+// are there, and returns those that are missing.
+func checkExisting(ctx context.Context, db *mongo.Database, c collection) ([]index, error) {
+	specs, err := db.Collection(c.name).Indexes().ListSpecifications(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("list indexes of %s: %w", c.name, err)
+	}
+	var missing []index
+	for _, ix := range c.indexes {
+		spec := findSpec(specs, ix.name)
+		if spec == nil {
+			missing = append(missing, ix)
+			continue
 		}
-		for _, ix := range c.indexes {
-			spec := findSpec(specs, ix.name)
-			if spec == nil {
-				return fmt.Errorf("verify %s.%s: index missing after createIndexes succeeded", c.name, ix.name)
-			}
-			if err := ix.matches(spec); err != nil {
-				return fmt.Errorf("verify %s.%s: %w", c.name, ix.name, err)
-			}
+		if err := ix.matches(spec); err != nil {
+			return nil, fmt.Errorf("%s.%s: %w", c.name, ix.name, err)
+		}
+	}
+	return missing, nil
+}
+
+// createIndexesResult is the part of the server's createIndexes answer Provision reads. The
+// counts include the _id index.
+type createIndexesResult struct {
+	CreatedCollectionAutomatically bool `bson:"createdCollectionAutomatically"`
+	NumIndexesBefore               int  `bson:"numIndexesBefore"`
+	NumIndexesAfter                int  `bson:"numIndexesAfter"`
+}
+
+// createIndex sends one createIndexes command for one index. The driver's
+// Indexes().CreateOne returns only the name, and Provision needs the counts.
+func createIndex(ctx context.Context, db *mongo.Database, coll string, ix index) (createIndexesResult, error) {
+	spec := bson.D{{Key: "key", Value: ix.keys}, {Key: "name", Value: ix.name}}
+	if ix.unique {
+		spec = append(spec, bson.E{Key: "unique", Value: true})
+	}
+	var res createIndexesResult
+	err := db.RunCommand(ctx, bson.D{{Key: "createIndexes", Value: coll}, {Key: "indexes", Value: bson.A{spec}}}).Decode(&res)
+	return res, err
+}
+
+// verify re-reads the indexes of c and checks that each index of the layout is there with its
+// keys and uniqueness.
+func verify(ctx context.Context, db *mongo.Database, c collection) error {
+	specs, err := db.Collection(c.name).Indexes().ListSpecifications(ctx)
+	if err != nil {
+		return fmt.Errorf("verify indexes of %s: %w", c.name, err)
+	}
+	for _, ix := range c.indexes {
+		spec := findSpec(specs, ix.name)
+		if spec == nil {
+			return fmt.Errorf("verify %s.%s: index missing after createIndexes succeeded", c.name, ix.name)
+		}
+		if err := ix.matches(spec); err != nil {
+			return fmt.Errorf("verify %s.%s: %w", c.name, ix.name, err)
 		}
 	}
 	return nil
