@@ -208,7 +208,7 @@ func (a *Activities) Tombstone(ctx context.Context, in TombstoneInput) (tenant.S
 // AuditInput is one event a workflow step records. At comes from workflow time, so a replay
 // or a retry writes the identical event.
 type AuditInput struct {
-	Event audit.Event
+	Event AuditEvent
 	// Platform writes to the platform audit instead of the tenant's own.
 	Platform bool
 	// Route lets the activity choose: the tenant's own chain while it is open (tenant active or
@@ -220,17 +220,18 @@ type AuditInput struct {
 // RecordAudit writes an audit event. Idempotent: the event id is deterministic (workflow id,
 // run id, step) and an id already present is success, so retries never duplicate it.
 func (a *Activities) RecordAudit(ctx context.Context, in AuditInput) (bool, error) {
+	ev := in.Event.record()
 	if in.Platform {
-		return a.Audit.Platform(ctx, in.Event)
+		return a.Audit.Platform(ctx, ev)
 	}
 	if in.Route {
-		return a.recordRouted(ctx, in.Event)
+		return a.recordRouted(ctx, ev)
 	}
-	tctx, err := scoped(ctx, in.Event.TenantID)
+	tctx, err := scoped(ctx, ev.TenantID)
 	if err != nil {
 		return false, err
 	}
-	return a.Audit.Tenant(tctx, in.Event)
+	return a.Audit.Tenant(tctx, ev)
 }
 
 // ProfileChange is a change of a tenant's profile waiting for approval: every mutable field,

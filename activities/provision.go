@@ -51,20 +51,20 @@ func (a *Activities) DestroyKeys(ctx context.Context, in TenantRef) (DestroyKeys
 
 // ProvisionPostgres creates the tenant's default rows (settings, owner member). Idempotent:
 // inserts are ON CONFLICT DO NOTHING on primary keys (tenantdb.Provision).
-func (a *Activities) ProvisionPostgres(ctx context.Context, in TenantRef) (tenantdb.ProvisionReport, error) {
+func (a *Activities) ProvisionPostgres(ctx context.Context, in TenantRef) (PostgresReport, error) {
 	tctx, err := scoped(ctx, in.TenantID)
 	if err != nil {
-		return tenantdb.ProvisionReport{}, err
+		return PostgresReport{}, err
 	}
 	t, err := a.Registry.Get(ctx, in.TenantID)
 	if errors.Is(err, registry.ErrNotFound) {
-		return tenantdb.ProvisionReport{}, temporal.NewNonRetryableApplicationError(err.Error(), ErrTypeTenantNotFound, err)
+		return PostgresReport{}, temporal.NewNonRetryableApplicationError(err.Error(), ErrTypeTenantNotFound, err)
 	}
 	if err != nil {
-		return tenantdb.ProvisionReport{}, err
+		return PostgresReport{}, err
 	}
 	rep, err := a.Tenants.Provision(tctx, tenantdb.ProvisionInput{DisplayName: t.Name, OwnerUserID: t.ContactEmail})
-	return rep, permanentOnBadData(err)
+	return postgresReport(rep), permanentOnBadData(err)
 }
 
 // DeprovisionPostgres deletes the tenant's rows from every tenant-scoped table found in the
@@ -79,17 +79,17 @@ func (a *Activities) DeprovisionPostgres(ctx context.Context, in TenantRef) (map
 
 // ProvisionMongo creates the tenant's database, collections and indexes. Idempotent: each
 // collection and index is created if absent, and "already exists" is success.
-func (a *Activities) ProvisionMongo(ctx context.Context, in TenantRef) (tenantmongo.ProvisionReport, error) {
+func (a *Activities) ProvisionMongo(ctx context.Context, in TenantRef) (MongoReport, error) {
 	tctx, err := scoped(ctx, in.TenantID)
 	if err != nil {
-		return tenantmongo.ProvisionReport{}, err
+		return MongoReport{}, err
 	}
 	rep, err := a.Mongo.Provision(tctx)
 	if errors.Is(err, tenantmongo.ErrIndexConflict) {
 		// An index with our name but another definition: retrying cannot fix it.
-		return rep, temporal.NewNonRetryableApplicationError(err.Error(), ErrTypeInvalidInput, err)
+		return mongoReport(rep), temporal.NewNonRetryableApplicationError(err.Error(), ErrTypeInvalidInput, err)
 	}
-	return rep, err
+	return mongoReport(rep), err
 }
 
 // DeprovisionInput names the tenant whose MongoDB data goes.
@@ -107,22 +107,23 @@ type DeprovisionInput struct {
 // Before a full drop it ships the tenant's waiting audit events (so none is lost, and no
 // shipper re-creates the database afterwards: an offboarding tenant takes no new events in its
 // chain), and after it forgets the chain's head, or verify would report the chain truncated.
-func (a *Activities) DeprovisionMongo(ctx context.Context, in DeprovisionInput) (tenantmongo.DeprovisionReport, error) {
+func (a *Activities) DeprovisionMongo(ctx context.Context, in DeprovisionInput) (MongoDeprovisionReport, error) {
 	tctx, err := scoped(ctx, in.TenantID)
 	if err != nil {
-		return tenantmongo.DeprovisionReport{}, err
+		return MongoDeprovisionReport{}, err
 	}
 	if in.KeepAudit {
-		return a.Mongo.DropCollectionsExcept(tctx, audit.Collection, audit.CheckpointCollection)
+		rep, err := a.Mongo.DropCollectionsExcept(tctx, audit.Collection, audit.CheckpointCollection)
+		return mongoDeprovisionReport(rep), err
 	}
 	if err := a.shipTenantChain(tctx); err != nil {
-		return tenantmongo.DeprovisionReport{}, err
+		return MongoDeprovisionReport{}, err
 	}
 	rep, err := a.Mongo.Deprovision(tctx)
 	if err != nil {
-		return rep, err
+		return mongoDeprovisionReport(rep), err
 	}
-	return rep, a.Audit.ForgetTenantChain(ctx, in.TenantID)
+	return mongoDeprovisionReport(rep), a.Audit.ForgetTenantChain(ctx, in.TenantID)
 }
 
 // shipTenantChain moves the context tenant's waiting audit events to MongoDB.
@@ -199,20 +200,22 @@ func (a *Activities) RevokeSessions(ctx context.Context, in TenantRef) (RevokeSe
 // PurgeRedis removes every key of the tenant, SCAN by SCAN, heartbeating its progress after
 // each batch. Idempotent and resumable: a retried attempt starts from the last heartbeat's
 // cursor (tenantredis.Purge explains why that loses nothing), and "nothing left" is success.
-func (a *Activities) PurgeRedis(ctx context.Context, in TenantRef) (tenantredis.PurgeProgress, error) {
+func (a *Activities) PurgeRedis(ctx context.Context, in TenantRef) (PurgeProgress, error) {
 	tctx, err := scoped(ctx, in.TenantID)
 	if err != nil {
-		return tenantredis.PurgeProgress{}, err
+		return PurgeProgress{}, err
 	}
-	var from tenantredis.PurgeProgress
+	var from PurgeProgress // heartbeat details, kept by Temporal between attempts
 	if activity.HasHeartbeatDetails(ctx) {
 		if err := activity.GetHeartbeatDetails(ctx, &from); err != nil {
-			from = tenantredis.PurgeProgress{}
+			from = PurgeProgress{}
 		}
 		activity.GetLogger(ctx).Info("resuming redis purge", "tenant_id", in.TenantID, "cursor", from.Cursor, "deleted", from.Deleted)
 	}
-	return a.Redis.Purge(tctx, from, 1000, func(p tenantredis.PurgeProgress) error {
-		activity.RecordHeartbeat(ctx, p)
+	start := tenantredis.PurgeProgress{Cursor: from.Cursor, Deleted: from.Deleted, Done: from.Done}
+	p, err := a.Redis.Purge(tctx, start, 1000, func(p tenantredis.PurgeProgress) error {
+		activity.RecordHeartbeat(ctx, purgeProgress(p))
 		return ctx.Err()
 	})
+	return purgeProgress(p), err
 }

@@ -23,7 +23,7 @@ type RetentionTargetsInput struct {
 
 // RetentionTargetsPage is one page of tenants whose audit chain is open, with their policy.
 type RetentionTargetsPage struct {
-	Targets []registry.RetentionTarget
+	Targets []RetentionTarget
 	More    bool
 }
 
@@ -38,7 +38,7 @@ func (a *Activities) ListRetentionTargets(ctx context.Context, in RetentionTarge
 	if err != nil {
 		return RetentionTargetsPage{}, err
 	}
-	return RetentionTargetsPage{Targets: targets, More: more}, nil
+	return RetentionTargetsPage{Targets: retentionTargets(targets), More: more}, nil
 }
 
 // PruneAuditInput asks to apply retention to one tenant's audit chain.
@@ -58,7 +58,7 @@ type PruneAuditResult struct {
 	// Skipped says why nothing was looked at: legal hold, tenant not open, no database.
 	Skipped string `json:",omitempty"`
 	// Broken is the first broken link of the part to cut; nothing was deleted.
-	Broken *audit.Break `json:",omitempty"`
+	Broken *AuditBreak `json:",omitempty"`
 }
 
 // AuditDetails puts the counts into the step's audit event (see NewAuditInterceptor).
@@ -125,7 +125,7 @@ func (a *Activities) PruneAudit(ctx context.Context, in PruneAuditInput) (PruneA
 	if err != nil {
 		return PruneAuditResult{}, fmt.Errorf("prune audit of %s: %w", in.TenantID, err)
 	}
-	out := PruneAuditResult{Removed: res.Removed, Broken: res.Broken}
+	out := PruneAuditResult{Removed: res.Removed, Broken: auditBreak(res.Broken)}
 	if res.Checkpoint != nil {
 		out.CheckpointSeq = res.Checkpoint.Seq
 	}

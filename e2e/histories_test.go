@@ -68,24 +68,87 @@ func TestRecordApprovalHistories(t *testing.T) {
 	save("rotate-master-key", map[string]any{"workflowId": run.GetID(), "runId": run.GetRunID()})
 }
 
-// historySaver returns a function that waits for a run and writes its history to historiesDir.
-func (s *stack) historySaver(t *testing.T) func(name string, body map[string]any) {
+// TestRecordMoreHistories records the histories the first recordings lacked: a data key
+// rotation, an audit retention run that continues as new, and offboardings parked in
+// awaiting_operator, one resumed by retry and one given up by abort. It runs only with
+// RECORD_HISTORIES=more, best against a database of its own (TEST_DATABASE_URL), so that the
+// retention run pages through this test's three tenants only.
+func TestRecordMoreHistories(t *testing.T) {
+	if os.Getenv("RECORD_HISTORIES") != "more" {
+		t.Skip("set RECORD_HISTORIES=more to record the rotation, retention and parked-run histories")
+	}
+	s := newStack(t, true)
 	ctx := context.Background()
+	save := s.historySaver(t)
+	ids := make([]string, 3)
+	for i := range ids {
+		ids[i] = testenv.TenantID("hist")
+		code, body := s.do(http.MethodPost, api.TenantsPath+"/onboard", onboardBody(ids[i], "standard"))
+		require.Equal(t, http.StatusAccepted, code, body)
+		require.NoError(t, s.wait(body))
+	}
+
+	run, err := s.temporal.ExecuteWorkflow(ctx, client.StartWorkflowOptions{ID: "hist-rotate-" + ids[0], TaskQueue: s.queue},
+		workflows.RotateTenantKey, workflows.RotateKeyInput{TenantID: ids[0], RequestedBy: "recorder", SettleDelay: time.Second})
+	require.NoError(t, err)
+	save("rotate-tenant-key", map[string]any{"workflowId": run.GetID(), "runId": run.GetRunID()})
+
+	// One tenant per run: the first run's history ends in continue-as-new.
+	run, err = s.temporal.ExecuteWorkflow(ctx, client.StartWorkflowOptions{ID: "hist-retention-" + ids[0], TaskQueue: s.queue},
+		workflows.ApplyAuditRetention, workflows.AuditRetentionInput{PageSize: 1, TenantsPerRun: 1})
+	require.NoError(t, err)
+	save("audit-retention-continue-as-new", map[string]any{"workflowId": run.GetID(), "runId": run.GetRunID()})
+
+	// The export step fails while the export directory is a file, and parks after one attempt.
+	require.NoError(t, os.RemoveAll(s.exports))
+	require.NoError(t, os.WriteFile(s.exports, nil, 0o600))
+	parked := func(id string) client.WorkflowRun {
+		run, err := s.temporal.ExecuteWorkflow(ctx, client.StartWorkflowOptions{ID: workflows.WorkflowID(id), TaskQueue: s.queue},
+			workflows.OffboardTenant, workflows.OffboardInput{TenantID: id, RequestedBy: "recorder", StepAttempts: 1, StepTimeout: 5 * time.Second})
+		require.NoError(t, err)
+		require.Eventually(t, func() bool {
+			v, err := s.temporal.QueryWorkflow(ctx, run.GetID(), run.GetRunID(), workflows.ProgressQuery)
+			var p workflows.Progress
+			return err == nil && v.Get(&p) == nil && p.State == workflows.StateAwaitingOperator
+		}, 30*time.Second, 100*time.Millisecond)
+		return run
+	}
+	aborted := parked(ids[1])
+	require.NoError(t, s.temporal.SignalWorkflow(ctx, aborted.GetID(), aborted.GetRunID(), workflows.AbortSignal, "recorder"))
+	require.Error(t, aborted.Get(ctx, nil), "an aborted offboarding fails")
+	s.writeHistory(t, "offboard-parked-abort", aborted.GetID(), aborted.GetRunID())
+
+	retried := parked(ids[2])
+	require.NoError(t, os.Remove(s.exports))
+	require.NoError(t, os.Mkdir(s.exports, 0o700))
+	require.NoError(t, s.temporal.SignalWorkflow(ctx, retried.GetID(), retried.GetRunID(), workflows.RetrySignal, "recorder"))
+	save("offboard-parked-retry", map[string]any{"workflowId": retried.GetID(), "runId": retried.GetRunID()})
+}
+
+// historySaver returns a function that waits for a run to succeed and writes its history to
+// historiesDir.
+func (s *stack) historySaver(t *testing.T) func(name string, body map[string]any) {
 	return func(name string, body map[string]any) {
 		t.Helper()
 		require.NoError(t, s.wait(body))
-		iter := s.temporal.GetWorkflowHistory(ctx, body["workflowId"].(string), body["runId"].(string), false, 0)
-		h := &historypb.History{}
-		for iter.HasNext() {
-			ev, err := iter.Next()
-			require.NoError(t, err)
-			h.Events = append(h.Events, ev)
-		}
-		b, err := protojson.MarshalOptions{Indent: "  "}.Marshal(h)
-		require.NoError(t, err)
-		require.NoError(t, os.MkdirAll(historiesDir, 0o755))
-		require.NoError(t, os.WriteFile(filepath.Join(historiesDir, name+".json"), b, 0o644))
+		s.writeHistory(t, name, body["workflowId"].(string), body["runId"].(string))
 	}
+}
+
+// writeHistory writes the history of a finished run to historiesDir.
+func (s *stack) writeHistory(t *testing.T, name, workflowID, runID string) {
+	t.Helper()
+	iter := s.temporal.GetWorkflowHistory(context.Background(), workflowID, runID, false, 0)
+	h := &historypb.History{}
+	for iter.HasNext() {
+		ev, err := iter.Next()
+		require.NoError(t, err)
+		h.Events = append(h.Events, ev)
+	}
+	b, err := protojson.MarshalOptions{Indent: "  "}.Marshal(h)
+	require.NoError(t, err)
+	require.NoError(t, os.MkdirAll(historiesDir, 0o755))
+	require.NoError(t, os.WriteFile(filepath.Join(historiesDir, name+".json"), b, 0o644))
 }
 
 // recordLifecycle records the lifecycle workflows' histories.

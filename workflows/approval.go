@@ -20,23 +20,14 @@ func (r *run) awaitApproval(requestedBy string) (approver string, proceed bool) 
 	r.progress.Steps[i].Status, r.progress.Steps[i].Attempts, r.progress.Steps[i].StartedAt = StepAwaitingApproval, 1, workflow.Now(r.ctx)
 	approve := workflow.GetSignalChannel(r.ctx, ApproveSignal)
 	separate := workflow.GetVersion(r.ctx, separateApproverChange, workflow.DefaultVersion, 1) >= 1
-	r.progress.State, r.progress.Signals = StateAwaitingApproval, []string{ApproveSignal, AbortSignal}
-	for decided := false; !decided; {
-		sel := workflow.NewSelector(r.ctx)
-		sel.AddReceive(approve, func(c workflow.ReceiveChannel, _ bool) {
-			c.Receive(r.ctx, &approver)
-			if separate && (approver == "" || approver == requestedBy) {
-				workflow.GetLogger(r.ctx).Warn("approval ignored: the requester cannot approve their own request", "approver", approver)
-				r.progress.Steps[i].LastError = "an approval from " + nonEmpty(approver, "nobody") + " was ignored: the approver must differ from the requester"
-				return
-			}
-			proceed, decided = true, true
-		})
-		sel.AddReceive(r.abort, func(c workflow.ReceiveChannel, _ bool) { c.Receive(r.ctx, &approver); decided = true })
-		sel.AddReceive(r.ctx.Done(), func(workflow.ReceiveChannel, bool) { approver, decided = "workflow cancellation", true })
-		sel.Select(r.ctx)
-	}
-	r.progress.State, r.progress.Signals = StateRunning, nil
+	approver, proceed = r.awaitDecision(StateAwaitingApproval, ApproveSignal, approve, func(approver string) bool {
+		if separate && (approver == "" || approver == requestedBy) {
+			workflow.GetLogger(r.ctx).Warn("approval ignored: the requester cannot approve their own request", "approver", approver)
+			r.progress.Steps[i].LastError = "an approval from " + nonEmpty(approver, "nobody") + " was ignored: the approver must differ from the requester"
+			return false
+		}
+		return true
+	})
 	r.progress.Steps[i].EndedAt = workflow.Now(r.ctx)
 	if proceed {
 		r.progress.Steps[i].Status, r.progress.Steps[i].LastError = StepCompleted, ""

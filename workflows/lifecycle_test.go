@@ -16,9 +16,6 @@ import (
 
 	"github.com/misybot/tenancy/activities"
 	"github.com/misybot/tenancy/internal/tenant"
-	"github.com/misybot/tenancy/internal/tenantdb"
-	"github.com/misybot/tenancy/internal/tenantmongo"
-	"github.com/misybot/tenancy/internal/tenantredis"
 	"github.com/misybot/tenancy/workflows"
 )
 
@@ -98,23 +95,23 @@ func lifecycleEnv(t *testing.T, fail map[string]error) (*testsuite.TestWorkflowE
 		"DestroyKeys": func(_ context.Context, _ activities.TenantRef) (activities.DestroyKeysResult, error) {
 			return activities.DestroyKeysResult{Destroyed: 1}, result("DestroyKeys")
 		},
-		"ProvisionPostgres": func(_ context.Context, _ activities.TenantRef) (tenantdb.ProvisionReport, error) {
-			return tenantdb.ProvisionReport{SettingsCreated: 3, MembersCreated: 1}, result("ProvisionPostgres")
+		"ProvisionPostgres": func(_ context.Context, _ activities.TenantRef) (activities.PostgresReport, error) {
+			return activities.PostgresReport{SettingsCreated: 3, MembersCreated: 1}, result("ProvisionPostgres")
 		},
 		"DeprovisionPostgres": func(_ context.Context, _ activities.TenantRef) (map[string]int64, error) {
 			return map[string]int64{"t": 3}, result("DeprovisionPostgres")
 		},
-		"ProvisionMongo": func(_ context.Context, _ activities.TenantRef) (tenantmongo.ProvisionReport, error) {
-			return tenantmongo.ProvisionReport{Database: "tenant_acme"}, result("ProvisionMongo")
+		"ProvisionMongo": func(_ context.Context, _ activities.TenantRef) (activities.MongoReport, error) {
+			return activities.MongoReport{Database: "tenant_acme"}, result("ProvisionMongo")
 		},
-		"DeprovisionMongo": func(_ context.Context, _ activities.DeprovisionInput) (tenantmongo.DeprovisionReport, error) {
-			return tenantmongo.DeprovisionReport{Database: "tenant_acme", Dropped: true}, result("DeprovisionMongo")
+		"DeprovisionMongo": func(_ context.Context, _ activities.DeprovisionInput) (activities.MongoDeprovisionReport, error) {
+			return activities.MongoDeprovisionReport{Database: "tenant_acme", Dropped: true}, result("DeprovisionMongo")
 		},
 		"ProvisionRedis": func(_ context.Context, _ activities.TenantRef) (activities.RedisReport, error) {
 			return activities.RedisReport{ContextKey: "k"}, result("ProvisionRedis")
 		},
-		"PurgeRedis": func(_ context.Context, _ activities.TenantRef) (tenantredis.PurgeProgress, error) {
-			return tenantredis.PurgeProgress{Deleted: 2, Done: true}, result("PurgeRedis")
+		"PurgeRedis": func(_ context.Context, _ activities.TenantRef) (activities.PurgeProgress, error) {
+			return activities.PurgeProgress{Deleted: 2, Done: true}, result("PurgeRedis")
 		},
 		"RevokeSessions": func(_ context.Context, _ activities.TenantRef) (activities.RevokeSessionsResult, error) {
 			return activities.RevokeSessionsResult{Revoked: 4}, result("RevokeSessions")

@@ -7,7 +7,6 @@ import (
 	"go.temporal.io/sdk/workflow"
 
 	"github.com/misybot/tenancy/activities"
-	"github.com/misybot/tenancy/internal/audit"
 )
 
 // MasterKeyRotationID is the id of the master key rotation: one at a time for the platform.
@@ -54,12 +53,12 @@ type RotateMasterKeyResult struct {
 // every rewrapsPerRun tenants; each re-wrap is idempotent. Audited per tenant (step events)
 // and once at the end, in the platform chain.
 func RotateMasterKey(ctx workflow.Context, in RotateMasterKeyInput) (RotateMasterKeyResult, error) {
-	r, err := newRun(ctx, "rotate-master-key", "")
+	r, err := newRun(ctx, "rotate-master-key", "", in.StepAttempts, in.StepTimeout)
 	if err != nil {
 		return RotateMasterKeyResult{}, err
 	}
 	r.progress.RequestedBy = in.RequestedBy
-	sctx := stepOptions(ctx, in.StepAttempts, in.StepTimeout)
+	sctx := r.ctx // with the step options
 	if in.Version == 0 {
 		var v activities.MasterKeyVersionResult
 		if err := workflow.ExecuteActivity(sctx, a.MasterKeyVersion).Get(ctx, &v); err != nil {
@@ -81,7 +80,7 @@ func RotateMasterKey(ctx workflow.Context, in RotateMasterKeyInput) (RotateMaste
 				// Counted only once the whole page is done: an operator's retry of a parked
 				// page runs it again from its start.
 				var pageRes RotateMasterKeyResult
-				if err := rewrapAll(stepOptions(ctx, in.StepAttempts, in.StepTimeout), page.IDs, in.Version, &pageRes); err != nil {
+				if err := rewrapAll(ctx, page.IDs, in.Version, &pageRes); err != nil {
 					return err
 				}
 				res.Tenants, res.DataKeys, res.Secrets = res.Tenants+pageRes.Tenants, res.DataKeys+pageRes.DataKeys, res.Secrets+pageRes.Secrets
@@ -103,15 +102,12 @@ func RotateMasterKey(ctx workflow.Context, in RotateMasterKeyInput) (RotateMaste
 	}
 	info := workflow.GetInfo(ctx)
 	if err := r.step("audit", func(ctx workflow.Context) error {
-		ev := audit.Event{
-			ID:    fmt.Sprintf("%s/v%d/%s/done", info.WorkflowExecution.ID, in.Version, info.OriginalRunID),
-			Actor: audit.Actor{Type: audit.ActorOperator, ID: nonEmpty(in.RequestedBy, "operator")}, Action: "platform.master-key.rotate",
-			Resource: "platform", Outcome: audit.OutcomeSuccess, WorkflowID: info.WorkflowExecution.ID, RunID: info.WorkflowExecution.RunID,
-			Details: map[string]string{"version": fmt.Sprint(in.Version), "tenants": fmt.Sprint(res.Tenants),
-				"dataKeysRewrapped": fmt.Sprint(res.DataKeys), "secretsResealed": fmt.Sprint(res.Secrets)},
-			At: workflow.Now(ctx),
-		}
-		return workflow.ExecuteActivity(stepOptions(ctx, in.StepAttempts, in.StepTimeout), a.RecordAudit, activities.AuditInput{Event: ev, Platform: true}).Get(ctx, nil)
+		ev := r.event("", "platform.master-key.rotate", operator(in.RequestedBy), activities.OutcomeSuccess, "")
+		// One event per rotation to a version, across the run's continue-as-new chain.
+		ev.ID, ev.Resource = fmt.Sprintf("%s/v%d/%s/done", info.WorkflowExecution.ID, in.Version, info.OriginalRunID), "platform"
+		ev.Details = map[string]string{"version": fmt.Sprint(in.Version), "tenants": fmt.Sprint(res.Tenants),
+			"dataKeysRewrapped": fmt.Sprint(res.DataKeys), "secretsResealed": fmt.Sprint(res.Secrets)}
+		return record(ctx, activities.AuditInput{Event: ev, Platform: true})
 	}); err != nil {
 		r.progress.State = StateFailed
 		return res, err

@@ -7,10 +7,7 @@ import (
 	"go.temporal.io/sdk/workflow"
 
 	"github.com/misybot/tenancy/activities"
-	"github.com/misybot/tenancy/internal/audit"
 	"github.com/misybot/tenancy/internal/tenant"
-	"github.com/misybot/tenancy/internal/tenantmongo"
-	"github.com/misybot/tenancy/internal/tenantredis"
 )
 
 // OffboardInput starts an offboarding.
@@ -34,7 +31,7 @@ type OffboardResult struct {
 	Archive       activities.ExportResult
 	KeysDestroyed int64
 	PostgresRows  map[string]int64
-	Mongo         tenantmongo.DeprovisionReport
+	Mongo         activities.MongoDeprovisionReport
 	RedisKeys     int64
 }
 
@@ -45,7 +42,7 @@ type OffboardResult struct {
 // audit. Nothing is compensated after the purge starts: a step out of retries parks for an
 // operator instead.
 func OffboardTenant(ctx workflow.Context, in OffboardInput) (OffboardResult, error) {
-	r, err := newRun(ctx, "offboard", in.TenantID)
+	r, err := newRun(ctx, "offboard", in.TenantID, in.StepAttempts, in.StepTimeout)
 	if err != nil {
 		return OffboardResult{}, err
 	}
@@ -64,7 +61,7 @@ func OffboardTenant(ctx workflow.Context, in OffboardInput) (OffboardResult, err
 	var previous tenant.Status
 	if err := r.step("mark-offboarding", func(ctx workflow.Context) error {
 		var cur activities.CurrentStatus
-		if err := workflow.ExecuteActivity(stepOptions(ctx, in.StepAttempts, in.StepTimeout), a.GetStatus, ref).Get(ctx, &cur); err != nil {
+		if err := workflow.ExecuteActivity(ctx, a.GetStatus, ref).Get(ctx, &cur); err != nil {
 			return err
 		}
 		if previous == "" {
@@ -73,7 +70,7 @@ func OffboardTenant(ctx workflow.Context, in OffboardInput) (OffboardResult, err
 				previous = tenant.StatusSuspended
 			}
 		}
-		return workflow.ExecuteActivity(stepOptions(ctx, in.StepAttempts, in.StepTimeout), a.TransitionStatus, activities.TransitionInput{
+		return workflow.ExecuteActivity(ctx, a.TransitionStatus, activities.TransitionInput{
 			TenantID: in.TenantID, To: tenant.StatusOffboarding, From: OffboardFrom,
 			Reason: fmt.Sprintf("offboarding requested by %s (was %s)", by, previous),
 		}).Get(ctx, nil)
@@ -82,7 +79,7 @@ func OffboardTenant(ctx workflow.Context, in OffboardInput) (OffboardResult, err
 	}
 
 	if err := r.step("export", func(ctx workflow.Context) error {
-		return workflow.ExecuteActivity(longStepOptions(ctx, in.StepAttempts, in.StepTimeout), a.ExportTenant, activities.ExportInput{
+		return workflow.ExecuteActivity(longStep(ctx), a.ExportTenant, activities.ExportInput{
 			TenantID: in.TenantID, Archive: in.TenantID + "-" + info.WorkflowExecution.RunID + ".tar.gz",
 		}).Get(ctx, &res.Archive)
 	}); err != nil {
@@ -111,38 +108,38 @@ func OffboardTenant(ctx workflow.Context, in OffboardInput) (OffboardResult, err
 		r.progress.Steps[i].Status = StepCompleted
 		if cancelled {
 			res.Cancelled, res.CancelledBy = true, nonEmpty(canceller, "operator")
-			return r.cancelOffboard(ctx, in, previous, res, info)
+			return r.cancelOffboard(in, previous, res)
 		}
 	}
 
 	if err := r.step("destroy-keys", func(ctx workflow.Context) error {
 		var d activities.DestroyKeysResult
-		err := workflow.ExecuteActivity(stepOptions(ctx, in.StepAttempts, in.StepTimeout), a.DestroyKeys, ref).Get(ctx, &d)
+		err := workflow.ExecuteActivity(ctx, a.DestroyKeys, ref).Get(ctx, &d)
 		res.KeysDestroyed += d.Destroyed
 		return err
 	}); err != nil {
 		return fail(err)
 	}
 	if err := r.step("purge-postgres", func(ctx workflow.Context) error {
-		return workflow.ExecuteActivity(stepOptions(ctx, in.StepAttempts, in.StepTimeout), a.DeprovisionPostgres, ref).Get(ctx, &res.PostgresRows)
+		return workflow.ExecuteActivity(ctx, a.DeprovisionPostgres, ref).Get(ctx, &res.PostgresRows)
 	}); err != nil {
 		return fail(err)
 	}
 	if err := r.step("drop-mongodb", func(ctx workflow.Context) error {
-		return workflow.ExecuteActivity(stepOptions(ctx, in.StepAttempts, in.StepTimeout), a.DeprovisionMongo, activities.DeprovisionInput{TenantID: in.TenantID}).Get(ctx, &res.Mongo)
+		return workflow.ExecuteActivity(ctx, a.DeprovisionMongo, activities.DeprovisionInput{TenantID: in.TenantID}).Get(ctx, &res.Mongo)
 	}); err != nil {
 		return fail(err)
 	}
 	if err := r.step("purge-redis", func(ctx workflow.Context) error {
-		var p tenantredis.PurgeProgress
-		err := workflow.ExecuteActivity(longStepOptions(ctx, in.StepAttempts, in.StepTimeout), a.PurgeRedis, ref).Get(ctx, &p)
+		var p activities.PurgeProgress
+		err := workflow.ExecuteActivity(longStep(ctx), a.PurgeRedis, ref).Get(ctx, &p)
 		res.RedisKeys = p.Deleted
 		return err
 	}); err != nil {
 		return fail(err)
 	}
 	if err := r.step("tombstone", func(ctx workflow.Context) error {
-		return workflow.ExecuteActivity(stepOptions(ctx, in.StepAttempts, in.StepTimeout), a.Tombstone, activities.TombstoneInput{
+		return workflow.ExecuteActivity(ctx, a.Tombstone, activities.TombstoneInput{
 			TenantID: in.TenantID, Reason: "offboarded by " + by + "; archive sha256 " + res.Archive.SHA256,
 		}).Get(ctx, &res.Status)
 	}); err != nil {
@@ -160,13 +157,9 @@ func OffboardTenant(ctx workflow.Context, in OffboardInput) (OffboardResult, err
 			rows += n
 		}
 		details["postgresRows"] = fmt.Sprint(rows)
-		ev := audit.Event{
-			ID: audit.WorkflowEventID(info.WorkflowExecution.ID, info.WorkflowExecution.RunID, "offboarded"), TenantID: in.TenantID,
-			Actor: audit.Actor{Type: audit.ActorOperator, ID: by}, Action: "tenant.offboard", Resource: "tenant/" + in.TenantID,
-			Outcome: audit.OutcomeSuccess, WorkflowID: info.WorkflowExecution.ID, RunID: info.WorkflowExecution.RunID,
-			Details: details, At: workflow.Now(ctx),
-		}
-		return workflow.ExecuteActivity(stepOptions(ctx, in.StepAttempts, in.StepTimeout), a.RecordAudit, activities.AuditInput{Event: ev, Platform: true}).Get(ctx, nil)
+		ev := r.event("offboarded", "tenant.offboard", operator(by), activities.OutcomeSuccess, "")
+		ev.Details = details
+		return record(ctx, activities.AuditInput{Event: ev, Platform: true})
 	}); err != nil {
 		return fail(err)
 	}
@@ -174,9 +167,9 @@ func OffboardTenant(ctx workflow.Context, in OffboardInput) (OffboardResult, err
 	return res, nil
 }
 
-func (r *run) cancelOffboard(ctx workflow.Context, in OffboardInput, previous tenant.Status, res OffboardResult, info *workflow.Info) (OffboardResult, error) {
+func (r *run) cancelOffboard(in OffboardInput, previous tenant.Status, res OffboardResult) (OffboardResult, error) {
 	if err := r.step("restore-status", func(ctx workflow.Context) error {
-		return workflow.ExecuteActivity(stepOptions(ctx, in.StepAttempts, in.StepTimeout), a.TransitionStatus, activities.TransitionInput{
+		return workflow.ExecuteActivity(ctx, a.TransitionStatus, activities.TransitionInput{
 			TenantID: in.TenantID, To: previous, From: []tenant.Status{tenant.StatusOffboarding},
 			Reason: "offboarding cancelled by " + res.CancelledBy,
 		}).Get(ctx, nil)
@@ -186,14 +179,9 @@ func (r *run) cancelOffboard(ctx workflow.Context, in OffboardInput, previous te
 	}
 	res.Status = previous
 	if err := r.step("audit", func(ctx workflow.Context) error {
-		ev := audit.Event{
-			ID: audit.WorkflowEventID(info.WorkflowExecution.ID, info.WorkflowExecution.RunID, "offboard-cancelled"), TenantID: in.TenantID,
-			Actor: audit.Actor{Type: audit.ActorOperator, ID: res.CancelledBy}, Action: "tenant.offboard.cancel",
-			Resource: "tenant/" + in.TenantID, Outcome: audit.OutcomeSuccess, Reason: "restored to " + string(previous),
-			WorkflowID: info.WorkflowExecution.ID, RunID: info.WorkflowExecution.RunID,
-			Details: map[string]string{"archiveSha256": res.Archive.SHA256}, At: workflow.Now(ctx),
-		}
-		return workflow.ExecuteActivity(stepOptions(ctx, in.StepAttempts, in.StepTimeout), a.RecordAudit, activities.AuditInput{Event: ev}).Get(ctx, nil)
+		ev := r.event("offboard-cancelled", "tenant.offboard.cancel", operator(res.CancelledBy), activities.OutcomeSuccess, "restored to "+string(previous))
+		ev.Details = map[string]string{"archiveSha256": res.Archive.SHA256}
+		return record(ctx, activities.AuditInput{Event: ev})
 	}); err != nil {
 		r.progress.State = StateFailed
 		return res, err

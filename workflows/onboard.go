@@ -1,15 +1,14 @@
 package workflows
 
 import (
-	"time"
-
+	"errors"
 	"fmt"
+	"time"
 
 	"go.temporal.io/sdk/temporal"
 	"go.temporal.io/sdk/workflow"
 
 	"github.com/misybot/tenancy/activities"
-	"github.com/misybot/tenancy/internal/audit"
 	"github.com/misybot/tenancy/internal/tenant"
 )
 
@@ -40,22 +39,19 @@ type OnboardResult struct {
 // Redis in a ProvisionTenant child, audit, mark active. A permanent failure, or an operator's
 // abort, undoes the steps done so far in reverse and leaves the tenant failed with the reason.
 func OnboardTenant(ctx workflow.Context, in OnboardInput) (OnboardResult, error) {
-	r, err := newRun(ctx, "onboard", in.TenantID)
+	r, err := newRun(ctx, "onboard", in.TenantID, in.StepAttempts, in.StepTimeout)
 	if err != nil {
 		return OnboardResult{}, err
 	}
 	r.progress.RequestedBy = in.RequestedBy
 	res := OnboardResult{TenantID: in.TenantID}
-	info := workflow.GetInfo(ctx)
-	event := func(step, action, outcome, reason string) audit.Event {
-		return audit.Event{
-			ID: audit.WorkflowEventID(info.WorkflowExecution.ID, info.WorkflowExecution.RunID, step), TenantID: in.TenantID,
-			Actor: audit.Actor{Type: audit.ActorSystem, ID: OnboardWorkflow}, Action: action, Resource: "tenant/" + in.TenantID,
-			Outcome: outcome, Reason: reason, WorkflowID: info.WorkflowExecution.ID, RunID: info.WorkflowExecution.RunID,
-			Details: map[string]string{"requestedBy": in.RequestedBy}, At: workflow.Now(ctx),
-		}
+	// The onboarding's own events: by the system, for whoever requested it.
+	event := func(step, action, outcome, reason string) activities.AuditEvent {
+		ev := r.event(step, action, activities.AuditActor{Type: activities.ActorSystem, ID: OnboardWorkflow}, outcome, reason)
+		ev.Details = map[string]string{"requestedBy": in.RequestedBy}
+		return ev
 	}
-	sctx := stepOptions(ctx, in.StepAttempts, in.StepTimeout)
+	sctx := r.ctx // with the step options
 
 	err = r.onboard(sctx, in, &res, event)
 	if err == nil {
@@ -73,20 +69,19 @@ func OnboardTenant(ctx workflow.Context, in OnboardInput) (OnboardResult, error)
 		TenantID: in.TenantID, To: tenant.StatusFailed, Reason: reason,
 		From: []tenant.Status{tenant.StatusOnboarding, tenant.StatusPending, tenant.StatusFailed},
 	}).Get(dctx, nil)
-	ev := event("onboard-failed", "tenant.onboard", audit.OutcomeFailure, reason)
-	auditErr := workflow.ExecuteActivity(dctx, a.RecordAudit, activities.AuditInput{Event: ev, Platform: true}).Get(dctx, nil)
+	auditErr := record(dctx, activities.AuditInput{Event: event("onboard-failed", "tenant.onboard", activities.OutcomeFailure, reason), Platform: true})
 	r.progress.State = StateFailed
 	res.Status = tenant.StatusFailed
-	if extra := joinNonNil(rbErr, markErr, auditErr); extra != nil {
+	if extra := errors.Join(rbErr, markErr, auditErr); extra != nil {
 		workflow.GetLogger(ctx).Error("onboarding failed and its clean-up did not finish", "tenant_id", in.TenantID, "err", extra)
 	}
 	// Keep the original error's type and retryability for callers (the API, the Web UI).
 	return res, err
 }
 
-func (r *run) onboard(ctx workflow.Context, in OnboardInput, res *OnboardResult, event func(step, action, outcome, reason string) audit.Event) error {
+func (r *run) onboard(ctx workflow.Context, in OnboardInput, res *OnboardResult, event func(step, action, outcome, reason string) activities.AuditEvent) error {
 	if err := r.step("mark-onboarding", func(ctx workflow.Context) error {
-		return workflow.ExecuteActivity(stepOptions(ctx, in.StepAttempts, in.StepTimeout), a.TransitionStatus, activities.TransitionInput{
+		return workflow.ExecuteActivity(ctx, a.TransitionStatus, activities.TransitionInput{
 			TenantID: in.TenantID, To: tenant.StatusOnboarding, From: OnboardFrom, Reason: "onboarding requested by " + in.RequestedBy,
 		}).Get(ctx, nil)
 	}); err != nil {
@@ -99,24 +94,24 @@ func (r *run) onboard(ctx workflow.Context, in OnboardInput, res *OnboardResult,
 			return temporal.NewNonRetryableApplicationError("onboarding rejected by "+nonEmpty(approver, "an operator"), ErrTypeAborted, nil)
 		}
 		res.ApprovedBy = nonEmpty(approver, "operator")
-		if err := workflow.ExecuteActivity(ctx, a.RecordAudit, activities.AuditInput{
-			Event: event("approved", "tenant.onboard.approve", audit.OutcomeSuccess, "approved by "+res.ApprovedBy), Platform: true,
-		}).Get(ctx, nil); err != nil {
+		if err := record(ctx, activities.AuditInput{
+			Event: event("approved", "tenant.onboard.approve", activities.OutcomeSuccess, "approved by "+res.ApprovedBy), Platform: true,
+		}); err != nil {
 			return err
 		}
 	}
 
 	r.compensate("destroy-keys", func(ctx workflow.Context) error {
-		return workflow.ExecuteActivity(stepOptions(ctx, in.StepAttempts, in.StepTimeout), a.DestroyKeys, activities.TenantRef{TenantID: in.TenantID}).Get(ctx, nil)
+		return workflow.ExecuteActivity(ctx, a.DestroyKeys, activities.TenantRef{TenantID: in.TenantID}).Get(ctx, nil)
 	})
 	if err := r.step("generate-keys", func(ctx workflow.Context) error {
-		return workflow.ExecuteActivity(stepOptions(ctx, in.StepAttempts, in.StepTimeout), a.EnsureKeys, activities.TenantRef{TenantID: in.TenantID}).Get(ctx, nil)
+		return workflow.ExecuteActivity(ctx, a.EnsureKeys, activities.TenantRef{TenantID: in.TenantID}).Get(ctx, nil)
 	}); err != nil {
 		return err
 	}
 
 	r.compensate("deprovision-stores", func(ctx workflow.Context) error {
-		return deprovisionStores(ctx, in.TenantID, in.StepAttempts, in.StepTimeout)
+		return deprovisionStores(ctx, in.TenantID)
 	})
 	if err := r.step("provision", func(ctx workflow.Context) error {
 		cctx := workflow.WithChildOptions(ctx, workflow.ChildWorkflowOptions{WorkflowID: ProvisionWorkflowID(in.TenantID)})
@@ -127,16 +122,16 @@ func (r *run) onboard(ctx workflow.Context, in OnboardInput, res *OnboardResult,
 	}
 
 	if err := r.step("audit", func(ctx workflow.Context) error {
-		ev := event("onboarded", "tenant.onboard", audit.OutcomeSuccess, "")
+		ev := event("onboarded", "tenant.onboard", activities.OutcomeSuccess, "")
 		ev.Details["postgresSettings"] = fmt.Sprint(res.Provisioned.Postgres.SettingsCreated)
 		ev.Details["mongoDatabase"] = res.Provisioned.Mongo.Database
-		return workflow.ExecuteActivity(stepOptions(ctx, in.StepAttempts, in.StepTimeout), a.RecordAudit, activities.AuditInput{Event: ev}).Get(ctx, nil)
+		return record(ctx, activities.AuditInput{Event: ev})
 	}); err != nil {
 		return err
 	}
 
 	return r.step("mark-active", func(ctx workflow.Context) error {
-		return workflow.ExecuteActivity(stepOptions(ctx, in.StepAttempts, in.StepTimeout), a.TransitionStatus, activities.TransitionInput{
+		return workflow.ExecuteActivity(ctx, a.TransitionStatus, activities.TransitionInput{
 			TenantID: in.TenantID, To: tenant.StatusActive, From: []tenant.Status{tenant.StatusOnboarding}, Reason: "onboarded",
 		}).Get(ctx, nil)
 	})
@@ -147,17 +142,4 @@ func nonEmpty(s, def string) string {
 		return def
 	}
 	return s
-}
-
-func joinNonNil(errs ...error) error {
-	var out []error
-	for _, e := range errs {
-		if e != nil {
-			out = append(out, e)
-		}
-	}
-	if len(out) == 0 {
-		return nil
-	}
-	return fmt.Errorf("%v", out)
 }

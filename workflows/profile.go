@@ -8,7 +8,6 @@ import (
 	"go.temporal.io/sdk/workflow"
 
 	"github.com/misybot/tenancy/activities"
-	"github.com/misybot/tenancy/internal/audit"
 )
 
 // ProfileChangeWorkflow is the workflow type of an approved profile change.
@@ -41,28 +40,22 @@ type ProfileChangeResult struct {
 // registry and the Redis context record, and audits the decision either way.
 func ChangeTenantProfile(ctx workflow.Context, in ProfileChangeInput) (ProfileChangeResult, error) {
 	id := in.Change.TenantID
-	r, err := newRun(ctx, "profile-change", id)
+	r, err := newRun(ctx, "profile-change", id, in.StepAttempts, in.StepTimeout)
 	if err != nil {
 		return ProfileChangeResult{}, err
 	}
 	r.progress.RequestedBy = in.RequestedBy
 	var res ProfileChangeResult
 	approver, proceed := r.awaitApproval(in.RequestedBy)
-	info := workflow.GetInfo(ctx)
-	record := func(ctx workflow.Context, outcome, reason string) error {
-		ev := audit.Event{
-			ID:       audit.WorkflowEventID(info.WorkflowExecution.ID, info.WorkflowExecution.RunID, "decision"),
-			TenantID: id, Actor: audit.Actor{Type: audit.ActorOperator, ID: nonEmpty(approver, "operator")},
-			Action: "tenant.profile.change", Resource: "tenant/" + id, Outcome: outcome, Reason: reason,
-			WorkflowID: info.WorkflowExecution.ID, RunID: info.WorkflowExecution.RunID, At: workflow.Now(ctx),
-			Details: map[string]string{"requestedBy": in.RequestedBy, "raises": strings.Join(in.Raises, ", "), "type": string(in.Change.Type)},
-		}
-		return workflow.ExecuteActivity(stepOptions(ctx, in.StepAttempts, in.StepTimeout), a.RecordAudit, activities.AuditInput{Event: ev, Route: true}).Get(ctx, nil)
+	decision := func(ctx workflow.Context, outcome, reason string) error {
+		ev := r.event("decision", "tenant.profile.change", operator(approver), outcome, reason)
+		ev.Details = map[string]string{"requestedBy": in.RequestedBy, "raises": strings.Join(in.Raises, ", "), "type": string(in.Change.Type)}
+		return record(ctx, activities.AuditInput{Event: ev, Route: true})
 	}
 	if !proceed {
 		res.RejectedBy = nonEmpty(approver, "operator")
 		if err := r.step("audit", func(ctx workflow.Context) error {
-			return record(ctx, audit.OutcomeDenied, "rejected by "+res.RejectedBy)
+			return decision(ctx, activities.OutcomeDenied, "rejected by "+res.RejectedBy)
 		}); err != nil {
 			r.progress.State = StateFailed
 			return res, err
@@ -72,14 +65,14 @@ func ChangeTenantProfile(ctx workflow.Context, in ProfileChangeInput) (ProfileCh
 	}
 	res.ApprovedBy = approver
 	if err := r.step("apply", func(ctx workflow.Context) error {
-		return workflow.ExecuteActivity(stepOptions(ctx, in.StepAttempts, in.StepTimeout), a.ApplyProfileChange, in.Change).Get(ctx, nil)
+		return workflow.ExecuteActivity(ctx, a.ApplyProfileChange, in.Change).Get(ctx, nil)
 	}); err != nil {
 		r.progress.State = StateFailed
 		return res, err
 	}
 	res.Applied = true
 	if err := r.step("audit", func(ctx workflow.Context) error {
-		return record(ctx, audit.OutcomeSuccess, "approved by "+approver)
+		return decision(ctx, activities.OutcomeSuccess, "approved by "+approver)
 	}); err != nil {
 		r.progress.State = StateFailed
 		return res, err

@@ -6,8 +6,6 @@ import (
 	"go.temporal.io/sdk/workflow"
 
 	"github.com/misybot/tenancy/activities"
-	"github.com/misybot/tenancy/internal/tenantdb"
-	"github.com/misybot/tenancy/internal/tenantmongo"
 )
 
 // ProvisionInput names the tenant to provision.
@@ -20,8 +18,8 @@ type ProvisionInput struct {
 
 // ProvisionResult reports what each store created.
 type ProvisionResult struct {
-	Postgres tenantdb.ProvisionReport
-	Mongo    tenantmongo.ProvisionReport
+	Postgres activities.PostgresReport
+	Mongo    activities.MongoReport
 	Redis    activities.RedisReport
 }
 
@@ -61,11 +59,12 @@ func pickError(errs []error) error {
 
 // deprovisionStores undoes provisioning in all three stores, in parallel; each activity treats
 // "already gone" as success.
-func deprovisionStores(ctx workflow.Context, tenantID string, attempts int32, timeout time.Duration) error {
+// ctx carries the step options.
+func deprovisionStores(ctx workflow.Context, tenantID string) error {
 	ref := activities.TenantRef{TenantID: tenantID}
-	pg := workflow.ExecuteActivity(stepOptions(ctx, attempts, timeout), a.DeprovisionPostgres, ref)
+	pg := workflow.ExecuteActivity(ctx, a.DeprovisionPostgres, ref)
 	// The audit trail stays: the tenant stays registered (failed), and its trail says why.
-	mg := workflow.ExecuteActivity(stepOptions(ctx, attempts, timeout), a.DeprovisionMongo, activities.DeprovisionInput{TenantID: tenantID, KeepAudit: true})
-	rd := workflow.ExecuteActivity(longStepOptions(ctx, attempts, timeout), a.PurgeRedis, ref)
+	mg := workflow.ExecuteActivity(ctx, a.DeprovisionMongo, activities.DeprovisionInput{TenantID: tenantID, KeepAudit: true})
+	rd := workflow.ExecuteActivity(longStep(ctx), a.PurgeRedis, ref)
 	return pickError([]error{pg.Get(ctx, nil), mg.Get(ctx, nil), rd.Get(ctx, nil)})
 }

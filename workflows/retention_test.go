@@ -15,13 +15,12 @@ import (
 
 	"github.com/misybot/tenancy/activities"
 	"github.com/misybot/tenancy/internal/audit"
-	"github.com/misybot/tenancy/internal/registry"
 	"github.com/misybot/tenancy/workflows"
 )
 
 // retentionEnv mocks the listing with the given tenants (in pages of the asked size) and
 // records every PruneAudit input; prune answers per tenant (default: 3 events removed).
-func retentionEnv(t *testing.T, targets []registry.RetentionTarget, prune map[string]func() (activities.PruneAuditResult, error)) (*testsuite.TestWorkflowEnvironment, *[]activities.PruneAuditInput) {
+func retentionEnv(t *testing.T, targets []activities.RetentionTarget, prune map[string]func() (activities.PruneAuditResult, error)) (*testsuite.TestWorkflowEnvironment, *[]activities.PruneAuditInput) {
 	t.Helper()
 	var s testsuite.WorkflowTestSuite
 	env := s.NewTestWorkflowEnvironment()
@@ -57,8 +56,8 @@ func retentionEnv(t *testing.T, targets []registry.RetentionTarget, prune map[st
 	return env, calls
 }
 
-func target(id string, days int, hold bool) registry.RetentionTarget {
-	return registry.RetentionTarget{TenantID: id, AuditPolicy: registry.AuditPolicy{RetentionDays: days, LegalHold: hold}}
+func target(id string, days int, hold bool) activities.RetentionTarget {
+	return activities.RetentionTarget{TenantID: id, RetentionDays: days, LegalHold: hold}
 }
 
 // Every open tenant without a legal hold is pruned at workflow time minus its own retention;
@@ -67,7 +66,7 @@ func target(id string, days int, hold bool) registry.RetentionTarget {
 func TestApplyAuditRetention(t *testing.T) {
 	t.Parallel()
 	start := time.Date(2026, 6, 1, 3, 0, 0, 0, time.UTC)
-	env, calls := retentionEnv(t, []registry.RetentionTarget{
+	env, calls := retentionEnv(t, []activities.RetentionTarget{
 		target("t-a", 365, false), target("t-b", 30, true), target("t-c", 7, false),
 		target("t-d", 365, false), target("t-e", 365, false), target("t-f", 365, false),
 	}, map[string]func() (activities.PruneAuditResult, error){
@@ -75,7 +74,7 @@ func TestApplyAuditRetention(t *testing.T) {
 			return activities.PruneAuditResult{}, permanent("mongo is gone")
 		},
 		"t-e": func() (activities.PruneAuditResult, error) {
-			return activities.PruneAuditResult{Broken: &audit.Break{Seq: 4, Problem: audit.ProblemEdited}}, nil
+			return activities.PruneAuditResult{Broken: &activities.AuditBreak{Seq: 4, Problem: audit.ProblemEdited}}, nil
 		},
 		"t-f": func() (activities.PruneAuditResult, error) {
 			return activities.PruneAuditResult{Skipped: "legal hold"}, nil // set after the listing
@@ -113,7 +112,7 @@ func TestApplyAuditRetention(t *testing.T) {
 func TestApplyAuditRetentionContinuesAsNew(t *testing.T) {
 	t.Parallel()
 	start := time.Date(2026, 6, 1, 3, 0, 0, 0, time.UTC)
-	env, calls := retentionEnv(t, []registry.RetentionTarget{
+	env, calls := retentionEnv(t, []activities.RetentionTarget{
 		target("t-a", 365, false), target("t-b", 365, false), target("t-c", 365, false), target("t-d", 365, false), target("t-e", 365, false),
 	}, nil)
 	env.SetStartTime(start)

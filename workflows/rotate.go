@@ -7,8 +7,6 @@ import (
 	"go.temporal.io/sdk/workflow"
 
 	"github.com/misybot/tenancy/activities"
-	"github.com/misybot/tenancy/internal/audit"
-	"github.com/misybot/tenancy/internal/keyring"
 )
 
 // RotateKeyWorkflow is the type name of RotateTenantKey.
@@ -20,7 +18,7 @@ type RotateKeyInput struct {
 	RequestedBy string
 	// SettleDelay waits, after the new version exists, for every process's cached "newest
 	// version" to expire, so no message is written with the old key after re-encryption has
-	// passed it (0: keyring.CacheTTL).
+	// passed it (0: activities.KeyCacheTTL).
 	SettleDelay  time.Duration
 	Batch        int64
 	StepAttempts int32
@@ -37,7 +35,7 @@ type RotateKeyResult struct {
 // re-encrypts the tenant's message text under it, reporting progress; older versions keep
 // decrypting throughout. Audited.
 func RotateTenantKey(ctx workflow.Context, in RotateKeyInput) (RotateKeyResult, error) {
-	r, err := newRun(ctx, "rotate-keys", in.TenantID)
+	r, err := newRun(ctx, "rotate-keys", in.TenantID, in.StepAttempts, in.StepTimeout)
 	if err != nil {
 		return RotateKeyResult{}, err
 	}
@@ -51,7 +49,7 @@ func RotateTenantKey(ctx workflow.Context, in RotateKeyInput) (RotateKeyResult, 
 	if err := r.step("new-key-version", func(ctx workflow.Context) error {
 		if res.Version == 0 { // decided once per run, so an operator's retry reuses it
 			var v activities.KeyVersionsResult
-			if err := workflow.ExecuteActivity(stepOptions(ctx, in.StepAttempts, in.StepTimeout), a.KeyVersions, ref).Get(ctx, &v); err != nil {
+			if err := workflow.ExecuteActivity(ctx, a.KeyVersions, ref).Get(ctx, &v); err != nil {
 				return err
 			}
 			res.Version = 1
@@ -59,7 +57,7 @@ func RotateTenantKey(ctx workflow.Context, in RotateKeyInput) (RotateKeyResult, 
 				res.Version = v.Versions[n-1] + 1
 			}
 		}
-		return workflow.ExecuteActivity(stepOptions(ctx, in.StepAttempts, in.StepTimeout), a.EnsureKeyVersion,
+		return workflow.ExecuteActivity(ctx, a.EnsureKeyVersion,
 			activities.KeyVersionInput{TenantID: in.TenantID, Version: res.Version}).Get(ctx, nil)
 	}); err != nil {
 		return fail(err)
@@ -67,7 +65,7 @@ func RotateTenantKey(ctx workflow.Context, in RotateKeyInput) (RotateKeyResult, 
 
 	settle := in.SettleDelay
 	if settle <= 0 {
-		settle = keyring.CacheTTL
+		settle = activities.KeyCacheTTL
 	}
 	if err := r.step("settle-caches", func(ctx workflow.Context) error { return workflow.Sleep(ctx, settle) }); err != nil {
 		return fail(err)
@@ -75,7 +73,7 @@ func RotateTenantKey(ctx workflow.Context, in RotateKeyInput) (RotateKeyResult, 
 
 	if err := r.step("reencrypt", func(ctx workflow.Context) error {
 		var p activities.ReencryptProgress
-		err := workflow.ExecuteActivity(longStepOptions(ctx, in.StepAttempts, in.StepTimeout), a.ReencryptMessages,
+		err := workflow.ExecuteActivity(longStep(ctx), a.ReencryptMessages,
 			activities.ReencryptInput{TenantID: in.TenantID, Batch: in.Batch}).Get(ctx, &p)
 		res.Reencrypted = p.Reencrypted
 		return err
@@ -83,16 +81,11 @@ func RotateTenantKey(ctx workflow.Context, in RotateKeyInput) (RotateKeyResult, 
 		return fail(err)
 	}
 
-	info := workflow.GetInfo(ctx)
 	if err := r.step("audit", func(ctx workflow.Context) error {
-		ev := audit.Event{
-			ID: audit.WorkflowEventID(info.WorkflowExecution.ID, info.WorkflowExecution.RunID, "keys-rotated"), TenantID: in.TenantID,
-			Actor: audit.Actor{Type: audit.ActorOperator, ID: nonEmpty(in.RequestedBy, "operator")}, Action: "tenant.keys.rotate",
-			Resource: "tenant/" + in.TenantID + "/keys", Outcome: audit.OutcomeSuccess,
-			WorkflowID: info.WorkflowExecution.ID, RunID: info.WorkflowExecution.RunID, At: workflow.Now(ctx),
-			Details: map[string]string{"version": fmt.Sprint(res.Version), "reencrypted": fmt.Sprint(res.Reencrypted)},
-		}
-		return workflow.ExecuteActivity(stepOptions(ctx, in.StepAttempts, in.StepTimeout), a.RecordAudit, activities.AuditInput{Event: ev}).Get(ctx, nil)
+		ev := r.event("keys-rotated", "tenant.keys.rotate", operator(in.RequestedBy), activities.OutcomeSuccess, "")
+		ev.Resource += "/keys"
+		ev.Details = map[string]string{"version": fmt.Sprint(res.Version), "reencrypted": fmt.Sprint(res.Reencrypted)}
+		return record(ctx, activities.AuditInput{Event: ev})
 	}); err != nil {
 		return fail(err)
 	}

@@ -6,6 +6,8 @@ import (
 
 	"go.temporal.io/sdk/temporal"
 	"go.temporal.io/sdk/workflow"
+
+	"github.com/misybot/tenancy/activities"
 )
 
 // Step states in Progress.
@@ -74,9 +76,11 @@ type run struct {
 	abort    workflow.ReceiveChannel
 }
 
-func newRun(ctx workflow.Context, operation, tenantID string) (*run, error) {
+// newRun starts a run of operation on tenantID. Its context, which every step receives, carries
+// the step options once (attempts and timeout from the workflow's input, 0 for the defaults).
+func newRun(ctx workflow.Context, operation, tenantID string, attempts int32, timeout time.Duration) (*run, error) {
 	r := &run{
-		ctx:      ctx,
+		ctx:      stepOptions(ctx, attempts, timeout),
 		progress: Progress{Operation: operation, TenantID: tenantID, State: StateRunning},
 		retry:    workflow.GetSignalChannel(ctx, RetrySignal),
 		abort:    workflow.GetSignalChannel(ctx, AbortSignal),
@@ -137,22 +141,59 @@ func (r *run) step(name string, fn func(workflow.Context) error) error {
 	}
 }
 
-// awaitOperator blocks until the go-ahead signal (true) or abort (false).
+// awaitOperator blocks a parked step until the go-ahead signal (true) or abort (false), and
+// audits the decision.
 func (r *run) awaitOperator(state, goSignal string, goCh workflow.ReceiveChannel) bool {
-	r.progress.State, r.progress.Signals = state, []string{goSignal, AbortSignal}
-	defer func() { r.progress.State, r.progress.Signals = StateRunning, nil }()
-	var operator string
-	proceed := false
-	sel := workflow.NewSelector(r.ctx)
-	sel.AddReceive(goCh, func(c workflow.ReceiveChannel, _ bool) { c.Receive(r.ctx, &operator); proceed = true })
-	sel.AddReceive(r.abort, func(c workflow.ReceiveChannel, _ bool) { c.Receive(r.ctx, &operator) })
-	// A cancellation of the workflow counts as an abort: the caller's compensations then run in
-	// a disconnected context.
-	sel.AddReceive(r.ctx.Done(), func(workflow.ReceiveChannel, bool) { operator = "workflow cancellation" })
-	sel.Select(r.ctx)
+	operator, proceed := r.awaitDecision(state, goSignal, goCh, nil)
 	workflow.GetLogger(r.ctx).Info("operator decided", "tenant_id", r.progress.TenantID, "proceed", proceed, "operator", operator)
 	r.auditDecision(proceed, operator)
 	return proceed
+}
+
+// awaitDecision puts the run in state, offering goSignal and abort, and blocks until one
+// arrives or the workflow is cancelled. It reports who decided (the signal's value) and
+// whether to proceed. A cancellation counts as an abort: the caller's compensations then run
+// in a disconnected context. accept, when not nil, may refuse a go-ahead (it is ignored and the
+// wait goes on).
+func (r *run) awaitDecision(state, goSignal string, goCh workflow.ReceiveChannel, accept func(who string) bool) (who string, proceed bool) {
+	r.progress.State, r.progress.Signals = state, []string{goSignal, AbortSignal}
+	defer func() { r.progress.State, r.progress.Signals = StateRunning, nil }()
+	for decided := false; !decided; {
+		sel := workflow.NewSelector(r.ctx)
+		sel.AddReceive(goCh, func(c workflow.ReceiveChannel, _ bool) {
+			c.Receive(r.ctx, &who)
+			if accept == nil || accept(who) {
+				proceed, decided = true, true
+			}
+		})
+		sel.AddReceive(r.abort, func(c workflow.ReceiveChannel, _ bool) { c.Receive(r.ctx, &who); decided = true })
+		sel.AddReceive(r.ctx.Done(), func(workflow.ReceiveChannel, bool) { who, decided = "workflow cancellation", true })
+		sel.Select(r.ctx)
+	}
+	return who, proceed
+}
+
+// event is an audit event of this run about its tenant, for the RecordAudit activity. Its id
+// (workflow id, run id, step) and time come from history, so a replay or a retry asks for the
+// identical event. Callers add Details, or set another Resource.
+func (r *run) event(step, action string, actor activities.AuditActor, outcome, reason string) activities.AuditEvent {
+	info := workflow.GetInfo(r.ctx)
+	return activities.AuditEvent{
+		ID:       activities.WorkflowEventID(info.WorkflowExecution.ID, info.WorkflowExecution.RunID, step),
+		TenantID: r.progress.TenantID, Actor: actor, Action: action, Resource: "tenant/" + r.progress.TenantID,
+		Outcome: outcome, Reason: reason, WorkflowID: info.WorkflowExecution.ID, RunID: info.WorkflowExecution.RunID,
+		At: workflow.Now(r.ctx),
+	}
+}
+
+// record runs the RecordAudit activity and waits for it.
+func record(ctx workflow.Context, in activities.AuditInput) error {
+	return workflow.ExecuteActivity(ctx, a.RecordAudit, in).Get(ctx, nil)
+}
+
+// operator is the audit actor of an operator's request; "operator" when nobody was named.
+func operator(id string) activities.AuditActor {
+	return activities.AuditActor{Type: activities.ActorOperator, ID: nonEmpty(id, "operator")}
 }
 
 // compensate registers how to undo the step about to run. Registered before the step, because

@@ -6,7 +6,6 @@ import (
 	"go.temporal.io/sdk/workflow"
 
 	"github.com/misybot/tenancy/activities"
-	"github.com/misybot/tenancy/internal/audit"
 )
 
 // auditSignalsChange versions the audit of operator decisions on parked steps: runs recorded
@@ -23,7 +22,7 @@ const auditSignalsChange = "audit-operator-signals"
 // all fixed by history, so a replay or a retried activity writes it once. The decision is not
 // held up by the audit: a write that keeps failing is logged and the run goes on. It runs in a
 // disconnected context, so a cancellation of the workflow is still recorded.
-func (r *run) auditDecision(proceed bool, operator string) {
+func (r *run) auditDecision(proceed bool, by string) {
 	if workflow.GetVersion(r.ctx, auditSignalsChange, workflow.DefaultVersion, 1) == workflow.DefaultVersion {
 		return
 	}
@@ -33,24 +32,18 @@ func (r *run) auditDecision(proceed bool, operator string) {
 			step, attempts = s.Name, s.Attempts
 		}
 	}
-	signal, actor := AbortSignal, audit.Actor{Type: audit.ActorOperator, ID: nonEmpty(operator, "operator")}
+	signal, actor := AbortSignal, operator(by)
 	switch {
 	case proceed:
 		signal = RetrySignal
 	case r.ctx.Err() != nil:
-		signal, actor = "cancel", audit.Actor{Type: audit.ActorSystem, ID: "workflow cancellation"}
+		signal, actor = "cancel", activities.AuditActor{Type: activities.ActorSystem, ID: "workflow cancellation"}
 	}
-	info := workflow.GetInfo(r.ctx)
-	ev := audit.Event{
-		ID:       audit.WorkflowEventID(info.WorkflowExecution.ID, info.WorkflowExecution.RunID, fmt.Sprintf("signal/%s/%s/%d", signal, step, attempts)),
-		TenantID: r.progress.TenantID, Actor: actor, Action: "workflow.signal." + signal,
-		Resource: "tenant/" + r.progress.TenantID, Outcome: audit.OutcomeSuccess,
-		Reason:     fmt.Sprintf("step %s parked after %d attempt(s)", step, attempts),
-		WorkflowID: info.WorkflowExecution.ID, RunID: info.WorkflowExecution.RunID, At: workflow.Now(r.ctx),
-		Details: map[string]string{"step": step, "workflowType": info.WorkflowType.Name},
-	}
+	ev := r.event(fmt.Sprintf("signal/%s/%s/%d", signal, step, attempts), "workflow.signal."+signal, actor,
+		activities.OutcomeSuccess, fmt.Sprintf("step %s parked after %d attempt(s)", step, attempts))
+	ev.Details = map[string]string{"step": step, "workflowType": workflow.GetInfo(r.ctx).WorkflowType.Name}
 	ctx, _ := workflow.NewDisconnectedContext(r.ctx)
-	err := workflow.ExecuteActivity(stepOptions(ctx, 0, 0), a.RecordAudit, activities.AuditInput{Event: ev, Route: true}).Get(ctx, nil)
+	err := record(ctx, activities.AuditInput{Event: ev, Route: true})
 	if err != nil {
 		workflow.GetLogger(r.ctx).Error("could not audit an operator decision", "tenant_id", r.progress.TenantID, "step", step, "err", err)
 	}

@@ -12,7 +12,6 @@ import (
 	"go.temporal.io/sdk/testsuite"
 
 	"github.com/misybot/tenancy/activities"
-	"github.com/misybot/tenancy/internal/audit"
 	"github.com/misybot/tenancy/internal/tenant"
 	"github.com/misybot/tenancy/workflows"
 )
@@ -52,8 +51,8 @@ func suspendParked(t *testing.T, decide func(env *testsuite.TestWorkflowEnvironm
 	return env, audits
 }
 
-func signalEvents(audits []activities.AuditInput) []audit.Event {
-	var out []audit.Event
+func signalEvents(audits []activities.AuditInput) []activities.AuditEvent {
+	var out []activities.AuditEvent
 	for _, in := range audits {
 		if len(in.Event.Action) > len("workflow.signal.") && in.Event.Action[:len("workflow.signal.")] == "workflow.signal." {
 			out = append(out, in.Event)
@@ -70,16 +69,16 @@ func TestOperatorDecisionsAreAudited(t *testing.T) {
 		name    string
 		decide  func(env *testsuite.TestWorkflowEnvironment)
 		action  string
-		actor   audit.Actor
+		actor   activities.AuditActor
 		failed  bool
 		suspend bool
 	}{
 		{"retry", func(env *testsuite.TestWorkflowEnvironment) { env.SignalWorkflow(workflows.RetrySignal, "alice") },
-			"workflow.signal.retry", audit.Actor{Type: audit.ActorOperator, ID: "alice"}, false, true},
+			"workflow.signal.retry", activities.AuditActor{Type: activities.ActorOperator, ID: "alice"}, false, true},
 		{"abort", func(env *testsuite.TestWorkflowEnvironment) { env.SignalWorkflow(workflows.AbortSignal, "bob") },
-			"workflow.signal.abort", audit.Actor{Type: audit.ActorOperator, ID: "bob"}, true, false},
+			"workflow.signal.abort", activities.AuditActor{Type: activities.ActorOperator, ID: "bob"}, true, false},
 		{"cancel", func(env *testsuite.TestWorkflowEnvironment) { env.CancelWorkflow() },
-			"workflow.signal.cancel", audit.Actor{Type: audit.ActorSystem, ID: "workflow cancellation"}, true, false},
+			"workflow.signal.cancel", activities.AuditActor{Type: activities.ActorSystem, ID: "workflow cancellation"}, true, false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()

@@ -6,7 +6,6 @@ import (
 	"go.temporal.io/sdk/workflow"
 
 	"github.com/misybot/tenancy/activities"
-	"github.com/misybot/tenancy/internal/audit"
 	"github.com/misybot/tenancy/internal/tenant"
 )
 
@@ -42,7 +41,7 @@ func RestoreTenant(ctx workflow.Context, in StatusChangeInput) (StatusChangeResu
 }
 
 func changeStatus(ctx workflow.Context, op string, in StatusChangeInput, to tenant.Status, from []tenant.Status) (StatusChangeResult, error) {
-	r, err := newRun(ctx, op, in.TenantID)
+	r, err := newRun(ctx, op, in.TenantID, in.StepAttempts, in.StepTimeout)
 	if err != nil {
 		return StatusChangeResult{}, err
 	}
@@ -50,7 +49,7 @@ func changeStatus(ctx workflow.Context, op string, in StatusChangeInput, to tena
 	var tr activities.TransitionResult
 	reason := nonEmpty(in.Reason, op+" requested by "+nonEmpty(in.RequestedBy, "operator"))
 	if err := r.step("set-status", func(ctx workflow.Context) error {
-		return workflow.ExecuteActivity(stepOptions(ctx, in.StepAttempts, in.StepTimeout), a.TransitionStatus, activities.TransitionInput{
+		return workflow.ExecuteActivity(ctx, a.TransitionStatus, activities.TransitionInput{
 			TenantID: in.TenantID, To: to, From: from, Reason: reason,
 		}).Get(ctx, &tr)
 	}); err != nil {
@@ -62,7 +61,7 @@ func changeStatus(ctx workflow.Context, op string, in StatusChangeInput, to tena
 	if to == tenant.StatusSuspended {
 		var rs activities.RevokeSessionsResult
 		if err := r.step("revoke-sessions", func(ctx workflow.Context) error {
-			return workflow.ExecuteActivity(longStepOptions(ctx, in.StepAttempts, in.StepTimeout), a.RevokeSessions, activities.TenantRef{TenantID: in.TenantID}).Get(ctx, &rs)
+			return workflow.ExecuteActivity(longStep(ctx), a.RevokeSessions, activities.TenantRef{TenantID: in.TenantID}).Get(ctx, &rs)
 		}); err != nil {
 			r.progress.State = StateFailed
 			return res, err
@@ -70,18 +69,12 @@ func changeStatus(ctx workflow.Context, op string, in StatusChangeInput, to tena
 		res.SessionsRevoked = rs.Revoked
 	}
 
-	info := workflow.GetInfo(ctx)
 	if err := r.step("audit", func(ctx workflow.Context) error {
-		ev := audit.Event{
-			ID:       audit.WorkflowEventID(info.WorkflowExecution.ID, info.WorkflowExecution.RunID, op),
-			TenantID: in.TenantID, Actor: audit.Actor{Type: audit.ActorOperator, ID: nonEmpty(in.RequestedBy, "operator")},
-			Action: "tenant." + op, Resource: "tenant/" + in.TenantID, Outcome: audit.OutcomeSuccess, Reason: reason,
-			WorkflowID: info.WorkflowExecution.ID, RunID: info.WorkflowExecution.RunID, At: workflow.Now(ctx),
-		}
+		ev := r.event(op, "tenant."+op, operator(in.RequestedBy), activities.OutcomeSuccess, reason)
 		if !tr.Changed {
 			ev.Reason = "already " + string(to) + "; nothing changed"
 		}
-		return workflow.ExecuteActivity(stepOptions(ctx, in.StepAttempts, in.StepTimeout), a.RecordAudit, activities.AuditInput{Event: ev}).Get(ctx, nil)
+		return record(ctx, activities.AuditInput{Event: ev})
 	}); err != nil {
 		r.progress.State = StateFailed
 		return res, err

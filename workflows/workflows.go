@@ -89,12 +89,12 @@ func stepOptions(ctx workflow.Context, attempts int32, timeout time.Duration) wo
 	})
 }
 
-// longStepOptions is for activities that loop over a tenant's data (export, Redis purge):
-// they heartbeat, so a dead worker is noticed in HeartbeatTimeout and the retry resumes.
-func longStepOptions(ctx workflow.Context, attempts int32, timeout time.Duration) workflow.Context {
-	ctx = stepOptions(ctx, attempts, timeout)
+// longStep is for activities that loop over a tenant's data (export, Redis purge): ctx carries
+// the step options, whose attempt timeout becomes the heartbeat timeout (at most 30 s), so a
+// dead worker is noticed quickly and the retry resumes, while the attempt may take an hour.
+func longStep(ctx workflow.Context) workflow.Context {
 	opts := workflow.GetActivityOptions(ctx)
+	opts.HeartbeatTimeout = min(30*time.Second, max(opts.StartToCloseTimeout, time.Second))
 	opts.StartToCloseTimeout = time.Hour
-	opts.HeartbeatTimeout = min(30*time.Second, max(timeout, time.Second))
 	return workflow.WithActivityOptions(ctx, opts)
 }
