@@ -19,6 +19,7 @@ import (
 	"go.temporal.io/sdk/temporal"
 
 	"github.com/misybot/tenancy/internal/audit"
+	"github.com/misybot/tenancy/internal/clients"
 	"github.com/misybot/tenancy/internal/conversations"
 	"github.com/misybot/tenancy/internal/keyring"
 	"github.com/misybot/tenancy/internal/registry"
@@ -276,4 +277,34 @@ func (a *Activities) ApplyProfileChange(ctx context.Context, in ProfileChange) e
 		return fmt.Errorf("mirror profile of %s to redis: %w", in.TenantID, err)
 	}
 	return nil
+}
+
+// Deps are what New wires the activities over: the process's shared clients (connections
+// only), the master key versions, where archives go, and the logger.
+type Deps struct {
+	Clients   *clients.Clients
+	Sealer    *seal.Sealer
+	ExportDir string
+	Logger    *slog.Logger
+}
+
+// New builds the worker's activities over the shared clients; the worker and the integration
+// tests call it, so both wire the same stores. ExportRecipients are the caller's to set.
+func New(d Deps) *Activities {
+	c := d.Clients
+	mongoStore := tenantmongo.New(c.Mongo)
+	keys := keyring.New(c.Postgres, d.Sealer)
+	redisStore := tenantredis.New(c.Redis)
+	return &Activities{
+		Registry:      registry.New(c.Postgres),
+		Tenants:       tenantdb.New(c.Postgres),
+		Keys:          keys,
+		Mongo:         mongoStore,
+		Redis:         redisStore,
+		Conversations: conversations.New(mongoStore, keys, redisStore),
+		Audit:         c.AuditWriter(d.Sealer),
+		Sealer:        d.Sealer,
+		ExportDir:     d.ExportDir,
+		Logger:        d.Logger,
+	}
 }

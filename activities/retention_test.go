@@ -31,7 +31,7 @@ func setupRetention(t *testing.T) (*activities.Activities, *testsuite.TestActivi
 	cl := &clients.Clients{Postgres: testenv.AppPool(t), Mongo: mc, Redis: testenv.RedisClient(t), AuditPlatformDatabase: platformDB}
 	sealer, err := seal.New(bytes.Repeat([]byte{4}, 32))
 	require.NoError(t, err)
-	acts := cl.Activities(sealer, t.TempDir(), testenv.Logger(t))
+	acts := activities.New(activities.Deps{Clients: cl, Sealer: sealer, ExportDir: t.TempDir(), Logger: testenv.Logger(t)})
 	var s testsuite.WorkflowTestSuite
 	env := s.NewTestActivityEnvironment()
 	env.RegisterActivity(acts)

@@ -36,6 +36,7 @@ import (
 	"go.mongodb.org/mongo-driver/bson"
 	"go.temporal.io/sdk/client"
 
+	"github.com/misybot/tenancy/activities"
 	"github.com/misybot/tenancy/internal/clients"
 	"github.com/misybot/tenancy/internal/config"
 	"github.com/misybot/tenancy/internal/seal"
@@ -114,7 +115,7 @@ func run(tenants, samples, burst, rounds int, outDir string) error {
 	}
 	b := &bench{cfg: cfg, c: c, temporal: c.Temporal, queue: cfg.TaskQueue, logger: logger,
 		prefix: fmt.Sprintf("b%d-", time.Now().Unix()%100000), token: cfg.OperatorToken}
-	acts := c.Activities(sealer, filepath.Join(os.TempDir(), "tenancy-bench-exports"), logger)
+	acts := activities.New(activities.Deps{Clients: c, Sealer: sealer, ExportDir: filepath.Join(os.TempDir(), "tenancy-bench-exports"), Logger: logger})
 	w := wiring.Worker(c, acts, cfg.TaskQueue)
 	registerFloor(w)
 	if err := w.Start(); err != nil {

@@ -126,7 +126,7 @@ func newStack(t *testing.T, withWorker bool) *stack {
 	s.url = srv.URL
 
 	if withWorker {
-		acts := cl.Activities(sealer, s.exports, testenv.Logger(t))
+		acts := activities.New(activities.Deps{Clients: cl, Sealer: sealer, ExportDir: s.exports, Logger: testenv.Logger(t)})
 		acts.ExportRecipients = []age.Recipient{exportIdentity.Recipient()}
 		w := worker.New(s.temporal, s.queue, worker.Options{Interceptors: []interceptor.WorkerInterceptor{activities.NewAuditInterceptor(acts)}})
 		workflows.Register(w)

@@ -58,7 +58,7 @@ func main() {
 		os.Exit(1)
 	}
 
-	acts := c.Activities(sealer, cfg.ExportDir, logger)
+	acts := activities.New(activities.Deps{Clients: c, Sealer: sealer, ExportDir: cfg.ExportDir, Logger: logger})
 	acts.ExportRecipients = cfg.ExportRecipients
 	if len(acts.ExportRecipients) == 0 {
 		if cfg.Env == config.EnvProduction {

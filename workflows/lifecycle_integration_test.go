@@ -36,7 +36,7 @@ func startWorker(t *testing.T, c client.Client) string {
 	cl := &clients.Clients{Postgres: testenv.AppPool(t), Mongo: mc, Redis: testenv.RedisClient(t), AuditPlatformDatabase: platformDB}
 	sealer, err := seal.New(bytes.Repeat([]byte{3}, 32))
 	require.NoError(t, err)
-	w.RegisterActivity(cl.Activities(sealer, t.TempDir(), testenv.Logger(t)))
+	w.RegisterActivity(activities.New(activities.Deps{Clients: cl, Sealer: sealer, ExportDir: t.TempDir(), Logger: testenv.Logger(t)}))
 	require.NoError(t, w.Start())
 	t.Cleanup(w.Stop)
 	return queue

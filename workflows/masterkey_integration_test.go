@@ -10,6 +10,7 @@ import (
 	"github.com/stretchr/testify/require"
 	"go.temporal.io/sdk/client"
 
+	"github.com/misybot/tenancy/activities"
 	"github.com/misybot/tenancy/internal/clients"
 	"github.com/misybot/tenancy/internal/keyring"
 	"github.com/misybot/tenancy/internal/registry"
@@ -56,7 +57,7 @@ func TestRotateMasterKeyRewrapsEverything(t *testing.T) {
 	mc := testenv.MongoClient(t)
 	t.Cleanup(func() { _ = mc.Database(platformDB).Drop(context.Background()) })
 	cl := &clients.Clients{Postgres: pool, Mongo: mc, Redis: testenv.RedisClient(t), Temporal: testenv.TemporalClient(t), AuditPlatformDatabase: platformDB}
-	acts := cl.Activities(both, t.TempDir(), testenv.Logger(t))
+	acts := activities.New(activities.Deps{Clients: cl, Sealer: both, ExportDir: t.TempDir(), Logger: testenv.Logger(t)})
 	queue := "test-" + testenv.TenantID("q")
 	w := wiring.Worker(cl, acts, queue)
 	require.NoError(t, w.Start())

@@ -14,6 +14,7 @@ import (
 	"go.mongodb.org/mongo-driver/mongo/options"
 	"go.temporal.io/sdk/client"
 
+	"github.com/misybot/tenancy/activities"
 	"github.com/misybot/tenancy/internal/audit"
 	"github.com/misybot/tenancy/internal/clients"
 	"github.com/misybot/tenancy/internal/registry"
@@ -47,7 +48,7 @@ func TestSuspendAndRestoreWhileMongoDBIsDown(t *testing.T) {
 	cl := &clients.Clients{Postgres: testenv.AppPool(t), Mongo: viaProxy, Redis: testenv.RedisClient(t), Temporal: c, AuditPlatformDatabase: platformDB}
 	sealer, err := seal.New(bytes.Repeat([]byte{4}, 32))
 	require.NoError(t, err)
-	acts := cl.Activities(sealer, t.TempDir(), testenv.Logger(t))
+	acts := activities.New(activities.Deps{Clients: cl, Sealer: sealer, ExportDir: t.TempDir(), Logger: testenv.Logger(t)})
 	queue := "test-" + testenv.TenantID("q")
 	w := wiring.Worker(cl, acts, queue) // the worker as production wires it, step audit included
 	require.NoError(t, w.Start())

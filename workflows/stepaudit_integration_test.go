@@ -73,7 +73,7 @@ func TestStepEventsExactlyOnceUnderRetry(t *testing.T) {
 	cl := &clients.Clients{Postgres: testenv.AppPool(t), Mongo: mc, Redis: testenv.RedisClient(t), AuditPlatformDatabase: platformDB}
 	sealer, err := seal.New(bytes.Repeat([]byte{3}, 32))
 	require.NoError(t, err)
-	acts := cl.Activities(sealer, t.TempDir(), testenv.Logger(t))
+	acts := activities.New(activities.Deps{Clients: cl, Sealer: sealer, ExportDir: t.TempDir(), Logger: testenv.Logger(t)})
 	lose := &loseFirstCompletion{attempts: map[string]int{}}
 	queue := "test-" + testenv.TenantID("q")
 	w := worker.New(c, queue, worker.Options{Interceptors: []interceptor.WorkerInterceptor{lose, activities.NewAuditInterceptor(acts)}})
