@@ -29,6 +29,7 @@ import (
 	"github.com/misybot/tenancy/internal/tenantdb"
 	"github.com/misybot/tenancy/internal/tenantmongo"
 	"github.com/misybot/tenancy/internal/tenantredis"
+	"github.com/misybot/tenancy/internal/tenantservice"
 )
 
 // Error types of non-retryable failures; stable strings that workflows and the API match on.
@@ -254,8 +255,7 @@ type ProfileChange struct {
 // audit event. Idempotent: both writes are overwrites with the same values. A tenant being
 // offboarded (or gone) is a permanent failure: its profile is frozen.
 func (a *Activities) ApplyProfileChange(ctx context.Context, in ProfileChange) error {
-	tctx, err := scoped(ctx, in.TenantID)
-	if err != nil {
+	if _, err := scoped(ctx, in.TenantID); err != nil { // a valid tenant id, or a permanent failure
 		return err
 	}
 	t, err := a.Registry.Update(a.withStepEvent(ctx, in.TenantID), in.TenantID, registry.Update{
@@ -269,14 +269,7 @@ func (a *Activities) ApplyProfileChange(ctx context.Context, in ProfileChange) e
 	if err != nil {
 		return permanentOnBadData(err)
 	}
-	perms := make([]string, len(t.Permissions))
-	for i, p := range t.Permissions {
-		perms[i] = string(p)
-	}
-	if _, err := a.Redis.UpdateProfile(tctx, string(t.Type), perms, t.AllowedOrigins); err != nil {
-		return fmt.Errorf("mirror profile of %s to redis: %w", in.TenantID, err)
-	}
-	return nil
+	return tenantservice.RefreshProfile(ctx, a.Redis, t)
 }
 
 // Deps are what New wires the activities over: the process's shared clients (connections

@@ -14,6 +14,7 @@ import (
 	"github.com/misybot/tenancy/internal/tenantdb"
 	"github.com/misybot/tenancy/internal/tenantmongo"
 	"github.com/misybot/tenancy/internal/tenantredis"
+	"github.com/misybot/tenancy/internal/tenantservice"
 )
 
 // KeysResult says whether EnsureKeys created the key (false: it existed already).
@@ -157,15 +158,7 @@ func (a *Activities) ProvisionRedis(ctx context.Context, in TenantRef) (RedisRep
 	if err != nil {
 		return RedisReport{}, err
 	}
-	perms := make([]string, len(t.Permissions))
-	for i, p := range t.Permissions {
-		perms[i] = string(p)
-	}
-	rec := tenantredis.ContextRecord{
-		Status: string(t.Status), Type: string(t.Type), Permissions: perms,
-		AllowedOrigins: t.AllowedOrigins, UpdatedAt: time.Now().UTC(), StatusVersion: t.UpdatedAt.UnixNano(),
-	}
-	if err := a.Redis.WriteContext(tctx, rec); err != nil {
+	if err := a.Redis.WriteContext(tctx, tenantservice.ContextRecord(t, time.Now())); err != nil {
 		return RedisReport{}, fmt.Errorf("write context record: %w", err)
 	}
 	scope, err := a.Redis.Scope(tctx)

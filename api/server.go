@@ -22,6 +22,7 @@ import (
 	"github.com/misybot/tenancy/internal/seal"
 	"github.com/misybot/tenancy/internal/tenantdb"
 	"github.com/misybot/tenancy/internal/tenantredis"
+	"github.com/misybot/tenancy/internal/tenantservice"
 	"github.com/misybot/tenancy/internal/throttle"
 )
 
@@ -64,12 +65,14 @@ type Config struct {
 
 // Server holds the handlers' dependencies.
 type Server struct {
-	registry      *registry.Registry
-	settings      *tenantdb.Store
-	lifecycle     *lifecycle.Service
-	sealer        *seal.Sealer
-	operators     *operators.Store
-	redis         *tenantredis.Store
+	registry  *registry.Registry
+	settings  *tenantdb.Store
+	lifecycle *lifecycle.Service
+	sealer    *seal.Sealer
+	operators *operators.Store
+	redis     *tenantredis.Store
+	// tenants applies the registration, secret and profile rules (shared with the CLI).
+	tenants       *tenantservice.Service
 	conversations *conversations.Store
 	secretOverlap time.Duration
 	secrets       *secretCache
@@ -125,6 +128,9 @@ func NewApp(cfg Config) App {
 		checks:        cfg.Checks,
 		validator:     newValidator(),
 		logger:        cfg.Logger,
+	}
+	if cfg.Registry != nil && cfg.Sealer != nil {
+		s.tenants = tenantservice.New(cfg.Registry, cfg.Sealer, cfg.Redis, cfg.Logger)
 	}
 
 	e := echo.New()

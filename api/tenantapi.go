@@ -1,8 +1,6 @@
 package api
 
 import (
-	"crypto/rand"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"net/http"
@@ -169,32 +167,13 @@ func (s *Server) rotateSecret(c echo.Context) error {
 		}
 		overlap = d
 	}
-	ctx := c.Request().Context()
-	if _, err := s.registry.Get(ctx, id); err != nil {
-		return registryError(err)
-	}
-	raw := make([]byte, 32)
-	if _, err := rand.Read(raw); err != nil {
-		return fmt.Errorf("generate secret: %w", err)
-	}
-	secret := hex.EncodeToString(raw)
-	clear(raw)
-	sealed, err := s.sealer.Seal(id, SecretField, []byte(secret))
-	if err != nil {
-		return err
-	}
-	until, err := s.registry.RotateSecret(ctx, id, sealed, overlap)
+	// Other API processes drop the secret they cached on their next request of this tenant,
+	// told through the context record (tenantservice.RotateSecret); this one drops it now.
+	secret, until, err := s.tenants.RotateSecret(c.Request().Context(), id, overlap)
 	if err != nil {
 		return registryError(err)
 	}
 	s.secrets.drop(id)
-	// Other API processes drop the secret they cached on their next request of this tenant.
-	if s.redis != nil {
-		if err := s.redis.MarkSecretRotated(tenant.WithID(ctx, id), time.Now()); err != nil {
-			s.logger.Error("secret rotated, but other API processes may accept the previous one from their cache for up to 30 s",
-				"tenant_id", id, "err", err)
-		}
-	}
-	s.logger.Info("tenant secret rotated", "tenant_id", id, "previous_valid_until", until, "overlap", overlap, "operator", operatorOf(c).Name)
+	s.logger.Info("tenant secret rotated by an operator", "tenant_id", id, "operator", operatorOf(c).Name)
 	return c.JSON(http.StatusOK, rotateSecretResponse{TenantID: id, Secret: secret, PreviousValidUntil: until.UTC().Format("2006-01-02T15:04:05Z07:00")})
 }

@@ -2,9 +2,7 @@ package api
 
 import (
 	"context"
-	"crypto/rand"
 	"encoding/base64"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"net/http"
@@ -17,6 +15,7 @@ import (
 	"github.com/misybot/tenancy/internal/lifecycle"
 	"github.com/misybot/tenancy/internal/registry"
 	"github.com/misybot/tenancy/internal/tenant"
+	"github.com/misybot/tenancy/internal/tenantservice"
 	"github.com/misybot/tenancy/workflows"
 )
 
@@ -58,20 +57,24 @@ type listResponse struct {
 	NextCursor string          `json:"nextCursor,omitempty"`
 }
 
-// checkPermissions applies the type's ceiling, defaulting an absent list to the whole ceiling.
+// checkPermissions applies the profile rules (tenantservice.Normalize): an absent permission
+// list is the type's whole ceiling, every permission within it, an absent origin list empty.
 func (f *tenantFields) checkPermissions() error {
-	if f.Permissions == nil {
-		f.Permissions = tenant.DefaultPermissions(f.Type)
+	t := tenant.Tenant{Type: f.Type, Permissions: f.Permissions, AllowedOrigins: f.AllowedOrigins}
+	if err := tenantservice.Normalize(&t); err != nil {
+		return serviceError(err)
 	}
-	for i, p := range f.Permissions {
-		if err := tenant.CheckPermissions(f.Type, []tenant.Permission{p}); err != nil {
-			return validationProblem(FieldError{Field: fmt.Sprintf("permissions[%d]", i), Message: err.Error()})
-		}
-	}
-	if f.AllowedOrigins == nil {
-		f.AllowedOrigins = []string{}
-	}
+	f.Permissions, f.AllowedOrigins = t.Permissions, t.AllowedOrigins
 	return nil
+}
+
+// serviceError maps the tenant service's rule violations to a validation problem.
+func serviceError(err error) error {
+	var fe *tenantservice.FieldError
+	if errors.As(err, &fe) {
+		return validationProblem(FieldError{Field: fe.Field, Message: fe.Message})
+	}
+	return err
 }
 
 func (s *Server) registerTenant(c echo.Context) error {
@@ -93,40 +96,18 @@ func (s *Server) registerTenant(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	s.logger.Info("tenant registered", "tenant_id", created.ID, "tenant_type", created.Type)
 	c.Response().Header().Set(echo.HeaderLocation, TenantsPath+"/"+created.ID)
 	return c.JSON(http.StatusCreated, registerResponse{Tenant: created, Secret: secretText})
 }
 
-// register creates the tenant with a fresh secret: 32 bytes from crypto/rand, hex-encoded,
-// sealed before it is stored. The plain secret is returned to go into this one answer only.
+// register creates the tenant from the request, with a fresh secret (tenantservice.Register).
 func (s *Server) register(ctx context.Context, req registerRequest) (tenant.Tenant, string, error) {
-	if req.SiteID == "" {
-		req.SiteID = newSiteID()
-	}
-	secret := make([]byte, 32)
-	if _, err := rand.Read(secret); err != nil {
-		return tenant.Tenant{}, "", fmt.Errorf("generate secret: %w", err)
-	}
-	secretText := hex.EncodeToString(secret)
-	clear(secret)
-	sealed, err := s.sealer.Seal(req.ID, SecretField, []byte(secretText))
-	if err != nil {
-		return tenant.Tenant{}, "", fmt.Errorf("seal secret: %w", err)
-	}
-	created, err := s.registry.Create(ctx, registry.NewTenant{
-		Tenant: tenant.Tenant{
-			ID: req.ID, SiteID: req.SiteID, Name: req.Name, ContactEmail: req.ContactEmail,
-			WebsiteURL: req.WebsiteURL, BusinessIndustry: req.BusinessIndustry,
-			AllowedOrigins: req.AllowedOrigins, Permissions: req.Permissions, Type: req.Type,
-		},
-		SealedSecret:     sealed,
-		SecretKeyVersion: 1,
+	created, secret, err := s.tenants.Register(ctx, tenant.Tenant{
+		ID: req.ID, SiteID: req.SiteID, Name: req.Name, ContactEmail: req.ContactEmail,
+		WebsiteURL: req.WebsiteURL, BusinessIndustry: req.BusinessIndustry,
+		AllowedOrigins: req.AllowedOrigins, Permissions: req.Permissions, Type: req.Type,
 	})
-	if err != nil {
-		return tenant.Tenant{}, "", err
-	}
-	return created, secretText, nil
+	return created, secret, serviceError(err)
 }
 
 // pathTenantID validates the :tenantId path parameter; a malformed id is a 400, not a lookup.
@@ -259,7 +240,7 @@ func (s *Server) updateTenant(c echo.Context) error {
 	if raises := tenant.Raises(current.Type, current.Permissions, req.Type, req.Permissions); len(raises) > 0 {
 		return s.proposeProfileChange(c, id, req, raises)
 	}
-	t, err := s.registry.Update(c.Request().Context(), id, registry.Update{
+	t, err := s.tenants.UpdateProfile(c.Request().Context(), id, registry.Update{
 		SiteID: req.SiteID, Name: req.Name, ContactEmail: req.ContactEmail, WebsiteURL: req.WebsiteURL,
 		BusinessIndustry: req.BusinessIndustry, AllowedOrigins: req.AllowedOrigins,
 		Permissions: req.Permissions, Type: req.Type,
@@ -267,10 +248,6 @@ func (s *Server) updateTenant(c echo.Context) error {
 	if err != nil {
 		return registryError(err)
 	}
-	if err := s.refreshContextRecord(c.Request().Context(), t); err != nil {
-		return err
-	}
-	s.logger.Info("tenant updated", "tenant_id", id)
 	return c.JSON(http.StatusOK, t)
 }
 
@@ -338,32 +315,4 @@ func (s *Server) deleteTenant(c echo.Context) error {
 	}
 	s.logger.Info("tenant deleted", "tenant_id", id)
 	return c.NoContent(http.StatusNoContent)
-}
-
-// refreshContextRecord rewrites a provisioned tenant's Redis context record after its
-// permissions, origins or type changed, so request checks never run on stale values. A tenant
-// without a record (not provisioned) has nothing to refresh.
-func (s *Server) refreshContextRecord(ctx context.Context, t tenant.Tenant) error {
-	if s.redis == nil {
-		return nil
-	}
-	perms := make([]string, len(t.Permissions))
-	for i, p := range t.Permissions {
-		perms[i] = string(p)
-	}
-	// Profile fields only: the status is the lifecycle's to write (UpdateProfile).
-	if _, err := s.redis.UpdateProfile(tenant.WithID(ctx, t.ID), string(t.Type), perms, t.AllowedOrigins); err != nil {
-		return fmt.Errorf("refresh context record: %w", err)
-	}
-	return nil
-}
-
-// newSiteID returns a random UUIDv4 for tenants registered without a site id.
-func newSiteID() string {
-	var b [16]byte
-	_, _ = rand.Read(b[:]) // crypto/rand.Read never fails on supported platforms (Go 1.24+)
-	b[6] = b[6]&0x0f | 0x40
-	b[8] = b[8]&0x3f | 0x80
-	h := hex.EncodeToString(b[:])
-	return h[0:8] + "-" + h[8:12] + "-" + h[12:16] + "-" + h[16:20] + "-" + h[20:32]
 }

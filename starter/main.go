@@ -3,7 +3,10 @@
 package main
 
 import (
+	"cmp"
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -11,16 +14,19 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
+	"slices"
 	"strings"
 	"syscall"
 	"time"
 
 	"filippo.io/age"
+	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 	enumspb "go.temporal.io/api/enums/v1"
 	"go.temporal.io/sdk/client"
 
 	"github.com/misybot/tenancy/api"
+	"github.com/misybot/tenancy/internal/audit"
 	"github.com/misybot/tenancy/internal/clients"
 	"github.com/misybot/tenancy/internal/config"
 	"github.com/misybot/tenancy/internal/keycheck"
@@ -30,6 +36,8 @@ import (
 	"github.com/misybot/tenancy/internal/rls"
 	"github.com/misybot/tenancy/internal/seal"
 	"github.com/misybot/tenancy/internal/tenant"
+	"github.com/misybot/tenancy/internal/tenantredis"
+	"github.com/misybot/tenancy/internal/tenantservice"
 	"github.com/misybot/tenancy/migrations"
 	"github.com/misybot/tenancy/wiring"
 	"github.com/misybot/tenancy/workflows"
@@ -40,6 +48,9 @@ const usage = `usage: starter <command>
 commands:
   serve     run the management API on API_ADDR
   migrate   apply pending database migrations (as MIGRATE_DATABASE_URL's owner role)
+  register <tenantId> <owner|enterprise|standard|trial> <name> <contactEmail>
+            register a tenant (pending) with the type's permissions; prints it and its
+            secret (JSON), the only time the secret is ever shown
   onboard|suspend|restore|offboard <tenantId> [reason]
             start a lifecycle workflow for a registered tenant; prints the run (JSON)
   status <tenantId>
@@ -86,6 +97,8 @@ func main() {
 		err = serve(ctx, cfg, logger)
 	case "migrate":
 		err = migrations.Up(ctx, cfg.MigrateDatabaseURL, logger)
+	case "register":
+		err = register(ctx, cfg, logger, os.Args[2:])
 	case "onboard", "suspend", "restore", "offboard", "status":
 		err = operate(ctx, cfg, logger, os.Args[1], os.Args[2:])
 	case "operator":
@@ -243,7 +256,7 @@ func operate(ctx context.Context, cfg config.Config, logger *slog.Logger, cmd st
 		}
 		out = map[string]any{"tenant": t, "operation": op}
 	} else {
-		operator := "cli:" + os.Getenv("USER")
+		operator := cliActor()
 		run, err := svc.Start(ctx, lifecycle.Operation(cmd), t, operator, reason)
 		if err != nil {
 			return err
@@ -253,6 +266,64 @@ func operate(ctx context.Context, cfg config.Config, logger *slog.Logger, cmd st
 	enc := json.NewEncoder(os.Stdout)
 	enc.SetIndent("", "  ")
 	return enc.Encode(out)
+}
+
+// register registers a tenant from a shell, by the same rules as POST /api/meta-agent/tenants
+// (tenantservice), and records it in the platform audit chain in the registration's own
+// transaction, as the API does.
+func register(ctx context.Context, cfg config.Config, logger *slog.Logger, args []string) error {
+	if len(args) != 4 {
+		fmt.Fprintln(os.Stderr, "usage: starter register <tenantId> <owner|enterprise|standard|trial> <name> <contactEmail>")
+		os.Exit(2)
+	}
+	typ := tenant.Type(args[1])
+	if !slices.Contains([]tenant.Type{tenant.TypeOwner, tenant.TypeEnterprise, tenant.TypeStandard, tenant.TypeTrial}, typ) {
+		return fmt.Errorf("tenant type %q: want owner, enterprise, standard or trial", args[1])
+	}
+	sealer, err := seal.NewKeyring(cfg.MasterKeys())
+	if err != nil {
+		return err
+	}
+	c, err := clients.Open(ctx, cfg, logger)
+	if err != nil {
+		return err
+	}
+	defer func() { _ = c.Close(context.Background()) }()
+	auditWriter := c.AuditWriter(sealer)
+	by := cliActor()
+	ev := audit.Event{
+		ID: "cli/" + randomID(), TenantID: args[0], Actor: audit.Actor{Type: audit.ActorOperator, ID: by},
+		Action: "tenant.register", Resource: "tenant/" + args[0], Outcome: audit.OutcomeSuccess,
+		Details: map[string]string{"tenantType": string(typ), "via": "starter register"}, At: time.Now().UTC(),
+	}
+	ctx = rls.WithCommitHook(ctx, func(ctx context.Context, tx pgx.Tx) error {
+		_, err := auditWriter.RecordTxIfWrote(ctx, tx, ev, true)
+		return err
+	})
+	svc := tenantservice.New(registry.New(c.Postgres), sealer, tenantredis.New(c.Redis), logger)
+	t, secret, err := svc.Register(ctx, tenant.Tenant{ID: args[0], Name: args[2], ContactEmail: args[3], Type: typ})
+	if err != nil {
+		return err
+	}
+	enc := json.NewEncoder(os.Stdout)
+	enc.SetIndent("", "  ")
+	if err := enc.Encode(map[string]any{"tenant": t, "tenantSecret": secret}); err != nil {
+		return err
+	}
+	fmt.Fprintln(os.Stderr, "register: the tenant secret is printed once above; only its sealed form is stored")
+	return nil
+}
+
+// cliActor names who runs a CLI command, for the audit trail: "cli:" and the login name.
+func cliActor() string {
+	return "cli:" + cmp.Or(os.Getenv("USER"), os.Getenv("LOGNAME"), "unknown")
+}
+
+// randomID is 16 random bytes, hex-encoded: the id of a CLI audit event, made once per command.
+func randomID() string {
+	b := make([]byte, 16)
+	_, _ = rand.Read(b) // crypto/rand.Read never fails on supported platforms (Go 1.24+)
+	return hex.EncodeToString(b)
 }
 
 // operatorCommand manages operator tokens from a shell.
