@@ -91,7 +91,9 @@ type Server struct {
 	exportDir string
 	checks    []Check
 	validator *validator.Validate
-	logger    *slog.Logger
+	// actions are the audit actions write routes declare (audited), by "METHOD route".
+	actions map[string]string
+	logger  *slog.Logger
 }
 
 // App is the API's two HTTP surfaces.
@@ -109,6 +111,12 @@ func New(cfg Config) *echo.Echo { return NewApp(cfg).Public }
 
 // NewApp builds both surfaces of the API over one set of dependencies.
 func NewApp(cfg Config) App {
+	_, app := newServer(cfg)
+	return app
+}
+
+// newServer builds the server and its two surfaces.
+func newServer(cfg Config) (*Server, App) {
 	s := &Server{
 		registry:      cfg.Registry,
 		settings:      cfg.Settings,
@@ -128,6 +136,12 @@ func NewApp(cfg Config) App {
 		checks:        cfg.Checks,
 		validator:     newValidator(),
 		logger:        cfg.Logger,
+		actions:       map[string]string{},
+	}
+	if s.audit != nil {
+		// Hooks of the tenant API into the audit: its audit endpoint, and its refusals.
+		s.tenantAuditHandler = s.tenantAuditList
+		s.onDenied = s.noteDenial
 	}
 	if cfg.Registry != nil && cfg.Sealer != nil {
 		s.tenants = tenantservice.New(cfg.Registry, cfg.Sealer, cfg.Redis, cfg.Logger)
@@ -151,6 +165,11 @@ func NewApp(cfg Config) App {
 		s.metrics.middleware,
 		middleware.BodyLimit(maxBody),
 	)
+	if s.audit != nil {
+		// Inside the request id and the panic recovery, around every route: it sees every
+		// matched route, with the status the client gets.
+		e.Use(s.auditTrail)
+	}
 
 	e.GET("/healthz", s.healthz)
 	e.GET("/readyz", s.readyz(false))
@@ -172,31 +191,31 @@ func NewApp(cfg Config) App {
 	read := []echo.MiddlewareFunc{op, allow(readers)}
 	write := []echo.MiddlewareFunc{op, allow(writers)}
 	admin := []echo.MiddlewareFunc{op, allow(admins)}
-	e.POST(TenantsPath, s.registerTenant, write...)
-	e.POST(TenantsPath+"/onboard", s.onboardTenant, write...)
-	e.POST(TenantsPath+"/:tenantId/suspend", s.startOperation(lifecycle.Suspend), write...)
-	e.POST(TenantsPath+"/:tenantId/restore", s.startOperation(lifecycle.Restore), write...)
-	e.POST(TenantsPath+"/:tenantId/offboard", s.startOperation(lifecycle.Offboard), admin...)
-	e.POST(TenantsPath+"/:tenantId/secret/rotate", s.rotateSecret, admin...) // whoever rotates learns the secret
-	e.POST(TenantsPath+"/:tenantId/keys/rotate", s.startOperation(lifecycle.RotateKeys), admin...)
+	s.audited(e.POST(TenantsPath, s.registerTenant, write...), "tenant.register")
+	s.audited(e.POST(TenantsPath+"/onboard", s.onboardTenant, write...), "tenant.onboard.request")
+	s.audited(e.POST(TenantsPath+"/:tenantId/suspend", s.startOperation(lifecycle.Suspend), write...), "tenant.suspend.request")
+	s.audited(e.POST(TenantsPath+"/:tenantId/restore", s.startOperation(lifecycle.Restore), write...), "tenant.restore.request")
+	s.audited(e.POST(TenantsPath+"/:tenantId/offboard", s.startOperation(lifecycle.Offboard), admin...), "tenant.offboard.request")
+	s.audited(e.POST(TenantsPath+"/:tenantId/secret/rotate", s.rotateSecret, admin...), "tenant.secret.rotate") // whoever rotates learns the secret
+	s.audited(e.POST(TenantsPath+"/:tenantId/keys/rotate", s.startOperation(lifecycle.RotateKeys), admin...), "tenant.keys.rotate.request")
 	e.GET(TenantsPath+"/:tenantId/operations/current", s.currentOperation, read...)
 	e.GET(TenantsPath, s.listTenants, read...)
 	e.GET(TenantsPath+"/:tenantId", s.getTenant, read...)
-	e.PUT(TenantsPath+"/:tenantId", s.updateTenant, write...)
-	e.POST(TenantsPath+"/:tenantId/approve", s.decide(true), admin...)
-	e.POST(TenantsPath+"/:tenantId/reject", s.decide(false), admin...)
-	e.DELETE(TenantsPath+"/:tenantId", s.deleteTenant, admin...)
+	s.audited(e.PUT(TenantsPath+"/:tenantId", s.updateTenant, write...), "tenant.update")
+	s.audited(e.POST(TenantsPath+"/:tenantId/approve", s.decide(true), admin...), "tenant.approve")
+	s.audited(e.POST(TenantsPath+"/:tenantId/reject", s.decide(false), admin...), "tenant.reject")
+	s.audited(e.DELETE(TenantsPath+"/:tenantId", s.deleteTenant, admin...), "tenant.delete")
 
 	e.GET(ArchivesPath+"/:name", s.downloadArchive, admin...) // a whole tenant's data: admins, audited
 
 	e.GET(TenantsPath+"/:tenantId/settings", s.listSettings, append(read, s.tenantScope)...)
 	e.GET(TenantsPath+"/:tenantId/settings/:key", s.getSetting, append(read, s.tenantScope)...)
-	e.PUT(TenantsPath+"/:tenantId/settings/:key", s.putSetting, append(write, s.tenantScope)...)
-	e.DELETE(TenantsPath+"/:tenantId/settings/:key", s.deleteSetting, append(write, s.tenantScope)...)
+	s.audited(e.PUT(TenantsPath+"/:tenantId/settings/:key", s.putSetting, append(write, s.tenantScope)...), "tenant.setting.put")
+	s.audited(e.DELETE(TenantsPath+"/:tenantId/settings/:key", s.deleteSetting, append(write, s.tenantScope)...), "tenant.setting.delete")
 
-	s.auditRoutes(e, op) // before the tenant API: it hooks the tenant API's audit endpoint
+	s.auditRoutes(e, op)
 	s.tenantAPIRoutes(e)
-	return App{Public: e, Ops: ops}
+	return s, App{Public: e, Ops: ops}
 }
 
 func randomBytes(n int) []byte {

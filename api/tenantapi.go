@@ -29,12 +29,12 @@ func (s *Server) tenantAPIRoutes(e *echo.Echo) {
 	e.GET(g+"/me", s.tenantMe, base...)
 	e.GET(g+"/settings", s.listSettings, with(tenant.PermSettingsRead)...)
 	e.GET(g+"/settings/:key", s.getSetting, with(tenant.PermSettingsRead)...)
-	e.PUT(g+"/settings/:key", s.putSetting, with(tenant.PermSettingsWrite)...)
-	e.DELETE(g+"/settings/:key", s.deleteSetting, with(tenant.PermSettingsWrite)...)
-	e.POST(g+"/conversations", s.createConversation, with(tenant.PermConversationsWrite)...)
+	s.audited(e.PUT(g+"/settings/:key", s.putSetting, with(tenant.PermSettingsWrite)...), "tenant-api.setting.put")
+	s.audited(e.DELETE(g+"/settings/:key", s.deleteSetting, with(tenant.PermSettingsWrite)...), "tenant-api.setting.delete")
+	s.audited(e.POST(g+"/conversations", s.createConversation, with(tenant.PermConversationsWrite)...), "tenant-api.conversation.create")
 	e.GET(g+"/conversations", s.listConversations, with(tenant.PermConversationsRead)...)
 	e.GET(g+"/conversations/:id", s.getConversation, with(tenant.PermConversationsRead)...)
-	e.POST(g+"/conversations/:id/messages", s.addMessage, with(tenant.PermConversationsWrite)...)
+	s.audited(e.POST(g+"/conversations/:id/messages", s.addMessage, with(tenant.PermConversationsWrite)...), "tenant-api.message.add")
 	if s.tenantAuditHandler != nil {
 		e.GET(g+"/audit", s.tenantAuditHandler, with(tenant.PermAuditRead)...)
 	}
