@@ -48,9 +48,13 @@ bench: services ## onboarding end to end against the Temporal floor, then the Go
 	go test -run '^$$' -bench . -benchmem ./... | tee .bench/go-bench.txt
 
 .PHONY: lint
-lint: ## gofmt and go vet
+lint: ## gofmt, go vet, golangci-lint (.golangci.yml), shellcheck on the scripts, go.mod tidy
 	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { gofmt -l $$(git ls-files '*.go'); exit 1; }
 	go vet ./...
+	"$$(scripts/tools.sh golangci-lint)" run ./...
+	@command -v shellcheck >/dev/null || { echo "lint: shellcheck is missing (apt-get install shellcheck)" >&2; exit 1; }
+	shellcheck scripts/*.sh .ci/run
+	go mod tidy -diff
 
 .PHONY: migrate
 migrate: ## apply database migrations (as the owner role)

@@ -1,6 +1,7 @@
 package api
 
 import (
+	"cmp"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
@@ -195,14 +196,14 @@ func (s *Server) requestEvent(c echo.Context, status int, handlerErr error) (e a
 	authenticatedTenant, _ := tenant.IDFrom(req.Context())
 	if management {
 		e.TenantID = s.requestTenant(c)
-		e.Actor = audit.Actor{Type: audit.ActorOperator, ID: nonEmptyText(operatorOf(c).Name, "unauthenticated")}
+		e.Actor = audit.Actor{Type: audit.ActorOperator, ID: cmp.Or(operatorOf(c).Name, "unauthenticated")}
 		e.Reason = problemReason(handlerErr, status)
 	} else {
 		e.TenantID = authenticatedTenant
 		if refused {
 			e.TenantID, e.Reason = d.tenantID, truncateText(d.reason, 300)
 		}
-		e.Actor = audit.Actor{Type: audit.ActorTenant, ID: nonEmptyText(e.TenantID, "unknown")}
+		e.Actor = audit.Actor{Type: audit.ActorTenant, ID: cmp.Or(e.TenantID, "unknown")}
 		if !refused {
 			e.Reason = problemReason(handlerErr, status)
 		}
@@ -304,13 +305,6 @@ func newAuditID() string {
 	var b [16]byte
 	_, _ = rand.Read(b[:]) // crypto/rand.Read never fails on supported platforms (Go 1.24+)
 	return "api/" + hex.EncodeToString(b[:])
-}
-
-func nonEmptyText(s, def string) string {
-	if s == "" {
-		return def
-	}
-	return s
 }
 
 // truncateText bounds client-influenced text in events, without splitting a character.

@@ -49,5 +49,6 @@ func TestServerTimeoutsAndHeaderLimit(t *testing.T) {
 	require.NoError(t, err)
 	res, err := http.ReadResponse(bufio.NewReader(big), nil)
 	require.NoError(t, err)
+	defer res.Body.Close()
 	require.Equal(t, http.StatusRequestHeaderFieldsTooLarge, res.StatusCode)
 }

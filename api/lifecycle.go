@@ -98,7 +98,7 @@ func (s *Server) onboardTenant(c echo.Context) error {
 			// or nobody could ever use it. The problem says so.
 			s.logger.Warn("tenant registered but onboarding did not start", "tenant_id", t.ID, "err", err)
 			detail := "onboarding did not start; send the same request again to start it"
-			if p, ok := lifecycleError(err).(*Problem); ok {
+			if p := (*Problem)(nil); errors.As(lifecycleError(err), &p) {
 				detail = "onboarding did not start (" + p.Detail + "); send the same request again to start it"
 			}
 			return c.JSON(http.StatusCreated, struct {

@@ -164,9 +164,9 @@ func recordLifecycle(t *testing.T, s *stack, save func(string, map[string]any)) 
 	}, 10*time.Second, 100*time.Millisecond)
 	save("onboard-with-approval", body)
 	child := map[string]any{"workflowId": workflows.ProvisionWorkflowID(id), "runId": ""}
-	desc, err := s.temporal.DescribeWorkflowExecution(ctx, workflows.ProvisionWorkflowID(id), "")
+	desc, err := s.temporal.DescribeWorkflow(ctx, workflows.ProvisionWorkflowID(id), "")
 	require.NoError(t, err)
-	child["runId"] = desc.GetWorkflowExecutionInfo().GetExecution().GetRunId()
+	child["runId"] = desc.RawResponse.GetWorkflowExecutionInfo().GetExecution().GetRunId()
 	save("provision", child)
 
 	for _, op := range []string{"suspend", "restore"} {

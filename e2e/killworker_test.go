@@ -99,11 +99,11 @@ func TestWorkerKilledMidProvisioning(t *testing.T) {
 	// Wait until ProvisionPostgres is running on the first worker.
 	childID := workflows.ProvisionWorkflowID(id)
 	require.Eventually(t, func() bool {
-		desc, err := s.temporal.DescribeWorkflowExecution(ctx, childID, "")
+		desc, err := s.temporal.DescribeWorkflow(ctx, childID, "")
 		if err != nil {
 			return false
 		}
-		for _, pa := range desc.GetPendingActivities() {
+		for _, pa := range desc.RawResponse.GetPendingActivities() {
 			if pa.GetActivityType().GetName() == "ProvisionPostgres" && pa.GetState() == enumspb.PENDING_ACTIVITY_STATE_STARTED {
 				return true
 			}

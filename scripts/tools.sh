@@ -1,10 +1,12 @@
 #!/usr/bin/env bash
-# Builds, caches and prints the paths of the two development tool binaries: the Temporal CLI
-# (which embeds the dev server and the Web UI) and FerretDB (MongoDB wire protocol on SQLite).
+# Builds, caches and prints the paths of the development tool binaries: the Temporal CLI
+# (which embeds the dev server and the Web UI), FerretDB (MongoDB wire protocol on SQLite) and
+# golangci-lint (`make lint`).
 #
 # Usage:
 #   scripts/tools.sh temporal            print the Temporal CLI path, building it if absent
 #   scripts/tools.sh ferretdb            print the FerretDB path, building it if absent
+#   scripts/tools.sh golangci-lint       print the golangci-lint path, building it if absent
 #   scripts/tools.sh [all]               build both if absent, print TEMPORAL_BIN=… FERRETDB_BIN=…
 #   scripts/tools.sh --cached NAME       print the path only if already built (exit 1 otherwise)
 #
@@ -12,6 +14,7 @@
 # on the same machine and each build takes minutes:
 #   ${MISYBOT_TOOLS_CACHE:-$HOME/.cache/misybot/tools}/temporal-v1.5.1/temporal
 #   ${MISYBOT_TOOLS_CACHE:-$HOME/.cache/misybot/tools}/ferretdb-v1.24.2/ferretdb
+#   ${MISYBOT_TOOLS_CACHE:-$HOME/.cache/misybot/tools}/golangci-lint-v2.15.0/golangci-lint
 # and symlinked into .tools/bin/ (gitignored) for convenience. Only paths go to stdout; build
 # progress goes to stderr. A build writes a temporary file and renames it into place, so an
 # interrupted build never leaves a broken binary in the cache; a lock per tool keeps two callers
@@ -23,6 +26,7 @@ CACHE=${MISYBOT_TOOLS_CACHE:-$HOME/.cache/misybot/tools}
 
 TEMPORAL_VERSION=v1.5.1 # keep in step with tools/go.mod
 FERRETDB_VERSION=v1.24.2
+GOLANGCI_LINT_VERSION=v2.15.0 # keep in step with tools/lint/go.mod
 
 log() { echo "tools: $*" >&2; }
 die() {
@@ -35,7 +39,8 @@ cached_path() {
 	case $1 in
 	temporal) echo "$CACHE/temporal-$TEMPORAL_VERSION/temporal" ;;
 	ferretdb) echo "$CACHE/ferretdb-$FERRETDB_VERSION/ferretdb" ;;
-	*) die "unknown tool '$1' (expected temporal or ferretdb)" ;;
+	golangci-lint) echo "$CACHE/golangci-lint-$GOLANGCI_LINT_VERSION/golangci-lint" ;;
+	*) die "unknown tool '$1' (expected temporal, ferretdb or golangci-lint)" ;;
 	esac
 }
 
@@ -49,6 +54,13 @@ link() {
 build_temporal() { # $1: temporary output file
 	[[ -f $REPO/tools/go.mod ]] || die "missing $REPO/tools/go.mod (the tools module)"
 	(cd "$REPO/tools" && go build -o "$1" github.com/temporalio/cli/cmd/temporal)
+}
+
+# golangci-lint has a module of its own (tools/lint), so its many dependencies never meet the
+# Temporal CLI's or the service's in one build list.
+build_golangci-lint() { # $1: temporary output file
+	[[ -f $REPO/tools/lint/go.mod ]] || die "missing $REPO/tools/lint/go.mod (the lint tools module)"
+	(cd "$REPO/tools/lint" && go build -o "$1" github.com/golangci/golangci-lint/v2/cmd/golangci-lint)
 }
 
 # FerretDB cannot be built with `go install …@version`: that binary panics at start with
@@ -103,20 +115,20 @@ ensure() {
 main() {
 	local cmd=${1:-all} bin
 	case $cmd in
-	temporal | ferretdb) ensure "$cmd" ;;
+	temporal | ferretdb | golangci-lint) ensure "$cmd" ;;
 	all)
 		echo "TEMPORAL_BIN=$(ensure temporal)"
 		echo "FERRETDB_BIN=$(ensure ferretdb)"
 		;;
 	--cached)
-		[[ $# -eq 2 ]] || die "usage: $0 --cached temporal|ferretdb"
+		[[ $# -eq 2 ]] || die "usage: $0 --cached temporal|ferretdb|golangci-lint"
 		bin=$(cached_path "$2")
 		[[ -x $bin ]] || exit 1
 		link "$2" "$bin"
 		echo "$bin"
 		;;
 	-h | --help | help) sed -n '2,/^set -euo/{/^#/s/^# \{0,1\}//p}' "${BASH_SOURCE[0]}" ;;
-	*) die "unknown command '$cmd' (try: temporal, ferretdb, all, --cached NAME)" ;;
+	*) die "unknown command '$cmd' (try: temporal, ferretdb, golangci-lint, all, --cached NAME)" ;;
 	esac
 }
 

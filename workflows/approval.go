@@ -1,6 +1,8 @@
 package workflows
 
 import (
+	"cmp"
+
 	"go.temporal.io/sdk/workflow"
 )
 
@@ -23,7 +25,7 @@ func (r *run) awaitApproval(requestedBy string) (approver string, proceed bool) 
 	approver, proceed = r.awaitDecision(StateAwaitingApproval, ApproveSignal, approve, func(approver string) bool {
 		if separate && (approver == "" || approver == requestedBy) {
 			workflow.GetLogger(r.ctx).Warn("approval ignored: the requester cannot approve their own request", "approver", approver)
-			r.progress.Steps[i].LastError = "an approval from " + nonEmpty(approver, "nobody") + " was ignored: the approver must differ from the requester"
+			r.progress.Steps[i].LastError = "an approval from " + cmp.Or(approver, "nobody") + " was ignored: the approver must differ from the requester"
 			return false
 		}
 		return true

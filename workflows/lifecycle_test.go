@@ -71,7 +71,7 @@ func lifecycleEnv(t *testing.T, fail map[string]error) (*testsuite.TestWorkflowE
 		if !ok {
 			return nil
 		}
-		if ff, ok := err.(failFirst); ok {
+		if ff := (failFirst{}); errors.As(err, &ff) {
 			if n <= ff.n {
 				return ff.err
 			}

@@ -1,6 +1,7 @@
 package workflows
 
 import (
+	"cmp"
 	"fmt"
 	"time"
 
@@ -49,7 +50,7 @@ func OffboardTenant(ctx workflow.Context, in OffboardInput) (OffboardResult, err
 	res := OffboardResult{TenantID: in.TenantID}
 	info := workflow.GetInfo(ctx)
 	ref := activities.TenantRef{TenantID: in.TenantID}
-	by := nonEmpty(in.RequestedBy, "operator")
+	by := cmp.Or(in.RequestedBy, "operator")
 	fail := func(err error) (OffboardResult, error) {
 		r.progress.State = StateFailed
 		return res, err
@@ -107,7 +108,7 @@ func OffboardTenant(ctx workflow.Context, in OffboardInput) (OffboardResult, err
 		r.progress.Steps[i].EndedAt = workflow.Now(ctx)
 		r.progress.Steps[i].Status = StepCompleted
 		if cancelled {
-			res.Cancelled, res.CancelledBy = true, nonEmpty(canceller, "operator")
+			res.Cancelled, res.CancelledBy = true, cmp.Or(canceller, "operator")
 			return r.cancelOffboard(in, previous, res)
 		}
 	}

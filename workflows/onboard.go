@@ -1,6 +1,7 @@
 package workflows
 
 import (
+	"cmp"
 	"errors"
 	"fmt"
 	"time"
@@ -91,9 +92,9 @@ func (r *run) onboard(ctx workflow.Context, in OnboardInput, res *OnboardResult,
 	if in.NeedsApproval {
 		approver, proceed := r.awaitApproval(in.RequestedBy)
 		if !proceed {
-			return temporal.NewNonRetryableApplicationError("onboarding rejected by "+nonEmpty(approver, "an operator"), ErrTypeAborted, nil)
+			return temporal.NewNonRetryableApplicationError("onboarding rejected by "+cmp.Or(approver, "an operator"), ErrTypeAborted, nil)
 		}
-		res.ApprovedBy = nonEmpty(approver, "operator")
+		res.ApprovedBy = cmp.Or(approver, "operator")
 		if err := record(ctx, activities.AuditInput{
 			Event: event("approved", "tenant.onboard.approve", activities.OutcomeSuccess, "approved by "+res.ApprovedBy), Platform: true,
 		}); err != nil {
@@ -135,11 +136,4 @@ func (r *run) onboard(ctx workflow.Context, in OnboardInput, res *OnboardResult,
 			TenantID: in.TenantID, To: tenant.StatusActive, From: []tenant.Status{tenant.StatusOnboarding}, Reason: "onboarded",
 		}).Get(ctx, nil)
 	})
-}
-
-func nonEmpty(s, def string) string {
-	if s == "" {
-		return def
-	}
-	return s
 }

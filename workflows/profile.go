@@ -1,6 +1,7 @@
 package workflows
 
 import (
+	"cmp"
 	"strings"
 	"time"
 
@@ -53,7 +54,7 @@ func ChangeTenantProfile(ctx workflow.Context, in ProfileChangeInput) (ProfileCh
 		return record(ctx, activities.AuditInput{Event: ev, Route: true})
 	}
 	if !proceed {
-		res.RejectedBy = nonEmpty(approver, "operator")
+		res.RejectedBy = cmp.Or(approver, "operator")
 		if err := r.step("audit", func(ctx workflow.Context) error {
 			return decision(ctx, activities.OutcomeDenied, "rejected by "+res.RejectedBy)
 		}); err != nil {

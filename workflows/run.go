@@ -1,6 +1,7 @@
 package workflows
 
 import (
+	"cmp"
 	"errors"
 	"time"
 
@@ -193,7 +194,7 @@ func record(ctx workflow.Context, in activities.AuditInput) error {
 
 // operator is the audit actor of an operator's request; "operator" when nobody was named.
 func operator(id string) activities.AuditActor {
-	return activities.AuditActor{Type: activities.ActorOperator, ID: nonEmpty(id, "operator")}
+	return activities.AuditActor{Type: activities.ActorOperator, ID: cmp.Or(id, "operator")}
 }
 
 // compensate registers how to undo the step about to run. Registered before the step, because

@@ -1,6 +1,7 @@
 package workflows
 
 import (
+	"cmp"
 	"time"
 
 	"go.temporal.io/sdk/workflow"
@@ -47,7 +48,7 @@ func changeStatus(ctx workflow.Context, op string, in StatusChangeInput, to tena
 	}
 	var res StatusChangeResult
 	var tr activities.TransitionResult
-	reason := nonEmpty(in.Reason, op+" requested by "+nonEmpty(in.RequestedBy, "operator"))
+	reason := cmp.Or(in.Reason, op+" requested by "+cmp.Or(in.RequestedBy, "operator"))
 	if err := r.step("set-status", func(ctx workflow.Context) error {
 		return workflow.ExecuteActivity(ctx, a.TransitionStatus, activities.TransitionInput{
 			TenantID: in.TenantID, To: to, From: from, Reason: reason,

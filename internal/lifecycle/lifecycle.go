@@ -169,7 +169,7 @@ func (s *Service) Start(ctx context.Context, op Operation, t tenant.Tenant, requ
 
 // running returns the tenant's running lifecycle run, or nil when none runs.
 func (s *Service) running(ctx context.Context, id, runID string) (*Run, error) {
-	desc, err := s.temporal.DescribeWorkflowExecution(ctx, id, runID)
+	desc, err := s.temporal.DescribeWorkflow(ctx, id, runID)
 	var nf *serviceerror.NotFound
 	if errors.As(err, &nf) {
 		return nil, nil
@@ -177,7 +177,7 @@ func (s *Service) running(ctx context.Context, id, runID string) (*Run, error) {
 	if err != nil {
 		return nil, fmt.Errorf("lifecycle: describe %s: %w", id, err)
 	}
-	info := desc.GetWorkflowExecutionInfo()
+	info := desc.RawResponse.GetWorkflowExecutionInfo()
 	if info.GetStatus() != enumspb.WORKFLOW_EXECUTION_STATUS_RUNNING {
 		return nil, nil
 	}
@@ -219,7 +219,7 @@ type OperationStatus struct {
 // progress.
 func (s *Service) Current(ctx context.Context, tenantID string) (OperationStatus, error) {
 	id := workflows.WorkflowID(tenantID)
-	desc, err := s.temporal.DescribeWorkflowExecution(ctx, id, "")
+	desc, err := s.temporal.DescribeWorkflow(ctx, id, "")
 	var nf *serviceerror.NotFound
 	if errors.As(err, &nf) {
 		return OperationStatus{}, ErrNoOperation
@@ -227,7 +227,7 @@ func (s *Service) Current(ctx context.Context, tenantID string) (OperationStatus
 	if err != nil {
 		return OperationStatus{}, fmt.Errorf("lifecycle: describe %s: %w", id, err)
 	}
-	info := desc.GetWorkflowExecutionInfo()
+	info := desc.RawResponse.GetWorkflowExecutionInfo()
 	out := OperationStatus{
 		Run:       Run{WorkflowID: id, RunID: info.GetExecution().GetRunId(), Workflow: info.GetType().GetName()},
 		Status:    statusName(info.GetStatus()),
@@ -236,7 +236,7 @@ func (s *Service) Current(ctx context.Context, tenantID string) (OperationStatus
 	if info.GetCloseTime() != nil {
 		out.ClosedAt = info.GetCloseTime().AsTime()
 	}
-	for _, pa := range desc.GetPendingActivities() {
+	for _, pa := range desc.RawResponse.GetPendingActivities() {
 		p := PendingActivity{
 			ActivityType: pa.GetActivityType().GetName(), State: pa.GetState().String(), Attempt: pa.GetAttempt(),
 			LastFailure: pa.GetLastFailure().GetMessage(),

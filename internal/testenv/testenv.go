@@ -109,7 +109,7 @@ func TenantID(prefix string) string {
 
 // Logger discards output unless the test runs with -v, where it writes to stderr.
 func Logger(t testing.TB) *slog.Logger {
-	var w io.Writer = io.Discard
+	w := io.Discard
 	if testing.Verbose() {
 		w = os.Stderr
 	}

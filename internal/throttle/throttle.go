@@ -10,6 +10,7 @@ package throttle
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"time"
 
@@ -55,13 +56,13 @@ func (g *Guard) Blocked(ctx context.Context, addr, tenantID string) (time.Durati
 		gets[i] = pipe.Get(ctx, k)
 		ttls[i] = pipe.PTTL(ctx, k)
 	}
-	if _, err := pipe.Exec(ctx); err != nil && err != redis.Nil {
+	if _, err := pipe.Exec(ctx); err != nil && !errors.Is(err, redis.Nil) {
 		return 0, fmt.Errorf("throttle: %w", err)
 	}
 	var wait time.Duration
 	for i := range keys {
 		n, err := gets[i].Int64()
-		if err == redis.Nil {
+		if errors.Is(err, redis.Nil) {
 			continue
 		}
 		if err != nil {
