@@ -21,6 +21,7 @@ import (
 	"github.com/misybot/tenancy/internal/audit"
 	"github.com/misybot/tenancy/internal/conversations"
 	"github.com/misybot/tenancy/internal/keyring"
+	"github.com/misybot/tenancy/internal/reconcile"
 	"github.com/misybot/tenancy/internal/registry"
 	"github.com/misybot/tenancy/internal/rls"
 	"github.com/misybot/tenancy/internal/seal"
@@ -54,7 +55,11 @@ type Activities struct {
 	// ExportRecipients are the age recipients archives are encrypted to (EXPORT_RECIPIENT);
 	// without one, the export step fails rather than write plaintext.
 	ExportRecipients []age.Recipient
-	Logger           *slog.Logger
+	// Reports keeps reconciliation reports (activities/reconcile.go); ReconcileAutoRepair runs
+	// a run's safe repairs without waiting for approval (RECONCILE_AUTO_REPAIR).
+	Reports             *reconcile.Reports
+	ReconcileAutoRepair bool
+	Logger              *slog.Logger
 }
 
 // TenantRef names the tenant an activity works on.

@@ -7,6 +7,7 @@ import (
 	"github.com/misybot/tenancy/internal/audit"
 	"github.com/misybot/tenancy/internal/conversations"
 	"github.com/misybot/tenancy/internal/keyring"
+	"github.com/misybot/tenancy/internal/reconcile"
 	"github.com/misybot/tenancy/internal/registry"
 	"github.com/misybot/tenancy/internal/seal"
 	"github.com/misybot/tenancy/internal/tenantdb"
@@ -30,6 +31,7 @@ func (c *Clients) Activities(sealer *seal.Sealer, exportDir string, logger *slog
 		Audit:         c.AuditWriter(sealer),
 		Sealer:        sealer,
 		ExportDir:     exportDir,
+		Reports:       reconcile.NewReports(c.Postgres),
 		Logger:        logger,
 	}
 }
