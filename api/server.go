@@ -59,6 +59,9 @@ type Config struct {
 	// TrustedProxies are the networks whose X-Forwarded-For the API believes (its load
 	// balancers). Empty: the client address is the connection's peer, whatever headers say.
 	TrustedProxies []*net.IPNet
+	// Reconciliation serves the reconciliation reports and runs (api/reconciliation.go); nil:
+	// no such endpoints.
+	Reconciliation *Reconciliation
 	Logger         *slog.Logger
 }
 
@@ -187,6 +190,8 @@ func NewApp(cfg Config) App {
 	e.GET(TenantsPath+"/:tenantId/settings/:key", s.getSetting, append(read, s.tenantScope)...)
 	e.PUT(TenantsPath+"/:tenantId/settings/:key", s.putSetting, append(write, s.tenantScope)...)
 	e.DELETE(TenantsPath+"/:tenantId/settings/:key", s.deleteSetting, append(write, s.tenantScope)...)
+
+	s.reconciliationRoutes(e, cfg.Reconciliation)
 
 	s.auditRoutes(e, op) // before the tenant API: it hooks the tenant API's audit endpoint
 	s.tenantAPIRoutes(e)
