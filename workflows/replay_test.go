@@ -24,7 +24,7 @@ func TestReplayCommittedHistories(t *testing.T) {
 		names[filepath.Base(f)] = true
 	}
 	for _, want := range []string{"onboard-with-approval.json", "provision.json", "suspend.json", "restore.json", "offboard.json", "offboard-cancelled.json",
-		"onboard-four-eyes.json", "profile-change.json", "rotate-master-key.json"} {
+		"onboard-four-eyes.json", "profile-change.json", "rotate-master-key.json", "reconcile.json"} {
 		require.True(t, names[want], "missing history %s", want)
 	}
 	for _, f := range files {
