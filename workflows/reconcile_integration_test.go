@@ -3,8 +3,12 @@ package workflows_test
 import (
 	"bytes"
 	"context"
+	"fmt"
+	"os"
 	"slices"
+	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -271,4 +275,51 @@ func mustTables(t *testing.T, ctx context.Context, s *reconcileStack) []pgx.Iden
 	tables, err := s.acts.Tenants.PurgedTables(ctx)
 	require.NoError(t, err)
 	return tables
+}
+
+// TestReconcileMeasure measures a reconciliation run over RECONCILE_MEASURE tenants (for
+// example 1000), provisioned in every store without drift, on the dev server and the real
+// stores. A measurement, not a test: it asserts only that the run finds nothing, and logs the
+// figures (go test -run TestReconcileMeasure -v ./workflows/ with RECONCILE_MEASURE set).
+func TestReconcileMeasure(t *testing.T) {
+	n, _ := strconv.Atoi(os.Getenv("RECONCILE_MEASURE"))
+	if n <= 0 {
+		t.Skip("set RECONCILE_MEASURE=<tenants> to measure a reconciliation run")
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Minute)
+	defer cancel()
+	s := newReconcileStack(t)
+	p := testenv.TenantID("rm") + "-"
+	start := time.Now()
+	ids := make(chan string)
+	var wg sync.WaitGroup
+	for range 4 {
+		wg.Go(func() {
+			for id := range ids {
+				s.provision(t, ctx, id, tenant.StatusActive)
+			}
+		})
+	}
+	for i := range n {
+		ids <- fmt.Sprintf("%s%05d", p, i)
+	}
+	close(ids)
+	wg.Wait()
+	t.Logf("provisioned %d tenants in %s", n, time.Since(start).Round(time.Millisecond))
+
+	for _, parallel := range []int{1, 8} {
+		runID := fmt.Sprintf("reconcile-measure-%s-p%d", p, parallel)
+		began := time.Now()
+		wr, err := s.cl.Temporal.ExecuteWorkflow(ctx, client.StartWorkflowOptions{ID: runID, TaskQueue: s.queue}, workflows.ReconcileTenants,
+			workflows.ReconcileInput{RequestedBy: "measure", IDPrefix: p, Parallel: parallel})
+		require.NoError(t, err)
+		var res workflows.ReconcileResult
+		require.NoError(t, wr.Get(ctx, &res))
+		took := time.Since(began)
+		require.Equal(t, n, res.Checked)
+		require.Zero(t, res.Summary.Total)
+		t.Logf("parallel %d: %d tenants reconciled in %s (%.1f tenants/s, %.2f ms/tenant); projected for 10,000: %s",
+			parallel, n, took.Round(time.Millisecond), float64(n)/took.Seconds(), float64(took.Milliseconds())/float64(n),
+			(took * time.Duration(10000) / time.Duration(n)).Round(time.Second))
+	}
 }
