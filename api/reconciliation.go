@@ -65,7 +65,7 @@ type reconciliationHandlers struct {
 
 type startReconciliationRequest struct {
 	// IDPrefix limits the run to tenants whose id starts with it.
-	IDPrefix   string `json:"idPrefix" validate:"max=40"`
+	IDPrefix   string `json:"idPrefix"`
 	AutoRepair bool   `json:"autoRepair"`
 }
 

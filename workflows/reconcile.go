@@ -28,8 +28,10 @@ const (
 const (
 	// DefaultReconcilePage is how many tenants one activity checks.
 	DefaultReconcilePage = 100
-	// DefaultReconcileParallel is how many tenants of a page are checked at once.
-	DefaultReconcileParallel = 8
+	// DefaultReconcileParallel is how many tenants of a page are checked at once: the checks
+	// wait on the stores' round trips, which overlap; on a 2-core machine running the stores
+	// too, more than a few only adds contention (README, Reconciliation).
+	DefaultReconcileParallel = 4
 	// DefaultReconcileTenantsPerRun bounds one run's history: past it, the run continues as new.
 	DefaultReconcileTenantsPerRun = 2000
 	// DefaultDecisionWindow is how long a run waits for approval and decisions after its report:

@@ -307,7 +307,7 @@ func TestReconcileMeasure(t *testing.T) {
 	wg.Wait()
 	t.Logf("provisioned %d tenants in %s", n, time.Since(start).Round(time.Millisecond))
 
-	for _, parallel := range []int{1, 8} {
+	for _, parallel := range []int{1, 4, 8} {
 		runID := fmt.Sprintf("reconcile-measure-%s-p%d", p, parallel)
 		began := time.Now()
 		wr, err := s.cl.Temporal.ExecuteWorkflow(ctx, client.StartWorkflowOptions{ID: runID, TaskQueue: s.queue}, workflows.ReconcileTenants,
