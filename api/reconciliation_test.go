@@ -22,7 +22,9 @@ func TestReconciliationMetricAndReport(t *testing.T) {
 	b := setup(t, func(c *api.Config) { c.Reconciliation = &api.Reconciliation{Reports: reports} })
 	runID := "reconcile-metric-" + testenv.TenantID("m")
 	owner := testenv.OwnerPool(t)
-	t.Cleanup(func() { _, _ = owner.Exec(context.Background(), `DELETE FROM reconciliation_runs WHERE run_id = $1`, runID) })
+	t.Cleanup(func() {
+		_, _ = owner.Exec(context.Background(), `DELETE FROM reconciliation_runs WHERE run_id = $1`, runID)
+	})
 	// Dated ahead of every other run of the test database, so it is the latest.
 	at := time.Now().AddDate(100, 0, 0)
 	require.NoError(t, reports.Begin(ctx, reconcile.Run{ID: runID, RequestedBy: "test", StartedAt: at}))

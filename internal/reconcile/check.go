@@ -83,13 +83,12 @@ func (c *Checker) CheckPage(ctx context.Context, prefix, after string, limit, pa
 			for i := range next {
 				d, skipped, err := c.CheckTenant(ctx, ts[i], tables)
 				outs[i] = outcome{d, skipped, err}
-				mu.Lock()
+				mu.Lock() // progress (an activity heartbeat) is called by one goroutine at a time
 				done++
-				n := done
-				mu.Unlock()
 				if progress != nil {
-					progress(n)
+					progress(done)
 				}
+				mu.Unlock()
 			}
 		})
 	}
