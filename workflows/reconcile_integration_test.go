@@ -19,12 +19,14 @@ import (
 
 	"github.com/misybot/tenancy/activities"
 	"github.com/misybot/tenancy/internal/clients"
+	"github.com/misybot/tenancy/internal/keyring"
 	"github.com/misybot/tenancy/internal/lifecycle"
 	"github.com/misybot/tenancy/internal/reconcile"
 	"github.com/misybot/tenancy/internal/registry"
 	"github.com/misybot/tenancy/internal/rls"
 	"github.com/misybot/tenancy/internal/seal"
 	"github.com/misybot/tenancy/internal/tenant"
+	"github.com/misybot/tenancy/internal/tenantdb"
 	"github.com/misybot/tenancy/internal/tenantmongo"
 	"github.com/misybot/tenancy/internal/tenantredis"
 	"github.com/misybot/tenancy/internal/testenv"
@@ -51,7 +53,12 @@ func newReconcileStack(t testing.TB) *reconcileStack {
 	cl := &clients.Clients{Postgres: pool, Mongo: mc, Redis: testenv.RedisClient(t), Temporal: testenv.TemporalClient(t), AuditPlatformDatabase: platformDB}
 	sealer, err := seal.New(bytes.Repeat([]byte{7}, 32))
 	require.NoError(t, err)
-	acts := cl.Activities(sealer, t.TempDir(), testenv.Logger(t))
+	// The stores as the worker wires them, built here field by field.
+	acts := &activities.Activities{
+		Registry: registry.New(pool), Tenants: tenantdb.New(pool), Keys: keyring.New(pool, sealer),
+		Mongo: tenantmongo.New(mc), Redis: tenantredis.New(cl.Redis), Audit: cl.AuditWriter(sealer), Sealer: sealer,
+		ExportDir: t.TempDir(), Reports: reconcile.NewReports(pool), Logger: testenv.Logger(t),
+	}
 	queue := "test-" + testenv.TenantID("rcq")
 	w := wiring.Worker(cl, acts, queue)
 	require.NoError(t, w.Start())

@@ -3,6 +3,7 @@ package workflows_test
 import (
 	"context"
 	"errors"
+	"reflect"
 	"sync"
 	"testing"
 	"time"
@@ -14,7 +15,6 @@ import (
 	"go.temporal.io/sdk/workflow"
 
 	"github.com/misybot/tenancy/activities"
-	"github.com/misybot/tenancy/internal/tenantmongo"
 	"github.com/misybot/tenancy/workflows"
 )
 
@@ -74,13 +74,11 @@ func reconcileEnv(t *testing.T, ids []string, summary activities.ReconcileSummar
 		func(_ context.Context, in activities.DecisionInput) (activities.DecisionPlan, error) {
 			return activities.DecisionPlan{TenantID: "gone-1", Actions: []string{activities.RepairDropMongo}}, nil
 		})
-	env.OnActivity(act.DeprovisionMongo, mock.Anything, mock.Anything).Return(
-		func(_ context.Context, in activities.DeprovisionInput) (tenantmongo.DeprovisionReport, error) {
-			m.mu.Lock()
-			m.dropped = append(m.dropped, in.TenantID)
-			m.mu.Unlock()
-			return tenantmongo.DeprovisionReport{Dropped: true}, nil
-		})
+	env.OnActivity(act.DeprovisionMongo, mock.Anything, mock.Anything).Return(likeActivity(act.DeprovisionMongo, func(in activities.DeprovisionInput) {
+		m.mu.Lock()
+		m.dropped = append(m.dropped, in.TenantID)
+		m.mu.Unlock()
+	}))
 	env.OnActivity(act.CompleteDecision, mock.Anything, mock.Anything).Return(
 		func(_ context.Context, in activities.CompleteDecisionInput) (activities.CompleteDecisionResult, error) {
 			m.mu.Lock()
@@ -96,6 +94,17 @@ func reconcileEnv(t *testing.T, ids []string, summary activities.ReconcileSummar
 			return nil
 		})
 	return env, m
+}
+
+// likeActivity returns a mock of the activity fn (func(context.Context, In) (Out, error)) that
+// calls record with its input and returns Out's zero value: the mock follows the activity's
+// result type wherever it is declared.
+func likeActivity[In any](fn any, record func(In)) any {
+	t := reflect.TypeOf(fn)
+	return reflect.MakeFunc(t, func(args []reflect.Value) []reflect.Value {
+		record(args[1].Interface().(In))
+		return []reflect.Value{reflect.Zero(t.Out(0)), reflect.Zero(t.Out(1))}
+	}).Interface()
 }
 
 // The registry is read a page per activity, and the run continues as new once TenantsPerRun
