@@ -22,6 +22,7 @@ import (
 	"github.com/misybot/tenancy/internal/clients"
 	"github.com/misybot/tenancy/internal/conversations"
 	"github.com/misybot/tenancy/internal/keyring"
+	"github.com/misybot/tenancy/internal/reconcile"
 	"github.com/misybot/tenancy/internal/registry"
 	"github.com/misybot/tenancy/internal/rls"
 	"github.com/misybot/tenancy/internal/seal"
@@ -56,7 +57,11 @@ type Activities struct {
 	// ExportRecipients are the age recipients archives are encrypted to (EXPORT_RECIPIENT);
 	// without one, the export step fails rather than write plaintext.
 	ExportRecipients []age.Recipient
-	Logger           *slog.Logger
+	// Reports keeps reconciliation reports (activities/reconcile.go); ReconcileAutoRepair runs
+	// a run's safe repairs without waiting for approval (RECONCILE_AUTO_REPAIR).
+	Reports             *reconcile.Reports
+	ReconcileAutoRepair bool
+	Logger              *slog.Logger
 }
 
 // TenantRef names the tenant an activity works on.
@@ -298,6 +303,7 @@ func New(d Deps) *Activities {
 		Audit:         c.AuditWriter(d.Sealer),
 		Sealer:        d.Sealer,
 		ExportDir:     d.ExportDir,
+		Reports:       reconcile.NewReports(c.Postgres),
 		Logger:        d.Logger,
 	}
 }

@@ -60,6 +60,9 @@ type Config struct {
 	// TrustedProxies are the networks whose X-Forwarded-For the API believes (its load
 	// balancers). Empty: the client address is the connection's peer, whatever headers say.
 	TrustedProxies []*net.IPNet
+	// Reconciliation serves the reconciliation reports and runs (api/reconciliation.go); nil:
+	// no such endpoints.
+	Reconciliation *Reconciliation
 	Logger         *slog.Logger
 }
 
@@ -213,6 +216,7 @@ func newServer(cfg Config) (*Server, App) {
 	s.audited(e.PUT(TenantsPath+"/:tenantId/settings/:key", s.putSetting, append(write, s.tenantScope)...), "tenant.setting.put")
 	s.audited(e.DELETE(TenantsPath+"/:tenantId/settings/:key", s.deleteSetting, append(write, s.tenantScope)...), "tenant.setting.delete")
 
+	s.reconciliationRoutes(e, cfg.Reconciliation)
 	s.auditRoutes(e, op)
 	s.tenantAPIRoutes(e)
 	return s, App{Public: e, Ops: ops}

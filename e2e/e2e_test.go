@@ -33,6 +33,7 @@ import (
 	"github.com/misybot/tenancy/internal/keyring"
 	"github.com/misybot/tenancy/internal/lifecycle"
 	"github.com/misybot/tenancy/internal/operators"
+	"github.com/misybot/tenancy/internal/reconcile"
 	"github.com/misybot/tenancy/internal/registry"
 	"github.com/misybot/tenancy/internal/rls"
 	"github.com/misybot/tenancy/internal/seal"
@@ -120,6 +121,8 @@ func newStack(t *testing.T, withWorker bool) *stack {
 		Audit:     cl.AuditWriter(sealer),
 		ExportDir: s.exports,
 		Logger:    testenv.Logger(t),
+
+		Reconciliation: &api.Reconciliation{Reports: reconcile.NewReports(app), Reconciler: lifecycle.NewReconciler(s.temporal, s.queue)},
 	})
 	srv := httptest.NewServer(e)
 	t.Cleanup(srv.Close)

@@ -58,6 +58,8 @@ commands:
   rotate-master-key
             re-wrap every tenant's data keys and secrets under TENANT_MASTER_KEY's version
             (after every process runs with it and the old key in TENANT_MASTER_KEY_PREVIOUS)
+  reconcile [run|show|repair|decide|close] …
+            compare the registry with the stores and repair drift (see README, Reconciliation)
   export-keygen
             print a new age identity for EXPORT_RECIPIENT (its public key) and for decrypting archives
   operator create <name> <platform-admin|operator|auditor>
@@ -105,6 +107,8 @@ func main() {
 		err = operatorCommand(ctx, cfg, os.Args[2:])
 	case "rotate-master-key":
 		err = rotateMasterKey(ctx, cfg, logger)
+	case "reconcile":
+		err = reconcileCommand(ctx, cfg, logger, os.Args[2:])
 	case "verify-isolation":
 		err = verifyIsolation(ctx, cfg, logger)
 	default:

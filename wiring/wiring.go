@@ -20,6 +20,7 @@ import (
 	"github.com/misybot/tenancy/internal/keyring"
 	"github.com/misybot/tenancy/internal/lifecycle"
 	"github.com/misybot/tenancy/internal/operators"
+	"github.com/misybot/tenancy/internal/reconcile"
 	"github.com/misybot/tenancy/internal/registry"
 	"github.com/misybot/tenancy/internal/seal"
 	"github.com/misybot/tenancy/internal/tenantdb"
@@ -58,6 +59,7 @@ func API(cfg config.Config, c *clients.Clients, sealer *seal.Sealer, logger *slo
 		Throttle:       throttle.New(c.Redis),
 		ExportDir:      cfg.ExportDir,
 		TrustedProxies: cfg.TrustedProxies,
+		Reconciliation: &api.Reconciliation{Reports: reconcile.NewReports(c.Postgres), Reconciler: lifecycle.NewReconciler(c.Temporal, cfg.TaskQueue)},
 		Logger:         logger,
 	})
 }

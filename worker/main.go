@@ -60,6 +60,7 @@ func main() {
 
 	acts := activities.New(activities.Deps{Clients: c, Sealer: sealer, ExportDir: cfg.ExportDir, Logger: logger})
 	acts.ExportRecipients = cfg.ExportRecipients
+	acts.ReconcileAutoRepair = cfg.ReconcileAutoRepair
 	if len(acts.ExportRecipients) == 0 {
 		if cfg.Env == config.EnvProduction {
 			logger.Error("worker: refusing to start", "err", "EXPORT_RECIPIENT is not set: offboarding archives are written only encrypted to an operator's age key (starter export-keygen makes one)")
@@ -107,5 +108,9 @@ func startAudit(acts *activities.Activities, c *clients.Clients, taskQueue strin
 		return err
 	}
 	logger.Info("audit retention schedule", "id", schedule.AuditRetentionID(taskQueue), "created", created)
+	if created, err = schedule.EnsureReconciliation(ctx, c.Temporal, taskQueue); err != nil {
+		return err
+	}
+	logger.Info("reconciliation schedule", "id", schedule.ReconciliationID(taskQueue), "created", created)
 	return nil
 }

@@ -14,4 +14,5 @@ func Register(w worker.WorkflowRegistry) {
 	w.RegisterWorkflow(ApplyAuditRetention)
 	w.RegisterWorkflow(ChangeTenantProfile)
 	w.RegisterWorkflow(RotateMasterKey)
+	w.RegisterWorkflow(ReconcileTenants)
 }

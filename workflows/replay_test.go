@@ -31,7 +31,7 @@ func TestReplayCommittedHistories(t *testing.T) {
 	}
 	for _, want := range []string{"onboard-with-approval.json", "provision.json", "suspend.json", "restore.json", "offboard.json", "offboard-cancelled.json",
 		"onboard-four-eyes.json", "profile-change.json", "rotate-master-key.json",
-		"rotate-tenant-key.json", "audit-retention-continue-as-new.json", "offboard-parked-retry.json", "offboard-parked-abort.json"} {
+		"rotate-tenant-key.json", "audit-retention-continue-as-new.json", "offboard-parked-retry.json", "offboard-parked-abort.json", "reconcile.json"} {
 		require.True(t, names[want], "missing history %s", want)
 	}
 	for _, f := range files {

@@ -84,7 +84,10 @@ type Config struct {
 	// AuditPlatformDatabase is the MongoDB database of the platform audit chain. Every process
 	// of a deployment must use the same one; tests give their worker processes their own.
 	AuditPlatformDatabase string
-	LogLevel              slog.Level
+	// ReconcileAutoRepair runs reconciliation's safe repairs (missing index, missing or stale
+	// context record) without waiting for an approval (RECONCILE_AUTO_REPAIR, default false).
+	ReconcileAutoRepair bool
+	LogLevel            slog.Level
 }
 
 // Defaults match the servers `make dev` starts on 127.0.0.1.
@@ -122,7 +125,7 @@ func FromLookup(lookup func(string) (string, bool)) (Config, error) {
 			*dst = strings.TrimSpace(v)
 		}
 	}
-	var env, masterKey, previousKeys, shutdown, level, grace, overlap, proxies, recipients, exportRetention string
+	var env, masterKey, previousKeys, shutdown, level, grace, overlap, proxies, recipients, exportRetention, autoRepair string
 	get("APP_ENV", &env)
 	get("DATABASE_URL", &c.DatabaseURL)
 	get("MIGRATE_DATABASE_URL", &c.MigrateDatabaseURL)
@@ -145,6 +148,7 @@ func FromLookup(lookup func(string) (string, bool)) (Config, error) {
 	get("EXPORT_RETENTION", &exportRetention)
 	get("SECRET_ROTATION_OVERLAP", &overlap)
 	get("AUDIT_PLATFORM_DATABASE", &c.AuditPlatformDatabase)
+	get("RECONCILE_AUTO_REPAIR", &autoRepair)
 
 	var errs []error
 	bad := func(name, format string, args ...any) {
@@ -289,6 +293,13 @@ func FromLookup(lookup func(string) (string, bool)) (Config, error) {
 	// MongoDB driver: a safe database name that cannot be a tenant's ("tenant_" + id).
 	if !platformDatabase.MatchString(c.AuditPlatformDatabase) || strings.HasPrefix(c.AuditPlatformDatabase, "tenant_") {
 		bad("AUDIT_PLATFORM_DATABASE", "must be 1 to 63 lowercase letters, digits or '_', starting with a letter and not with \"tenant_\"")
+	}
+	if autoRepair != "" {
+		b, err := strconv.ParseBool(autoRepair)
+		if err != nil {
+			bad("RECONCILE_AUTO_REPAIR", "must be true or false, got %q", autoRepair)
+		}
+		c.ReconcileAutoRepair = b
 	}
 	if level != "" {
 		if err := c.LogLevel.UnmarshalText([]byte(level)); err != nil {

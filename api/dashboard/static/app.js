@@ -7,6 +7,7 @@
 //    travels only in the Authorization header, never in a URL.
 
 const API = '/api/meta-agent/tenants';
+const RECONCILE_API = '/api/meta-agent/reconciliation';
 const TEMPORAL_UI = 'http://127.0.0.1:8233/namespaces/default/workflows/';
 const TOKEN_KEY = 'misybot.operatorToken';
 const SIGNAL_NAME_KEY = 'misybot.signalName';
@@ -218,7 +219,7 @@ const state = {
 // ---- Views ----
 
 function showOnly(id) {
-  for (const v of ['placeholder-view', 'tenant-view', 'register-view']) $(v).hidden = v !== id;
+  for (const v of ['placeholder-view', 'tenant-view', 'register-view', 'reconcile-view']) $(v).hidden = v !== id;
 }
 
 function showLogin() {
@@ -254,6 +255,7 @@ function parseRoute() {
     parts = [];
   }
   if (parts[0] === 'new') return { view: 'new' };
+  if (parts[0] === 'reconciliation') return { view: 'reconciliation', runId: parts[1] || '' };
   if (parts[0] === 'tenants' && ID_RE.test(parts[1] || '')) {
     return { view: 'tenant', id: parts[1], tab: TABS.includes(parts[2]) ? parts[2] : 'overview' };
   }
@@ -274,6 +276,9 @@ async function route() {
     $('r-tenantId').focus();
   } else if (r.view === 'tenant') {
     await openTenant(r.id, r.tab, nav);
+  } else if (r.view === 'reconciliation') {
+    showOnly('reconcile-view');
+    await loadReconciliation(r.runId);
   } else {
     showOnly('placeholder-view');
   }
@@ -956,6 +961,96 @@ async function submitRegister(e) {
   }
 }
 
+// ---- Reconciliation ----
+
+// loadReconciliation shows a run's report (the latest when runId is empty): its summary, and
+// each drift with what was expected and found; platform admins approve the safe repairs and
+// decide on each deletion from here.
+async function loadReconciliation(runId) {
+  clearSlot('rc-error');
+  let rep;
+  try {
+    rep = await getJSON(RECONCILE_API + (runId ? '/' + enc(runId) : '') + '?limit=1000');
+  } catch (err) {
+    if (err.status === 404 && !runId) {
+      $('rc-body').replaceChildren(el('p', { class: 'muted empty' }, 'No reconciliation has run yet. "Run now" starts one.'));
+      return;
+    }
+    $('rc-body').replaceChildren();
+    showError('rc-error', err);
+    return;
+  }
+  const s = rep.summary || {};
+  const open = rep.status !== 'closed';
+  const head = el('dl', { class: 'fields compact' },
+    ...field('Run', el('span', { class: 'mono' }, rep.runId)),
+    ...field('Status', badge(rep.status)),
+    ...field('Requested by', rep.requestedBy || '—'),
+    ...field('Started', timeCell(rep.startedAt)),
+    ...field('Reported', rep.reportedAt ? timeCell(rep.reportedAt) : '—'),
+    ...field('Tenants checked', String(rep.tenantsChecked) + (rep.tenantsSkipped ? ' (' + rep.tenantsSkipped + ' skipped: changed while checked)' : '')),
+    ...field('Drifts', String(s.total || 0) + ' found · ' + String(s.safeOpen || 0) + ' safe repairs waiting · ' + String(s.decisionsOpen || 0) + ' decisions waiting'),
+    ...field('Approved by', rep.approvedBy || '—'),
+    ...field('History', temporalLink(rep.runId)),
+  );
+  const parts = [head];
+  if (open && s.safeOpen > 0 && rep.status === 'reported') {
+    parts.push(el('button', { type: 'button', class: 'primary', onclick: () => reconcileSignal(rep.runId, 'repair') }, 'Approve safe repairs (' + s.safeOpen + ')'));
+  }
+  const rows = (rep.drifts || []).map((d) => el('tr', null,
+    el('td', { class: 'mono small' }, d.tenantId),
+    el('td', null, d.store),
+    el('td', null, badge(d.kind)),
+    el('td', null, badge(d.severity)),
+    el('td', { class: 'small' }, d.expected),
+    el('td', { class: 'small' }, d.found),
+    el('td', null, d.repair),
+    el('td', null, badge(d.state), d.note ? el('div', { class: 'small muted' }, d.note) : null),
+    el('td', null, open && rep.status === 'reported' && d.repair === 'decision' && (d.state === 'open' || d.state === 'failed') ?
+      el('button', { type: 'button', class: 'danger', onclick: () => reconcileDecide(rep.runId, d) }, 'Repair…') : '')));
+  parts.push(el('div', { class: 'table-wrap' }, el('table', { class: 'steps' },
+    el('thead', null, el('tr', null, ['Tenant', 'Store', 'Kind', 'Severity', 'Expected', 'Found', 'Repair', 'State', ''].map((h) => el('th', { scope: 'col' }, h)))),
+    el('tbody', null, rows.length ? rows : el('tr', null, el('td', { colspan: 9, class: 'muted' }, 'No drift.'))))));
+  if (rep.nextCursor) parts.push(el('p', { class: 'muted small' }, 'More drifts than shown: read them with the API (cursor).'));
+  $('rc-body').replaceChildren(...parts);
+}
+
+async function startReconciliation() {
+  clearSlot('rc-error');
+  try {
+    const { data } = await send('POST', RECONCILE_API, {});
+    location.hash = '#/reconciliation/' + enc(data.runId);
+  } catch (err) {
+    showError('rc-error', err);
+  }
+}
+
+async function reconcileSignal(runId, what) {
+  try {
+    await send('POST', RECONCILE_API + '/' + enc(runId) + '/' + what, undefined);
+    note('rc-error', 'info', 'Sent; the report updates as the run repairs.');
+    setTimeout(() => loadReconciliation(runId), POLL_MS);
+  } catch (err) {
+    showError('rc-error', err);
+  }
+}
+
+async function reconcileDecide(runId, d) {
+  const ok = await confirmDialog({
+    title: 'Repair ' + d.kind, danger: true, okLabel: 'Repair',
+    message: d.tenantId + ' (' + d.store + '): expected ' + d.expected + '; found ' + d.found + '. The run checks it again, then repairs it; this is audited under your name.',
+    typed: d.tenantId,
+  });
+  if (!ok) return;
+  try {
+    await send('POST', RECONCILE_API + '/' + enc(runId) + '/decisions', { driftId: d.id });
+    note('rc-error', 'info', 'Decision sent for ' + d.id + '.');
+    setTimeout(() => loadReconciliation(runId), POLL_MS);
+  } catch (err) {
+    showError('rc-error', err);
+  }
+}
+
 // ---- Start ----
 
 function init() {
@@ -990,6 +1085,8 @@ function init() {
   $('load-more').addEventListener('click', () => loadList(false));
 
   $('op-refresh').addEventListener('click', () => { state.poll.last = ''; loadOperation(); });
+  $('rc-start').addEventListener('click', startReconciliation);
+  $('rc-refresh').addEventListener('click', () => loadReconciliation(parseRoute().runId || ''));
 
   $('audit-filters').addEventListener('submit', (e) => { e.preventDefault(); loadAudit(true); });
   $('audit-more').addEventListener('click', () => loadAudit(false));
