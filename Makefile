@@ -42,10 +42,10 @@ test-short: ## only the tests that need no server (seconds): unit, fuzz seeds, w
 	go test -short -count=1 ./...
 
 .PHONY: bench
-bench: services ## onboarding end to end against the Temporal floor, then the Go benchmarks; report in .bench/
+bench: services ## the package benchmarks, then the product end to end against its baselines; report in .bench/
 	@mkdir -p .bench
-	$(BENCH_ENV) go run ./bench $(BENCH_FLAGS)
 	go test -run '^$$' -bench . -benchmem ./... | tee .bench/go-bench.txt
+	$(BENCH_ENV) go run ./bench -gobench .bench/go-bench.txt $(BENCH_FLAGS)
 
 .PHONY: lint
 lint: ## gofmt, go vet, golangci-lint (.golangci.yml), shellcheck on the scripts, go.mod tidy

@@ -1,14 +1,20 @@
-// Command bench measures onboarding end to end (API request to active tenant) against the
-// Temporal floor, on real servers, and writes a report. `make bench` runs it on a database of
-// its own (tenancy_bench), which it empties first: the "empty platform" figures need one.
+// Command bench measures the product end to end on real servers and writes a report. `make
+// bench` runs it on a database of its own (tenancy_bench), which it empties first: the "empty
+// platform" figures need one.
 //
 // Every figure is a ratio against a baseline measured in the same run on the same machine:
 //   - onboarding at concurrency 1 on an empty platform, against the floor workflow (same shape,
 //     no-op activities, same dev server and worker);
-//   - onboarding at concurrency 16, throughput and p50, against the floor at concurrency 16;
-//   - onboarding at concurrency 1 again after -tenants onboardings, against the empty platform.
+//   - a signed tenant API read against a bare Echo handler, same load generator;
+//   - suspend and restore against floor workflows of their shapes;
+//   - onboarding at concurrency 16, throughput and p50, against the floor at concurrency 16, in
+//     rounds, and sustained for -sustain;
+//   - this process's memory and the management API's list and GET latency at 1,000 tenants and
+//     at -scale tenants;
+//   - onboarding at concurrency 1 again after -tenants onboardings, against the empty platform;
+//   - the package benchmarks (-gobench, written by `make bench` first), as their own pairs.
 //
-// Usage: go run ./bench [-tenants 2000] [-samples 30] [-out .bench]
+// Usage: go run ./bench [-tenants 2000] [-scale 10000] [-samples 30] [-out .bench]
 package main
 
 import (
@@ -52,6 +58,10 @@ func main() {
 	rounds := flag.Int("rounds", 4, "floor/onboarding pairs at concurrency 16, in alternating order; the report takes the median round")
 	out := flag.String("out", ".bench", "report folder")
 	cpuProfile := flag.String("cpuprofile", "", "write this process's CPU profile (API, worker, shipper) to the file")
+	scale := flag.Int("scale", 10000, "the larger size of the memory and list/GET figures (the smaller is 1,000, or a tenth below 10,000); 0 skips them")
+	sustain := flag.Duration("sustain", time.Minute, "how long the sustained concurrency-16 throughput runs (each of floor and onboarding); 0 skips it")
+	apiLoad := flag.Duration("apiload", 10*time.Second, "how long each tenant API load run lasts; 0 skips it")
+	goBenchFile := flag.String("gobench", "", "output of go test -bench to fold into the report")
 	flag.Parse()
 	if *cpuProfile != "" {
 		f, err := os.Create(*cpuProfile)
@@ -64,7 +74,9 @@ func main() {
 		}
 		defer pprof.StopCPUProfile()
 	}
-	if err := run(*tenants, *samples, *burst, max(*rounds, 1), *out); err != nil {
+	opts := options{tenants: *tenants, samples: *samples, burst: *burst, rounds: max(*rounds, 1), scale: *scale,
+		sustain: *sustain, apiLoad: *apiLoad, goBench: *goBenchFile, out: *out}
+	if err := run(opts); err != nil {
 		pprof.StopCPUProfile()
 		fmt.Fprintln(os.Stderr, "bench:", err)
 		os.Exit(1)
@@ -83,7 +95,14 @@ type bench struct {
 	logger   *slog.Logger
 }
 
-func run(tenants, samples, burst, rounds int, outDir string) error {
+type options struct {
+	tenants, samples, burst, rounds, scale int
+	sustain, apiLoad                       time.Duration
+	goBench, out                           string
+}
+
+func run(o options) error {
+	tenants, samples, burst, rounds, outDir := o.tenants, o.samples, o.burst, o.rounds, o.out
 	cfg, err := config.FromEnv()
 	if err != nil {
 		return err
@@ -118,6 +137,7 @@ func run(tenants, samples, burst, rounds int, outDir string) error {
 	acts := activities.New(activities.Deps{Clients: c, Sealer: sealer, ExportDir: filepath.Join(os.TempDir(), "tenancy-bench-exports"), Logger: logger})
 	w := wiring.Worker(c, acts, cfg.TaskQueue)
 	registerFloor(w)
+	registerStatusFloor(w)
 	if err := w.Start(); err != nil {
 		return err
 	}
@@ -146,6 +166,24 @@ func run(tenants, samples, burst, rounds int, outDir string) error {
 	if err != nil {
 		return err
 	}
+	var extra []row
+	if o.apiLoad > 0 {
+		signed, bare, err := b.tenantAPIRead(ctx, 16, o.apiLoad)
+		if err != nil {
+			return err
+		}
+		r.Loads = []loadResult{signed, bare}
+		extra = append(extra,
+			row{"Signed tenant API read (requests/s), concurrency 16, vs a bare Echo handler", signed.Throughput, bare.Throughput, ratio(signed.Throughput, bare.Throughput), "≥ 0.5"},
+			row{"Signed tenant API read p50 (ms) vs the bare handler", signed.P50, bare.P50, ratio(signed.P50, bare.P50), ""})
+	}
+	suspend, restore, floorSuspend, floorRestore, err := b.suspendRestore(ctx, samples)
+	if err != nil {
+		return err
+	}
+	extra = append(extra,
+		row{"Suspend p50 (ms), concurrency 1, vs its floor (3 no-op steps)", suspend.P50, floorSuspend.P50, ratio(suspend.P50, floorSuspend.P50), ""},
+		row{"Restore p50 (ms), concurrency 1, vs its floor (2 no-op steps)", restore.P50, floorRestore.P50, ratio(restore.P50, floorRestore.P50), ""})
 	// Concurrency 16 in pairs, floor then onboarding, several times: a dev server on two cores
 	// has stalls of its own (a run now and then waits seconds for a task), which decide a
 	// single round's throughput. The report takes the round with the (lower) median throughput ratio.
@@ -186,11 +224,33 @@ func run(tenants, samples, burst, rounds int, outDir string) error {
 	floor16.P50, onb16.P50 = (lo.floor.P50+hi.floor.P50)/2, (lo.onb.P50+hi.onb.P50)/2
 	floor16.P99, onb16.P99 = (lo.floor.P99+hi.floor.P99)/2, (lo.onb.P99+hi.onb.P99)/2
 	medianRatio := (lo.onb.Throughput/lo.floor.Throughput + hi.onb.Throughput/hi.floor.Throughput) / 2
-	fill := tenants - int(b.seq.Load())
-	if fill > 0 {
-		if _, err := b.phase(fmt.Sprintf("filling to %d tenants, concurrency 16", tenants), fill, 16, b.onboard); err != nil {
+	var sustainedPhases []phase
+	if o.sustain > 0 {
+		sf, err := b.sustained("floor, concurrency 16, sustained", 16, o.sustain, b.floor)
+		if err != nil {
 			return err
 		}
+		so, err := b.sustained("onboarding, concurrency 16, sustained", 16, o.sustain, b.onboard)
+		if err != nil {
+			return err
+		}
+		sustainedPhases = []phase{sf, so}
+		extra = append(extra, row{fmt.Sprintf("Onboarding throughput (runs/s) sustained for %s, concurrency 16, vs floor", o.sustain), so.Throughput, sf.Throughput, ratio(so.Throughput, sf.Throughput), "≥ 0.8"})
+	}
+	// The smaller size of the scale figures: 1,000 for -scale 10000, a tenth of -scale below.
+	smallScale := min(1000, o.scale/10)
+	if o.scale > smallScale {
+		if err := b.fillTo(smallScale); err != nil {
+			return err
+		}
+		p, err := b.measureScale(ctx, samples*5)
+		if err != nil {
+			return err
+		}
+		r.Scale = append(r.Scale, p)
+	}
+	if err := b.fillTo(tenants); err != nil {
+		return err
 	}
 	full1, err := b.phase(fmt.Sprintf("onboarding, concurrency 1, after %d tenants", b.seq.Load()), samples, 1, b.onboard)
 	if err != nil {
@@ -199,6 +259,23 @@ func run(tenants, samples, burst, rounds int, outDir string) error {
 	floorAfter, err := b.phase("floor, concurrency 1, again", samples, 1, b.floor)
 	if err != nil {
 		return err
+	}
+
+	if o.scale > smallScale {
+		if err := b.fillTo(o.scale); err != nil {
+			return err
+		}
+		p, err := b.measureScale(ctx, samples*5)
+		if err != nil {
+			return err
+		}
+		r.Scale = append(r.Scale, p)
+		small, large := r.Scale[0], r.Scale[1]
+		extra = append(extra,
+			row{fmt.Sprintf("Process RSS (MiB: API, worker, shipper), %d vs %d tenants", large.Tenants, small.Tenants), large.RSSMiB, small.RSSMiB, ratio(large.RSSMiB, small.RSSMiB), "< 1.5"},
+			row{fmt.Sprintf("Go heap in use (MiB), %d vs %d tenants", large.Tenants, small.Tenants), large.HeapMiB, small.HeapMiB, ratio(large.HeapMiB, small.HeapMiB), ""},
+			row{fmt.Sprintf("List tenants p50 (ms), %d vs %d tenants", large.Tenants, small.Tenants), large.ListP50, small.ListP50, ratio(large.ListP50, small.ListP50), "< 1.2"},
+			row{fmt.Sprintf("Get one tenant p50 (ms), %d vs %d tenants", large.Tenants, small.Tenants), large.GetP50, small.GetP50, ratio(large.GetP50, small.GetP50), "< 1.2"})
 	}
 
 	r.Rows = []row{
@@ -214,11 +291,17 @@ func run(tenants, samples, burst, rounds int, outDir string) error {
 		{fmt.Sprintf("Onboarding over floor p50, concurrency 1, after %d tenants vs empty (drift removed)", full1.Tenants),
 			ratio(full1.P50, floorAfter.P50), ratio(empty1.P50, floor1.P50), ratio(ratio(full1.P50, floorAfter.P50), ratio(empty1.P50, floor1.P50)), ""},
 	}
-	r.Phases = []phase{floor1, empty1}
+	r.Rows = append(r.Rows, extra...)
+	r.Rows = append(r.Rows, goBenchRows(readGoBench(o.goBench))...)
+	r.Phases = []phase{floor1, empty1, suspend, restore, floorSuspend, floorRestore}
 	for _, p := range pairs {
 		r.Phases = append(r.Phases, p.floor, p.onb)
 	}
+	r.Phases = append(r.Phases, sustainedPhases...)
 	r.Phases = append(r.Phases, full1, floorAfter)
+	if err := writeHistogram(filepath.Join(outDir, "latency.svg"), []phase{floor1, empty1, lo.floor, lo.onb, floorAfter, full1}); err != nil {
+		return err
+	}
 	r.Finished = time.Now().UTC()
 	return r.write(outDir)
 }
@@ -324,28 +407,52 @@ func (b *bench) measure(n, conc int, op func(context.Context) error) (phase, err
 
 // onboard registers and onboards a new tenant through the API and waits for its run to end.
 func (b *bench) onboard(ctx context.Context) error {
-	id := fmt.Sprintf("%st%05d", b.prefix, b.seq.Add(1))
+	_, _, err := b.onboardWithSecret(ctx)
+	return err
+}
+
+// onboardWithSecret is onboard, returning the tenant's id and the secret the answer carried.
+func (b *bench) onboardWithSecret(ctx context.Context) (id, secret string, err error) {
+	id = fmt.Sprintf("%st%05d", b.prefix, b.seq.Add(1))
 	body := `{"tenantId":"` + id + `","tenantName":"Bench ` + id + `","contactEmail":"ops@` + id + `.test","tenantType":"standard","allowedOrigins":["https://` + id + `.test"]}`
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, b.url+"/api/meta-agent/tenants/onboard", strings.NewReader(body))
+	var started struct {
+		WorkflowID, RunID string
+		Secret            string `json:"tenantSecret"`
+	}
+	if err := b.operatorDo(ctx, http.MethodPost, "/api/meta-agent/tenants/onboard", body, http.StatusAccepted, &started); err != nil {
+		return "", "", err
+	}
+	return id, started.Secret, b.temporal.GetWorkflow(ctx, started.WorkflowID, started.RunID).Get(ctx, nil)
+}
+
+// operatorDo sends a management API request with the operator token and decodes the answer
+// into out (may be nil); an answer other than want is an error.
+func (b *bench) operatorDo(ctx context.Context, method, path, body string, want int, out any) error {
+	var r io.Reader
+	if body != "" {
+		r = strings.NewReader(body)
+	}
+	req, err := http.NewRequestWithContext(ctx, method, b.url+path, r)
 	if err != nil {
 		return err
 	}
 	req.Header.Set("Authorization", "Bearer "+b.token)
-	req.Header.Set("Content-Type", "application/json")
+	if body != "" {
+		req.Header.Set("Content-Type", "application/json")
+	}
 	res, err := http.DefaultClient.Do(req)
 	if err != nil {
 		return err
 	}
 	raw, _ := io.ReadAll(res.Body)
-	res.Body.Close()
-	if res.StatusCode != http.StatusAccepted {
-		return fmt.Errorf("onboard %s: %d %s", id, res.StatusCode, raw)
+	_ = res.Body.Close()
+	if res.StatusCode != want {
+		return fmt.Errorf("%s %s: %d %s", method, path, res.StatusCode, raw)
 	}
-	var started struct{ WorkflowID, RunID string }
-	if err := json.Unmarshal(raw, &started); err != nil {
-		return err
+	if out == nil {
+		return nil
 	}
-	return b.temporal.GetWorkflow(ctx, started.WorkflowID, started.RunID).Get(ctx, nil)
+	return json.Unmarshal(raw, out)
 }
 
 // floor starts the floor workflow and waits for it.
@@ -357,6 +464,50 @@ func (b *bench) floor(ctx context.Context) error {
 	}
 	return run.Get(ctx, nil)
 }
+
+// measureFor runs op at concurrency conc until d has passed (runs started by then finish), and
+// returns the latencies.
+func (b *bench) measureFor(d time.Duration, conc int, op func(context.Context) error) (phase, error) {
+	var (
+		mu       sync.Mutex
+		lat      []float64
+		firstErr error
+		wg       sync.WaitGroup
+		done     atomic.Int64
+	)
+	start := time.Now()
+	deadline := start.Add(d)
+	stopProgress := progress(-1, &done)
+	for range conc {
+		wg.Go(func() {
+			for time.Now().Before(deadline) {
+				ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+				t0 := time.Now()
+				err := op(ctx)
+				l := float64(time.Since(t0).Microseconds()) / 1000
+				cancel()
+				done.Add(1)
+				mu.Lock()
+				lat = append(lat, l)
+				if err != nil && firstErr == nil {
+					firstErr = err
+				}
+				mu.Unlock()
+				if err != nil {
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+	stopProgress()
+	elapsed := time.Since(start)
+	p := phase{Concurrency: conc, Latencies: lat, Elapsed: elapsed, Throughput: float64(len(lat)) / elapsed.Seconds()}
+	p.summarize()
+	return p, firstErr
+}
+
+func sortFloats(s []float64) { slices.Sort(s) }
 
 func quantile(sorted []float64, q float64) float64 {
 	if len(sorted) == 0 {
@@ -386,7 +537,11 @@ func progress(n int, done *atomic.Int64) func() {
 			case <-stop:
 				return
 			case <-t.C:
-				fmt.Fprintf(os.Stderr, "  … %d/%d\n", done.Load(), n)
+				if n < 0 {
+					fmt.Fprintf(os.Stderr, "  … %d\n", done.Load())
+				} else {
+					fmt.Fprintf(os.Stderr, "  … %d/%d\n", done.Load(), n)
+				}
 			}
 		}
 	}()

@@ -27,6 +27,9 @@ type report struct {
 	Tenants  int       `json:"tenants"`
 	Rows     []row     `json:"rows"`
 	Phases   []phase   `json:"phases"`
+	// Loads are the tenant API load runs; Scale the memory and list/GET figures per size.
+	Loads []loadResult `json:"loads,omitempty"`
+	Scale []scalePoint `json:"scale,omitempty"`
 }
 
 func machine() string {
@@ -50,6 +53,13 @@ func (r report) write(dir string) error {
 	for _, p := range r.Phases {
 		fmt.Fprintf(&md, "| %s | %d | %d | %d | %.1f | %.1f | %.2f |\n", p.Name, p.Runs, p.Concurrency, p.Tenants, p.P50, p.P99, p.Throughput)
 	}
+	if len(r.Scale) > 0 {
+		md.WriteString("\n| tenants | RSS MiB | heap MiB | list p50 | list p99 | get p50 | get p99 |\n|---:|---:|---:|---:|---:|---:|---:|\n")
+		for _, p := range r.Scale {
+			fmt.Fprintf(&md, "| %d | %.0f | %.0f | %.1f | %.1f | %.1f | %.1f |\n", p.Tenants, p.RSSMiB, p.HeapMiB, p.ListP50, p.ListP99, p.GetP50, p.GetP99)
+		}
+	}
+	md.WriteString("\nLatency histograms: latency.svg.\n")
 	if err := os.WriteFile(filepath.Join(dir, "onboarding.md"), []byte(md.String()), 0o644); err != nil {
 		return err
 	}
