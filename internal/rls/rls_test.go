@@ -371,3 +371,40 @@ func TestVerifyCatchesDefinerFunctionsWithoutPgTemp(t *testing.T) {
 	require.Contains(t, err.Error(), name+".half()")
 	require.NotContains(t, err.Error(), name+".fine()")
 }
+
+// ReadRow, the one-round-trip read: it sees only its tenant's rows (B's row, named by key,
+// stays invisible to A), and its tenant setting ends with it: on a pool of one connection, the
+// very next statement outside any transaction sees no tenant and no row, many times over, with
+// both tenants taking turns.
+func TestReadRowSeesOnlyItsTenantAndLeavesNothingBehind(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	cfg, err := pgxpool.ParseConfig(testenv.AppDatabaseURL)
+	require.NoError(t, err)
+	cfg.MaxConns = 1
+	pool, err := pgxpool.NewWithConfig(context.Background(), cfg)
+	require.NoError(t, err)
+	t.Cleanup(pool.Close)
+	ctxA := tenant.WithID(context.Background(), b.a)
+
+	var owner string
+	require.NoError(t, rls.ReadRow(ctxA, pool, `SELECT tenant_id FROM tenant_settings WHERE key = $1`, []any{"k1"}, &owner))
+	require.Equal(t, b.a, owner)
+	err = rls.ReadRow(ctxA, pool, `SELECT tenant_id FROM tenant_settings WHERE tenant_id = $1`, []any{b.b}, &owner)
+	require.ErrorIs(t, err, pgx.ErrNoRows, "A cannot read B's row even by naming it")
+	var n int
+	require.NoError(t, rls.ReadRow(ctxA, pool, `SELECT count(*) FROM tenant_settings`, nil, &n))
+	require.Equal(t, 3, n)
+	require.ErrorIs(t, rls.ReadRow(context.Background(), pool, `SELECT 1`, nil, &n), tenant.ErrNoTenant)
+
+	for i := range 100 {
+		id := []string{b.a, b.b}[i%2]
+		var seen string
+		require.NoError(t, rls.ReadRow(tenant.WithID(context.Background(), id), pool, `SELECT min(tenant_id) FROM tenant_settings`, nil, &seen))
+		require.Equal(t, id, seen)
+		var setting string
+		require.NoError(t, pool.QueryRow(context.Background(), `SELECT coalesce(current_setting('app.tenant_id', true), ''), (SELECT count(*) FROM tenant_settings)`).Scan(&setting, &n))
+		require.Empty(t, setting, "the setting ended with the read")
+		require.Zero(t, n)
+	}
+}
