@@ -1,0 +1,76 @@
+package workflows_test
+
+import (
+	"encoding/base64"
+	"encoding/json"
+	"os"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+	"go.temporal.io/sdk/workflow"
+
+	"github.com/misybot/tenancy/workflows"
+)
+
+// The rule for changing workflow code with runs in flight (README, "Changing workflow code"),
+// applied once: the four-eyes rule of approvals came in behind workflow.GetVersion with the
+// change id "approver-differs-from-requester". These tests hold the two halves of the rule.
+
+// A run started before the change records no marker, and on replay GetVersion answers
+// DefaultVersion for it, so it keeps the old rule to its end: an approval from the requester is
+// accepted, as it was when the run started.
+func TestARunStartedBeforeAChangeKeepsTheOldBehaviour(t *testing.T) {
+	t.Parallel()
+	env, _ := lifecycleEnv(t, nil)
+	env.OnGetVersion("approver-differs-from-requester", workflow.DefaultVersion, 1).Return(workflow.DefaultVersion)
+	env.RegisterDelayedCallback(func() { env.SignalWorkflow(workflows.ApproveSignal, "alice") }, time.Hour)
+	env.ExecuteWorkflow(workflows.OnboardTenant, workflows.OnboardInput{TenantID: "acme", NeedsApproval: true, RequestedBy: "alice"})
+	require.NoError(t, env.GetWorkflowError())
+	var res workflows.OnboardResult
+	require.NoError(t, env.GetWorkflowResult(&res))
+	require.Equal(t, "alice", res.ApprovedBy, "the old rule: the requester's approval counted")
+}
+
+// The committed histories hold both sides of the change: one recorded before it (no marker),
+// one after (its marker), and the replay test replays both against today's code. Deleting the
+// GetVersion call, or its old branch, would make the first one fail to replay.
+func TestCommittedHistoriesCoverBothSidesOfTheChange(t *testing.T) {
+	t.Parallel()
+	require.Empty(t, markers(t, "testdata/histories/onboard-with-approval.json"), "recorded before the change")
+	require.Equal(t, []string{"approver-differs-from-requester"}, markers(t, "testdata/histories/onboard-four-eyes.json"))
+}
+
+// markers lists the GetVersion change ids recorded in a history file.
+func markers(t *testing.T, path string) []string {
+	t.Helper()
+	raw, err := os.ReadFile(path)
+	require.NoError(t, err)
+	var h struct {
+		Events []struct {
+			EventType string `json:"eventType"`
+			Marker    struct {
+				Details map[string]struct {
+					Payloads []struct {
+						Data string `json:"data"`
+					} `json:"payloads"`
+				} `json:"details"`
+			} `json:"markerRecordedEventAttributes"`
+		} `json:"events"`
+	}
+	require.NoError(t, json.Unmarshal(raw, &h))
+	var ids []string
+	for _, e := range h.Events {
+		if e.EventType != "EVENT_TYPE_MARKER_RECORDED" {
+			continue
+		}
+		for _, p := range e.Marker.Details["change-id"].Payloads {
+			data, err := base64.StdEncoding.DecodeString(p.Data)
+			require.NoError(t, err)
+			var id string
+			require.NoError(t, json.Unmarshal(data, &id))
+			ids = append(ids, id)
+		}
+	}
+	return ids
+}
