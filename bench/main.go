@@ -352,11 +352,15 @@ type phase struct {
 	Throughput  float64       `json:"runsPerSecond"`
 	Elapsed     time.Duration `json:"elapsedNs"`
 	Latencies   []float64     `json:"latenciesMs"`
+	// CPUPerRunMs is the CPU each server process used per run while the phase ran.
+	CPUPerRunMs map[string]float64 `json:"cpuPerRunMs,omitempty"`
 }
 
 func (b *bench) phase(name string, n, conc int, op func(context.Context) error) (phase, error) {
 	say(fmt.Sprintf("%s: %d runs", name, n))
+	before := sampleCPU()
 	p, err := b.measure(n, conc, op)
+	p.CPUPerRunMs = perRunMs(before, sampleCPU(), n)
 	p.Name, p.Tenants = name, b.seq.Load()
 	if err == nil {
 		say(fmt.Sprintf("  p50 %.1f ms, p99 %.1f ms, max %.1f ms, %.2f runs/s", p.P50, p.P99, p.Max, p.Throughput))

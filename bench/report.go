@@ -53,6 +53,15 @@ func (r report) write(dir string) error {
 	for _, p := range r.Phases {
 		fmt.Fprintf(&md, "| %s | %d | %d | %d | %.1f | %.1f | %.2f |\n", p.Name, p.Runs, p.Concurrency, p.Tenants, p.P50, p.P99, p.Throughput)
 	}
+	md.WriteString("\nCPU per run (ms), by process, while each phase ran:\n\n| phase | bench (API, worker, shipper) | temporal | ferretdb | postgres | redis | total |\n|---|---:|---:|---:|---:|---:|---:|\n")
+	for _, p := range r.Phases {
+		c := p.CPUPerRunMs
+		if len(c) == 0 {
+			continue
+		}
+		total := c["bench"] + c["temporal"] + c["ferretdb"] + c["postgres"] + c["redis"]
+		fmt.Fprintf(&md, "| %s | %.1f | %.1f | %.1f | %.1f | %.1f | %.1f |\n", p.Name, c["bench"], c["temporal"], c["ferretdb"], c["postgres"], c["redis"], total)
+	}
 	if len(r.Scale) > 0 {
 		md.WriteString("\n| tenants | RSS MiB | heap MiB | list p50 | list p99 | get p50 | get p99 |\n|---:|---:|---:|---:|---:|---:|---:|\n")
 		for _, p := range r.Scale {

@@ -94,7 +94,9 @@ func (b *bench) fillTo(n int) error {
 // sustained runs op at concurrency conc for d and reports its throughput.
 func (b *bench) sustained(name string, conc int, d time.Duration, op func(context.Context) error) (phase, error) {
 	say(fmt.Sprintf("%s: concurrency %d for %s", name, conc, d))
+	before := sampleCPU()
 	p, err := b.measureFor(d, conc, op)
+	p.CPUPerRunMs = perRunMs(before, sampleCPU(), p.Runs)
 	p.Name, p.Tenants = name, b.seq.Load()
 	if err == nil {
 		say(fmt.Sprintf("  %d runs, %.2f runs/s, p50 %.1f ms, p99 %.1f ms", p.Runs, p.Throughput, p.P50, p.P99))
