@@ -63,9 +63,13 @@ func API(cfg config.Config, c *clients.Clients, sealer *seal.Sealer, logger *slo
 }
 
 // Worker builds the Temporal worker of taskQueue with every lifecycle workflow and activity
-// registered, and the step audit interceptor (one audit event per workflow step).
+// registered, the step audit interceptor (one audit event per workflow step) and the
+// operation counters (workflows.NewMetricsInterceptor; exported when the client was opened
+// with clients.WithTemporalMetrics).
 func Worker(c *clients.Clients, acts *activities.Activities, taskQueue string) worker.Worker {
-	w := worker.New(c.Temporal, taskQueue, worker.Options{Interceptors: []interceptor.WorkerInterceptor{activities.NewAuditInterceptor(acts)}})
+	w := worker.New(c.Temporal, taskQueue, worker.Options{Interceptors: []interceptor.WorkerInterceptor{
+		activities.NewAuditInterceptor(acts), workflows.NewMetricsInterceptor(),
+	}})
 	workflows.Register(w)
 	w.RegisterActivity(acts)
 	return w

@@ -32,8 +32,17 @@ type Clients struct {
 	AuditPlatformDatabase string
 }
 
+// Option adjusts how Open builds the clients.
+type Option func(*client.Options)
+
+// WithTemporalMetrics makes the Temporal client (and every worker built on it) report the SDK's
+// metrics, and what workflows record with workflow.GetMetricsHandler, to h.
+func WithTemporalMetrics(h client.MetricsHandler) Option {
+	return func(o *client.Options) { o.MetricsHandler = h }
+}
+
 // Open builds every client from cfg. Only malformed configuration fails here.
-func Open(ctx context.Context, cfg config.Config, logger *slog.Logger) (*Clients, error) {
+func Open(ctx context.Context, cfg config.Config, logger *slog.Logger, opts ...Option) (*Clients, error) {
 	pgCfg, err := pgxpool.ParseConfig(cfg.DatabaseURL)
 	if err != nil {
 		return nil, fmt.Errorf("DATABASE_URL: %w", err)
@@ -57,11 +66,15 @@ func Open(ctx context.Context, cfg config.Config, logger *slog.Logger) (*Clients
 	}
 	redisClient := redis.NewClient(redisOpts)
 
-	temporalClient, err := client.NewLazyClient(client.Options{
+	temporalOpts := client.Options{
 		HostPort:  cfg.TemporalAddress,
 		Namespace: cfg.TemporalNamespace,
 		Logger:    tlog.NewStructuredLogger(logger),
-	})
+	}
+	for _, o := range opts {
+		o(&temporalOpts)
+	}
+	temporalClient, err := client.NewLazyClient(temporalOpts)
 	if err != nil {
 		pool.Close()
 		_ = mongoClient.Disconnect(ctx)

@@ -64,6 +64,9 @@ type Config struct {
 	// MetricsAddr is the operators' listener: /metrics and detailed /readyz. Loopback by
 	// default; a private network in a cluster, never the public one.
 	MetricsAddr string
+	// WorkerMetricsAddr is the worker's operators' listener: /metrics (Temporal SDK metrics,
+	// lifecycle operation counters, audit shipping) and /healthz. Loopback by default.
+	WorkerMetricsAddr string
 	// TrustedProxies are the networks whose X-Forwarded-For the API believes (TRUSTED_PROXIES,
 	// comma-separated CIDRs; empty: none, the peer address is the client).
 	TrustedProxies  []*net.IPNet
@@ -100,6 +103,7 @@ func Defaults() Config {
 		TaskQueue:             "tenancy",
 		APIAddr:               "127.0.0.1:8080",
 		MetricsAddr:           "127.0.0.1:9464",
+		WorkerMetricsAddr:     "127.0.0.1:9465",
 		ShutdownTimeout:       10 * time.Second,
 		OffboardGrace:         72 * time.Hour,
 		ExportDir:             "exports",
@@ -136,6 +140,7 @@ func FromLookup(lookup func(string) (string, bool)) (Config, error) {
 	get("OPERATOR_TOKEN", &c.OperatorToken)
 	get("API_ADDR", &c.APIAddr)
 	get("METRICS_ADDR", &c.MetricsAddr)
+	get("WORKER_METRICS_ADDR", &c.WorkerMetricsAddr)
 	get("TRUSTED_PROXIES", &proxies)
 	get("SHUTDOWN_TIMEOUT", &shutdown)
 	get("LOG_LEVEL", &level)
@@ -185,6 +190,7 @@ func FromLookup(lookup func(string) (string, bool)) (Config, error) {
 	checkHostPort("TEMPORAL_ADDRESS", c.TemporalAddress)
 	checkHostPort("API_ADDR", c.APIAddr)
 	checkHostPort("METRICS_ADDR", c.MetricsAddr)
+	checkHostPort("WORKER_METRICS_ADDR", c.WorkerMetricsAddr)
 	if recipients != "" {
 		rs, err := age.ParseRecipients(strings.NewReader(strings.ReplaceAll(recipients, ",", "\n")))
 		if err != nil {

@@ -23,6 +23,7 @@ func TestDefaultsNeedOnlyAMasterKey(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, config.EnvProduction, cfg.Env)
 	require.Equal(t, "127.0.0.1:7233", cfg.TemporalAddress)
+	require.Equal(t, "127.0.0.1:9465", cfg.WorkerMetricsAddr)
 	require.Equal(t, bytes.Repeat([]byte{9}, 32), cfg.MasterKey)
 	require.False(t, cfg.UsesDevMasterKey())
 }
@@ -48,6 +49,7 @@ func TestMalformedValuesNameTheVariable(t *testing.T) {
 		"REDIS_URL":               "127.0.0.1:6379",
 		"TEMPORAL_ADDRESS":        "localhost",
 		"API_ADDR":                "8080",
+		"WORKER_METRICS_ADDR":     "9465",
 		"TASK_QUEUE":              "two words",
 		"TENANT_MASTER_KEY":       "c2hvcnQ=",
 		"OPERATOR_TOKEN":          "short",
