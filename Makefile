@@ -12,6 +12,10 @@ help: ## list the targets
 services: ## start PostgreSQL, Redis, Temporal dev server and FerretDB (idempotent)
 	@scripts/services.sh up
 
+.PHONY: redis-cluster
+redis-cluster: ## start a local three-master Redis Cluster on 7001-7003 for the cluster tests (idempotent)
+	@scripts/redis-cluster.sh up
+
 .PHONY: dev
 dev: services ## run everything: services, migrations, worker and API; prints the URLs
 	@scripts/dev.sh start
@@ -19,6 +23,7 @@ dev: services ## run everything: services, migrations, worker and API; prints th
 .PHONY: down
 down: ## stop exactly what `make dev` started
 	@scripts/dev.sh stop
+	@scripts/redis-cluster.sh down
 	@scripts/services.sh down
 
 .PHONY: status
@@ -26,7 +31,7 @@ status: ## show which services run and who started them
 	@scripts/services.sh status
 
 .PHONY: test
-test: services ## start the services when absent, then run unit and integration tests
+test: services redis-cluster ## start the services (and the test Redis Cluster) when absent, then run unit and integration tests
 	go test $(GO_TEST_FLAGS) ./...
 
 # The end-to-end benchmark runs on a database, a Redis database and a platform audit database of

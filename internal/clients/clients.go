@@ -18,6 +18,7 @@ import (
 	tlog "go.temporal.io/sdk/log"
 
 	"github.com/misybot/tenancy/internal/config"
+	"github.com/misybot/tenancy/internal/redisurl"
 )
 
 // Clients are the shared connections. All are lazy: a dependency that is down at start makes
@@ -25,7 +26,9 @@ import (
 type Clients struct {
 	Postgres *pgxpool.Pool
 	Mongo    *mongo.Client
-	Redis    *redis.Client
+	// Redis is a *redis.Client, or a *redis.ClusterClient when REDIS_URL names a cluster
+	// (redisurl.NewClient).
+	Redis    redis.UniversalClient
 	Temporal client.Client
 	// AuditPlatformDatabase is where the platform audit chain lives (config
 	// AUDIT_PLATFORM_DATABASE; empty: audit.PlatformDatabase).
@@ -58,13 +61,12 @@ func Open(ctx context.Context, cfg config.Config, logger *slog.Logger, opts ...O
 		return nil, fmt.Errorf("MONGODB_URI: %w", err)
 	}
 
-	redisOpts, err := redis.ParseURL(cfg.RedisURL)
+	redisClient, err := redisurl.NewClient(cfg.RedisURL)
 	if err != nil {
 		pool.Close()
 		_ = mongoClient.Disconnect(ctx)
 		return nil, fmt.Errorf("REDIS_URL: %w", err)
 	}
-	redisClient := redis.NewClient(redisOpts)
 
 	temporalOpts := client.Options{
 		HostPort:  cfg.TemporalAddress,

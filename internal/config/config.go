@@ -180,7 +180,7 @@ func FromLookup(lookup func(string) (string, bool)) (Config, error) {
 	checkURL("DATABASE_URL", c.DatabaseURL, "postgres", "postgresql")
 	checkURL("MIGRATE_DATABASE_URL", c.MigrateDatabaseURL, "postgres", "postgresql")
 	checkURL("MONGODB_URI", c.MongoURI, "mongodb", "mongodb+srv")
-	checkURL("REDIS_URL", c.RedisURL, "redis", "rediss")
+	checkURL("REDIS_URL", c.RedisURL, "redis", "rediss", "redis+cluster", "rediss+cluster")
 
 	checkHostPort := func(name, value string) {
 		if _, port, err := net.SplitHostPort(value); err != nil || port == "" {

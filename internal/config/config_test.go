@@ -28,6 +28,18 @@ func TestDefaultsNeedOnlyAMasterKey(t *testing.T) {
 	require.False(t, cfg.UsesDevMasterKey())
 }
 
+// REDIS_URL names one server or a Redis Cluster by its seed nodes (internal/redisurl).
+func TestRedisURLMayNameACluster(t *testing.T) {
+	t.Parallel()
+	for _, u := range []string{"redis://127.0.0.1:6379/0", "rediss://r.internal:6380/1", "redis+cluster://10.0.0.1:6379,10.0.0.2:6379", "rediss+cluster://r1.internal:6379,r2.internal:6379"} {
+		cfg, err := config.FromLookup(lookup(map[string]string{"TENANT_MASTER_KEY": goodKey, "REDIS_URL": u}))
+		require.NoError(t, err, u)
+		require.Equal(t, u, cfg.RedisURL)
+	}
+	_, err := config.FromLookup(lookup(map[string]string{"TENANT_MASTER_KEY": goodKey, "REDIS_URL": "cluster://10.0.0.1:6379"}))
+	require.ErrorContains(t, err, "REDIS_URL")
+}
+
 func TestMissingMasterKey(t *testing.T) {
 	t.Parallel()
 	_, err := config.FromLookup(lookup(nil))
