@@ -71,6 +71,10 @@ type Config struct {
 	// comma-separated CIDRs; empty: none, the peer address is the client).
 	TrustedProxies  []*net.IPNet
 	ShutdownTimeout time.Duration
+	// WorkerStopTimeout is how long a worker told to stop (SIGTERM) waits for the activities it
+	// runs to finish before cancelling them (WORKER_STOP_TIMEOUT, default 30s). Give the
+	// orchestrator a longer grace period before it kills the process.
+	WorkerStopTimeout time.Duration
 	// OffboardGrace is how long an offboarded tenant's exported data waits before the purge
 	// (cancel-offboard restores it meanwhile). Zero in dev, 72h otherwise.
 	OffboardGrace time.Duration
@@ -105,6 +109,7 @@ func Defaults() Config {
 		MetricsAddr:           "127.0.0.1:9464",
 		WorkerMetricsAddr:     "127.0.0.1:9465",
 		ShutdownTimeout:       10 * time.Second,
+		WorkerStopTimeout:     30 * time.Second,
 		OffboardGrace:         72 * time.Hour,
 		ExportDir:             "exports",
 		ExportRetention:       30 * 24 * time.Hour,
@@ -126,7 +131,7 @@ func FromLookup(lookup func(string) (string, bool)) (Config, error) {
 			*dst = strings.TrimSpace(v)
 		}
 	}
-	var env, masterKey, previousKeys, shutdown, level, grace, overlap, proxies, recipients, exportRetention string
+	var env, masterKey, previousKeys, shutdown, workerStop, level, grace, overlap, proxies, recipients, exportRetention string
 	get("APP_ENV", &env)
 	get("DATABASE_URL", &c.DatabaseURL)
 	get("MIGRATE_DATABASE_URL", &c.MigrateDatabaseURL)
@@ -143,6 +148,7 @@ func FromLookup(lookup func(string) (string, bool)) (Config, error) {
 	get("WORKER_METRICS_ADDR", &c.WorkerMetricsAddr)
 	get("TRUSTED_PROXIES", &proxies)
 	get("SHUTDOWN_TIMEOUT", &shutdown)
+	get("WORKER_STOP_TIMEOUT", &workerStop)
 	get("LOG_LEVEL", &level)
 	get("OFFBOARD_GRACE_PERIOD", &grace)
 	get("EXPORT_DIR", &c.ExportDir)
@@ -270,6 +276,14 @@ func FromLookup(lookup func(string) (string, bool)) (Config, error) {
 			bad("SHUTDOWN_TIMEOUT", "must be a positive duration such as 10s, got %q", shutdown)
 		} else {
 			c.ShutdownTimeout = d
+		}
+	}
+	if workerStop != "" {
+		d, err := time.ParseDuration(workerStop)
+		if err != nil || d < 0 {
+			bad("WORKER_STOP_TIMEOUT", "must be a duration such as 30s (0s: cancel activities at once), got %q", workerStop)
+		} else {
+			c.WorkerStopTimeout = d
 		}
 	}
 	if c.Env == EnvDev {

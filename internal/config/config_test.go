@@ -5,6 +5,7 @@ import (
 	"encoding/base64"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/require"
 
@@ -24,6 +25,7 @@ func TestDefaultsNeedOnlyAMasterKey(t *testing.T) {
 	require.Equal(t, config.EnvProduction, cfg.Env)
 	require.Equal(t, "127.0.0.1:7233", cfg.TemporalAddress)
 	require.Equal(t, "127.0.0.1:9465", cfg.WorkerMetricsAddr)
+	require.Equal(t, 30*time.Second, cfg.WorkerStopTimeout)
 	require.Equal(t, bytes.Repeat([]byte{9}, 32), cfg.MasterKey)
 	require.False(t, cfg.UsesDevMasterKey())
 }
@@ -66,6 +68,7 @@ func TestMalformedValuesNameTheVariable(t *testing.T) {
 		"TENANT_MASTER_KEY":       "c2hvcnQ=",
 		"OPERATOR_TOKEN":          "short",
 		"SHUTDOWN_TIMEOUT":        "-1s",
+		"WORKER_STOP_TIMEOUT":     "soon",
 		"LOG_LEVEL":               "loud",
 		"AUDIT_PLATFORM_DATABASE": "tenant_acme",
 	}
