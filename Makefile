@@ -52,10 +52,22 @@ bench: services ## onboarding end to end against the Temporal floor, then the Go
 	$(BENCH_ENV) go run ./bench $(BENCH_FLAGS)
 	go test -run '^$$' -bench . -benchmem ./... | tee .bench/go-bench.txt
 
+# The compose files are also checked by e2e/compose_test.go, which needs no Docker.
+COMPOSE_CHECK_ENV = TENANT_MASTER_KEY=x OPERATOR_TOKEN=x EXPORT_RECIPIENT=x POSTGRES_PASSWORD=x
+
 .PHONY: lint
-lint: ## gofmt and go vet
+lint: ## gofmt, go vet, and `docker-compose config` of the compose files where a compose binary exists
 	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { gofmt -l $$(git ls-files '*.go'); exit 1; }
 	go vet ./...
+	@if command -v docker-compose >/dev/null 2>&1; then \
+		for f in docker-compose.yml deploy/docker-compose.prod.yml; do \
+			$(COMPOSE_CHECK_ENV) docker-compose -f $$f config -q || exit 1; echo "lint: docker-compose config $$f: ok"; done; \
+	elif docker compose version >/dev/null 2>&1; then \
+		for f in docker-compose.yml deploy/docker-compose.prod.yml; do \
+			$(COMPOSE_CHECK_ENV) docker compose -f $$f config -q || exit 1; echo "lint: docker compose config $$f: ok"; done; \
+	else \
+		echo "lint: no docker-compose or docker compose here; the compose files are checked by e2e/compose_test.go only"; \
+	fi
 
 .PHONY: migrate
 migrate: ## apply database migrations (as the owner role)
