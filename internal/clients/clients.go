@@ -68,10 +68,23 @@ func Open(ctx context.Context, cfg config.Config, logger *slog.Logger, opts ...O
 		return nil, fmt.Errorf("REDIS_URL: %w", err)
 	}
 
+	temporalTLS, err := cfg.TemporalTLSConfig()
+	if err != nil {
+		pool.Close()
+		_ = mongoClient.Disconnect(ctx)
+		_ = redisClient.Close()
+		return nil, err
+	}
 	temporalOpts := client.Options{
 		HostPort:  cfg.TemporalAddress,
 		Namespace: cfg.TemporalNamespace,
 		Logger:    tlog.NewStructuredLogger(logger),
+		// nil: plaintext (the dev server); otherwise TLS, with a client certificate for mTLS.
+		ConnectionOptions: client.ConnectionOptions{TLS: temporalTLS},
+	}
+	if cfg.TemporalAPIKey != "" {
+		// Temporal Cloud: the key goes as a bearer token on every call, over TLS.
+		temporalOpts.Credentials = client.NewAPIKeyStaticCredentials(cfg.TemporalAPIKey)
 	}
 	for _, o := range opts {
 		o(&temporalOpts)

@@ -4,6 +4,8 @@
 package config
 
 import (
+	"crypto/tls"
+	"crypto/x509"
 	"encoding/base64"
 	"errors"
 	"fmt"
@@ -48,6 +50,18 @@ type Config struct {
 	TemporalAddress   string
 	TemporalNamespace string
 	TaskQueue         string
+	// Temporal's transport security, for a cluster of your own with mTLS or for Temporal Cloud:
+	// TEMPORAL_TLS_CERT and TEMPORAL_TLS_KEY (PEM files, both or neither) are the client
+	// certificate; TEMPORAL_TLS_CA (PEM file) the CA the server's certificate must chain to
+	// (the system roots when unset); TEMPORAL_TLS_SERVER_NAME the name to check when it differs
+	// from TEMPORAL_ADDRESS's host; TEMPORAL_API_KEY an API key (Temporal Cloud), sent as a
+	// bearer token. Any of them, or TEMPORAL_TLS=true, turns TLS on; TemporalTLSConfig builds it.
+	TemporalTLS           bool
+	TemporalTLSCert       string
+	TemporalTLSKey        string
+	TemporalTLSCA         string
+	TemporalTLSServerName string
+	TemporalAPIKey        string
 
 	// MasterKey is the 32-byte TENANT_MASTER_KEY from which every tenant key is derived, and
 	// MasterKeyVersion its version ("<version>:<base64>"; 1 when no version is given).
@@ -131,6 +145,7 @@ func FromLookup(lookup func(string) (string, bool)) (Config, error) {
 			*dst = strings.TrimSpace(v)
 		}
 	}
+	var temporalTLS string
 	var env, masterKey, previousKeys, shutdown, workerStop, level, grace, overlap, proxies, recipients, exportRetention string
 	get("APP_ENV", &env)
 	get("DATABASE_URL", &c.DatabaseURL)
@@ -140,6 +155,12 @@ func FromLookup(lookup func(string) (string, bool)) (Config, error) {
 	get("TEMPORAL_ADDRESS", &c.TemporalAddress)
 	get("TEMPORAL_NAMESPACE", &c.TemporalNamespace)
 	get("TASK_QUEUE", &c.TaskQueue)
+	get("TEMPORAL_TLS", &temporalTLS)
+	get("TEMPORAL_TLS_CERT", &c.TemporalTLSCert)
+	get("TEMPORAL_TLS_KEY", &c.TemporalTLSKey)
+	get("TEMPORAL_TLS_CA", &c.TemporalTLSCA)
+	get("TEMPORAL_TLS_SERVER_NAME", &c.TemporalTLSServerName)
+	get("TEMPORAL_API_KEY", &c.TemporalAPIKey)
 	get("TENANT_MASTER_KEY", &masterKey)
 	get("TENANT_MASTER_KEY_PREVIOUS", &previousKeys)
 	get("OPERATOR_TOKEN", &c.OperatorToken)
@@ -194,6 +215,24 @@ func FromLookup(lookup func(string) (string, bool)) (Config, error) {
 		}
 	}
 	checkHostPort("TEMPORAL_ADDRESS", c.TemporalAddress)
+	switch strings.ToLower(temporalTLS) {
+	case "", "false", "0":
+	case "true", "1":
+		c.TemporalTLS = true
+	default:
+		bad("TEMPORAL_TLS", "must be true or false, got %q", temporalTLS)
+	}
+	if (c.TemporalTLSCert == "") != (c.TemporalTLSKey == "") {
+		bad("TEMPORAL_TLS_CERT", "and TEMPORAL_TLS_KEY go together: the client certificate and its private key")
+	}
+	if c.TemporalTLSCert != "" || c.TemporalTLSCA != "" || c.TemporalTLSServerName != "" || c.TemporalAPIKey != "" {
+		c.TemporalTLS = true
+	}
+	if c.TemporalTLS {
+		if _, err := c.TemporalTLSConfig(); err != nil {
+			errs = append(errs, err)
+		}
+	}
 	checkHostPort("API_ADDR", c.APIAddr)
 	checkHostPort("METRICS_ADDR", c.MetricsAddr)
 	checkHostPort("WORKER_METRICS_ADDR", c.WorkerMetricsAddr)
@@ -336,6 +375,36 @@ func parseMasterKey(s string) (int, []byte, error) {
 		return 0, nil, errors.New("must be 32 bytes, base64-encoded (openssl rand -base64 32), optionally as <version>:<base64>")
 	}
 	return version, key, nil
+}
+
+// TemporalTLSConfig is the TLS configuration of the connection to Temporal, or nil when TLS is
+// off: the client certificate (mTLS) when TEMPORAL_TLS_CERT/KEY are set, the CA pool of
+// TEMPORAL_TLS_CA (else the system roots), TLS 1.2 at least. Errors name the variable and the
+// file, never a key's content.
+func (c Config) TemporalTLSConfig() (*tls.Config, error) {
+	if !c.TemporalTLS {
+		return nil, nil
+	}
+	t := &tls.Config{MinVersion: tls.VersionTLS12, ServerName: c.TemporalTLSServerName}
+	if c.TemporalTLSCert != "" && c.TemporalTLSKey != "" {
+		cert, err := tls.LoadX509KeyPair(c.TemporalTLSCert, c.TemporalTLSKey)
+		if err != nil {
+			return nil, fmt.Errorf("TEMPORAL_TLS_CERT: cannot load the certificate %s with its key TEMPORAL_TLS_KEY: %w", c.TemporalTLSCert, err)
+		}
+		t.Certificates = []tls.Certificate{cert}
+	}
+	if c.TemporalTLSCA != "" {
+		pem, err := os.ReadFile(c.TemporalTLSCA)
+		if err != nil {
+			return nil, fmt.Errorf("TEMPORAL_TLS_CA: %w", err)
+		}
+		pool := x509.NewCertPool()
+		if !pool.AppendCertsFromPEM(pem) {
+			return nil, fmt.Errorf("TEMPORAL_TLS_CA: %s holds no PEM certificate", c.TemporalTLSCA)
+		}
+		t.RootCAs = pool
+	}
+	return t, nil
 }
 
 // MasterKeys returns the current master key version and every version held (current and

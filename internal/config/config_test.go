@@ -3,6 +3,7 @@ package config_test
 import (
 	"bytes"
 	"encoding/base64"
+	"os"
 	"strings"
 	"testing"
 	"time"
@@ -108,4 +109,56 @@ func TestMasterKeyVersions(t *testing.T) {
 		require.Error(t, err, "%v", bad)
 		require.NotContains(t, err.Error(), goodKey, "never echoes a key")
 	}
+}
+
+// Temporal's TLS settings: off by default; TEMPORAL_TLS=true alone is TLS with the system
+// roots; a client certificate needs its key; a CA file must hold a certificate; an API key
+// turns TLS on and is never echoed.
+func TestTemporalTLSSettings(t *testing.T) {
+	t.Parallel()
+	with := func(vars map[string]string) (config.Config, error) {
+		all := map[string]string{"TENANT_MASTER_KEY": goodKey}
+		for k, v := range vars {
+			all[k] = v
+		}
+		return config.FromLookup(lookup(all))
+	}
+	cfg, err := with(nil)
+	require.NoError(t, err)
+	require.False(t, cfg.TemporalTLS)
+	tc, err := cfg.TemporalTLSConfig()
+	require.NoError(t, err)
+	require.Nil(t, tc, "plaintext, as the dev server speaks")
+
+	cfg, err = with(map[string]string{"TEMPORAL_TLS": "true", "TEMPORAL_TLS_SERVER_NAME": "temporal.internal"})
+	require.NoError(t, err)
+	tc, err = cfg.TemporalTLSConfig()
+	require.NoError(t, err)
+	require.NotNil(t, tc)
+	require.Nil(t, tc.RootCAs, "the system roots")
+	require.Empty(t, tc.Certificates)
+	require.Equal(t, "temporal.internal", tc.ServerName)
+
+	cfg, err = with(map[string]string{"TEMPORAL_API_KEY": "cloud-key-abcdef"})
+	require.NoError(t, err)
+	require.True(t, cfg.TemporalTLS, "an API key goes over TLS only")
+	require.Equal(t, "cloud-key-abcdef", cfg.TemporalAPIKey)
+
+	dir := t.TempDir()
+	garbage := dir + "/garbage.pem"
+	require.NoError(t, os.WriteFile(garbage, []byte("not a certificate"), 0o600))
+	for name, vars := range map[string]map[string]string{
+		"TEMPORAL_TLS_CERT": {"TEMPORAL_TLS_CERT": garbage, "TEMPORAL_API_KEY": "cloud-key-abcdef"}, // no key
+		"TEMPORAL_TLS_CA":   {"TEMPORAL_TLS_CA": garbage, "TEMPORAL_API_KEY": "cloud-key-abcdef"},
+		"TEMPORAL_TLS":      {"TEMPORAL_TLS": "maybe"},
+	} {
+		_, err := with(vars)
+		require.Error(t, err, name)
+		lines := strings.Split(err.Error(), "\n")
+		require.Len(t, lines, 1, err.Error())
+		require.True(t, strings.HasPrefix(lines[0], name+":"), lines[0])
+		require.NotContains(t, err.Error(), "cloud-key-abcdef")
+	}
+	_, err = with(map[string]string{"TEMPORAL_TLS_CERT": garbage, "TEMPORAL_TLS_KEY": garbage})
+	require.ErrorContains(t, err, "TEMPORAL_TLS_CERT: cannot load")
 }
