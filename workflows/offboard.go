@@ -80,6 +80,7 @@ func OffboardTenant(ctx workflow.Context, in OffboardInput) (OffboardResult, err
 	}); err != nil {
 		return fail(err)
 	}
+	setTenantSearchAttributes(ctx, tenant.StatusOffboarding, "")
 
 	if err := r.step("export", func(ctx workflow.Context) error {
 		return workflow.ExecuteActivity(longStepOptions(ctx, in.StepAttempts, in.StepTimeout), a.ExportTenant, activities.ExportInput{
@@ -148,6 +149,7 @@ func OffboardTenant(ctx workflow.Context, in OffboardInput) (OffboardResult, err
 	}); err != nil {
 		return fail(err)
 	}
+	setTenantSearchAttributes(ctx, res.Status, "")
 	if err := r.step("deletion-summary", func(ctx workflow.Context) error {
 		details := map[string]string{
 			"archive": res.Archive.Path, "archiveSha256": res.Archive.SHA256, "archiveBytes": fmt.Sprint(res.Archive.Bytes),
@@ -185,6 +187,7 @@ func (r *run) cancelOffboard(ctx workflow.Context, in OffboardInput, previous te
 		return res, err
 	}
 	res.Status = previous
+	setTenantSearchAttributes(ctx, previous, "")
 	if err := r.step("audit", func(ctx workflow.Context) error {
 		ev := audit.Event{
 			ID: audit.WorkflowEventID(info.WorkflowExecution.ID, info.WorkflowExecution.RunID, "offboard-cancelled"), TenantID: in.TenantID,

@@ -59,6 +59,7 @@ func OnboardTenant(ctx workflow.Context, in OnboardInput) (OnboardResult, error)
 
 	err = r.onboard(sctx, in, &res, event)
 	if err == nil {
+		setTenantSearchAttributes(sctx, tenant.StatusActive, "")
 		r.progress.State = StateCompleted
 		res.Status = tenant.StatusActive
 		return res, nil
@@ -73,6 +74,9 @@ func OnboardTenant(ctx workflow.Context, in OnboardInput) (OnboardResult, error)
 		TenantID: in.TenantID, To: tenant.StatusFailed, Reason: reason,
 		From: []tenant.Status{tenant.StatusOnboarding, tenant.StatusPending, tenant.StatusFailed},
 	}).Get(dctx, nil)
+	if markErr == nil {
+		setTenantSearchAttributes(dctx, tenant.StatusFailed, "")
+	}
 	ev := event("onboard-failed", "tenant.onboard", audit.OutcomeFailure, reason)
 	auditErr := workflow.ExecuteActivity(dctx, a.RecordAudit, activities.AuditInput{Event: ev, Platform: true}).Get(dctx, nil)
 	r.progress.State = StateFailed
@@ -92,6 +96,7 @@ func (r *run) onboard(ctx workflow.Context, in OnboardInput, res *OnboardResult,
 	}); err != nil {
 		return err
 	}
+	setTenantSearchAttributes(ctx, tenant.StatusOnboarding, "")
 
 	if in.NeedsApproval {
 		approver, proceed := r.awaitApproval(in.RequestedBy)

@@ -78,6 +78,7 @@ func ChangeTenantProfile(ctx workflow.Context, in ProfileChangeInput) (ProfileCh
 		return res, err
 	}
 	res.Applied = true
+	setTenantSearchAttributes(ctx, "", in.Change.Type)
 	if err := r.step("audit", func(ctx workflow.Context) error {
 		return record(ctx, audit.OutcomeSuccess, "approved by "+approver)
 	}); err != nil {

@@ -22,8 +22,10 @@ else
 	temporal operator namespace create --address "$ADDR" --namespace "$NS" --retention "$RETENTION"
 fi
 
-# Keyword: exact match, the right type for ids and enumerations.
-temporal operator search-attribute create --address "$ADDR" --namespace "$NS" --type Keyword \
-	--name TenantId --name LifecycleOperation --name TenantType --name TenantStatus 2>/tmp/sa.err ||
-	grep -qi "already" /tmp/sa.err || { cat /tmp/sa.err >&2; exit 1; }
+# Keyword: exact match, the right type for ids and enumerations. One per call: the CLI takes
+# several --name but creates only the first.
+for name in TenantId LifecycleOperation TenantType TenantStatus; do
+	temporal operator search-attribute create --address "$ADDR" --namespace "$NS" --type Keyword --name "$name" 2>/tmp/sa.err ||
+		grep -qi "already" /tmp/sa.err || { cat /tmp/sa.err >&2; exit 1; }
+done
 echo "namespace $NS and search attributes ready"
