@@ -12,6 +12,10 @@ help: ## list the targets
 services: ## start PostgreSQL, Redis, Temporal dev server and FerretDB (idempotent)
 	@scripts/services.sh up
 
+.PHONY: redis-cluster
+redis-cluster: ## start a local three-master Redis Cluster on 7001-7003 for the cluster tests (idempotent)
+	@scripts/redis-cluster.sh up
+
 .PHONY: dev
 dev: services ## run everything: services, migrations, worker and API; prints the URLs
 	@scripts/dev.sh start
@@ -19,6 +23,7 @@ dev: services ## run everything: services, migrations, worker and API; prints th
 .PHONY: down
 down: ## stop exactly what `make dev` started
 	@scripts/dev.sh stop
+	@scripts/redis-cluster.sh down
 	@scripts/services.sh down
 
 .PHONY: status
@@ -26,7 +31,7 @@ status: ## show which services run and who started them
 	@scripts/services.sh status
 
 .PHONY: test
-test: services ## start the services when absent, then run unit and integration tests
+test: services redis-cluster ## start the services (and the test Redis Cluster) when absent, then run unit and integration tests
 	go test $(GO_TEST_FLAGS) ./...
 
 # The end-to-end benchmark runs on a database, a Redis database and a platform audit database of
@@ -47,14 +52,26 @@ bench: services ## the package benchmarks, then the product end to end against i
 	go test -run '^$$' -bench . -benchmem ./... | tee .bench/go-bench.txt
 	$(BENCH_ENV) go run ./bench -gobench .bench/go-bench.txt $(BENCH_FLAGS)
 
+# The compose files are also checked by e2e/compose_test.go, which needs no Docker.
+COMPOSE_CHECK_ENV = TENANT_MASTER_KEY=x OPERATOR_TOKEN=x EXPORT_RECIPIENT=x POSTGRES_PASSWORD=x
+
 .PHONY: lint
-lint: ## gofmt, go vet, golangci-lint (.golangci.yml), shellcheck on the scripts, go.mod tidy
+lint: ## gofmt, go vet, golangci-lint (.golangci.yml), shellcheck on the scripts, go.mod tidy, and `docker-compose config` of the compose files where a compose binary exists
 	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { gofmt -l $$(git ls-files '*.go'); exit 1; }
 	go vet ./...
 	"$$(scripts/tools.sh golangci-lint)" run ./...
 	@command -v shellcheck >/dev/null || { echo "lint: shellcheck is missing (apt-get install shellcheck)" >&2; exit 1; }
 	shellcheck scripts/*.sh .ci/run
 	go mod tidy -diff
+	@if command -v docker-compose >/dev/null 2>&1; then \
+		for f in docker-compose.yml deploy/docker-compose.prod.yml; do \
+			$(COMPOSE_CHECK_ENV) docker-compose -f $$f config -q || exit 1; echo "lint: docker-compose config $$f: ok"; done; \
+	elif docker compose version >/dev/null 2>&1; then \
+		for f in docker-compose.yml deploy/docker-compose.prod.yml; do \
+			$(COMPOSE_CHECK_ENV) docker compose -f $$f config -q || exit 1; echo "lint: docker compose config $$f: ok"; done; \
+	else \
+		echo "lint: no docker-compose or docker compose here; the compose files are checked by e2e/compose_test.go only"; \
+	fi
 
 .PHONY: migrate
 migrate: ## apply database migrations (as the owner role)

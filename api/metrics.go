@@ -42,43 +42,6 @@ func newMetrics() *metrics {
 	return m
 }
 
-// auditBacklog exports what waits in the audit outbox, read at scrape time (one aggregate
-// over the backlog table, which holds only waiting events).
-type auditBacklog struct {
-	read   func(context.Context) (audit.Backlog, error)
-	events *prometheus.Desc
-	oldest *prometheus.Desc
-	up     *prometheus.Desc
-}
-
-func newAuditBacklog(read func(context.Context) (audit.Backlog, error)) *auditBacklog {
-	return &auditBacklog{
-		read:   read,
-		events: prometheus.NewDesc("tenancy_audit_outbox_waiting_events", "Audit events in the PostgreSQL outbox not yet shipped to MongoDB.", nil, nil),
-		oldest: prometheus.NewDesc("tenancy_audit_outbox_oldest_age_seconds", "Age of the oldest audit event waiting to ship (0 when none waits).", nil, nil),
-		up:     prometheus.NewDesc("tenancy_audit_outbox_read_ok", "1 when the outbox backlog could be read at this scrape.", nil, nil),
-	}
-}
-
-func (a *auditBacklog) Describe(ch chan<- *prometheus.Desc) {
-	ch <- a.events
-	ch <- a.oldest
-	ch <- a.up
-}
-
-func (a *auditBacklog) Collect(ch chan<- prometheus.Metric) {
-	ctx, cancel := context.WithTimeout(context.Background(), probeTimeout)
-	defer cancel()
-	b, err := a.read(ctx)
-	if err != nil {
-		ch <- prometheus.MustNewConstMetric(a.up, prometheus.GaugeValue, 0)
-		return
-	}
-	ch <- prometheus.MustNewConstMetric(a.up, prometheus.GaugeValue, 1)
-	ch <- prometheus.MustNewConstMetric(a.events, prometheus.GaugeValue, float64(b.Events))
-	ch <- prometheus.MustNewConstMetric(a.oldest, prometheus.GaugeValue, b.Oldest.Seconds())
-}
-
 // AuditShippingCheck is a soft readiness check: degraded while audit events have waited in the
 // outbox longer than lag (the shipper cannot reach MongoDB, or no worker runs).
 func AuditShippingCheck(w *audit.Writer, lag time.Duration) Check {

@@ -18,6 +18,7 @@ import (
 	"github.com/misybot/tenancy/internal/conversations"
 	"github.com/misybot/tenancy/internal/lifecycle"
 	"github.com/misybot/tenancy/internal/operators"
+	"github.com/misybot/tenancy/internal/opsmetrics"
 	"github.com/misybot/tenancy/internal/registry"
 	"github.com/misybot/tenancy/internal/seal"
 	"github.com/misybot/tenancy/internal/tenantdb"
@@ -177,7 +178,7 @@ func newServer(cfg Config) (*Server, App) {
 	e.GET("/healthz", s.healthz)
 	e.GET("/readyz", s.readyz(false))
 	if s.audit != nil {
-		s.metrics.registry.MustRegister(newAuditBacklog(s.audit.Backlog))
+		s.metrics.registry.MustRegister(opsmetrics.NewAuditBacklog(s.audit.Backlog))
 	}
 	ops := echo.New()
 	ops.HideBanner, ops.HidePort = true, true

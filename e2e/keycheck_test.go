@@ -32,7 +32,7 @@ func TestWorkerRefusesAWrongMasterKey(t *testing.T) {
 	cmd := exec.CommandContext(ctx, bin)
 	cmd.Env = append(os.Environ(), "APP_ENV=dev",
 		"DATABASE_URL="+testenv.AppDatabaseURL, "MONGODB_URI="+testenv.MongoURI, "REDIS_URL="+testenv.RedisURL,
-		"TEMPORAL_ADDRESS="+testenv.TemporalAddress, "TASK_QUEUE=e2e-"+testenv.TenantID("wrongkey"),
+		"TEMPORAL_ADDRESS="+testenv.TemporalAddress, "TASK_QUEUE=e2e-"+testenv.TenantID("wrongkey"), "WORKER_METRICS_ADDR=127.0.0.1:0",
 		"TENANT_MASTER_KEY="+base64.StdEncoding.EncodeToString(bytes.Repeat([]byte{0x5a}, 32)))
 	out, err := cmd.CombinedOutput()
 	var exit *exec.ExitError

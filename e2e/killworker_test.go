@@ -36,8 +36,9 @@ func buildWorker(t *testing.T) string {
 }
 
 // startWorkerProcess runs the worker binary on the stack's task queue, logging to a file that
-// is printed if the test fails.
-func (s *stack) startWorkerProcess(bin, name string) *exec.Cmd {
+// is printed if the test fails. Its metrics listener takes any free port unless env (extra
+// NAME=value settings, which win) says otherwise.
+func (s *stack) startWorkerProcess(bin, name string, env ...string) *exec.Cmd {
 	s.t.Helper()
 	logPath := filepath.Join(s.exports, name+".log")
 	logFile, err := os.Create(logPath)
@@ -49,7 +50,9 @@ func (s *stack) startWorkerProcess(bin, name string) *exec.Cmd {
 		"TEMPORAL_ADDRESS="+testenv.TemporalAddress, "TASK_QUEUE="+s.queue,
 		"TENANT_MASTER_KEY="+base64.StdEncoding.EncodeToString(masterKey), "EXPORT_DIR="+s.exports,
 		"AUDIT_PLATFORM_DATABASE="+s.platformDB, "EXPORT_RECIPIENT="+exportIdentity.Recipient().String(),
+		"WORKER_METRICS_ADDR=127.0.0.1:0",
 	)
+	cmd.Env = append(cmd.Env, env...)
 	cmd.Stdout, cmd.Stderr = logFile, logFile
 	require.NoError(s.t, cmd.Start())
 	// The worker creates its task queue's retention schedule at start; this queue dies with the

@@ -43,6 +43,7 @@ MisyBot Tenancy is running.
   API              $(api_url)$( [[ -n ${1:-} ]] && echo "  (management: $(api_url)/api/meta-agent/tenants)")
   Dashboard        $(api_url)/dashboard/   (sign in with the operator token)
   Temporal Web UI  http://127.0.0.1:8233
+  Metrics          http://${METRICS_ADDR:-127.0.0.1:9464}/metrics (API), http://${WORKER_METRICS_ADDR:-127.0.0.1:9465}/metrics (worker)
   Operator token   $OPERATOR_TOKEN   (Authorization: Bearer <token>; stored in .state/operator-token)
   Master key       $TENANT_MASTER_KEY   (.state/master-key; development only)
   Archives         .state/exports/*.tar.gz.age, decrypt with the identity in .state/export-identity.txt

@@ -372,6 +372,29 @@ up_temporal() {
 	wait_healthy temporal "$LOGS/temporal.log" temporal_healthy "$STARTED_PID"
 }
 
+# The custom search attributes every lifecycle run sets (workflows/searchattrs.go), so that
+# `temporal workflow list --query 'TenantId="acme"'` and the Web UI's filter work. Registered on
+# the dev server whoever started it (the workflows cannot start without them); idempotent.
+TEMPORAL_SEARCH_ATTRIBUTES=(TenantId LifecycleOperation TenantType TenantStatus)
+
+temporal_search_attributes() {
+	local have missing=() name
+	have=$(timeout 10 "$TEMPORAL_BIN" operator search-attribute list --address "$HOST:$TEMPORAL_PORT" --namespace default 2>&1) ||
+		die "temporal: cannot list search attributes: $have"
+	for name in "${TEMPORAL_SEARCH_ATTRIBUTES[@]}"; do
+		grep -qw -- "$name" <<<"$have" || missing+=("$name")
+	done
+	((${#missing[@]})) || return 0
+	local out
+	# One per call: the CLI (v1.5.1) takes several --name but creates only the first.
+	for name in "${missing[@]}"; do
+		out=$(timeout 30 "$TEMPORAL_BIN" operator search-attribute create --address "$HOST:$TEMPORAL_PORT" \
+			--namespace default --type Keyword --name "$name" 2>&1) ||
+			die "temporal: cannot create the search attribute $name: $out"
+	done
+	say "temporal: search attributes registered: ${missing[*]} (Keyword)"
+}
+
 # --- FerretDB -------------------------------------------------------------------------------
 
 # FerretDB's own liveness probe (true once its listener is up) when it answers; a bare TCP
@@ -433,7 +456,10 @@ cmd_up() {
 			ready+=("postgres://tenancy_app@$HOST:$PG_PORT/tenancy")
 			;;
 		redis) ready+=("redis://$HOST:$REDIS_PORT") ;;
-		temporal) ready+=("temporal $HOST:$TEMPORAL_PORT (Web UI http://$HOST:$TEMPORAL_UI_PORT)") ;;
+		temporal)
+			temporal_search_attributes
+			ready+=("temporal $HOST:$TEMPORAL_PORT (Web UI http://$HOST:$TEMPORAL_UI_PORT)")
+			;;
 		ferretdb) ready+=("mongodb://$HOST:$FERRETDB_PORT") ;;
 		esac
 	done

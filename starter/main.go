@@ -60,6 +60,9 @@ commands:
             (after every process runs with it and the old key in TENANT_MASTER_KEY_PREVIOUS)
   reconcile [run|show|repair|decide|close] …
             compare the registry with the stores and repair drift (see README, Reconciliation)
+  probe <url>
+            GET url and exit 0 on a 2xx answer: the container health check of the API
+            (its /readyz) and the worker (its /healthz), in images without curl or a shell
   export-keygen
             print a new age identity for EXPORT_RECIPIENT (its public key) and for decrypting archives
   operator create <name> <platform-admin|operator|auditor>
@@ -77,6 +80,17 @@ func main() {
 	if len(os.Args) < 2 || os.Args[1] == "help" || os.Args[1] == "-h" || os.Args[1] == "--help" {
 		fmt.Fprintln(os.Stderr, usage)
 		os.Exit(2)
+	}
+	if os.Args[1] == "probe" { // needs no configuration: a container health check
+		if len(os.Args) != 3 {
+			fmt.Fprintln(os.Stderr, "usage: starter probe <url>")
+			os.Exit(2)
+		}
+		if err := probe(os.Args[2], 3*time.Second); err != nil {
+			fmt.Fprintln(os.Stderr, "probe:", err)
+			os.Exit(1)
+		}
+		return
 	}
 	if os.Args[1] == "export-keygen" { // needs no configuration
 		if err := exportKeygen(); err != nil {
@@ -183,6 +197,25 @@ func serve(ctx context.Context, cfg config.Config, logger *slog.Logger) error {
 	return errors.Join(public.Shutdown(shutdownCtx), ops.Shutdown(shutdownCtx))
 }
 
+// probe GETs url within timeout and succeeds on a 2xx status.
+func probe(url string, timeout time.Duration) error {
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+	if err != nil {
+		return err
+	}
+	res, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return err
+	}
+	defer res.Body.Close()
+	if res.StatusCode < 200 || res.StatusCode > 299 {
+		return fmt.Errorf("%s answered %s", url, res.Status)
+	}
+	return nil
+}
+
 // exportKeygen prints a new age X25519 identity in age-keygen's format: the public key (the
 // EXPORT_RECIPIENT value) in a comment, then the secret key. Keep the output offline; it is
 // what decrypts offboarding archives.
@@ -207,6 +240,7 @@ func rotateMasterKey(ctx context.Context, cfg config.Config, logger *slog.Logger
 	run, err := c.Temporal.ExecuteWorkflow(ctx, client.StartWorkflowOptions{
 		ID: workflows.MasterKeyRotationID, TaskQueue: cfg.TaskQueue,
 		WorkflowIDConflictPolicy: enumspb.WORKFLOW_ID_CONFLICT_POLICY_FAIL, WorkflowExecutionErrorWhenAlreadyStarted: true,
+		TypedSearchAttributes: workflows.StartSearchAttributes("", "rotate-master-key", "", ""),
 	}, workflows.RotateMasterKey, workflows.RotateMasterKeyInput{RequestedBy: "cli:" + os.Getenv("USER"), Version: cfg.MasterKeyVersion})
 	if err != nil {
 		return fmt.Errorf("start the master key rotation: %w", err)

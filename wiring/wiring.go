@@ -65,12 +65,34 @@ func API(cfg config.Config, c *clients.Clients, sealer *seal.Sealer, logger *slo
 }
 
 // Worker builds the Temporal worker of taskQueue with every lifecycle workflow and activity
-// registered, and the step audit interceptor (one audit event per workflow step).
-func Worker(c *clients.Clients, acts *activities.Activities, taskQueue string) worker.Worker {
-	w := worker.New(c.Temporal, taskQueue, worker.Options{Interceptors: []interceptor.WorkerInterceptor{activities.NewAuditInterceptor(acts)}})
+// registered, the step audit interceptor (one audit event per workflow step) and the
+// operation counters (workflows.NewMetricsInterceptor; exported when the client was opened
+// with clients.WithTemporalMetrics).
+func Worker(c *clients.Clients, acts *activities.Activities, taskQueue string, opts ...WorkerOption) worker.Worker {
+	o := worker.Options{Interceptors: []interceptor.WorkerInterceptor{
+		activities.NewAuditInterceptor(acts), workflows.NewMetricsInterceptor(),
+	}}
+	for _, opt := range opts {
+		opt(&o)
+	}
+	w := worker.New(c.Temporal, taskQueue, o)
 	workflows.Register(w)
 	w.RegisterActivity(acts)
 	return w
+}
+
+// WorkerOption adjusts the worker's options.
+type WorkerOption func(*worker.Options)
+
+// StopTimeout is how long a stopping worker (SIGTERM) lets the tasks it holds finish: it stops
+// polling at once, hands its sticky workflow cache back to the server (so workflow tasks go to
+// other workers without waiting for a timeout), and waits up to d for activities in flight to
+// complete and report. Past d their contexts are cancelled; an activity cut off this way is
+// retried by Temporal on another worker when its attempt times out (every activity is
+// idempotent, and the long ones resume from their last heartbeat). Zero, the SDK's default,
+// cancels them at once.
+func StopTimeout(d time.Duration) WorkerOption {
+	return func(o *worker.Options) { o.WorkerStopTimeout = d }
 }
 
 // Shipper is the audit outbox shipper of a worker process.

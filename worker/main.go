@@ -4,8 +4,11 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
+	"net"
+	"net/http"
 	"os"
 	"strings"
 	"time"
@@ -13,10 +16,12 @@ import (
 	"go.temporal.io/sdk/worker"
 
 	"github.com/misybot/tenancy/activities"
+	"github.com/misybot/tenancy/api"
 	"github.com/misybot/tenancy/internal/archives"
 	"github.com/misybot/tenancy/internal/clients"
 	"github.com/misybot/tenancy/internal/config"
 	"github.com/misybot/tenancy/internal/keycheck"
+	"github.com/misybot/tenancy/internal/opsmetrics"
 	"github.com/misybot/tenancy/internal/rls"
 	"github.com/misybot/tenancy/internal/schedule"
 	"github.com/misybot/tenancy/internal/seal"
@@ -42,7 +47,21 @@ func main() {
 		os.Exit(2)
 	}
 
-	c, err := clients.Open(context.Background(), cfg, logger)
+	// Metrics: the SDK's own and the lifecycle operation counters (through the Temporal
+	// client's metrics handler), the audit shipper's progress and lag.
+	m, err := opsmetrics.NewWorker()
+	if err != nil {
+		logger.Error("worker: metrics", "err", err)
+		os.Exit(1)
+	}
+	// The operators' listener: /metrics and /healthz. An address already taken stops the
+	// worker at once, as it stops the API: a worker nobody can watch is not run silently.
+	opsListener, err := net.Listen("tcp", cfg.WorkerMetricsAddr)
+	if err != nil {
+		logger.Error("worker: refusing to start: WORKER_METRICS_ADDR", "err", err)
+		os.Exit(1)
+	}
+	c, err := clients.Open(context.Background(), cfg, logger, clients.WithTemporalMetrics(m.TemporalHandler()))
 	if err != nil {
 		logger.Error("worker: open clients", "err", err)
 		os.Exit(1)
@@ -74,17 +93,30 @@ func main() {
 	}
 	// The shipper moves audit events from the PostgreSQL outbox to MongoDB; while MongoDB is
 	// down they wait there, and lifecycle changes go on.
+	m.WatchAuditBacklog(acts.Audit.Backlog)
 	shipCtx, stopShipper := context.WithCancel(context.Background())
 	shipped := make(chan struct{})
-	go func() { defer close(shipped); wiring.Shipper(acts, logger).Run(shipCtx) }()
+	shipper := wiring.Shipper(acts, logger)
+	shipper.OnRound = m.ObserveShip
+	go func() { defer close(shipped); shipper.Run(shipCtx) }()
 	defer func() { stopShipper(); <-shipped }()
+
+	ops := api.NewHTTPServer(cfg.WorkerMetricsAddr, m.Handler(), api.DefaultTimeouts)
+	opsErr := make(chan error, 1)
+	go func() { opsErr <- ops.Serve(opsListener) }()
+	defer func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		_ = ops.Shutdown(ctx)
+		_ = m.Shutdown(ctx)
+	}()
 	go (&archives.Pruner{Dir: cfg.ExportDir, Keep: cfg.ExportRetention, Audit: acts.Audit}).Run(shipCtx, time.Hour, logger)
 
 	// The interceptor writes one audit event per workflow step (activities.NewAuditInterceptor).
-	w := wiring.Worker(c, acts, cfg.TaskQueue)
+	w := wiring.Worker(c, acts, cfg.TaskQueue, wiring.StopTimeout(cfg.WorkerStopTimeout))
 
-	logger.Info("worker starting", "task_queue", cfg.TaskQueue, "temporal", cfg.TemporalAddress, "namespace", cfg.TemporalNamespace, "export_dir", cfg.ExportDir)
-	if err := w.Run(worker.InterruptCh()); err != nil {
+	logger.Info("worker starting", "task_queue", cfg.TaskQueue, "temporal", cfg.TemporalAddress, "namespace", cfg.TemporalNamespace, "export_dir", cfg.ExportDir, "metrics_addr", opsListener.Addr().String(), "stop_timeout", cfg.WorkerStopTimeout)
+	if err := w.Run(stopOn(worker.InterruptCh(), opsErr, logger)); err != nil {
 		logger.Error("worker stopped", "err", err)
 		stopShipper()
 		<-shipped
@@ -113,4 +145,23 @@ func startAudit(acts *activities.Activities, c *clients.Clients, taskQueue strin
 	}
 	logger.Info("reconciliation schedule", "id", schedule.ReconciliationID(taskQueue), "created", created)
 	return nil
+}
+
+// stopOn returns a channel that fires on an interrupt (SIGINT, SIGTERM) or when the
+// operators' listener fails to serve (its address taken, say), which is logged.
+func stopOn(interrupt <-chan any, opsErr <-chan error, logger *slog.Logger) <-chan any {
+	stop := make(chan any, 1)
+	go func() {
+		select {
+		case sig := <-interrupt:
+			logger.Info("worker: stopping", "signal", sig)
+		case err := <-opsErr:
+			if errors.Is(err, http.ErrServerClosed) {
+				return
+			}
+			logger.Error("worker: operators' listener stopped; stopping", "err", err)
+		}
+		stop <- struct{}{}
+	}()
+	return stop
 }

@@ -55,7 +55,12 @@ func permanent(msg string) error {
 // named in fail, which return the given error (a transition is named "TransitionStatus:<to>").
 func lifecycleEnv(t *testing.T, fail map[string]error) (*testsuite.TestWorkflowEnvironment, *recorder) {
 	t.Helper()
-	var s testsuite.WorkflowTestSuite
+	return lifecycleEnvOf(t, &testsuite.WorkflowTestSuite{}, fail)
+}
+
+// lifecycleEnvOf is lifecycleEnv in a suite of the caller's (a metrics handler set on it).
+func lifecycleEnvOf(t *testing.T, s *testsuite.WorkflowTestSuite, fail map[string]error) (*testsuite.TestWorkflowEnvironment, *recorder) {
+	t.Helper()
 	env := s.NewTestWorkflowEnvironment()
 	workflows.Register(env)
 	env.RegisterActivity(act)

@@ -78,6 +78,7 @@ func OffboardTenant(ctx workflow.Context, in OffboardInput) (OffboardResult, err
 	}); err != nil {
 		return fail(err)
 	}
+	setTenantSearchAttributes(ctx, tenant.StatusOffboarding, "")
 
 	if err := r.step("export", func(ctx workflow.Context) error {
 		return workflow.ExecuteActivity(longStep(ctx), a.ExportTenant, activities.ExportInput{
@@ -146,6 +147,7 @@ func OffboardTenant(ctx workflow.Context, in OffboardInput) (OffboardResult, err
 	}); err != nil {
 		return fail(err)
 	}
+	setTenantSearchAttributes(ctx, res.Status, "")
 	if err := r.step("deletion-summary", func(ctx workflow.Context) error {
 		details := map[string]string{
 			"archive": res.Archive.Path, "archiveSha256": res.Archive.SHA256, "archiveBytes": fmt.Sprint(res.Archive.Bytes),
@@ -179,6 +181,7 @@ func (r *run) cancelOffboard(in OffboardInput, previous tenant.Status, res Offbo
 		return res, err
 	}
 	res.Status = previous
+	setTenantSearchAttributes(r.ctx, previous, "")
 	if err := r.step("audit", func(ctx workflow.Context) error {
 		ev := r.event("offboard-cancelled", "tenant.offboard.cancel", operator(res.CancelledBy), activities.OutcomeSuccess, "restored to "+string(previous))
 		ev.Details = map[string]string{"archiveSha256": res.Archive.SHA256}

@@ -56,6 +56,7 @@ func OnboardTenant(ctx workflow.Context, in OnboardInput) (OnboardResult, error)
 
 	err = r.onboard(sctx, in, &res, event)
 	if err == nil {
+		setTenantSearchAttributes(sctx, tenant.StatusActive, "")
 		r.progress.State = StateCompleted
 		res.Status = tenant.StatusActive
 		return res, nil
@@ -70,6 +71,9 @@ func OnboardTenant(ctx workflow.Context, in OnboardInput) (OnboardResult, error)
 		TenantID: in.TenantID, To: tenant.StatusFailed, Reason: reason,
 		From: []tenant.Status{tenant.StatusOnboarding, tenant.StatusPending, tenant.StatusFailed},
 	}).Get(dctx, nil)
+	if markErr == nil {
+		setTenantSearchAttributes(dctx, tenant.StatusFailed, "")
+	}
 	auditErr := record(dctx, activities.AuditInput{Event: event("onboard-failed", "tenant.onboard", activities.OutcomeFailure, reason), Platform: true})
 	r.progress.State = StateFailed
 	res.Status = tenant.StatusFailed
@@ -88,6 +92,7 @@ func (r *run) onboard(ctx workflow.Context, in OnboardInput, res *OnboardResult,
 	}); err != nil {
 		return err
 	}
+	setTenantSearchAttributes(ctx, tenant.StatusOnboarding, "")
 
 	if in.NeedsApproval {
 		approver, proceed := r.awaitApproval(in.RequestedBy)

@@ -72,6 +72,7 @@ func ChangeTenantProfile(ctx workflow.Context, in ProfileChangeInput) (ProfileCh
 		return res, err
 	}
 	res.Applied = true
+	setTenantSearchAttributes(ctx, "", in.Change.Type)
 	if err := r.step("audit", func(ctx workflow.Context) error {
 		return decision(ctx, activities.OutcomeSuccess, "approved by "+approver)
 	}); err != nil {

@@ -132,6 +132,7 @@ func (r *run) step(name string, fn func(workflow.Context) error) error {
 			return err
 		}
 		s.Status = StepAwaitingOperator
+		countParked(r.ctx)
 		workflow.GetLogger(r.ctx).Warn("step out of retries; waiting for an operator",
 			"step", name, "tenant_id", r.progress.TenantID, "err", err)
 		if r.awaitOperator(StateAwaitingOperator, RetrySignal, r.retry) {

@@ -58,6 +58,7 @@ func changeStatus(ctx workflow.Context, op string, in StatusChangeInput, to tena
 		return res, err
 	}
 	res.Status, res.Changed = tr.Status, tr.Changed
+	setTenantSearchAttributes(ctx, tr.Status, "")
 
 	if to == tenant.StatusSuspended {
 		var rs activities.RevokeSessionsResult

@@ -487,6 +487,9 @@ type Shipper struct {
 	// events of a burst (a workflow's steps, concurrent onboardings) ship in one batch per
 	// chain instead of one round of statements per event.
 	Coalesce time.Duration
+	// OnRound (may be nil) is told after each round of Run how many events it shipped and the
+	// round's error: the worker's metrics of shipping progress.
+	OnRound func(events int, err error)
 }
 
 // NewShipper returns a shipper for w's chains.
@@ -503,7 +506,10 @@ func (s *Shipper) Run(ctx context.Context) {
 	defer t.Stop()
 	failing := false
 	for {
-		err := s.ShipAll(ctx)
+		n, err := s.shipAll(ctx)
+		if s.OnRound != nil && ctx.Err() == nil {
+			s.OnRound(n, err)
+		}
 		switch {
 		case err != nil && ctx.Err() == nil && !failing:
 			s.logger.Warn("audit shipping failed; events wait in the outbox and ship when it recovers", "err", err)
@@ -563,18 +569,25 @@ func (s *Shipper) listen(ctx context.Context, kick chan<- struct{}) {
 // ShipAll ships every chain that has events of this writer's key waiting, oldest first,
 // Parallel chains at a time, and returns the errors joined.
 func (s *Shipper) ShipAll(ctx context.Context) error {
+	_, err := s.shipAll(ctx)
+	return err
+}
+
+// shipAll is ShipAll, also returning how many events it shipped.
+func (s *Shipper) shipAll(ctx context.Context) (int, error) {
 	rows, err := s.w.pool.Query(ctx, `SELECT chain FROM audit_backlog WHERE key_id = ANY($1)
 		GROUP BY chain ORDER BY min(created_at) LIMIT 10000`, s.w.heldKeyIDs())
 	if err != nil {
-		return fmt.Errorf("audit: list backlog: %w", err)
+		return 0, fmt.Errorf("audit: list backlog: %w", err)
 	}
 	keys, err := pgx.CollectRows(rows, pgx.RowTo[string])
 	if err != nil {
-		return fmt.Errorf("audit: list backlog: %w", err)
+		return 0, fmt.Errorf("audit: list backlog: %w", err)
 	}
 	sem := make(chan struct{}, max(s.Parallel, 1))
 	var mu sync.Mutex
 	var errs []error
+	shipped := 0
 	var wg sync.WaitGroup
 	for _, key := range keys {
 		c, ok := s.w.chainByKey(key)
@@ -585,13 +598,15 @@ func (s *Shipper) ShipAll(ctx context.Context) error {
 		wg.Add(1)
 		go func() {
 			defer func() { <-sem; wg.Done() }()
-			if _, err := c.ship(ctx, false); err != nil {
-				mu.Lock()
+			n, err := c.ship(ctx, false)
+			mu.Lock()
+			shipped += n
+			if err != nil {
 				errs = append(errs, err)
-				mu.Unlock()
 			}
+			mu.Unlock()
 		}()
 	}
 	wg.Wait()
-	return errors.Join(errs...)
+	return shipped, errors.Join(errs...)
 }

@@ -18,6 +18,7 @@ import (
 	tlog "go.temporal.io/sdk/log"
 
 	"github.com/misybot/tenancy/internal/config"
+	"github.com/misybot/tenancy/internal/redisurl"
 )
 
 // Clients are the shared connections. All are lazy: a dependency that is down at start makes
@@ -25,15 +26,26 @@ import (
 type Clients struct {
 	Postgres *pgxpool.Pool
 	Mongo    *mongo.Client
-	Redis    *redis.Client
+	// Redis is a *redis.Client, or a *redis.ClusterClient when REDIS_URL names a cluster
+	// (redisurl.NewClient).
+	Redis    redis.UniversalClient
 	Temporal client.Client
 	// AuditPlatformDatabase is where the platform audit chain lives (config
 	// AUDIT_PLATFORM_DATABASE; empty: audit.PlatformDatabase).
 	AuditPlatformDatabase string
 }
 
+// Option adjusts how Open builds the clients.
+type Option func(*client.Options)
+
+// WithTemporalMetrics makes the Temporal client (and every worker built on it) report the SDK's
+// metrics, and what workflows record with workflow.GetMetricsHandler, to h.
+func WithTemporalMetrics(h client.MetricsHandler) Option {
+	return func(o *client.Options) { o.MetricsHandler = h }
+}
+
 // Open builds every client from cfg. Only malformed configuration fails here.
-func Open(ctx context.Context, cfg config.Config, logger *slog.Logger) (*Clients, error) {
+func Open(ctx context.Context, cfg config.Config, logger *slog.Logger, opts ...Option) (*Clients, error) {
 	pgCfg, err := pgxpool.ParseConfig(cfg.DatabaseURL)
 	if err != nil {
 		return nil, fmt.Errorf("DATABASE_URL: %w", err)
@@ -49,19 +61,35 @@ func Open(ctx context.Context, cfg config.Config, logger *slog.Logger) (*Clients
 		return nil, fmt.Errorf("MONGODB_URI: %w", err)
 	}
 
-	redisOpts, err := redis.ParseURL(cfg.RedisURL)
+	redisClient, err := redisurl.NewClient(cfg.RedisURL)
 	if err != nil {
 		pool.Close()
 		_ = mongoClient.Disconnect(ctx)
 		return nil, fmt.Errorf("REDIS_URL: %w", err)
 	}
-	redisClient := redis.NewClient(redisOpts)
 
-	temporalClient, err := client.NewLazyClient(client.Options{
+	temporalTLS, err := cfg.TemporalTLSConfig()
+	if err != nil {
+		pool.Close()
+		_ = mongoClient.Disconnect(ctx)
+		_ = redisClient.Close()
+		return nil, err
+	}
+	temporalOpts := client.Options{
 		HostPort:  cfg.TemporalAddress,
 		Namespace: cfg.TemporalNamespace,
 		Logger:    tlog.NewStructuredLogger(logger),
-	})
+		// nil: plaintext (the dev server); otherwise TLS, with a client certificate for mTLS.
+		ConnectionOptions: client.ConnectionOptions{TLS: temporalTLS},
+	}
+	if cfg.TemporalAPIKey != "" {
+		// Temporal Cloud: the key goes as a bearer token on every call, over TLS.
+		temporalOpts.Credentials = client.NewAPIKeyStaticCredentials(cfg.TemporalAPIKey)
+	}
+	for _, o := range opts {
+		o(&temporalOpts)
+	}
+	temporalClient, err := client.NewLazyClient(temporalOpts)
 	if err != nil {
 		pool.Close()
 		_ = mongoClient.Disconnect(ctx)

@@ -4,6 +4,8 @@
 package config
 
 import (
+	"crypto/tls"
+	"crypto/x509"
 	"encoding/base64"
 	"errors"
 	"fmt"
@@ -48,6 +50,18 @@ type Config struct {
 	TemporalAddress   string
 	TemporalNamespace string
 	TaskQueue         string
+	// Temporal's transport security, for a cluster of your own with mTLS or for Temporal Cloud:
+	// TEMPORAL_TLS_CERT and TEMPORAL_TLS_KEY (PEM files, both or neither) are the client
+	// certificate; TEMPORAL_TLS_CA (PEM file) the CA the server's certificate must chain to
+	// (the system roots when unset); TEMPORAL_TLS_SERVER_NAME the name to check when it differs
+	// from TEMPORAL_ADDRESS's host; TEMPORAL_API_KEY an API key (Temporal Cloud), sent as a
+	// bearer token. Any of them, or TEMPORAL_TLS=true, turns TLS on; TemporalTLSConfig builds it.
+	TemporalTLS           bool
+	TemporalTLSCert       string
+	TemporalTLSKey        string
+	TemporalTLSCA         string
+	TemporalTLSServerName string
+	TemporalAPIKey        string
 
 	// MasterKey is the 32-byte TENANT_MASTER_KEY from which every tenant key is derived, and
 	// MasterKeyVersion its version ("<version>:<base64>"; 1 when no version is given).
@@ -64,10 +78,17 @@ type Config struct {
 	// MetricsAddr is the operators' listener: /metrics and detailed /readyz. Loopback by
 	// default; a private network in a cluster, never the public one.
 	MetricsAddr string
+	// WorkerMetricsAddr is the worker's operators' listener: /metrics (Temporal SDK metrics,
+	// lifecycle operation counters, audit shipping) and /healthz. Loopback by default.
+	WorkerMetricsAddr string
 	// TrustedProxies are the networks whose X-Forwarded-For the API believes (TRUSTED_PROXIES,
 	// comma-separated CIDRs; empty: none, the peer address is the client).
 	TrustedProxies  []*net.IPNet
 	ShutdownTimeout time.Duration
+	// WorkerStopTimeout is how long a worker told to stop (SIGTERM) waits for the activities it
+	// runs to finish before cancelling them (WORKER_STOP_TIMEOUT, default 30s). Give the
+	// orchestrator a longer grace period before it kills the process.
+	WorkerStopTimeout time.Duration
 	// OffboardGrace is how long an offboarded tenant's exported data waits before the purge
 	// (cancel-offboard restores it meanwhile). Zero in dev, 72h otherwise.
 	OffboardGrace time.Duration
@@ -103,7 +124,9 @@ func Defaults() Config {
 		TaskQueue:             "tenancy",
 		APIAddr:               "127.0.0.1:8080",
 		MetricsAddr:           "127.0.0.1:9464",
+		WorkerMetricsAddr:     "127.0.0.1:9465",
 		ShutdownTimeout:       10 * time.Second,
+		WorkerStopTimeout:     30 * time.Second,
 		OffboardGrace:         72 * time.Hour,
 		ExportDir:             "exports",
 		ExportRetention:       30 * 24 * time.Hour,
@@ -125,7 +148,8 @@ func FromLookup(lookup func(string) (string, bool)) (Config, error) {
 			*dst = strings.TrimSpace(v)
 		}
 	}
-	var env, masterKey, previousKeys, shutdown, level, grace, overlap, proxies, recipients, exportRetention, autoRepair string
+	var temporalTLS string
+	var env, masterKey, previousKeys, shutdown, workerStop, level, grace, overlap, proxies, recipients, exportRetention, autoRepair string
 	get("APP_ENV", &env)
 	get("DATABASE_URL", &c.DatabaseURL)
 	get("MIGRATE_DATABASE_URL", &c.MigrateDatabaseURL)
@@ -134,13 +158,21 @@ func FromLookup(lookup func(string) (string, bool)) (Config, error) {
 	get("TEMPORAL_ADDRESS", &c.TemporalAddress)
 	get("TEMPORAL_NAMESPACE", &c.TemporalNamespace)
 	get("TASK_QUEUE", &c.TaskQueue)
+	get("TEMPORAL_TLS", &temporalTLS)
+	get("TEMPORAL_TLS_CERT", &c.TemporalTLSCert)
+	get("TEMPORAL_TLS_KEY", &c.TemporalTLSKey)
+	get("TEMPORAL_TLS_CA", &c.TemporalTLSCA)
+	get("TEMPORAL_TLS_SERVER_NAME", &c.TemporalTLSServerName)
+	get("TEMPORAL_API_KEY", &c.TemporalAPIKey)
 	get("TENANT_MASTER_KEY", &masterKey)
 	get("TENANT_MASTER_KEY_PREVIOUS", &previousKeys)
 	get("OPERATOR_TOKEN", &c.OperatorToken)
 	get("API_ADDR", &c.APIAddr)
 	get("METRICS_ADDR", &c.MetricsAddr)
+	get("WORKER_METRICS_ADDR", &c.WorkerMetricsAddr)
 	get("TRUSTED_PROXIES", &proxies)
 	get("SHUTDOWN_TIMEOUT", &shutdown)
+	get("WORKER_STOP_TIMEOUT", &workerStop)
 	get("LOG_LEVEL", &level)
 	get("OFFBOARD_GRACE_PERIOD", &grace)
 	get("EXPORT_DIR", &c.ExportDir)
@@ -179,7 +211,7 @@ func FromLookup(lookup func(string) (string, bool)) (Config, error) {
 	checkURL("DATABASE_URL", c.DatabaseURL, "postgres", "postgresql")
 	checkURL("MIGRATE_DATABASE_URL", c.MigrateDatabaseURL, "postgres", "postgresql")
 	checkURL("MONGODB_URI", c.MongoURI, "mongodb", "mongodb+srv")
-	checkURL("REDIS_URL", c.RedisURL, "redis", "rediss")
+	checkURL("REDIS_URL", c.RedisURL, "redis", "rediss", "redis+cluster", "rediss+cluster")
 
 	checkHostPort := func(name, value string) {
 		if _, port, err := net.SplitHostPort(value); err != nil || port == "" {
@@ -187,8 +219,27 @@ func FromLookup(lookup func(string) (string, bool)) (Config, error) {
 		}
 	}
 	checkHostPort("TEMPORAL_ADDRESS", c.TemporalAddress)
+	switch strings.ToLower(temporalTLS) {
+	case "", "false", "0":
+	case "true", "1":
+		c.TemporalTLS = true
+	default:
+		bad("TEMPORAL_TLS", "must be true or false, got %q", temporalTLS)
+	}
+	if (c.TemporalTLSCert == "") != (c.TemporalTLSKey == "") {
+		bad("TEMPORAL_TLS_CERT", "and TEMPORAL_TLS_KEY go together: the client certificate and its private key")
+	}
+	if c.TemporalTLSCert != "" || c.TemporalTLSCA != "" || c.TemporalTLSServerName != "" || c.TemporalAPIKey != "" {
+		c.TemporalTLS = true
+	}
+	if c.TemporalTLS {
+		if _, err := c.TemporalTLSConfig(); err != nil {
+			errs = append(errs, err)
+		}
+	}
 	checkHostPort("API_ADDR", c.APIAddr)
 	checkHostPort("METRICS_ADDR", c.MetricsAddr)
+	checkHostPort("WORKER_METRICS_ADDR", c.WorkerMetricsAddr)
 	if recipients != "" {
 		rs, err := age.ParseRecipients(strings.NewReader(strings.ReplaceAll(recipients, ",", "\n")))
 		if err != nil {
@@ -270,6 +321,14 @@ func FromLookup(lookup func(string) (string, bool)) (Config, error) {
 			c.ShutdownTimeout = d
 		}
 	}
+	if workerStop != "" {
+		d, err := time.ParseDuration(workerStop)
+		if err != nil || d < 0 {
+			bad("WORKER_STOP_TIMEOUT", "must be a duration such as 30s (0s: cancel activities at once), got %q", workerStop)
+		} else {
+			c.WorkerStopTimeout = d
+		}
+	}
 	if c.Env == EnvDev {
 		c.OffboardGrace = 0
 	}
@@ -327,6 +386,36 @@ func parseMasterKey(s string) (int, []byte, error) {
 		return 0, nil, errors.New("must be 32 bytes, base64-encoded (openssl rand -base64 32), optionally as <version>:<base64>")
 	}
 	return version, key, nil
+}
+
+// TemporalTLSConfig is the TLS configuration of the connection to Temporal, or nil when TLS is
+// off: the client certificate (mTLS) when TEMPORAL_TLS_CERT/KEY are set, the CA pool of
+// TEMPORAL_TLS_CA (else the system roots), TLS 1.2 at least. Errors name the variable and the
+// file, never a key's content.
+func (c Config) TemporalTLSConfig() (*tls.Config, error) {
+	if !c.TemporalTLS {
+		return nil, nil
+	}
+	t := &tls.Config{MinVersion: tls.VersionTLS12, ServerName: c.TemporalTLSServerName}
+	if c.TemporalTLSCert != "" && c.TemporalTLSKey != "" {
+		cert, err := tls.LoadX509KeyPair(c.TemporalTLSCert, c.TemporalTLSKey)
+		if err != nil {
+			return nil, fmt.Errorf("TEMPORAL_TLS_CERT: cannot load the certificate %s with its key TEMPORAL_TLS_KEY: %w", c.TemporalTLSCert, err)
+		}
+		t.Certificates = []tls.Certificate{cert}
+	}
+	if c.TemporalTLSCA != "" {
+		pem, err := os.ReadFile(c.TemporalTLSCA)
+		if err != nil {
+			return nil, fmt.Errorf("TEMPORAL_TLS_CA: %w", err)
+		}
+		pool := x509.NewCertPool()
+		if !pool.AppendCertsFromPEM(pem) {
+			return nil, fmt.Errorf("TEMPORAL_TLS_CA: %s holds no PEM certificate", c.TemporalTLSCA)
+		}
+		t.RootCAs = pool
+	}
+	return t, nil
 }
 
 // MasterKeys returns the current master key version and every version held (current and

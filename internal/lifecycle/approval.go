@@ -27,6 +27,8 @@ func (s *Service) StartProfileChange(ctx context.Context, in workflows.ProfileCh
 		WorkflowIDConflictPolicy:                 enumspb.WORKFLOW_ID_CONFLICT_POLICY_FAIL,
 		WorkflowIDReusePolicy:                    enumspb.WORKFLOW_ID_REUSE_POLICY_ALLOW_DUPLICATE,
 		WorkflowExecutionErrorWhenAlreadyStarted: true,
+		// The type is set on the run once the change is applied.
+		TypedSearchAttributes: workflows.StartSearchAttributes(in.Change.TenantID, string(ProfileChange), "", ""),
 	}, workflows.ChangeTenantProfile, in)
 	var started *serviceerror.WorkflowExecutionAlreadyStarted
 	if errors.As(err, &started) {

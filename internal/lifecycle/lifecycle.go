@@ -149,6 +149,8 @@ func (s *Service) Start(ctx context.Context, op Operation, t tenant.Tenant, requ
 		WorkflowIDConflictPolicy:                 enumspb.WORKFLOW_ID_CONFLICT_POLICY_FAIL,
 		WorkflowIDReusePolicy:                    enumspb.WORKFLOW_ID_REUSE_POLICY_ALLOW_DUPLICATE,
 		WorkflowExecutionErrorWhenAlreadyStarted: true,
+		// Findable by tenant from the start: temporal workflow list --query 'TenantId="…"'.
+		TypedSearchAttributes: workflows.StartSearchAttributes(t.ID, string(op), t.Type, t.Status),
 	}, sp.workflow, input)
 	var started *serviceerror.WorkflowExecutionAlreadyStarted
 	if errors.As(err, &started) { // lost a race with another request

@@ -95,13 +95,16 @@ func Prefix(tenantID string) (string, error) {
 	return "tenant:{" + tenantID + "}:", nil
 }
 
-// Store reaches tenant keys through one client shared by the whole process.
+// Store reaches tenant keys through one client shared by the whole process: a single server's
+// (*redis.Client) or a Redis Cluster's (*redis.ClusterClient). Every key of a tenant hashes to
+// one slot, so every command of this package, scripts and multi-key UNLINKs included, is legal
+// in a cluster, and a purge scans the one master that owns the slot.
 type Store struct {
-	client *redis.Client
+	client redis.UniversalClient
 }
 
 // New returns a Store over the process-wide client.
-func New(client *redis.Client) *Store { return &Store{client: client} }
+func New(client redis.UniversalClient) *Store { return &Store{client: client} }
 
 // prefixFrom returns the context tenant's key prefix, or tenant.ErrNoTenant.
 func prefixFrom(ctx context.Context) (string, error) {
@@ -116,7 +119,7 @@ func prefixFrom(ctx context.Context) (string, error) {
 // the Scope was made, so a Scope cannot touch any other tenant's key whatever kind or name it
 // is given.
 type Scope struct {
-	client *redis.Client
+	client redis.UniversalClient
 	prefix string
 }
 
@@ -465,7 +468,9 @@ type PurgeProgress struct {
 //     resumes with exactly the one full pass still owed.
 //
 // The cost is one walk of the whole keyspace (two when resumed): SCAN visits other tenants' keys
-// too, so it grows with the size of the Redis database, not with the tenant's share of it.
+// too, so it grows with the size of the Redis database, not with the tenant's share of it. In a
+// Redis Cluster the walk is of one master's keyspace only, the owner of the tenant's slot
+// (scanner), so it grows with that node's share of the data.
 func (s *Store) Purge(ctx context.Context, from PurgeProgress, batch int64, onBatch func(PurgeProgress) error) (PurgeProgress, error) {
 	p, err := prefixFrom(ctx)
 	if err != nil {
@@ -484,12 +489,37 @@ func (s *Store) Purge(ctx context.Context, from PurgeProgress, batch int64, onBa
 	return prog, nil
 }
 
-// scanUnlink is the loop of Purge and RevokeSessions (see Purge for why it is sound).
+// scanner is what SCAN runs on: the server, or in a cluster the master that owns the slot of
+// the keys matching prefix. All of this tenant's keys live on that master, so its keyspace is
+// the only one to walk; a walk of every master would visit every other tenant's keys. SCAN is
+// a keyless command: a cluster client sends it to the master it picks for keyless commands,
+// unless, as go-redis v9.23 does, it routes a MATCH pattern with a hash tag by that tag; the
+// owner is named here rather than left to that rule. It is looked up at each call: after a
+// failover or a resharding the next attempt scans the new owner (the second pass of a resumed
+// purge covers a cursor the new owner never issued).
+func (s *Store) scanner(ctx context.Context, prefix string) (redis.Cmdable, error) {
+	cluster, ok := s.client.(*redis.ClusterClient)
+	if !ok {
+		return s.client, nil
+	}
+	node, err := cluster.MasterForKey(ctx, prefix)
+	if err != nil {
+		return nil, fmt.Errorf("owner of the tenant's slot: %w", err)
+	}
+	return node, nil
+}
+
+// scanUnlink is the loop of Purge and RevokeSessions (see Purge for why it is sound). match
+// starts with the tenant's prefix, which carries its hash tag.
 func (s *Store) scanUnlink(ctx context.Context, match string, from PurgeProgress, batch int64, onBatch func(PurgeProgress) error) (PurgeProgress, error) {
 	prog := from
 	secondPass := from.Cursor != 0 // resumed: one full pass is owed after this one
+	node, err := s.scanner(ctx, match)
+	if err != nil {
+		return prog, err
+	}
 	for {
-		keys, next, err := s.client.Scan(ctx, prog.Cursor, match, batch).Result()
+		keys, next, err := node.Scan(ctx, prog.Cursor, match, batch).Result()
 		if err != nil {
 			return prog, fmt.Errorf("scan: %w", err)
 		}

@@ -23,6 +23,7 @@ import (
 	"go.temporal.io/sdk/client"
 	tlog "go.temporal.io/sdk/log"
 
+	"github.com/misybot/tenancy/internal/redisurl"
 	"github.com/misybot/tenancy/migrations"
 )
 
@@ -35,6 +36,8 @@ var (
 	// Database 1: the dev stack uses 0 and `make bench` 2, so tests never touch their keys.
 	RedisURL        = env("TEST_REDIS_URL", "redis://127.0.0.1:6379/1")
 	TemporalAddress = env("TEST_TEMPORAL_ADDRESS", "127.0.0.1:7233")
+	// RedisClusterURL names the three-master cluster scripts/redis-cluster.sh starts (make test).
+	RedisClusterURL = env("TEST_REDIS_CLUSTER_URL", "redis+cluster://127.0.0.1:7001,127.0.0.1:7002,127.0.0.1:7003")
 )
 
 const hint = "start the servers with `make test` (or `make services`), or point TEST_* variables at yours"
@@ -155,5 +158,28 @@ func RedisClient(t testing.TB) *redis.Client {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	require.NoError(t, c.Ping(ctx).Err(), "Redis at %s; %s", opts.Addr, hint)
+	return c
+}
+
+// RedisClusterClient connects to the Redis Cluster at RedisClusterURL, failing the test when it
+// does not answer or is not healthy, and closes the client in t.Cleanup. Tests share the
+// cluster and stay apart by tenant id, so nothing here flushes it.
+func RedisClusterClient(t testing.TB) *redis.ClusterClient {
+	t.Helper()
+	if testing.Short() {
+		t.Skip("integration test: needs the local Redis Cluster (run `make test`, which starts it with scripts/redis-cluster.sh)")
+	}
+	u, err := redisurl.NewClient(RedisClusterURL)
+	require.NoError(t, err, "TEST_REDIS_CLUSTER_URL")
+	c, ok := u.(*redis.ClusterClient)
+	require.True(t, ok, "TEST_REDIS_CLUSTER_URL must name a cluster (redis+cluster://host:port,…)")
+	t.Cleanup(func() { _ = c.Close() })
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	const clusterHint = "start it with `scripts/redis-cluster.sh up` (make test does), or point TEST_REDIS_CLUSTER_URL at yours"
+	require.NoError(t, c.Ping(ctx).Err(), "Redis Cluster (TEST_REDIS_CLUSTER_URL); %s", clusterHint)
+	info, err := c.ClusterInfo(ctx).Result()
+	require.NoError(t, err, "Redis Cluster (TEST_REDIS_CLUSTER_URL); %s", clusterHint)
+	require.Contains(t, info, "cluster_state:ok", "Redis Cluster not healthy; %s", clusterHint)
 	return c
 }
