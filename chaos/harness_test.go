@@ -100,12 +100,24 @@ var exportIdentity = func() *age.X25519Identity {
 	return id
 }()
 
+// binDir holds the worker binary; TestMain removes it.
+var binDir string
+
+func TestMain(m *testing.M) {
+	code := m.Run()
+	if binDir != "" {
+		_ = os.RemoveAll(binDir)
+	}
+	os.Exit(code)
+}
+
 // workerBin is the real worker binary, built once per test binary.
 var workerBin = sync.OnceValues(func() (string, error) {
 	dir, err := os.MkdirTemp("", "chaos-worker-")
 	if err != nil {
 		return "", err
 	}
+	binDir = dir
 	bin := filepath.Join(dir, "worker")
 	out, err := exec.Command("go", "build", "-o", bin, "github.com/misybot/tenancy/worker").CombinedOutput()
 	if err != nil {
