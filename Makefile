@@ -42,6 +42,20 @@ BENCH_ENV = APP_ENV=dev TASK_QUEUE=bench \
 	REDIS_URL='redis://127.0.0.1:6379/2' AUDIT_PLATFORM_DATABASE=platform_bench LOG_LEVEL=warn
 BENCH_FLAGS ?=
 
+# The chaos suite at full size (the issue's counts, every store). `make test` runs the same
+# scenarios at a small size (about a minute, in parallel with the other packages).
+.PHONY: chaos
+chaos: services ## kill workers, restart a Temporal server, cut stores, race requests: chaos/ at full size
+	CHAOS=1 go test -count=1 -timeout 30m -v ./chaos
+
+# The scale seed onboards and fills tenants on the bench's stores (which `make bench` empties
+# when it starts); re-running it skips the tenants already there.
+SEED_FLAGS ?= -tenants 1000 -concurrency 16
+
+.PHONY: seed
+seed: services ## onboard and fill many tenants through the real workflows (SEED_FLAGS="-tenants 10000"); resumable
+	$(BENCH_ENV) TASK_QUEUE=seed go run ./bench/seed $(SEED_FLAGS)
+
 .PHONY: test-short
 test-short: ## only the tests that need no server (seconds): unit, fuzz seeds, workflow and replay tests
 	go test -short -count=1 ./...
