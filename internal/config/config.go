@@ -48,6 +48,8 @@ type Config struct {
 	TemporalAddress   string
 	TemporalNamespace string
 	TaskQueue         string
+	// TemporalUIURL is the Temporal Web UI the dashboard links each run to (TEMPORAL_UI_URL).
+	TemporalUIURL string
 
 	// MasterKey is the 32-byte TENANT_MASTER_KEY from which every tenant key is derived, and
 	// MasterKeyVersion its version ("<version>:<base64>"; 1 when no version is given).
@@ -101,6 +103,7 @@ func Defaults() Config {
 		TemporalAddress:       "127.0.0.1:7233",
 		TemporalNamespace:     "default",
 		TaskQueue:             "tenancy",
+		TemporalUIURL:         "http://127.0.0.1:8233",
 		APIAddr:               "127.0.0.1:8080",
 		MetricsAddr:           "127.0.0.1:9464",
 		ShutdownTimeout:       10 * time.Second,
@@ -134,6 +137,7 @@ func FromLookup(lookup func(string) (string, bool)) (Config, error) {
 	get("TEMPORAL_ADDRESS", &c.TemporalAddress)
 	get("TEMPORAL_NAMESPACE", &c.TemporalNamespace)
 	get("TASK_QUEUE", &c.TaskQueue)
+	get("TEMPORAL_UI_URL", &c.TemporalUIURL)
 	get("TENANT_MASTER_KEY", &masterKey)
 	get("TENANT_MASTER_KEY_PREVIOUS", &previousKeys)
 	get("OPERATOR_TOKEN", &c.OperatorToken)
@@ -180,6 +184,7 @@ func FromLookup(lookup func(string) (string, bool)) (Config, error) {
 	checkURL("MIGRATE_DATABASE_URL", c.MigrateDatabaseURL, "postgres", "postgresql")
 	checkURL("MONGODB_URI", c.MongoURI, "mongodb", "mongodb+srv")
 	checkURL("REDIS_URL", c.RedisURL, "redis", "rediss")
+	checkURL("TEMPORAL_UI_URL", c.TemporalUIURL, "http", "https")
 
 	checkHostPort := func(name, value string) {
 		if _, port, err := net.SplitHostPort(value); err != nil || port == "" {

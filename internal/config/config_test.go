@@ -49,6 +49,7 @@ func TestMalformedValuesNameTheVariable(t *testing.T) {
 		"TEMPORAL_ADDRESS":        "localhost",
 		"API_ADDR":                "8080",
 		"TASK_QUEUE":              "two words",
+		"TEMPORAL_UI_URL":         "javascript:alert(1)",
 		"TENANT_MASTER_KEY":       "c2hvcnQ=",
 		"OPERATOR_TOKEN":          "short",
 		"SHUTDOWN_TIMEOUT":        "-1s",
