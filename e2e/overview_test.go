@@ -109,6 +109,7 @@ func TestOverview(t *testing.T) {
 	require.Len(t, recent, 5, "ProvisionTenant, a child, is not an operation")
 	require.Equal(t, "completed", recent[onboardRun]["status"])
 	require.Equal(t, workflows.WorkflowID(active), recent[onboardRun]["workflowId"])
+	require.Equal(t, active, recent[onboardRun]["tenantId"])
 	require.Equal(t, workflows.SuspendWorkflow, recent[suspendRun]["workflow"])
 	require.Equal(t, "running", recent[approvalRun]["status"])
 

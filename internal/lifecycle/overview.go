@@ -56,6 +56,8 @@ type TypeCounts struct {
 // OperationRun is one operation of the recent list.
 type OperationRun struct {
 	Run
+	// TenantID is read off the deterministic workflow id ("tenant-lifecycle:<id>", …).
+	TenantID  string    `json:"tenantId"`
 	Status    string    `json:"status"`
 	StartedAt time.Time `json:"startedAt"`
 	ClosedAt  time.Time `json:"closedAt,omitzero"`
@@ -209,6 +211,9 @@ func (s *Service) list(ctx context.Context, query string, limit int) ([]Operatio
 			Run:       Run{WorkflowID: info.GetExecution().GetWorkflowId(), RunID: info.GetExecution().GetRunId(), Workflow: info.GetType().GetName()},
 			Status:    statusName(info.GetStatus()),
 			StartedAt: info.GetStartTime().AsTime(),
+		}
+		if _, id, ok := strings.Cut(r.WorkflowID, ":"); ok {
+			r.TenantID = id
 		}
 		if info.GetCloseTime() != nil {
 			r.ClosedAt = info.GetCloseTime().AsTime()
