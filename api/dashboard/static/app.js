@@ -1114,7 +1114,10 @@ async function loadOverview(nav) {
 
 function renderTenantStats(t) {
   const by = t.byStatus || {};
-  const stats = Object.keys(by).map((status) => el('a', { class: 'stat', href: '#/', 'data-status': status, onclick: (e) => {
+  // Lifecycle order (internal/tenant.Statuses), then any status this page does not know.
+  const order = ['pending', 'onboarding', 'active', 'suspended', 'offboarding', 'offboarded', 'failed'];
+  const statuses = [...order.filter((st) => st in by), ...Object.keys(by).filter((st) => !order.includes(st))];
+  const stats = statuses.map((status) => el('a', { class: 'stat', href: '#/', 'data-status': status, onclick: (e) => {
     e.preventDefault();
     const sel = $('list-filters').elements.status;
     sel.value = status;
