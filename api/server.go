@@ -64,7 +64,9 @@ type Config struct {
 	// Reconciliation serves the reconciliation reports and runs (api/reconciliation.go); nil:
 	// no such endpoints.
 	Reconciliation *Reconciliation
-	Logger         *slog.Logger
+	// TemporalUI is where the dashboard links runs (defaults: DefaultTemporalUIURL, "default").
+	TemporalUI TemporalUI
+	Logger     *slog.Logger
 }
 
 // Server holds the handlers' dependencies.
@@ -96,8 +98,9 @@ type Server struct {
 	checks    []Check
 	validator *validator.Validate
 	// actions are the audit actions write routes declare (audited), by "METHOD route".
-	actions map[string]string
-	logger  *slog.Logger
+	actions    map[string]string
+	temporalUI TemporalUI
+	logger     *slog.Logger
 }
 
 // App is the API's two HTTP surfaces.
@@ -141,6 +144,7 @@ func newServer(cfg Config) (*Server, App) {
 		validator:     newValidator(),
 		logger:        cfg.Logger,
 		actions:       map[string]string{},
+		temporalUI:    cfg.TemporalUI.withDefaults(),
 	}
 	if s.audit != nil {
 		// Hooks of the tenant API into the audit: its audit endpoint, and its refusals.
@@ -217,6 +221,7 @@ func newServer(cfg Config) (*Server, App) {
 	s.audited(e.PUT(TenantsPath+"/:tenantId/settings/:key", s.putSetting, append(write, s.tenantScope)...), "tenant.setting.put")
 	s.audited(e.DELETE(TenantsPath+"/:tenantId/settings/:key", s.deleteSetting, append(write, s.tenantScope)...), "tenant.setting.delete")
 
+	s.overviewRoutes(e, read)
 	s.reconciliationRoutes(e, cfg.Reconciliation)
 	s.auditRoutes(e, op)
 	s.tenantAPIRoutes(e)

@@ -60,6 +60,7 @@ func API(cfg config.Config, c *clients.Clients, sealer *seal.Sealer, logger *slo
 		ExportDir:      cfg.ExportDir,
 		TrustedProxies: cfg.TrustedProxies,
 		Reconciliation: &api.Reconciliation{Reports: reconcile.NewReports(c.Postgres), Reconciler: lifecycle.NewReconciler(c.Temporal, cfg.TaskQueue)},
+		TemporalUI:     api.TemporalUI{URL: cfg.TemporalUIURL, Namespace: cfg.TemporalNamespace},
 		Logger:         logger,
 	})
 }

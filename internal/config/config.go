@@ -62,6 +62,8 @@ type Config struct {
 	TemporalTLSCA         string
 	TemporalTLSServerName string
 	TemporalAPIKey        string
+	// TemporalUIURL is the Temporal Web UI the dashboard links each run to (TEMPORAL_UI_URL).
+	TemporalUIURL string
 
 	// MasterKey is the 32-byte TENANT_MASTER_KEY from which every tenant key is derived, and
 	// MasterKeyVersion its version ("<version>:<base64>"; 1 when no version is given).
@@ -122,6 +124,7 @@ func Defaults() Config {
 		TemporalAddress:       "127.0.0.1:7233",
 		TemporalNamespace:     "default",
 		TaskQueue:             "tenancy",
+		TemporalUIURL:         "http://127.0.0.1:8233",
 		APIAddr:               "127.0.0.1:8080",
 		MetricsAddr:           "127.0.0.1:9464",
 		WorkerMetricsAddr:     "127.0.0.1:9465",
@@ -164,6 +167,7 @@ func FromLookup(lookup func(string) (string, bool)) (Config, error) {
 	get("TEMPORAL_TLS_CA", &c.TemporalTLSCA)
 	get("TEMPORAL_TLS_SERVER_NAME", &c.TemporalTLSServerName)
 	get("TEMPORAL_API_KEY", &c.TemporalAPIKey)
+	get("TEMPORAL_UI_URL", &c.TemporalUIURL)
 	get("TENANT_MASTER_KEY", &masterKey)
 	get("TENANT_MASTER_KEY_PREVIOUS", &previousKeys)
 	get("OPERATOR_TOKEN", &c.OperatorToken)
@@ -212,6 +216,8 @@ func FromLookup(lookup func(string) (string, bool)) (Config, error) {
 	checkURL("MIGRATE_DATABASE_URL", c.MigrateDatabaseURL, "postgres", "postgresql")
 	checkURL("MONGODB_URI", c.MongoURI, "mongodb", "mongodb+srv")
 	checkURL("REDIS_URL", c.RedisURL, "redis", "rediss", "redis+cluster", "rediss+cluster")
+	checkURL("REDIS_URL", c.RedisURL, "redis", "rediss")
+	checkURL("TEMPORAL_UI_URL", c.TemporalUIURL, "http", "https")
 
 	checkHostPort := func(name, value string) {
 		if _, port, err := net.SplitHostPort(value); err != nil || port == "" {

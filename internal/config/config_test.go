@@ -66,6 +66,7 @@ func TestMalformedValuesNameTheVariable(t *testing.T) {
 		"API_ADDR":                "8080",
 		"WORKER_METRICS_ADDR":     "9465",
 		"TASK_QUEUE":              "two words",
+		"TEMPORAL_UI_URL":         "javascript:alert(1)",
 		"TENANT_MASTER_KEY":       "c2hvcnQ=",
 		"OPERATOR_TOKEN":          "short",
 		"SHUTDOWN_TIMEOUT":        "-1s",

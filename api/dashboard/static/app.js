@@ -8,7 +8,8 @@
 
 const API = '/api/meta-agent/tenants';
 const RECONCILE_API = '/api/meta-agent/reconciliation';
-const TEMPORAL_UI = 'http://127.0.0.1:8233/namespaces/default/workflows/';
+const OVERVIEW_API = '/api/meta-agent/overview';
+const CONFIG_API = '/api/meta-agent/dashboard/config';
 const TOKEN_KEY = 'misybot.operatorToken';
 const SIGNAL_NAME_KEY = 'misybot.signalName';
 const POLL_MS = 2000;
@@ -214,12 +215,13 @@ const state = {
   busy: false,
   // flash is a message for the next tenant view, shown once it has loaded.
   flash: null,
+  config: { temporalUi: { url: 'http://127.0.0.1:8233', namespace: 'default' } },
 };
 
 // ---- Views ----
 
 function showOnly(id) {
-  for (const v of ['placeholder-view', 'tenant-view', 'register-view', 'reconcile-view']) $(v).hidden = v !== id;
+  for (const v of ['overview-view', 'tenant-view', 'register-view', 'reconcile-view']) $(v).hidden = v !== id;
 }
 
 function showLogin() {
@@ -280,7 +282,8 @@ async function route() {
     showOnly('reconcile-view');
     await loadReconciliation(r.runId);
   } else {
-    showOnly('placeholder-view');
+    showOnly('overview-view');
+    await loadOverview(nav);
   }
   markSelected(r.view === 'tenant' ? r.id : '');
 }
@@ -662,8 +665,21 @@ async function loadOperation() {
   }
 }
 
-function temporalLink(workflowId, label = 'Open in Temporal Web UI ↗') {
-  return el('a', { href: TEMPORAL_UI + enc(workflowId), target: '_blank', rel: 'noopener noreferrer' }, label);
+// temporalLink links a run in the Temporal Web UI (TEMPORAL_UI_URL, from the dashboard's
+// configuration): the run itself when its run id is known, else the workflow's latest run.
+function temporalLink(workflowId, runId = '', label = 'Open in Temporal Web UI ↗') {
+  const ui = state.config.temporalUi;
+  const href = ui.url + '/namespaces/' + enc(ui.namespace) + '/workflows/' + enc(workflowId) + (runId ? '/' + enc(runId) : '');
+  return el('a', { href, target: '_blank', rel: 'noopener noreferrer', class: 'temporal-link' }, label);
+}
+
+// loadConfig reads where to link runs; until it answers (or if it fails), the Web UI's
+// default address is used.
+async function loadConfig() {
+  try {
+    const c = await getJSON(CONFIG_API);
+    if (c && c.temporalUi && /^https?:\/\//.test(c.temporalUi.url || '')) state.config = c;
+  } catch { /* keep the default */ }
 }
 
 function renderOperation(op) {
@@ -677,7 +693,7 @@ function renderOperation(op) {
     ...field('Closed', op.closedAt ? timeCell(op.closedAt) : '—'),
     ...field('Workflow id', el('span', { class: 'mono' }, op.workflowId)),
     ...field('Run id', el('span', { class: 'mono small' }, op.runId)),
-    ...field('History', temporalLink(op.workflowId)),
+    ...field('History', temporalLink(op.workflowId, op.runId)),
   );
   const parts = [summary];
   if (op.progressError) parts.push(el('div', { class: 'alert warning' }, op.progressError));
@@ -730,7 +746,7 @@ function signalHint(op, p) {
   return el('div', { class: 'alert info signal-hint' },
     el('p', null, el('strong', null, 'The run is ' + waiting + '.'),
       ' It waits for an operator\'s signal. Run one of these with the Temporal CLI (',
-      el('code', null, '.tools/bin/temporal'), ' in the repository), or use the ', temporalLink(op.workflowId, 'Temporal Web UI'), '.'),
+      el('code', null, '.tools/bin/temporal'), ' in the repository), or use the ', temporalLink(op.workflowId, op.runId, 'Temporal Web UI'), '.'),
     el('label', { class: 'inline' }, 'Your name (recorded in the audit) ', name),
     rows.map((r) => r.row));
 }
@@ -1051,6 +1067,188 @@ async function reconcileDecide(runId, d) {
   }
 }
 
+// ---- Overview ----
+
+// Outcomes in the order the chart stacks them, with the CSS class of each.
+const OUTCOMES = ['completed', 'running', 'failed', 'canceled', 'terminated', 'timed_out', 'continued_as_new'];
+const SVG_NS = 'http://www.w3.org/2000/svg';
+
+function svg(tag, attrs, ...children) {
+  const node = document.createElementNS(SVG_NS, tag);
+  for (const [k, v] of Object.entries(attrs || {})) node.setAttribute(k, String(v));
+  for (const c of children) node.append(c instanceof Node ? c : document.createTextNode(String(c)));
+  return node;
+}
+
+function sumCounts(counts) {
+  return Object.values(counts || {}).reduce((a, b) => a + b, 0);
+}
+
+// loadOverview shows the first page: tenants by status, the runs waiting for an operator with
+// what to do, the last 24 h of operations (a chart by hour and a table by type) and the latest
+// runs, each linked to the Temporal Web UI.
+async function loadOverview(nav) {
+  clearSlot('ov-error');
+  let ov;
+  try {
+    ov = await getJSON(OVERVIEW_API);
+  } catch (err) {
+    if (nav === undefined || nav === state.nav) showError('ov-error', err);
+    return;
+  }
+  if (nav !== undefined && nav !== state.nav) return;
+  if (ov.temporalUi && /^https?:\/\//.test(ov.temporalUi.url || '')) state.config = { temporalUi: ov.temporalUi };
+  $('ov-generated').textContent = 'as of ' + fmtTime(ov.generatedAt);
+  renderTenantStats(ov.tenants || {});
+  const ops = ov.operations;
+  if (!ops) {
+    note('ov-error', 'warning', ov.operationsError || 'Operations unavailable.');
+    for (const id of ['ov-waiting', 'ov-chart', 'ov-types', 'ov-recent']) $(id).replaceChildren();
+    return;
+  }
+  renderWaiting(ops);
+  renderChart(ops);
+  renderTypes(ops);
+  renderRecent(ops.recent || []);
+}
+
+function renderTenantStats(t) {
+  const by = t.byStatus || {};
+  // Lifecycle order (internal/tenant.Statuses), then any status this page does not know.
+  const order = ['pending', 'onboarding', 'active', 'suspended', 'offboarding', 'offboarded', 'failed'];
+  const statuses = [...order.filter((st) => st in by), ...Object.keys(by).filter((st) => !order.includes(st))];
+  const stats = statuses.map((status) => el('a', { class: 'stat', href: '#/', 'data-status': status, onclick: (e) => {
+    e.preventDefault();
+    const sel = $('list-filters').elements.status;
+    sel.value = status;
+    loadList(true);
+  } }, el('span', { class: 'stat-n' }, String(by[status])), badge(status)));
+  stats.push(el('div', { class: 'stat', 'data-status': 'total' }, el('span', { class: 'stat-n' }, String(t.total ?? 0)), el('span', { class: 'muted' }, 'in all')));
+  $('ov-tenants').replaceChildren(...stats);
+}
+
+function renderWaiting(ops) {
+  const parts = [];
+  if (ops.runningTruncated) parts.push(el('div', { class: 'alert warning' }, 'More operations run than the overview inspects (' + ops.runningChecked + '); some waiting runs may be missing.'));
+  if (ops.unanswered) parts.push(el('div', { class: 'alert warning' }, ops.unanswered + ' running operation(s) did not answer the progress query (is a worker running?).'));
+  const waiting = ops.waiting || [];
+  if (!waiting.length) {
+    parts.push(el('p', { class: 'muted empty' }, 'Nothing waits for an operator.'));
+    $('ov-waiting').replaceChildren(...parts);
+    return;
+  }
+  for (const w of waiting) parts.push(waitingCard(w));
+  $('ov-waiting').replaceChildren(...parts);
+}
+
+function waitingCard(w) {
+  const head = el('div', { class: 'waiting-head' },
+    el('a', { href: '#/tenants/' + enc(w.tenantId) + '/operation', class: 'mono' }, w.tenantId),
+    ' ', el('span', null, w.operation), ' ', badge(w.state),
+    w.step ? el('span', { class: 'muted small' }, ' step ', el('code', null, w.step)) : null,
+    ' ', timeCell(w.startedAt), ' ', temporalLink(w.workflowId, w.runId, 'Web UI ↗'));
+  const body = [];
+  if (w.lastError) body.push(el('div', { class: 'error-text small' }, w.lastError));
+  if (w.state === 'awaiting_approval') {
+    body.push(el('div', { class: 'actions' },
+      el('span', { class: 'muted small' }, 'Requested by ' + (w.requestedBy || '—') + '; a platform admin other than the requester decides. '),
+      el('button', { type: 'button', class: 'primary', 'data-action': 'approve', onclick: () => decideWaiting(w, true) }, 'Approve'),
+      el('button', { type: 'button', class: 'danger', 'data-action': 'reject', onclick: () => decideWaiting(w, false) }, 'Reject')));
+  } else {
+    // The API has no retry or abort endpoint: a parked step takes the signal from the CLI.
+    body.push(el('p', { class: 'small' }, 'The step ran out of retries. Fix the cause, then send one of these signals:'));
+    for (const sig of w.signals || []) {
+      const cmd = signalCommand(w.workflowId, sig, sessionStorage.getItem(SIGNAL_NAME_KEY) || 'operator');
+      body.push(el('div', { class: 'cmd-row' },
+        el('div', { class: 'cmd-label' }, el('strong', null, sig), SIGNAL_HELP[sig] ? ' — ' + SIGNAL_HELP[sig] : ''),
+        el('div', { class: 'cmd-line' }, el('code', { class: 'cmd' }, cmd), copyButton(() => cmd))));
+    }
+  }
+  return el('div', { class: 'waiting', 'data-tenant': w.tenantId, 'data-state': w.state }, head, ...body);
+}
+
+async function decideWaiting(w, approve) {
+  const ok = await confirmDialog({
+    title: (approve ? 'Approve ' : 'Reject ') + w.operation + ' of ' + w.tenantId + '?',
+    message: approve ? 'The run goes on; this is audited under your name.' : 'The run is aborted and what it did is undone; this is audited under your name.',
+    okLabel: approve ? 'Approve' : 'Reject', danger: !approve,
+  });
+  if (!ok) return;
+  try {
+    await send('POST', tenantPath(w.tenantId, approve ? '/approve' : '/reject'));
+    note('ov-error', 'success', (approve ? 'Approved: ' : 'Rejected: ') + w.tenantId + '.');
+    setTimeout(() => { if (parseRoute().view === 'home') loadOverview(); }, POLL_MS);
+  } catch (err) {
+    showError('ov-error', err);
+  }
+}
+
+// renderChart draws the operations started in each hour, stacked by outcome, as inline SVG
+// (no library, nothing fetched), with a legend of the totals.
+function renderChart(ops) {
+  const hours = ops.hours || [];
+  const W = 720, H = 160, top = 10, bottom = 22, left = 30;
+  const max = Math.max(1, ...hours.map((h) => sumCounts(h.counts)));
+  const bw = (W - left) / Math.max(1, hours.length);
+  const chart = svg('svg', { viewBox: '0 0 ' + W + ' ' + H, role: 'img', class: 'bars', 'aria-label': 'Operations started per hour, by outcome' });
+  const y = (n) => top + (H - top - bottom) * (1 - n / max);
+  chart.append(svg('line', { x1: left, x2: W, y1: y(0), y2: y(0), class: 'axis' }));
+  chart.append(svg('text', { x: left - 4, y: y(max) + 4, class: 'tick', 'text-anchor': 'end' }, String(max)));
+  chart.append(svg('text', { x: left - 4, y: y(0), class: 'tick', 'text-anchor': 'end' }, '0'));
+  hours.forEach((h, i) => {
+    let acc = 0;
+    const x = left + i * bw + 1;
+    const start = new Date(h.start);
+    const title = start.toISOString().slice(11, 16) + ' UTC: ' + (Object.entries(h.counts || {}).map(([k, n]) => n + ' ' + k).join(', ') || 'none');
+    const g = svg('g', { 'data-hour': h.start }, svg('title', null, title));
+    for (const outcome of OUTCOMES) {
+      const n = (h.counts || {})[outcome] || 0;
+      if (!n) continue;
+      g.append(svg('rect', { x, width: Math.max(1, bw - 2), y: y(acc + n), height: y(acc) - y(acc + n), class: 'o-' + outcome }));
+      acc += n;
+    }
+    chart.append(g);
+    if (i % 6 === 0 || i === hours.length - 1) {
+      chart.append(svg('text', { x: x + bw / 2, y: H - 6, class: 'tick', 'text-anchor': 'middle' }, start.toISOString().slice(11, 16)));
+    }
+  });
+  const totals = ops.totals || {};
+  const legend = el('ul', { class: 'legend', id: 'ov-totals' }, OUTCOMES.filter((o) => totals[o]).map((o) =>
+    el('li', { 'data-outcome': o }, el('span', { class: 'swatch o-' + o, 'aria-hidden': 'true' }), o.replace(/_/g, ' ') + ' ', el('strong', null, String(totals[o])))));
+  if (!legend.children.length) legend.append(el('li', { class: 'muted' }, 'No operation in the last 24 hours.'));
+  $('ov-chart').replaceChildren(chart, legend);
+}
+
+function renderTypes(ops) {
+  const rows = (ops.byType || []).filter((t) => sumCounts(t.counts) > 0).map((t) => el('tr', { 'data-workflow': t.workflow },
+    el('td', { class: 'mono' }, t.workflow),
+    ...OUTCOMES.slice(0, 5).map((o) => el('td', { class: 'num' }, String((t.counts || {})[o] || 0))),
+    el('td', { class: 'num' }, String(sumCounts(t.counts)))));
+  if (!rows.length) {
+    $('ov-types').replaceChildren();
+    return;
+  }
+  $('ov-types').replaceChildren(el('div', { class: 'table-wrap' }, el('table', { class: 'steps' },
+    el('thead', null, el('tr', null, ['Operation', ...OUTCOMES.slice(0, 5), 'All'].map((h) => el('th', { scope: 'col' }, h.replace(/_/g, ' '))))),
+    el('tbody', null, rows))));
+}
+
+function renderRecent(recent) {
+  if (!recent.length) {
+    $('ov-recent').replaceChildren(el('p', { class: 'muted empty' }, 'No operation in the last 24 hours.'));
+    return;
+  }
+  $('ov-recent').replaceChildren(el('div', { class: 'table-wrap' }, el('table', { class: 'steps', id: 'ov-recent-table' },
+    el('thead', null, el('tr', null, ['Tenant', 'Operation', 'Status', 'Started', 'Closed', 'Run'].map((h) => el('th', { scope: 'col' }, h)))),
+    el('tbody', null, recent.map((r) => el('tr', { 'data-run': r.runId },
+      el('td', null, r.tenantId ? el('a', { href: '#/tenants/' + enc(r.tenantId) + '/operation', class: 'mono' }, r.tenantId) : ''),
+      el('td', { class: 'mono' }, r.workflow),
+      el('td', null, badge(r.status)),
+      el('td', null, timeCell(r.startedAt)),
+      el('td', null, r.closedAt ? timeCell(r.closedAt) : '—'),
+      el('td', null, temporalLink(r.workflowId, r.runId, 'Web UI ↗'))))))));
+}
+
 // ---- Start ----
 
 function init() {
@@ -1072,6 +1270,7 @@ function init() {
       return;
     }
     $('login-token').value = '';
+    await loadConfig();
     await route();
     loadList(true);
   });
@@ -1086,6 +1285,7 @@ function init() {
 
   $('op-refresh').addEventListener('click', () => { state.poll.last = ''; loadOperation(); });
   $('rc-start').addEventListener('click', startReconciliation);
+  $('ov-refresh').addEventListener('click', () => loadOverview());
   $('rc-refresh').addEventListener('click', () => loadReconciliation(parseRoute().runId || ''));
 
   $('audit-filters').addEventListener('submit', (e) => { e.preventDefault(); loadAudit(true); });
@@ -1106,7 +1306,7 @@ function init() {
     if (matchMedia('(max-width: 900px)').matches && !$('app-view').hidden) document.querySelector('.detail-pane').scrollIntoView({ block: 'start' });
   });
 
-  route();
+  if (token.get()) loadConfig().then(route); else route();
   if (token.get()) loadList(true);
 }
 
