@@ -216,7 +216,6 @@ func FromLookup(lookup func(string) (string, bool)) (Config, error) {
 	checkURL("MIGRATE_DATABASE_URL", c.MigrateDatabaseURL, "postgres", "postgresql")
 	checkURL("MONGODB_URI", c.MongoURI, "mongodb", "mongodb+srv")
 	checkURL("REDIS_URL", c.RedisURL, "redis", "rediss", "redis+cluster", "rediss+cluster")
-	checkURL("REDIS_URL", c.RedisURL, "redis", "rediss")
 	checkURL("TEMPORAL_UI_URL", c.TemporalUIURL, "http", "https")
 
 	checkHostPort := func(name, value string) {
