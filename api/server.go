@@ -176,6 +176,7 @@ func newServer(cfg Config) (*Server, App) {
 
 	e.GET("/healthz", s.healthz)
 	e.GET("/readyz", s.readyz(false))
+	e.GET(OpenAPIPath, s.openAPI)
 	if s.audit != nil {
 		s.metrics.registry.MustRegister(newAuditBacklog(s.audit.Backlog))
 	}
