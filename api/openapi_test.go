@@ -129,7 +129,6 @@ func TestOpenAPIServed(t *testing.T) {
 	require.NotContains(t, rec.Body.String(), "x-yaml-anchors")
 }
 
-
 // Security as the routes have it: management operations take the operator's bearer token
 // (the document's default), tenant API operations the four signature headers, and the probes,
 // this document and CORS preflights nothing. Every audited write route names its audit action
@@ -177,7 +176,7 @@ func TestOpenAPIPatternsMatchTheCode(t *testing.T) {
 	param := func(name string) string { return doc.Components.Parameters[name].Value.Schema.Value.Pattern }
 	require.Equal(t, settingKey.String(), param("SettingKey"))
 	require.Equal(t, conversationID.String(), param("ConversationId"))
-	archive := doc.Paths.Find(ArchivesPath + "/{name}").Get.Parameters.GetByInAndName("path", "name")
+	archive := doc.Paths.Find(ArchivesPath+"/{name}").Get.Parameters.GetByInAndName("path", "name")
 	require.Equal(t, archiveName.String(), archive.Schema.Value.Pattern)
 
 	id := doc.Components.Schemas["TenantId"].Value
