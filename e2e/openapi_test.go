@@ -7,16 +7,21 @@ import (
 	"errors"
 	"io"
 	"net/http"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/getkin/kin-openapi/openapi3"
 	"github.com/getkin/kin-openapi/openapi3filter"
 	"github.com/getkin/kin-openapi/routers"
 	"github.com/getkin/kin-openapi/routers/gorillamux"
+	"github.com/stretchr/testify/require"
 
 	"github.com/misybot/tenancy/api"
+	"github.com/misybot/tenancy/internal/signing"
+	"github.com/misybot/tenancy/internal/testenv"
 )
 
 // openAPI is the API's own document (as served at /openapi.json) and a router over it. The
@@ -168,3 +173,124 @@ func (w *recordingWriter) Write(b []byte) (int, error) {
 }
 
 func (w *recordingWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
+
+// The surface the other e2e tests touch little (the signed tenant API, audit reports in JSON
+// and CSV, settings, secret rotation, preflights, refusals, the probes), driven once through a
+// checked stack, so that the document is held to real answers there too. The test's own
+// assertions are few: the checker is the point.
+func TestOpenAPIDescribesRealAnswers(t *testing.T) {
+	t.Parallel()
+	s := newStack(t, true)
+	id := testenv.TenantID("oas")
+	tenantPath := api.TenantsPath + "/" + id
+
+	code, body := s.do(http.MethodPost, api.TenantsPath+"/onboard", onboardBody(id, "standard"))
+	require.Equal(t, http.StatusAccepted, code, body)
+	secret := body["tenantSecret"].(string)
+	require.NoError(t, s.wait(body))
+
+	for _, r := range []struct{ method, path, body string }{
+		{http.MethodGet, "/healthz", ""},
+		{http.MethodGet, "/readyz", ""},
+		{http.MethodGet, "/openapi.json", ""},
+		{http.MethodGet, api.TenantsPath + "?status=active&limit=1", ""},
+		{http.MethodGet, api.TenantsPath + "?limit=0", ""},
+		{http.MethodGet, tenantPath + "/operations/current", ""},
+		{http.MethodPut, tenantPath + "/settings/theme", `{"value":{"mode":"dark"}}`},
+		{http.MethodGet, tenantPath + "/settings", ""},
+		{http.MethodGet, tenantPath + "/settings/theme", ""},
+		{http.MethodGet, tenantPath + "/settings/Not_A_Key", ""},
+		{http.MethodDelete, tenantPath + "/settings/theme", ""},
+		{http.MethodGet, tenantPath + "/audit?order=desc&limit=2", ""},
+		{http.MethodGet, tenantPath + "/audit/summary", ""},
+		{http.MethodGet, tenantPath + "/audit/verify", ""},
+		{http.MethodGet, tenantPath + "/audit/policy", ""},
+		{http.MethodPut, tenantPath + "/audit/policy", `{"retentionDays":400,"legalHold":true}`},
+		{http.MethodGet, api.PlatformAuditPath + "?tenantId=" + id, ""},
+		{http.MethodGet, api.PlatformAuditPath + "/summary", ""},
+		{http.MethodGet, api.PlatformAuditPath + "/verify", ""},
+		{http.MethodPost, tenantPath + "/suspend", `{"reason":12}`},
+		{http.MethodPost, tenantPath + "/restore", ""},
+		{http.MethodPost, tenantPath + "/approve", ""},
+		{http.MethodGet, api.TenantsPath + "/Not_An_Id", ""},
+		{http.MethodPatch, tenantPath, "{}"},
+		{http.MethodGet, "/api/meta-agent/nothing", ""},
+	} {
+		s.do(r.method, r.path, r.body)
+	}
+	code, _ = s.doAs("not-a-token", http.MethodGet, tenantPath, "")
+	require.Equal(t, http.StatusUnauthorized, code)
+	for _, path := range []string{tenantPath + "/audit?limit=1", tenantPath + "/audit/summary?format=csv"} {
+		req, err := http.NewRequest(http.MethodGet, s.url+path, nil)
+		require.NoError(t, err)
+		req.Header.Set("Authorization", "Bearer "+token)
+		req.Header.Set("Accept", "text/csv")
+		res, err := http.DefaultClient.Do(req)
+		require.NoError(t, err)
+		res.Body.Close()
+		require.Equal(t, "text/csv; charset=utf-8", res.Header.Get("Content-Type"))
+	}
+
+	signed := func(method, path, body string) (int, map[string]any) {
+		t.Helper()
+		req, err := http.NewRequest(method, s.url+api.TenantAPIPath+path, strings.NewReader(body))
+		require.NoError(t, err)
+		ts := time.Now().Unix()
+		nonce := testenv.TenantID("nonce-0123456789")
+		canonical := signing.Canonical(method, req.URL.EscapedPath(), req.URL.RawQuery, ts, nonce, []byte(body))
+		req.Header.Set(signing.HeaderTenant, id)
+		req.Header.Set(signing.HeaderTimestamp, strconv.FormatInt(ts, 10))
+		req.Header.Set(signing.HeaderNonce, nonce)
+		req.Header.Set(signing.HeaderSignature, signing.Header(signing.MAC([]byte(secret), canonical)))
+		if body != "" {
+			req.Header.Set("Content-Type", "application/json")
+		}
+		res, err := http.DefaultClient.Do(req)
+		require.NoError(t, err)
+		defer res.Body.Close()
+		raw, _ := io.ReadAll(res.Body)
+		var out map[string]any
+		_ = json.Unmarshal(raw, &out)
+		return res.StatusCode, out
+	}
+	code, _ = signed(http.MethodGet, "/me", "")
+	require.Equal(t, http.StatusOK, code)
+	code, conv := signed(http.MethodPost, "/conversations", `{"title":"support"}`)
+	require.Equal(t, http.StatusCreated, code, conv)
+	convID, _ := conv["id"].(string)
+	signed(http.MethodPost, "/conversations/"+convID+"/messages", `{"role":"user","text":"hello"}`)
+	signed(http.MethodPost, "/conversations/"+convID+"/messages", `{"role":"robot","text":"hello"}`)
+	signed(http.MethodGet, "/conversations/"+convID, "")
+	signed(http.MethodGet, "/conversations/0123456789abcdef01234567", "")
+	signed(http.MethodGet, "/conversations?limit=5", "")
+	signed(http.MethodPut, "/settings/lang", `{"value":"fr"}`)
+	signed(http.MethodGet, "/settings", "")
+	signed(http.MethodGet, "/settings/lang", "")
+	signed(http.MethodDelete, "/settings/lang", "")
+	signed(http.MethodGet, "/audit", "") // a standard tenant lacks audit:read: 403
+
+	// Refused signatures, and a preflight.
+	req, err := http.NewRequest(http.MethodGet, s.url+api.TenantAPIPath+"/me", nil)
+	require.NoError(t, err)
+	req.Header.Set(signing.HeaderTenant, id)
+	res, err := http.DefaultClient.Do(req)
+	require.NoError(t, err)
+	res.Body.Close()
+	require.Equal(t, http.StatusUnauthorized, res.StatusCode)
+	req, err = http.NewRequest(http.MethodOptions, s.url+api.TenantAPIPath+"/settings/lang", nil)
+	require.NoError(t, err)
+	req.Header.Set("Origin", "https://"+id+".test")
+	req.Header.Set("Access-Control-Request-Method", http.MethodPut)
+	res, err = http.DefaultClient.Do(req)
+	require.NoError(t, err)
+	res.Body.Close()
+	require.Equal(t, http.StatusNoContent, res.StatusCode)
+
+	code, body = s.do(http.MethodPost, tenantPath+"/secret/rotate?overlap=0s", "")
+	require.Equal(t, http.StatusOK, code, body)
+	s.do(http.MethodPost, tenantPath+"/secret/rotate?overlap=forever", "")
+	code, body = s.do(http.MethodPost, tenantPath+"/offboard", `{"reason":"done"}`)
+	require.Equal(t, http.StatusAccepted, code, body)
+	require.NoError(t, s.wait(body))
+	s.do(http.MethodDelete, tenantPath, "")
+}
