@@ -181,6 +181,7 @@ func newServer(cfg Config) (*Server, App) {
 
 	e.GET("/healthz", s.healthz)
 	e.GET("/readyz", s.readyz(false))
+	e.GET(OpenAPIPath, s.openAPI)
 	if s.audit != nil {
 		s.metrics.registry.MustRegister(opsmetrics.NewAuditBacklog(s.audit.Backlog))
 	}

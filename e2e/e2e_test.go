@@ -124,7 +124,7 @@ func newStack(t *testing.T, withWorker bool) *stack {
 
 		Reconciliation: &api.Reconciliation{Reports: reconcile.NewReports(app), Reconciler: lifecycle.NewReconciler(s.temporal, s.queue)},
 	})
-	srv := httptest.NewServer(e)
+	srv := httptest.NewServer(checkOpenAPI(t, e)) // every request and answer checked against the API's OpenAPI document
 	t.Cleanup(srv.Close)
 	s.url = srv.URL
 
