@@ -45,8 +45,14 @@ import (
 	"github.com/misybot/tenancy/activities"
 	"github.com/misybot/tenancy/internal/clients"
 	"github.com/misybot/tenancy/internal/config"
+	"github.com/misybot/tenancy/internal/conversations"
+	"github.com/misybot/tenancy/internal/keyring"
+	"github.com/misybot/tenancy/internal/registry"
 	"github.com/misybot/tenancy/internal/seal"
+	"github.com/misybot/tenancy/internal/seed"
+	"github.com/misybot/tenancy/internal/tenantdb"
 	"github.com/misybot/tenancy/internal/tenantmongo"
+	"github.com/misybot/tenancy/internal/tenantredis"
 	"github.com/misybot/tenancy/migrations"
 	"github.com/misybot/tenancy/wiring"
 )
@@ -92,6 +98,9 @@ type bench struct {
 	queue    string
 	prefix   string
 	seq      atomic.Int64
+	// seeded counts the tenants the scale seed added (internal/seed), filled with data.
+	seeded   atomic.Int64
+	seedDeps seed.Deps
 	logger   *slog.Logger
 }
 
@@ -148,6 +157,12 @@ func run(o options) error {
 	srv := httptest.NewServer(wiring.API(cfg, c, sealer, logger).Public)
 	defer srv.Close()
 	b.url = srv.URL
+	b.seedDeps = seed.Deps{
+		APIURL: srv.URL, Token: b.token, HTTP: &http.Client{Timeout: time.Minute}, Temporal: c.Temporal,
+		Registry: registry.New(c.Postgres), Settings: tenantdb.New(c.Postgres),
+		Conversations: conversations.New(tenantmongo.New(c.Mongo), keyring.New(c.Postgres, sealer), tenantredis.New(c.Redis)),
+		Redis:         tenantredis.New(c.Redis), Progress: os.Stderr,
+	}
 
 	r := report{Started: time.Now().UTC(), Machine: machine(), Tenants: tenants}
 	say("warm-up")
@@ -252,7 +267,7 @@ func run(o options) error {
 	if err := b.fillTo(tenants); err != nil {
 		return err
 	}
-	full1, err := b.phase(fmt.Sprintf("onboarding, concurrency 1, after %d tenants", b.seq.Load()), samples, 1, b.onboard)
+	full1, err := b.phase(fmt.Sprintf("onboarding, concurrency 1, after %d tenants", b.tenants()), samples, 1, b.onboard)
 	if err != nil {
 		return err
 	}
@@ -361,7 +376,7 @@ func (b *bench) phase(name string, n, conc int, op func(context.Context) error) 
 	before := sampleCPU()
 	p, err := b.measure(n, conc, op)
 	p.CPUPerRunMs = perRunMs(before, sampleCPU(), n)
-	p.Name, p.Tenants = name, b.seq.Load()
+	p.Name, p.Tenants = name, b.tenants()
 	if err == nil {
 		say(fmt.Sprintf("  p50 %.1f ms, p99 %.1f ms, max %.1f ms, %.2f runs/s", p.P50, p.P99, p.Max, p.Throughput))
 	}

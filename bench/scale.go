@@ -11,6 +11,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/misybot/tenancy/internal/seed"
 )
 
 // scalePoint is what the platform costs at one size: this process's memory (the API, the
@@ -33,7 +35,7 @@ func (b *bench) measureScale(ctx context.Context, n int) (scalePoint, error) {
 	runtime.GC()
 	var ms runtime.MemStats
 	runtime.ReadMemStats(&ms)
-	p := scalePoint{Tenants: b.seq.Load(), RSSMiB: rssMiB(), HeapMiB: float64(ms.HeapInuse) / (1 << 20), ListPages: n}
+	p := scalePoint{Tenants: b.tenants(), RSSMiB: rssMiB(), HeapMiB: float64(ms.HeapInuse) / (1 << 20), ListPages: n}
 	say(fmt.Sprintf("scale point at %d tenants: RSS %.0f MiB, heap in use %.0f MiB", p.Tenants, p.RSSMiB, p.HeapMiB))
 	var cursor string
 	list, err := b.phase(fmt.Sprintf("list tenants (50 a page), %d tenants", p.Tenants), n, 1, func(ctx context.Context) error {
@@ -54,7 +56,7 @@ func (b *bench) measureScale(ctx context.Context, n int) (scalePoint, error) {
 		return p, err
 	}
 	get, err := b.phase(fmt.Sprintf("get one tenant, %d tenants", p.Tenants), n, 1, func(ctx context.Context) error {
-		id := fmt.Sprintf("%st%05d", b.prefix, 1+rand.Int64N(max(b.seq.Load(), 1)))
+		id := b.randomTenant()
 		return b.operatorDo(ctx, http.MethodGet, "/api/meta-agent/tenants/"+id, "", http.StatusOK, nil)
 	})
 	if err != nil {
@@ -81,14 +83,39 @@ func rssMiB() float64 {
 	return 0
 }
 
-// fillTo onboards tenants at concurrency 16 until the platform holds n.
+// tenants is how many tenants the platform holds: onboarded by the measurements, and seeded.
+func (b *bench) tenants() int64 { return b.seq.Load() + b.seeded.Load() }
+
+// randomTenant is the id of one of the platform's tenants, measured or seeded, at random.
+func (b *bench) randomTenant() string {
+	i := rand.Int64N(max(b.tenants(), 1))
+	if i < b.seq.Load() {
+		return fmt.Sprintf("%st%05d", b.prefix, i+1)
+	}
+	return seed.ID(b.seedPrefix(), int(i-b.seq.Load())+1)
+}
+
+func (b *bench) seedPrefix() string { return b.prefix + "seed" }
+
+// fillTo brings the platform to n tenants with the scale seed (internal/seed): onboarded
+// through the API and the real workflows at concurrency 16, each then given settings,
+// conversations with encrypted messages and Redis keys, so the figures at each size are of a
+// platform holding data, not only registrations.
 func (b *bench) fillTo(n int) error {
-	fill := n - int(b.seq.Load())
-	if fill <= 0 {
+	want := n - int(b.tenants())
+	if want <= 0 {
 		return nil
 	}
-	_, err := b.phase(fmt.Sprintf("filling to %d tenants, concurrency 16", n), fill, 16, b.onboard)
-	return err
+	total := int(b.seeded.Load()) + want
+	say(fmt.Sprintf("seeding to %d tenants: %d more, each with 5 settings, 2 conversations of 2 messages, 5 Redis keys", n, want))
+	st, err := seed.Run(context.Background(), b.seedDeps, seed.Options{Tenants: total, Concurrency: 16, Prefix: b.seedPrefix(),
+		Settings: 5, Conversations: 2, Messages: 2, RedisKeys: 5})
+	if err != nil {
+		return fmt.Errorf("seed: %w", err)
+	}
+	b.seeded.Store(int64(total))
+	say(fmt.Sprintf("  seeded %d in %s (%.1f tenants/s)", st.Onboarded, st.Elapsed.Round(time.Second), float64(st.Onboarded)/st.Elapsed.Seconds()))
+	return nil
 }
 
 // sustained runs op at concurrency conc for d and reports its throughput.
@@ -97,7 +124,7 @@ func (b *bench) sustained(name string, conc int, d time.Duration, op func(contex
 	before := sampleCPU()
 	p, err := b.measureFor(d, conc, op)
 	p.CPUPerRunMs = perRunMs(before, sampleCPU(), p.Runs)
-	p.Name, p.Tenants = name, b.seq.Load()
+	p.Name, p.Tenants = name, b.tenants()
 	if err == nil {
 		say(fmt.Sprintf("  %d runs, %.2f runs/s, p50 %.1f ms, p99 %.1f ms", p.Runs, p.Throughput, p.P50, p.P99))
 	}
