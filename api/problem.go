@@ -2,10 +2,15 @@ package api
 
 import (
 	"errors"
+	"io"
 	"log/slog"
+	"net"
 	"net/http"
+	"syscall"
 
+	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/labstack/echo/v4"
+	"go.mongodb.org/mongo-driver/mongo"
 )
 
 // Problem is the one error shape of the API: RFC 9457 problem details, served as
@@ -90,6 +95,11 @@ func errorHandler(logger *slog.Logger) echo.HTTPErrorHandler {
 		case errors.As(err, &p):
 		case errors.As(err, &he):
 			p = fromHTTPError(he)
+		case storeUnreachable(err):
+			logger.Warn("request failed: a data store is not reachable", "method", c.Request().Method, "path", c.Path(),
+				"request_id", c.Response().Header().Get(echo.HeaderXRequestID), "err", err)
+			p = newProblem(http.StatusServiceUnavailable, ProblemUnavailable, "Service unavailable",
+				"a data store is not reachable; nothing was changed, try again")
 		default:
 			logger.Error("request failed", "method", c.Request().Method, "path", c.Path(),
 				"request_id", c.Response().Header().Get(echo.HeaderXRequestID), "err", err)
@@ -110,6 +120,20 @@ func errorHandler(logger *slog.Logger) echo.HTTPErrorHandler {
 			logger.Warn("write problem", "err", werr)
 		}
 	}
+}
+
+// storeUnreachable reports whether err says a data store did not answer: a connection that
+// could not be made or broke (PostgreSQL, Redis and MongoDB all surface a *net.OpError, or the
+// errno), pgx's connect error, a connection cut mid-answer, or MongoDB's network and timeout
+// errors (server selection included). The request then gets 503, as when Temporal is down:
+// the client did nothing wrong and may retry. Every store write is a transaction or an
+// idempotent single command, so a 503 never hides a half-made change.
+func storeUnreachable(err error) bool {
+	var connect *pgconn.ConnectError
+	var op *net.OpError
+	return errors.As(err, &connect) || errors.As(err, &op) ||
+		errors.Is(err, syscall.ECONNREFUSED) || errors.Is(err, syscall.ECONNRESET) || errors.Is(err, io.ErrUnexpectedEOF) ||
+		mongo.IsNetworkError(err) || mongo.IsTimeout(err) || pgconn.Timeout(err)
 }
 
 func fromHTTPError(he *echo.HTTPError) *Problem {
