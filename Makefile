@@ -67,7 +67,7 @@ test-short: ## only the tests that need no server (seconds): unit, fuzz seeds, w
 .PHONY: bench
 bench: services ## the package benchmarks, then the product end to end against its baselines; report in .bench/
 	@mkdir -p .bench
-	go test -run '^$$' -bench . -benchmem ./... | tee .bench/go-bench.txt
+	go test -p 1 -run '^$$' -bench . -benchmem ./... | tee .bench/go-bench.txt
 	$(BENCH_ENV) go run ./bench -gobench .bench/go-bench.txt $(BENCH_FLAGS)
 
 # The compose files are also checked by e2e/compose_test.go, which needs no Docker.
