@@ -90,7 +90,7 @@ const (
 	stepAttempts = 10
 )
 
-var masterKey = bytes.Repeat([]byte{7}, 32)
+var masterKey = testenv.MasterKey
 
 var exportIdentity = func() *age.X25519Identity {
 	id, err := age.GenerateX25519Identity()
@@ -287,6 +287,7 @@ func (s *stack) startWorker(name string) *proc {
 		"TENANT_MASTER_KEY="+base64.StdEncoding.EncodeToString(masterKey), "EXPORT_DIR="+s.dir,
 		"AUDIT_PLATFORM_DATABASE="+s.platformDB, "EXPORT_RECIPIENT="+exportIdentity.Recipient().String(),
 		"OFFBOARD_GRACE_PERIOD=0s",
+		"WORKER_METRICS_ADDR=127.0.0.1:0", // beside other tests' workers
 	)
 	cmd.Stdout, cmd.Stderr = f, f
 	require.NoError(s.t, cmd.Start())

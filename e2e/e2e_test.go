@@ -3,7 +3,6 @@
 package e2e
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"io"
@@ -48,7 +47,7 @@ import (
 
 const token = "e2e-operator-token-0123456789"
 
-var masterKey = bytes.Repeat([]byte{5}, 32)
+var masterKey = testenv.MasterKey
 
 // exportIdentity decrypts the stacks' offboarding archives; its recipient encrypts them.
 var exportIdentity = func() *age.X25519Identity {

@@ -4,6 +4,7 @@
 package testenv
 
 import (
+	"bytes"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
@@ -39,6 +40,12 @@ var (
 	// RedisClusterURL names the three-master cluster scripts/redis-cluster.sh starts (make test).
 	RedisClusterURL = env("TEST_REDIS_CLUSTER_URL", "redis+cluster://127.0.0.1:7001,127.0.0.1:7002,127.0.0.1:7003")
 )
+
+// MasterKey is the TENANT_MASTER_KEY of every test that starts a worker or API process: such
+// a process records the key's check value in the test database on its first start and refuses
+// any other key afterwards (internal/keycheck), so the e2e and chaos suites, which share the
+// database, must share the key.
+var MasterKey = bytes.Repeat([]byte{5}, 32)
 
 const hint = "start the servers with `make test` (or `make services`), or point TEST_* variables at yours"
 
