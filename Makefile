@@ -32,6 +32,7 @@ status: ## show which services run and who started them
 
 .PHONY: test
 test: services redis-cluster ## start the services (and the test Redis Cluster) when absent, then run unit and integration tests
+	@go run ./internal/testenv/prune # MongoDB databases earlier test runs left behind (FerretDB keeps each one open)
 	go test $(GO_TEST_FLAGS) ./...
 
 # The end-to-end benchmark runs on a database, a Redis database and a platform audit database of

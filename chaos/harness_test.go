@@ -727,6 +727,11 @@ func startDevServer(t *testing.T) *devServer {
 		"--dynamic-config-value", "history.transferProcessorMaxPollRPS=1000",
 		"--dynamic-config-value", "matching.numTaskqueueReadPartitions=1",
 		"--dynamic-config-value", "matching.numTaskqueueWritePartitions=1"}
+	// The lifecycle search attributes, which every run the API starts carries (make services
+	// registers them on the shared server).
+	for _, sa := range []string{"TenantId", "LifecycleOperation", "TenantType", "TenantStatus"} {
+		d.args = append(d.args, "--search-attribute", sa+"=Keyword")
+	}
 	d.args = append([]string{bin}, d.args...)
 	d.start()
 	t.Cleanup(d.kill)

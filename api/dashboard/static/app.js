@@ -643,12 +643,15 @@ async function loadOperation() {
     clearSlot('op-error');
     const running = op.status === 'running';
     const snapshot = JSON.stringify(op);
-    if (snapshot !== state.poll.last) { // unchanged: keep the DOM (selection, focus) as it is
+    const changed = snapshot !== state.poll.last;
+    if (changed) { // unchanged: keep the DOM (selection, focus) as it is
       state.poll.last = snapshot;
       renderOperation(op);
     }
     $('op-live').hidden = !running;
-    if (running || state.poll.wasRunning) refreshTenant(); // the status moves with the run
+    // The status moves with the run: refresh it while the run goes, and whenever the run is
+    // seen in a new state (a run that finished before the first poll included).
+    if (running || state.poll.wasRunning || changed) refreshTenant();
     state.poll.wasRunning = running;
     if (running) again(POLL_MS);
   } catch (err) {
