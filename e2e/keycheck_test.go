@@ -6,6 +6,7 @@ import (
 	"encoding/base64"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -13,6 +14,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/misybot/tenancy/internal/keycheck"
+	"github.com/misybot/tenancy/internal/registry"
 	"github.com/misybot/tenancy/internal/seal"
 	"github.com/misybot/tenancy/internal/testenv"
 )
@@ -40,4 +42,39 @@ func TestWorkerRefusesAWrongMasterKey(t *testing.T) {
 	require.NotZero(t, exit.ExitCode())
 	require.Contains(t, string(out), "TENANT_MASTER_KEY does not match")
 	require.Equal(t, 1, strings.Count(string(out), "TENANT_MASTER_KEY does not match"), "one line")
+}
+
+// `starter register` seals the new tenant's secret under its master key: with another key than
+// the database's, it refuses, and registers nothing the API could never open.
+func TestRegisterCommandRefusesAWrongMasterKey(t *testing.T) {
+	t.Parallel()
+	sealer, err := seal.New(masterKey)
+	require.NoError(t, err)
+	require.NoError(t, keycheck.Verify(context.Background(), testenv.AppPool(t), sealer.PurposeKey(keycheck.Purpose), 1))
+
+	bin := filepath.Join(t.TempDir(), "starter")
+	build, err := exec.Command("go", "build", "-o", bin, "github.com/misybot/tenancy/starter").CombinedOutput()
+	require.NoError(t, err, string(build))
+	id := testenv.TenantID("clireg")
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	run := func(key []byte) ([]byte, error) {
+		cmd := exec.CommandContext(ctx, bin, "register", id, "standard", "CLI "+id, "ops@"+id+".test")
+		cmd.Env = append(os.Environ(), "APP_ENV=dev",
+			"DATABASE_URL="+testenv.AppDatabaseURL, "MONGODB_URI="+testenv.MongoURI, "REDIS_URL="+testenv.RedisURL,
+			"TEMPORAL_ADDRESS="+testenv.TemporalAddress, "TENANT_MASTER_KEY="+base64.StdEncoding.EncodeToString(key))
+		return cmd.CombinedOutput()
+	}
+	out, err := run(bytes.Repeat([]byte{0x5a}, 32))
+	require.Error(t, err, "%s", out)
+	require.Contains(t, string(out), "TENANT_MASTER_KEY does not match")
+	_, err = registry.New(testenv.AppPool(t)).Get(context.Background(), id)
+	require.ErrorIs(t, err, registry.ErrNotFound, "nothing registered")
+
+	out, err = run(masterKey)
+	require.NoError(t, err, "%s", out)
+	require.Contains(t, string(out), `"tenantSecret"`)
+	got, err := registry.New(testenv.AppPool(t)).Get(context.Background(), id)
+	require.NoError(t, err)
+	require.Equal(t, "CLI "+id, got.Name)
 }

@@ -327,6 +327,11 @@ func register(ctx context.Context, cfg config.Config, logger *slog.Logger, args 
 		return err
 	}
 	defer func() { _ = c.Close(context.Background()) }()
+	// The secret is sealed, and the event MAC'd, under this key: refuse one the database was not
+	// set up with, as serve and the worker do, or the API could never open the secret.
+	if err := keycheck.VerifyAll(ctx, c.Postgres, sealer); err != nil {
+		return err
+	}
 	auditWriter := c.AuditWriter(sealer)
 	by := cliActor()
 	ev := audit.Event{
