@@ -70,7 +70,8 @@ func TestDashboardInABrowser(t *testing.T) {
 	require.Contains(t, b.text("#op-body"), workflows.OnboardWorkflow)
 	onboard := s.currentRun(id)
 	require.Equal(t, runURL(workflows.WorkflowID(id), onboard), b.attr("#op-body a.temporal-link", "href"), "linked to its run in the Web UI")
-	b.waitFor("the tenant in the list", `[...document.querySelectorAll('#tenant-rows tr')].some((tr) => tr.dataset.id === `+jsString(id)+`)`)
+	// Not looked for in the tenant list: that list is paged, and under `make test` the test
+	// database holds the other packages' tenants too, so a new one may be on a later page.
 
 	// Suspend, with a reason, from the confirmation dialog.
 	b.do("suspend",
