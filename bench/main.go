@@ -171,6 +171,14 @@ func run(o options) error {
 	if err := reset(ctx, cfg, c); err != nil {
 		return err
 	}
+	// At the end, drop the tenant databases again: FerretDB keeps each open as a file, and
+	// thousands of them left behind would slow every listDatabases of the tests and of make dev
+	// (the PostgreSQL rows stay for inspection; the next bench empties them).
+	defer func() {
+		if err := dropTenantDatabases(context.Background(), cfg, c); err != nil {
+			say("could not drop the bench's tenant databases: " + err.Error())
+		}
+	}()
 
 	sealer, err := seal.NewKeyring(cfg.MasterKeys())
 	if err != nil {
@@ -386,6 +394,15 @@ func reset(ctx context.Context, cfg config.Config, c *clients.Clients) error {
 	if _, err := owner.Exec(ctx, `TRUNCATE `+strings.Join(tables, ", ")+` RESTART IDENTITY CASCADE`); err != nil {
 		return fmt.Errorf("empty the bench database: %w", err)
 	}
+	if err := dropTenantDatabases(ctx, cfg, c); err != nil {
+		return err
+	}
+	return c.Redis.FlushDB(ctx).Err()
+}
+
+// dropTenantDatabases drops the bench's MongoDB databases: its tenants' (ids start with "b")
+// and its platform audit database.
+func dropTenantDatabases(ctx context.Context, cfg config.Config, c *clients.Clients) error {
 	names, err := c.Mongo.ListDatabaseNames(ctx, bson.D{})
 	if err != nil {
 		return err
@@ -397,7 +414,7 @@ func reset(ctx context.Context, cfg config.Config, c *clients.Clients) error {
 			}
 		}
 	}
-	return c.Redis.FlushDB(ctx).Err()
+	return nil
 }
 
 // phase is one measurement: n runs at a concurrency.
