@@ -2,13 +2,8 @@ package schedule
 
 import (
 	"context"
-	"errors"
-	"fmt"
-	"time"
 
-	enumspb "go.temporal.io/api/enums/v1"
 	"go.temporal.io/sdk/client"
-	"go.temporal.io/sdk/temporal"
 
 	"github.com/misybot/tenancy/workflows"
 )
@@ -34,25 +29,6 @@ var ReconciliationSpec = client.ScheduleSpec{
 // made up once within a day. Whether safe repairs run without approval is the worker's
 // RECONCILE_AUTO_REPAIR, read when each run starts, not fixed here.
 func EnsureReconciliation(ctx context.Context, c client.Client, taskQueue string) (bool, error) {
-	id := ReconciliationID(taskQueue)
-	_, err := c.ScheduleClient().Create(ctx, client.ScheduleOptions{
-		ID:   id,
-		Spec: ReconciliationSpec,
-		Action: &client.ScheduleWorkflowAction{
-			ID:        id,
-			Workflow:  workflows.ReconcileTenants,
-			Args:      []any{workflows.ReconcileInput{RequestedBy: "schedule"}},
-			TaskQueue: taskQueue,
-		},
-		Overlap:       enumspb.SCHEDULE_OVERLAP_POLICY_SKIP,
-		CatchupWindow: 24 * time.Hour,
-		Note:          "created at start (internal/schedule)",
-	})
-	if errors.Is(err, temporal.ErrScheduleAlreadyRunning) {
-		return false, nil
-	}
-	if err != nil {
-		return false, fmt.Errorf("schedule %s: %w", id, err)
-	}
-	return true, nil
+	return ensure(ctx, c, ReconciliationID(taskQueue), ReconciliationSpec, workflows.ReconcileTenants,
+		workflows.ReconcileInput{RequestedBy: "schedule"}, taskQueue)
 }

@@ -1,6 +1,7 @@
-// Package schedule creates the Temporal Schedules the control plane relies on. Today there is
-// one: the daily audit retention run (workflows.ApplyAuditRetention). The worker makes sure of
-// it at start, so a deployment cannot forget it and no separate job runner is needed.
+// Package schedule creates the Temporal Schedules the control plane relies on: the daily audit
+// retention run (workflows.ApplyAuditRetention) and the daily reconciliation
+// (workflows.ReconcileTenants). The worker makes sure of them at start, so a deployment cannot
+// forget them and no separate job runner is needed.
 package schedule
 
 import (
@@ -37,16 +38,20 @@ var AuditRetentionSpec = client.ScheduleSpec{
 // schedule`). Runs never overlap (a run still going when the next is due makes the next one
 // skip), and a run missed while the service was down is made up once within a day.
 func EnsureAuditRetention(ctx context.Context, c client.Client, taskQueue string) (bool, error) {
-	id := AuditRetentionID(taskQueue)
+	return ensure(ctx, c, AuditRetentionID(taskQueue), AuditRetentionSpec, workflows.ApplyAuditRetention,
+		workflows.AuditRetentionInput{}, taskQueue)
+}
+
+// ensure creates a daily schedule that starts workflow with arg on taskQueue, unless a
+// schedule with its id exists; it reports whether it created it. The policy is the same for
+// every schedule here: runs never overlap (one still going when the next is due makes the next
+// skip), and a run missed while the service was down is made up once within a day. An existing
+// schedule is left exactly as it is: an operator may have paused or changed it.
+func ensure(ctx context.Context, c client.Client, id string, spec client.ScheduleSpec, workflow, arg any, taskQueue string) (bool, error) {
 	_, err := c.ScheduleClient().Create(ctx, client.ScheduleOptions{
-		ID:   id,
-		Spec: AuditRetentionSpec,
-		Action: &client.ScheduleWorkflowAction{
-			ID:        id,
-			Workflow:  workflows.ApplyAuditRetention,
-			Args:      []any{workflows.AuditRetentionInput{}},
-			TaskQueue: taskQueue,
-		},
+		ID:            id,
+		Spec:          spec,
+		Action:        &client.ScheduleWorkflowAction{ID: id, Workflow: workflow, Args: []any{arg}, TaskQueue: taskQueue},
 		Overlap:       enumspb.SCHEDULE_OVERLAP_POLICY_SKIP,
 		CatchupWindow: 24 * time.Hour,
 		Note:          "created by the worker at start (internal/schedule)",
