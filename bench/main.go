@@ -46,14 +46,9 @@ import (
 	"github.com/misybot/tenancy/activities"
 	"github.com/misybot/tenancy/internal/clients"
 	"github.com/misybot/tenancy/internal/config"
-	"github.com/misybot/tenancy/internal/conversations"
-	"github.com/misybot/tenancy/internal/keyring"
-	"github.com/misybot/tenancy/internal/registry"
 	"github.com/misybot/tenancy/internal/seal"
 	"github.com/misybot/tenancy/internal/seed"
-	"github.com/misybot/tenancy/internal/tenantdb"
 	"github.com/misybot/tenancy/internal/tenantmongo"
-	"github.com/misybot/tenancy/internal/tenantredis"
 	"github.com/misybot/tenancy/migrations"
 	"github.com/misybot/tenancy/wiring"
 )
@@ -207,12 +202,7 @@ func run(o options) error {
 	srv := httptest.NewServer(wiring.API(cfg, c, sealer, logger).Public)
 	defer srv.Close()
 	b.url = srv.URL
-	b.seedDeps = seed.Deps{
-		APIURL: srv.URL, Token: b.token, HTTP: &http.Client{Timeout: time.Minute}, Temporal: c.Temporal,
-		Registry: registry.New(c.Postgres), Settings: tenantdb.New(c.Postgres),
-		Conversations: conversations.New(tenantmongo.New(c.Mongo), keyring.New(c.Postgres, sealer), tenantredis.New(c.Redis)),
-		Redis:         tenantredis.New(c.Redis), Progress: os.Stderr,
-	}
+	b.seedDeps = seed.DepsOver(c, sealer, srv.URL, b.token, os.Stderr)
 
 	r := report{Started: time.Now().UTC(), Machine: machine(), Tenants: tenants}
 	say("warm-up")

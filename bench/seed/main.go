@@ -11,7 +11,6 @@ import (
 	"flag"
 	"fmt"
 	"log/slog"
-	"net/http"
 	"net/http/httptest"
 	"os"
 	"os/signal"
@@ -21,14 +20,8 @@ import (
 	"github.com/misybot/tenancy/activities"
 	"github.com/misybot/tenancy/internal/clients"
 	"github.com/misybot/tenancy/internal/config"
-	"github.com/misybot/tenancy/internal/conversations"
-	"github.com/misybot/tenancy/internal/keyring"
-	"github.com/misybot/tenancy/internal/registry"
 	"github.com/misybot/tenancy/internal/seal"
 	"github.com/misybot/tenancy/internal/seed"
-	"github.com/misybot/tenancy/internal/tenantdb"
-	"github.com/misybot/tenancy/internal/tenantmongo"
-	"github.com/misybot/tenancy/internal/tenantredis"
 	"github.com/misybot/tenancy/migrations"
 	"github.com/misybot/tenancy/wiring"
 )
@@ -87,12 +80,7 @@ func run(ctx context.Context, opts seed.Options) error {
 
 	fmt.Fprintf(os.Stderr, "seed: %d tenants (%s-00001 …), concurrency %d; each with %d settings, %d conversations of %d messages, %d Redis keys\n",
 		opts.Tenants, opts.Prefix, opts.Concurrency, opts.Settings, opts.Conversations, opts.Messages, opts.RedisKeys)
-	st, err := seed.Run(ctx, seed.Deps{
-		APIURL: srv.URL, Token: cfg.OperatorToken, HTTP: &http.Client{Timeout: time.Minute}, Temporal: c.Temporal,
-		Registry: registry.New(c.Postgres), Settings: tenantdb.New(c.Postgres),
-		Conversations: conversations.New(tenantmongo.New(c.Mongo), keyring.New(c.Postgres, sealer), tenantredis.New(c.Redis)),
-		Redis:         tenantredis.New(c.Redis), Progress: os.Stderr,
-	}, opts)
+	st, err := seed.Run(ctx, seed.DepsOver(c, sealer, srv.URL, cfg.OperatorToken, os.Stderr), opts)
 	fmt.Fprintf(os.Stderr, "seed: %d onboarded, %d already active; %d filled, %d already filled; %s (%.1f tenants/s)\n",
 		st.Onboarded, st.AlreadyActive, st.Filled, st.AlreadyFilled, st.Elapsed.Round(time.Millisecond), float64(opts.Tenants)/st.Elapsed.Seconds())
 	return err

@@ -24,10 +24,14 @@ import (
 
 	"go.temporal.io/sdk/client"
 
+	"github.com/misybot/tenancy/internal/clients"
 	"github.com/misybot/tenancy/internal/conversations"
+	"github.com/misybot/tenancy/internal/keyring"
 	"github.com/misybot/tenancy/internal/registry"
+	"github.com/misybot/tenancy/internal/seal"
 	"github.com/misybot/tenancy/internal/tenant"
 	"github.com/misybot/tenancy/internal/tenantdb"
+	"github.com/misybot/tenancy/internal/tenantmongo"
 	"github.com/misybot/tenancy/internal/tenantredis"
 )
 
@@ -57,6 +61,18 @@ type Deps struct {
 	Redis         *tenantredis.Store
 	// Progress receives a line every few seconds (nil: none).
 	Progress io.Writer
+}
+
+// DepsOver builds Deps over a process's shared clients: the API at apiURL (operator token
+// token), Temporal, and the stores, with progress lines on progress (nil: none).
+func DepsOver(c *clients.Clients, sealer *seal.Sealer, apiURL, token string, progress io.Writer) Deps {
+	redis := tenantredis.New(c.Redis)
+	return Deps{
+		APIURL: apiURL, Token: token, HTTP: &http.Client{Timeout: time.Minute}, Temporal: c.Temporal,
+		Registry: registry.New(c.Postgres), Settings: tenantdb.New(c.Postgres),
+		Conversations: conversations.New(tenantmongo.New(c.Mongo), keyring.New(c.Postgres, sealer), redis),
+		Redis:         redis, Progress: progress,
+	}
 }
 
 // Stats count what a seed did.
