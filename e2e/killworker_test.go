@@ -100,19 +100,7 @@ func TestWorkerKilledMidProvisioning(t *testing.T) {
 	require.Equal(t, http.StatusAccepted, code, run)
 
 	// Wait until ProvisionPostgres is running on the first worker.
-	childID := workflows.ProvisionWorkflowID(id)
-	require.Eventually(t, func() bool {
-		desc, err := s.temporal.DescribeWorkflow(ctx, childID, "")
-		if err != nil {
-			return false
-		}
-		for _, pa := range desc.RawResponse.GetPendingActivities() {
-			if pa.GetActivityType().GetName() == "ProvisionPostgres" && pa.GetState() == enumspb.PENDING_ACTIVITY_STATE_STARTED {
-				return true
-			}
-		}
-		return false
-	}, time.Minute, 50*time.Millisecond, "ProvisionPostgres never started")
+	s.waitActivityStarted(workflows.ProvisionWorkflowID(id), "ProvisionPostgres")
 
 	require.NoError(t, first.Process.Signal(syscall.SIGKILL))
 	_, _ = first.Process.Wait()
@@ -166,4 +154,21 @@ func TestWorkerKilledMidProvisioning(t *testing.T) {
 		require.NoError(t, err)
 		require.True(t, rep.OK, "%s: %+v", c.Name(), rep.FirstBroken)
 	}
+}
+
+// waitActivityStarted waits until the run of workflowID has activity running on a worker.
+func (s *stack) waitActivityStarted(workflowID, activity string) {
+	s.t.Helper()
+	require.Eventually(s.t, func() bool {
+		desc, err := s.temporal.DescribeWorkflow(context.Background(), workflowID, "")
+		if err != nil {
+			return false
+		}
+		for _, pa := range desc.RawResponse.GetPendingActivities() {
+			if pa.GetActivityType().GetName() == activity && pa.GetState() == enumspb.PENDING_ACTIVITY_STATE_STARTED {
+				return true
+			}
+		}
+		return false
+	}, time.Minute, 50*time.Millisecond, "%s never started", activity)
 }

@@ -48,18 +48,7 @@ func TestWorkerSIGTERMFinishesItsStep(t *testing.T) {
 	require.Equal(t, http.StatusAccepted, code, run)
 
 	childID := workflows.ProvisionWorkflowID(id)
-	require.Eventually(t, func() bool {
-		desc, err := s.temporal.DescribeWorkflow(ctx, childID, "")
-		if err != nil {
-			return false
-		}
-		for _, pa := range desc.RawResponse.GetPendingActivities() {
-			if pa.GetActivityType().GetName() == "ProvisionPostgres" && pa.GetState() == enumspb.PENDING_ACTIVITY_STATE_STARTED {
-				return true
-			}
-		}
-		return false
-	}, time.Minute, 50*time.Millisecond, "ProvisionPostgres never started")
+	s.waitActivityStarted(childID, "ProvisionPostgres")
 
 	require.NoError(t, first.Process.Signal(syscall.SIGTERM))
 	logPath := filepath.Join(s.exports, "worker-1.log")
