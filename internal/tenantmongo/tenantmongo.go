@@ -5,8 +5,8 @@
 //
 // The code runs on FerretDB v1 (SQLite backend) in development and on MongoDB elsewhere, so it
 // uses only what both support: no TTL index, no partialFilterExpression, no collation, no
-// multi-document transaction, and one createIndexes call per index (FerretDB fails a whole
-// batch on one unsupported index).
+// multi-document transaction, and several indexes in one createIndexes call only where none of
+// them exists yet (see createAll).
 package tenantmongo
 
 import (
@@ -165,12 +165,15 @@ const (
 // Provision creates the context tenant's collections and indexes (see layout).
 //
 // One listCollections for the database, then per collection one createCollection when it is
-// absent and one createIndexes per missing index: a fresh onboarding costs nine commands (it
-// took fifteen with a listIndexes before and a verifying listIndexes after every collection).
+// absent and one createIndexes for the indexes of a collection it created (one per missing
+// index of a collection that existed): a fresh onboarding costs seven commands (it took nine
+// with one createIndexes per index, fifteen with a listIndexes before and a verifying one after
+// every collection).
 // Provision runs once per onboarding on a FerretDB whose every command costs CPU the Temporal
-// server needs, so the command count is the price that matters here. One index per command on
-// purpose: FerretDB v1 mis-filters a multi-index createIndexes in which two or more indexes
-// already exist (it deletes by stale positions and can panic), which a retry would send.
+// server needs, so the command count is the price that matters here. One index per command
+// for a collection that existed: FerretDB v1 mis-filters a multi-index createIndexes in which
+// two or more indexes already exist (it deletes by stale positions and can panic), which a
+// retry would send.
 //
 // Idempotent, so Temporal may retry it at will: it creates only what is missing, treats
 // "collection already exists" (NamespaceExists, code 48) as success, createIndexes answers ok
@@ -198,6 +201,7 @@ func (s *Store) Provision(ctx context.Context) (ProvisionReport, error) {
 	}
 	for _, c := range layout {
 		missing := c.indexes
+		created := false
 		if slices.Contains(existing, c.name) {
 			rep.AlreadyPresent++
 			if missing, err = checkExisting(ctx, db, c); err != nil {
@@ -213,11 +217,20 @@ func (s *Store) Provision(ctx context.Context) (ProvisionReport, error) {
 			switch {
 			case err == nil:
 				rep.CollectionsCreated = append(rep.CollectionsCreated, c.name)
+				created = true
 			case errors.As(err, &ce) && ce.Code == codeNamespaceExists:
 				rep.AlreadyPresent++ // created meanwhile by a concurrent attempt
 			default:
 				return fail(fmt.Errorf("create collection %s: %w", c.name, err))
 			}
+		}
+		if created && len(missing) > 1 {
+			if names, ok := createAll(ctx, db, c.name, missing); ok {
+				rep.IndexesCreated = append(rep.IndexesCreated, names...)
+				continue
+			}
+			// Another attempt made some of them meanwhile, or the batch failed: one by one below,
+			// where an existing index is recognised and checked.
 		}
 		raced := false
 		for _, ix := range missing {
@@ -275,15 +288,40 @@ type createIndexesResult struct {
 	NumIndexesAfter                int  `bson:"numIndexesAfter"`
 }
 
-// createIndex sends one createIndexes command for one index. The driver's
-// Indexes().CreateOne returns only the name, and Provision needs the counts.
-func createIndex(ctx context.Context, db *mongo.Database, coll string, ix index) (createIndexesResult, error) {
+// createAll creates the indexes of a collection this attempt has just created in one
+// createIndexes command (one metadata commit on FerretDB instead of one per index), and
+// reports whether the answer proves they are all there: one index more after than before for
+// each (on FerretDB, which counts before it creates, a concurrent attempt of ours may have made
+// one in between, with the same definition). Anything else (an error, an index that appeared
+// meanwhile) is left to the one-by-one path, which recognises and checks what exists: FerretDB
+// v1 mis-handles a batch in which two or more indexes already exist, so a batch is only sent
+// where none can exist but by a race.
+func createAll(ctx context.Context, db *mongo.Database, coll string, ixs []index) ([]string, bool) {
+	specs := make(bson.A, 0, len(ixs))
+	names := make([]string, 0, len(ixs))
+	for _, ix := range ixs {
+		specs = append(specs, ix.spec())
+		names = append(names, coll+"."+ix.name)
+	}
+	var res createIndexesResult
+	err := db.RunCommand(ctx, bson.D{{Key: "createIndexes", Value: coll}, {Key: "indexes", Value: specs}}).Decode(&res)
+	return names, err == nil && res.NumIndexesAfter == res.NumIndexesBefore+len(ixs)
+}
+
+// spec is the index's createIndexes specification.
+func (ix index) spec() bson.D {
 	spec := bson.D{{Key: "key", Value: ix.keys}, {Key: "name", Value: ix.name}}
 	if ix.unique {
 		spec = append(spec, bson.E{Key: "unique", Value: true})
 	}
+	return spec
+}
+
+// createIndex sends one createIndexes command for one index. The driver's
+// Indexes().CreateOne returns only the name, and Provision needs the counts.
+func createIndex(ctx context.Context, db *mongo.Database, coll string, ix index) (createIndexesResult, error) {
 	var res createIndexesResult
-	err := db.RunCommand(ctx, bson.D{{Key: "createIndexes", Value: coll}, {Key: "indexes", Value: bson.A{spec}}}).Decode(&res)
+	err := db.RunCommand(ctx, bson.D{{Key: "createIndexes", Value: coll}, {Key: "indexes", Value: bson.A{ix.spec()}}}).Decode(&res)
 	return res, err
 }
 

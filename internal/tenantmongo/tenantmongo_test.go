@@ -390,3 +390,69 @@ func scanAll(rc *redis.Client, match string) ([]string, error) {
 	}
 	return out, iter.Err()
 }
+
+// A fresh database costs seven commands: listCollections, then per collection createCollection
+// and one createIndexes for all its indexes. The command count is what FerretDB charges.
+func TestProvisionOfAFreshDatabaseSendsSevenCommands(t *testing.T) {
+	t.Parallel()
+	var mu sync.Mutex
+	var sent []string
+	monitor := &event.CommandMonitor{Started: func(_ context.Context, e *event.CommandStartedEvent) {
+		if e.DatabaseName != "admin" {
+			mu.Lock()
+			sent = append(sent, e.CommandName)
+			mu.Unlock()
+		}
+	}}
+	client, err := mongo.Connect(context.Background(), options.Client().ApplyURI(testenv.MongoURI).SetMonitor(monitor))
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = client.Disconnect(context.Background()) })
+	testenv.MongoClient(t)
+	id := testenv.TenantID("seven")
+	dropAfter(t, client, id)
+
+	mu.Lock()
+	sent = nil
+	mu.Unlock()
+	_, err = tenantmongo.New(client).Provision(tenant.WithID(context.Background(), id))
+	require.NoError(t, err)
+	mu.Lock()
+	got := slices.Clone(sent)
+	mu.Unlock()
+	require.Equal(t, []string{"listCollections", "create", "createIndexes", "create", "createIndexes", "create", "createIndexes"}, got)
+	require.Equal(t, wantLayout, snapshot(t, client, id))
+}
+
+// Two of audit_events' indexes appear between this run's createCollection and its createIndexes
+// (another attempt racing it): the batch is not trusted (FerretDB v1 mis-handles a batch in
+// which two or more exist), and the one-by-one path completes and checks the layout.
+func TestProvisionCompletesWhenIndexesAppearUnderItsBatch(t *testing.T) {
+	t.Parallel()
+	other := testenv.MongoClient(t)
+	id := testenv.TenantID("batch")
+	dropAfter(t, other, id)
+	dbName, err := tenantmongo.DatabaseName(id)
+	require.NoError(t, err)
+
+	var raced atomic.Bool
+	monitor := &event.CommandMonitor{Started: func(ctx context.Context, e *event.CommandStartedEvent) {
+		if e.CommandName != "createIndexes" || e.Command.Lookup("createIndexes").StringValue() != tenantmongo.AuditEvents || raced.Swap(true) {
+			return
+		}
+		coll := other.Database(dbName).Collection(tenantmongo.AuditEvents)
+		_, err := coll.Indexes().CreateOne(ctx, mongo.IndexModel{Keys: bson.D{{Key: "seq", Value: 1}}, Options: options.Index().SetName("seq_1").SetUnique(true)})
+		require.NoError(t, err)
+		_, err = coll.Indexes().CreateOne(ctx, mongo.IndexModel{Keys: bson.D{{Key: "at", Value: 1}}, Options: options.Index().SetName("at_1")})
+		require.NoError(t, err)
+	}}
+	client, err := mongo.Connect(context.Background(), options.Client().ApplyURI(testenv.MongoURI).SetMonitor(monitor))
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = client.Disconnect(context.Background()) })
+
+	rep, err := tenantmongo.New(client).Provision(tenant.WithID(context.Background(), id))
+	require.NoError(t, err)
+	require.True(t, raced.Load(), "the race was staged")
+	require.Equal(t, wantLayout, snapshot(t, other, id))
+	require.NotContains(t, rep.IndexesCreated, "audit_events.seq_1", "made by the other attempt")
+	require.Contains(t, rep.CollectionsCreated, tenantmongo.AuditEvents)
+}
