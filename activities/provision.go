@@ -90,6 +90,9 @@ func (a *Activities) ProvisionMongo(ctx context.Context, in TenantRef) (MongoRep
 		// An index with our name but another definition: retrying cannot fix it.
 		return mongoReport(rep), temporal.NewNonRetryableApplicationError(err.Error(), ErrTypeInvalidInput, err)
 	}
+	if err == nil && a.Audit != nil {
+		a.Audit.SeqIndexChecked(rep.Database) // Provision checked audit_events.seq_1
+	}
 	return mongoReport(rep), err
 }
 
