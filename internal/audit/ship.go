@@ -483,10 +483,15 @@ type Shipper struct {
 	Interval time.Duration
 	// Parallel chains shipped at once.
 	Parallel int
-	// Coalesce is how long the shipper waits after a notification before it ships, so that the
-	// events of a burst (a workflow's steps, concurrent onboardings) ship in one batch per
-	// chain instead of one round of statements per event.
+	// Coalesce is how long the shipper waits after a notification before it ships, so that a
+	// burst of notifications (concurrent onboardings) makes one round, not one per event.
 	Coalesce time.Duration
+	// Quiet is how long a chain must have had no new event before a background round ships
+	// it, so that a workflow's steps, written over a second or two, ship in one batch (one
+	// sequencing, one bulk insert) instead of one per round. A chain written without pause
+	// ships anyway once its oldest waiting event is MaxDelay old. Readers (Chain.Ship) and
+	// ShipAll never wait: they ship every chain at once. Zero in either ships at once too.
+	Quiet, MaxDelay time.Duration
 	// OnRound (may be nil) is told after each round of Run how many events it shipped and the
 	// round's error: the worker's metrics of shipping progress.
 	OnRound func(events int, err error)
@@ -494,7 +499,8 @@ type Shipper struct {
 
 // NewShipper returns a shipper for w's chains.
 func (w *Writer) NewShipper(logger *slog.Logger) *Shipper {
-	return &Shipper{w: w, logger: logger, Interval: time.Second, Parallel: 4, Coalesce: time.Second}
+	return &Shipper{w: w, logger: logger, Interval: time.Second, Parallel: 4, Coalesce: time.Second,
+		Quiet: time.Second, MaxDelay: 10 * time.Second}
 }
 
 // Run ships until ctx ends. Errors (MongoDB down) are logged and retried at the next tick; the
@@ -506,7 +512,7 @@ func (s *Shipper) Run(ctx context.Context) {
 	defer t.Stop()
 	failing := false
 	for {
-		n, err := s.shipAll(ctx)
+		n, err := s.shipRound(ctx, s.Quiet, s.MaxDelay)
 		if s.OnRound != nil && ctx.Err() == nil {
 			s.OnRound(n, err)
 		}
@@ -575,8 +581,18 @@ func (s *Shipper) ShipAll(ctx context.Context) error {
 
 // shipAll is ShipAll, also returning how many events it shipped.
 func (s *Shipper) shipAll(ctx context.Context) (int, error) {
+	return s.shipRound(ctx, 0, 0)
+}
+
+// shipRound ships the chains that have events of this writer's key waiting and have been
+// quiet for quiet (or whose oldest event is maxDelay old), oldest first, Parallel chains at a
+// time, and returns how many events it shipped and the errors joined. quiet 0 ships every
+// chain. One aggregate over audit_backlog, which holds only what waits.
+func (s *Shipper) shipRound(ctx context.Context, quiet, maxDelay time.Duration) (int, error) {
 	rows, err := s.w.pool.Query(ctx, `SELECT chain FROM audit_backlog WHERE key_id = ANY($1)
-		GROUP BY chain ORDER BY min(created_at) LIMIT 10000`, s.w.heldKeyIDs())
+		GROUP BY chain
+		HAVING $2::float8 = 0 OR max(created_at) <= now() - make_interval(secs => $2) OR min(created_at) <= now() - make_interval(secs => $3)
+		ORDER BY min(created_at) LIMIT 10000`, s.w.heldKeyIDs(), quiet.Seconds(), maxDelay.Seconds())
 	if err != nil {
 		return 0, fmt.Errorf("audit: list backlog: %w", err)
 	}
