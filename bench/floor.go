@@ -2,11 +2,12 @@ package main
 
 import (
 	"context"
-	"time"
 
 	"go.temporal.io/sdk/activity"
 	"go.temporal.io/sdk/worker"
 	"go.temporal.io/sdk/workflow"
+
+	"github.com/misybot/tenancy/workflows"
 )
 
 // The Temporal floor: workflows of the same shape as OnboardTenant (two steps, a child running
@@ -27,8 +28,11 @@ func registerFloor(w worker.Worker) {
 
 func noop(context.Context, string) error { return nil }
 
+// floorOptions are the lifecycle steps' own activity options (timeout and retry policy): the
+// attempt timeout decides when Temporal fires each activity's timeout timer, work the floor
+// must do at the same moment as the workflow it mirrors.
 func floorOptions(ctx workflow.Context) workflow.Context {
-	return workflow.WithActivityOptions(ctx, workflow.ActivityOptions{StartToCloseTimeout: 10 * time.Second})
+	return workflow.WithActivityOptions(ctx, workflows.StepActivityOptions(0, 0))
 }
 
 // floorOnboard mirrors OnboardTenant: mark onboarding, keys, provision (child), audit, mark

@@ -72,13 +72,20 @@ var (
 // timeout bounds one attempt (0: DefaultStepTimeout); a worker that dies mid-attempt is noticed
 // when it runs out, and the attempt is retried on another worker.
 func stepOptions(ctx workflow.Context, attempts int32, timeout time.Duration) workflow.Context {
+	return workflow.WithActivityOptions(ctx, StepActivityOptions(attempts, timeout))
+}
+
+// StepActivityOptions are the activity options of a step (see stepOptions): exported so that
+// the bench's floor workflows schedule their no-op activities exactly as the steps they mirror
+// (the attempt timeout decides when Temporal fires each attempt's timeout timer).
+func StepActivityOptions(attempts int32, timeout time.Duration) workflow.ActivityOptions {
 	if attempts <= 0 {
 		attempts = DefaultStepAttempts
 	}
 	if timeout <= 0 {
 		timeout = DefaultStepTimeout
 	}
-	return workflow.WithActivityOptions(ctx, workflow.ActivityOptions{
+	return workflow.ActivityOptions{
 		StartToCloseTimeout: timeout,
 		RetryPolicy: &temporal.RetryPolicy{
 			InitialInterval:    time.Second,
@@ -86,7 +93,7 @@ func stepOptions(ctx workflow.Context, attempts int32, timeout time.Duration) wo
 			MaximumInterval:    30 * time.Second,
 			MaximumAttempts:    attempts,
 		},
-	})
+	}
 }
 
 // longStep is for activities that loop over a tenant's data (export, Redis purge): ctx carries
