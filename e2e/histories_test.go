@@ -5,6 +5,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -123,6 +124,30 @@ func TestRecordMoreHistories(t *testing.T) {
 	require.NoError(t, os.Mkdir(s.exports, 0o700))
 	require.NoError(t, s.temporal.SignalWorkflow(ctx, retried.GetID(), retried.GetRunID(), workflows.RetrySignal, "recorder"))
 	save("offboard-parked-retry", map[string]any{"workflowId": retried.GetID(), "runId": retried.GetRunID()})
+}
+
+// TestRecordSearchAttributeHistories records onboardings on either side of a change of the
+// "search-attributes" version: an onboarding with nothing to wait for, and one that waits for
+// approval. It runs only with RECORD_HISTORIES=search-attributes-v<N>, which names the files.
+func TestRecordSearchAttributeHistories(t *testing.T) {
+	suffix, ok := strings.CutPrefix(os.Getenv("RECORD_HISTORIES"), "search-attributes-")
+	if !ok {
+		t.Skip("set RECORD_HISTORIES=search-attributes-v<N> to record onboardings at that search-attributes version")
+	}
+	s := newStack(t, true)
+	save := s.historySaver(t)
+	id := testenv.TenantID("hist")
+	code, body := s.do(http.MethodPost, api.TenantsPath+"/onboard", onboardBody(id, "standard"))
+	require.Equal(t, http.StatusAccepted, code, body)
+	save("onboard-search-attributes-"+suffix, body)
+
+	id = testenv.TenantID("hist")
+	code, body = s.do(http.MethodPost, api.TenantsPath+"/onboard", onboardBody(id, "owner"))
+	require.Equal(t, http.StatusAccepted, code, body)
+	require.Eventually(t, func() bool {
+		return s.temporal.SignalWorkflow(context.Background(), body["workflowId"].(string), "", workflows.ApproveSignal, "second-admin") == nil
+	}, 10*time.Second, 100*time.Millisecond)
+	save("onboard-approval-search-attributes-"+suffix, body)
 }
 
 // historySaver returns a function that waits for a run to succeed and writes its history to
