@@ -92,7 +92,7 @@ func (r *run) onboard(ctx workflow.Context, in OnboardInput, res *OnboardResult,
 	}); err != nil {
 		return err
 	}
-	setTenantSearchAttributes(ctx, tenant.StatusOnboarding, "")
+	r.passStatus(ctx, tenant.StatusOnboarding)
 
 	if in.NeedsApproval {
 		approver, proceed := r.awaitApproval(in.RequestedBy)

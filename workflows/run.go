@@ -9,6 +9,7 @@ import (
 	"go.temporal.io/sdk/workflow"
 
 	"github.com/misybot/tenancy/activities"
+	"github.com/misybot/tenancy/internal/tenant"
 )
 
 // Step states in Progress.
@@ -75,6 +76,8 @@ type run struct {
 	comps    []compensation
 	retry    workflow.ReceiveChannel
 	abort    workflow.ReceiveChannel
+	// passing is a status the run passes through, not upserted yet (see passStatus).
+	passing tenant.Status
 }
 
 // newRun starts a run of operation on tenantID. Its context, which every step receives, carries
@@ -158,6 +161,7 @@ func (r *run) awaitOperator(state, goSignal string, goCh workflow.ReceiveChannel
 // in a disconnected context. accept, when not nil, may refuse a go-ahead (it is ignored and the
 // wait goes on).
 func (r *run) awaitDecision(state, goSignal string, goCh workflow.ReceiveChannel, accept func(who string) bool) (who string, proceed bool) {
+	r.flushStatus()
 	r.progress.State, r.progress.Signals = state, []string{goSignal, AbortSignal}
 	defer func() { r.progress.State, r.progress.Signals = StateRunning, nil }()
 	for decided := false; !decided; {

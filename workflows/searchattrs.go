@@ -35,18 +35,59 @@ func StartSearchAttributes(tenantID, operation string, typ tenant.Type, status t
 	return temporal.NewSearchAttributes(updates...)
 }
 
-// searchAttributesChange is the GetVersion change id of the search attribute upserts: runs
-// recorded before them (workflows/testdata/histories) replay without the new commands.
+// searchAttributesChange is the GetVersion change id of the search attribute upserts:
+//   - DefaultVersion: runs recorded before them upsert nothing;
+//   - 1: every status the run sets is upserted at once;
+//   - 2: a status the run only passes through (onboarding, on the way to active) is upserted
+//     only if the run waits for a person in it (an approval, a parked step; see passStatus).
+//     An upsert is a visibility write, which costs the Temporal server as much as a step: an
+//     onboarding that waits for nobody makes one fewer.
 const searchAttributesChange = "search-attributes"
+
+// searchAttributesVersion is the run's version of searchAttributesChange, recorded by its first
+// call.
+func searchAttributesVersion(ctx workflow.Context) workflow.Version {
+	return workflow.GetVersion(ctx, searchAttributesChange, workflow.DefaultVersion, 2)
+}
 
 // setTenantSearchAttributes records on the run the tenant's status (and type, when not empty)
 // as the run has just set them, so that a search by TenantStatus finds the run in its current
-// state. Called once after each status transition of a lifecycle workflow. A failed upsert is
-// logged, never fatal: searching is a convenience, the registry holds the truth.
+// state. Called once after each status transition of a lifecycle workflow that the run stays
+// in (passStatus for one it passes through).
 func setTenantSearchAttributes(ctx workflow.Context, status tenant.Status, typ tenant.Type) {
-	if workflow.GetVersion(ctx, searchAttributesChange, workflow.DefaultVersion, 1) < 1 {
+	if searchAttributesVersion(ctx) < 1 {
 		return
 	}
+	upsertTenantSearchAttributes(ctx, status, typ)
+}
+
+// passStatus records a status the run passes through on its way to another. From version 2 it
+// is only noted, and upserted by flushStatus when the run waits for a person in it; the run's
+// next status replaces it otherwise. At version 1 it is upserted at once, as it was.
+func (r *run) passStatus(ctx workflow.Context, status tenant.Status) {
+	switch v := searchAttributesVersion(ctx); {
+	case v == workflow.DefaultVersion:
+	case v == 1:
+		upsertTenantSearchAttributes(ctx, status, "")
+	default:
+		r.passing = status
+	}
+}
+
+// flushStatus upserts the status noted by passStatus, when the run is about to wait for a
+// person: a run waiting for hours is found in the status it waits in.
+func (r *run) flushStatus() {
+	if r.passing == "" {
+		return
+	}
+	upsertTenantSearchAttributes(r.ctx, r.passing, "")
+	r.passing = ""
+}
+
+// upsertTenantSearchAttributes upserts the status and type given (empty ones are left as they
+// are). A failed upsert is logged, never fatal: searching is a convenience, the registry holds
+// the truth.
+func upsertTenantSearchAttributes(ctx workflow.Context, status tenant.Status, typ tenant.Type) {
 	var updates []temporal.SearchAttributeUpdate
 	if status != "" {
 		updates = append(updates, TenantStatusAttribute.ValueSet(string(status)))

@@ -74,3 +74,14 @@ func markers(t *testing.T, path string) []string {
 	}
 	return ids
 }
+
+// Both sides of the "search-attributes" change to version 2 are committed, so the replay test
+// holds version 1 runs (every status upserted at once) against today's code.
+func TestCommittedHistoriesCoverBothSearchAttributeVersions(t *testing.T) {
+	t.Parallel()
+	for _, v := range []string{"v1", "v2"} {
+		for _, name := range []string{"onboard-search-attributes-", "onboard-approval-search-attributes-"} {
+			require.Contains(t, markers(t, "testdata/histories/"+name+v+".json"), "search-attributes", name+v)
+		}
+	}
+}
