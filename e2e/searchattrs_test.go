@@ -76,3 +76,32 @@ func TestRunsAreFoundByTenant(t *testing.T) {
 	require.Len(t, resp.GetExecutions(), 1)
 	require.Equal(t, workflows.SuspendWorkflow, resp.GetExecutions()[0].GetType().GetName())
 }
+
+// An onboarding waiting for approval is found in the onboarding status while it waits (the
+// status it passes through is upserted before the run waits for a person), and in active once
+// approved.
+func TestARunWaitingForApprovalIsFoundInItsStatus(t *testing.T) {
+	t.Parallel()
+	s := newStack(t, true)
+	ctx := context.Background()
+	id := testenv.TenantID("search")
+	code, run := s.do(http.MethodPost, api.TenantsPath+"/onboard", onboardBody(id, "enterprise"))
+	require.Equal(t, http.StatusAccepted, code, run)
+
+	count := func(query string) int {
+		resp, err := s.temporal.ListWorkflow(ctx, &workflowservice.ListWorkflowExecutionsRequest{Query: query})
+		if err != nil {
+			return -1
+		}
+		return len(resp.GetExecutions())
+	}
+	require.Eventually(t, func() bool {
+		return count(`TenantId="`+id+`" AND TenantStatus="onboarding" AND ExecutionStatus="Running"`) == 1
+	}, time.Minute, 200*time.Millisecond, "the waiting run is found by TenantStatus=onboarding")
+
+	require.NoError(t, s.temporal.SignalWorkflow(ctx, run["workflowId"].(string), "", workflows.ApproveSignal, "second-admin"))
+	require.NoError(t, s.wait(run))
+	require.Eventually(t, func() bool {
+		return count(`TenantId="`+id+`" AND TenantStatus="active" AND ExecutionStatus="Completed"`) == 1
+	}, time.Minute, 200*time.Millisecond, "the finished run is found by TenantStatus=active")
+}

@@ -65,9 +65,9 @@ func setTenantSearchAttributes(ctx workflow.Context, status tenant.Status, typ t
 // is only noted, and upserted by flushStatus when the run waits for a person in it; the run's
 // next status replaces it otherwise. At version 1 it is upserted at once, as it was.
 func (r *run) passStatus(ctx workflow.Context, status tenant.Status) {
-	switch v := searchAttributesVersion(ctx); {
-	case v == workflow.DefaultVersion:
-	case v == 1:
+	switch searchAttributesVersion(ctx) {
+	case workflow.DefaultVersion:
+	case 1:
 		upsertTenantSearchAttributes(ctx, status, "")
 	default:
 		r.passing = status
