@@ -64,6 +64,7 @@ func main() {
 	sustain := flag.Duration("sustain", time.Minute, "how long the sustained concurrency-16 throughput runs (each of floor and onboarding); 0 skips it")
 	apiLoad := flag.Duration("apiload", 10*time.Second, "how long each tenant API load run lasts; 0 skips it")
 	goBenchFile := flag.String("gobench", "", "output of go test -bench to fold into the report")
+	noopRounds := flag.Int("noop-onboarding", 0, "instead of the report: this many rounds at concurrency 16 of the floor against OnboardTenant itself with no-op activities, on a worker without interceptors (what the workflow's own Temporal work costs: search attributes, version marker, payloads)")
 	ownTemporal := flag.Bool("own-temporal", true, "run on a dev server of the bench's own, restarted on a fresh file before each concurrency-1 pair (false: TEMPORAL_ADDRESS's)")
 	flag.Parse()
 	if *cpuProfile != "" {
@@ -78,7 +79,7 @@ func main() {
 		defer pprof.StopCPUProfile()
 	}
 	opts := options{tenants: *tenants, samples: *samples, burst: *burst, rounds: max(*rounds, 1), scale: *scale,
-		sustain: *sustain, apiLoad: *apiLoad, goBench: *goBenchFile, out: *out, ownTemporal: *ownTemporal}
+		sustain: *sustain, apiLoad: *apiLoad, goBench: *goBenchFile, out: *out, ownTemporal: *ownTemporal, noopRounds: *noopRounds}
 	if err := run(opts); err != nil {
 		pprof.StopCPUProfile()
 		fmt.Fprintln(os.Stderr, "bench:", err)
@@ -128,10 +129,10 @@ func (b *bench) freshTemporal() error {
 }
 
 type options struct {
-	tenants, samples, burst, rounds, scale int
-	sustain, apiLoad                       time.Duration
-	goBench, out                           string
-	ownTemporal                            bool
+	tenants, samples, burst, rounds, scale, noopRounds int
+	sustain, apiLoad                                   time.Duration
+	goBench, out                                       string
+	ownTemporal                                        bool
 }
 
 func run(o options) error {
@@ -211,6 +212,9 @@ func run(o options) error {
 	}
 	if _, err := b.measure(4, 2, b.onboard); err != nil {
 		return err
+	}
+	if o.noopRounds > 0 {
+		return b.noopOnboarding(o.noopRounds, burst)
 	}
 
 	floor1, err := b.phase("floor, concurrency 1", samples, 1, b.floor)
