@@ -164,11 +164,14 @@ const (
 
 // Provision creates the context tenant's collections and indexes (see layout).
 //
-// Per collection one createCollection, then one createIndexes for the indexes of a collection
-// it created, or, when the collection existed (NamespaceExists), one listIndexes and one
-// createIndexes per missing index: a fresh onboarding costs six commands (it took nine with a
-// listCollections first and one createIndexes per index, fifteen with a listIndexes before and a
-// verifying one after every collection).
+// One listCollections for the database, then per collection one createCollection when it is
+// absent and one createIndexes for the indexes of a collection it created (one per missing
+// index of a collection that existed): a fresh onboarding costs seven commands (it took nine
+// with one createIndexes per index, fifteen with a listIndexes before and a verifying one after
+// every collection). The listCollections stays, though a create answering NamespaceExists
+// would say the same on FerretDB: MongoDB 7.0 and later (and mongos since 4.0) answer ok to a
+// create of a collection that exists with the same options, so only the list tells an
+// existing collection, whose indexes must be checked, from a new one.
 // Provision runs once per onboarding on a FerretDB whose every command costs CPU the Temporal
 // server needs, so the command count is the price that matters here. One index per command
 // for a collection that existed: FerretDB v1 mis-filters a multi-index createIndexes in which
@@ -195,26 +198,34 @@ func (s *Store) Provision(ctx context.Context) (ProvisionReport, error) {
 	fail := func(err error) (ProvisionReport, error) {
 		return rep, fmt.Errorf("tenantmongo: provision %s: %w", db.Name(), err)
 	}
+	existing, err := db.ListCollectionNames(ctx, bson.D{})
+	if err != nil {
+		return fail(fmt.Errorf("list collections: %w", err))
+	}
 	for _, c := range layout {
 		missing := c.indexes
-		// Create first, and take "already exists" for an existing collection: a fresh database
-		// costs no listCollections. Explicitly, though createIndexes would create it too:
-		// FerretDB decides createdCollectionAutomatically from a read made before it creates, so
-		// two concurrent attempts would both report the collection as theirs.
-		err := db.CreateCollection(ctx, c.name)
-		var ce mongo.CommandError
-		created := err == nil
-		switch {
-		case created:
-			rep.CollectionsCreated = append(rep.CollectionsCreated, c.name)
-		case errors.As(err, &ce) && ce.Code == codeNamespaceExists:
+		created := false
+		if slices.Contains(existing, c.name) {
 			rep.AlreadyPresent++
 			if missing, err = checkExisting(ctx, db, c); err != nil {
 				return fail(err)
 			}
 			rep.AlreadyPresent += len(c.indexes) - len(missing)
-		default:
-			return fail(fmt.Errorf("create collection %s: %w", c.name, err))
+		} else {
+			// Explicitly, though createIndexes would create it too: FerretDB decides
+			// createdCollectionAutomatically from a read made before it creates, so two
+			// concurrent attempts would both report the collection as theirs.
+			err := db.CreateCollection(ctx, c.name)
+			var ce mongo.CommandError
+			switch {
+			case err == nil:
+				rep.CollectionsCreated = append(rep.CollectionsCreated, c.name)
+				created = true
+			case errors.As(err, &ce) && ce.Code == codeNamespaceExists:
+				rep.AlreadyPresent++ // created meanwhile by a concurrent attempt
+			default:
+				return fail(fmt.Errorf("create collection %s: %w", c.name, err))
+			}
 		}
 		if created && len(missing) > 1 {
 			if names, ok := createAll(ctx, db, c.name, missing); ok {

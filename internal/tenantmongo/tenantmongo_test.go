@@ -391,9 +391,9 @@ func scanAll(rc *redis.Client, match string) ([]string, error) {
 	return out, iter.Err()
 }
 
-// A fresh database costs six commands: per collection createCollection and one createIndexes
-// for all its indexes. The command count is what FerretDB charges.
-func TestProvisionOfAFreshDatabaseSendsSixCommands(t *testing.T) {
+// A fresh database costs seven commands: listCollections, then per collection createCollection
+// and one createIndexes for all its indexes. The command count is what FerretDB charges.
+func TestProvisionOfAFreshDatabaseSendsSevenCommands(t *testing.T) {
 	t.Parallel()
 	var mu sync.Mutex
 	var sent []string
@@ -408,7 +408,7 @@ func TestProvisionOfAFreshDatabaseSendsSixCommands(t *testing.T) {
 	require.NoError(t, err)
 	t.Cleanup(func() { _ = client.Disconnect(context.Background()) })
 	testenv.MongoClient(t)
-	id := testenv.TenantID("six")
+	id := testenv.TenantID("seven")
 	dropAfter(t, client, id)
 
 	mu.Lock()
@@ -419,7 +419,7 @@ func TestProvisionOfAFreshDatabaseSendsSixCommands(t *testing.T) {
 	mu.Lock()
 	got := slices.Clone(sent)
 	mu.Unlock()
-	require.Equal(t, []string{"create", "createIndexes", "create", "createIndexes", "create", "createIndexes"}, got)
+	require.Equal(t, []string{"listCollections", "create", "createIndexes", "create", "createIndexes", "create", "createIndexes"}, got)
 	require.Equal(t, wantLayout, snapshot(t, client, id))
 }
 
