@@ -3,6 +3,7 @@ package e2e
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"net/http"
 	"os/exec"
 	"strconv"
@@ -14,6 +15,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/misybot/tenancy/api"
+	"github.com/misybot/tenancy/internal/operators"
 	"github.com/misybot/tenancy/internal/tenant"
 	"github.com/misybot/tenancy/internal/testenv"
 	"github.com/misybot/tenancy/workflows"
@@ -116,6 +118,64 @@ func TestDashboardInABrowser(t *testing.T) {
 		}
 	}
 	require.Equal(t, after["total"], sum, "the total is the sum of the statuses shown")
+}
+
+// TestDashboardApprovesAndRejects: two enterprise onboardings requested by one operator wait
+// for approval on the overview; a second platform admin, signed in to the dashboard, approves
+// one and rejects the other from their cards. The approved tenant becomes active, the rejected
+// one failed, and the audit trail names the second admin.
+func TestDashboardApprovesAndRejects(t *testing.T) {
+	if testing.Short() {
+		t.Skip("browser test: needs Chromium and the real servers (run `make test`)")
+	}
+	chromium, err := exec.LookPath("chromium")
+	require.NoError(t, err, "Chromium is needed for the browser test: apt-get install -y --no-install-recommends chromium (.ci/run does)")
+	t.Parallel()
+	s := newStack(t, true)
+	approver := "second-admin-" + testenv.TenantID("b")
+	second, err := operators.New(testenv.AppPool(t), "").Create(context.Background(), approver, operators.RoleAdmin)
+	require.NoError(t, err)
+
+	// Requested by the stack's bootstrap operator, through the API.
+	approved, rejected := testenv.TenantID("approve"), testenv.TenantID("reject")
+	runs := map[string]map[string]any{}
+	for _, id := range []string{approved, rejected} {
+		code, body := s.do(http.MethodPost, api.TenantsPath+"/onboard", onboardBody(id, "enterprise"))
+		require.Equal(t, http.StatusAccepted, code, body)
+		runs[id] = body
+	}
+
+	b := newBrowser(t, chromium)
+	b.do("open the dashboard", chromedp.Navigate(s.url+"/dashboard/"), chromedp.WaitVisible(chromedp.CSS("#login-token")))
+	b.do("sign in as the second admin",
+		chromedp.SendKeys(chromedp.CSS("#login-token"), second),
+		chromedp.Click(chromedp.CSS("#login-form button[type=submit]")),
+		chromedp.WaitVisible(chromedp.CSS("#overview-view")))
+	card := func(id string) string { return `#ov-waiting .waiting[data-tenant="` + id + `"]` }
+	for _, id := range []string{approved, rejected} {
+		b.waitFor("the waiting card of "+id, `document.querySelector(`+jsString(card(id)+`[data-state="awaiting_approval"]`)+`) !== null`)
+		require.Contains(t, b.text(card(id)), "Requested by bootstrap")
+	}
+
+	decide := func(id, action, label string) {
+		b.do(action+" "+id,
+			chromedp.Click(chromedp.CSS(card(id)+` button[data-action="`+action+`"]`)),
+			chromedp.WaitVisible(chromedp.CSS("#confirm-dialog")))
+		require.Contains(t, b.text("#confirm-dialog"), id)
+		b.do("confirm", chromedp.Click(chromedp.CSS("#confirm-ok")), chromedp.WaitNotVisible(chromedp.CSS("#confirm-dialog")))
+		b.waitFor("the note of "+id, `document.querySelector('#ov-error').textContent.includes(`+jsString(label+id)+`)`)
+	}
+	decide(approved, "approve", "Approved: ")
+	require.NoError(t, s.wait(runs[approved]))
+	require.Equal(t, tenant.StatusActive, s.status(approved))
+	decide(rejected, "reject", "Rejected: ")
+	require.Error(t, s.wait(runs[rejected]), "a rejected onboarding fails")
+	require.Equal(t, tenant.StatusFailed, s.status(rejected))
+
+	b.waitFor("no card left", `document.querySelector(`+jsString(card(approved))+`) === null && document.querySelector(`+jsString(card(rejected))+`) === null`)
+	code, trail := s.do(http.MethodGet, api.TenantsPath+"/"+approved+"/audit?action=tenant.approve", "")
+	require.Equal(t, http.StatusOK, code, trail)
+	require.Contains(t, fmt.Sprint(trail["items"]), approver, "the approval is audited under the second admin's name")
 }
 
 // browser is one headless Chromium tab.
