@@ -40,8 +40,8 @@ func StartSearchAttributes(tenantID, operation string, typ tenant.Type, status t
 //   - 1: every status the run sets is upserted at once;
 //   - 2: a status the run only passes through (onboarding, on the way to active) is upserted
 //     only if the run waits for a person in it (an approval, a parked step; see passStatus).
-//     An upsert is a visibility write, which costs the Temporal server as much as a step: an
-//     onboarding that waits for nobody makes one fewer.
+//     Each upsert is one more write to Temporal's visibility store: an onboarding that waits
+//     for nobody makes one fewer.
 const searchAttributesChange = "search-attributes"
 
 // searchAttributesVersion is the run's version of searchAttributesChange, recorded by its first
