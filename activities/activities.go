@@ -137,6 +137,7 @@ func (a *Activities) TransitionStatus(ctx context.Context, in TransitionInput) (
 		msg := fmt.Sprintf("tenant %s is %s; cannot move to %s (allowed from %v)", in.TenantID, t.Status, in.To, in.From)
 		return TransitionResult{Status: t.Status}, temporal.NewNonRetryableApplicationError(msg, ErrTypeIllegalTransition, nil, string(t.Status))
 	}
+	stepCommitted(ctx) // the transaction above wrote the step's event
 	// A tenant without a context record (not provisioned yet) has nothing to flip.
 	// Versioned by the registry's time of the change: a stale retry cannot undo a newer status.
 	if _, err := a.Redis.SetStatus(tctx, string(t.Status), t.UpdatedAt.UnixNano()); err != nil && !errors.Is(err, tenantredis.ErrNotFound) {

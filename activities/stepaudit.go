@@ -42,6 +42,9 @@ type AuditDetailer interface {
 // present and future, without touching workflow code (so no history changes and no versioning),
 // and the event is written inside the same activity attempt as the step's work.
 //
+// An activity that commits its step's event in its own transaction (TransitionStatus, with the
+// status change) says so with stepCommitted, and the interceptor does not send it again.
+//
 // Exactly once: the event id is the workflow id, run id and activity id, which Temporal keeps
 // across retries of the same step, so a retry (after a worker was killed, or a completion was
 // lost) finds the event written by the attempt before it. An attempt that fails with a
@@ -71,10 +74,14 @@ type stepAuditInbound struct {
 }
 
 func (i *stepAuditInbound) ExecuteActivity(ctx context.Context, in *interceptor.ExecuteActivityInput) (any, error) {
-	res, err := i.Next.ExecuteActivity(ctx, in)
+	rec := &stepRecord{}
+	res, err := i.Next.ExecuteActivity(context.WithValue(ctx, stepRecordKey{}, rec), in)
 	info := activity.GetInfo(ctx)
 	if unauditedSteps[info.ActivityType.Name] || info.WorkflowExecution.ID == "" {
 		return res, err
+	}
+	if err == nil && rec.committed {
+		return res, nil // the step committed its event with its change (stepCommitted)
 	}
 	if err != nil && !finalError(err) {
 		return res, err
@@ -94,6 +101,21 @@ func (i *stepAuditInbound) ExecuteActivity(ctx context.Context, in *interceptor.
 		return nil, fmt.Errorf("audit of step %s: %w", info.ActivityType.Name, aerr)
 	}
 	return res, err
+}
+
+// stepRecord is told by the running activity that its step's event committed with its change,
+// so the interceptor does not write it again (a second enqueue would find the event and
+// insert nothing, one round trip wasted per step).
+type stepRecord struct{ committed bool }
+
+type stepRecordKey struct{}
+
+// stepCommitted tells the step audit that the running step's event (recordStepTx) is committed:
+// call it only after the transaction that wrote it committed.
+func stepCommitted(ctx context.Context) {
+	if rec, ok := ctx.Value(stepRecordKey{}).(*stepRecord); ok {
+		rec.committed = true
+	}
 }
 
 // finalError reports whether Temporal will not retry err: a non-retryable application error,

@@ -1,0 +1,78 @@
+package activities_test
+
+import (
+	"bytes"
+	"context"
+	"strings"
+	"sync/atomic"
+	"testing"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/stretchr/testify/require"
+	"go.temporal.io/sdk/interceptor"
+	"go.temporal.io/sdk/testsuite"
+	"go.temporal.io/sdk/worker"
+
+	"github.com/misybot/tenancy/activities"
+	"github.com/misybot/tenancy/internal/clients"
+	"github.com/misybot/tenancy/internal/registry"
+	"github.com/misybot/tenancy/internal/seal"
+	"github.com/misybot/tenancy/internal/tenant"
+	"github.com/misybot/tenancy/internal/testenv"
+)
+
+// enqueueCounter counts the statements that write an audit event into the outbox.
+type enqueueCounter struct{ n atomic.Int32 }
+
+func (c *enqueueCounter) TraceQueryStart(ctx context.Context, _ *pgx.Conn, data pgx.TraceQueryStartData) context.Context {
+	if strings.Contains(data.SQL, "audit_enqueue") {
+		c.n.Add(1)
+	}
+	return ctx
+}
+
+func (c *enqueueCounter) TraceQueryEnd(context.Context, *pgx.Conn, pgx.TraceQueryEndData) {}
+
+// A status transition commits its step's event with the change, and the step audit does not
+// send it a second time: one enqueue per transition, and one event.
+func TestATransitionWritesItsStepEventOnce(t *testing.T) {
+	t.Parallel()
+	testenv.AppPool(t) // migrated, or the hint
+	cfg, err := pgxpool.ParseConfig(testenv.AppDatabaseURL)
+	require.NoError(t, err)
+	counter := &enqueueCounter{}
+	cfg.ConnConfig.Tracer = counter
+	pool, err := pgxpool.NewWithConfig(context.Background(), cfg)
+	require.NoError(t, err)
+	t.Cleanup(pool.Close)
+	mc := testenv.MongoClient(t)
+	cl := &clients.Clients{Postgres: pool, Mongo: mc, Redis: testenv.RedisClient(t), AuditPlatformDatabase: "platform_unused"}
+	sealer, err := seal.New(bytes.Repeat([]byte{4}, 32))
+	require.NoError(t, err)
+	acts := activities.New(activities.Deps{Clients: cl, Sealer: sealer, ExportDir: t.TempDir(), Logger: testenv.Logger(t)})
+	var s testsuite.WorkflowTestSuite
+	env := s.NewTestActivityEnvironment()
+	env.SetWorkerOptions(worker.Options{Interceptors: []interceptor.WorkerInterceptor{activities.NewAuditInterceptor(acts)}})
+	env.RegisterActivity(acts)
+
+	id := testenv.TenantID("once")
+	_, err = acts.Registry.Create(context.Background(), registry.NewTenant{
+		Tenant:       tenant.Tenant{ID: id, SiteID: "s", Name: "n", ContactEmail: "a@b.co", Type: tenant.TypeStandard},
+		SealedSecret: []byte{1}, SecretKeyVersion: 1,
+	})
+	require.NoError(t, err)
+	counter.n.Store(0)
+	_, err = env.ExecuteActivity(acts.TransitionStatus, activities.TransitionInput{TenantID: id, To: tenant.StatusOnboarding, From: []tenant.Status{tenant.StatusPending}})
+	require.NoError(t, err)
+	require.EqualValues(t, 1, counter.n.Load(), "the event is written once, in the transition's transaction")
+
+	var events int
+	require.NoError(t, pgx.BeginFunc(tenant.WithID(context.Background(), id), testenv.OwnerPool(t), func(tx pgx.Tx) error {
+		if _, err := tx.Exec(context.Background(), `SELECT set_config('app.tenant_id', $1, true)`, id); err != nil {
+			return err
+		}
+		return tx.QueryRow(context.Background(), `SELECT count(*) FROM audit_outbox WHERE tenant_id = $1 AND event_id LIKE '%/activity/%'`, id).Scan(&events)
+	}))
+	require.Equal(t, 1, events, "and it is there")
+}
