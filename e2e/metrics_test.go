@@ -98,7 +98,13 @@ func TestWorkerExportsMetrics(t *testing.T) {
 	require.NoError(t, s.wait(run))
 	require.Equal(t, tenant.StatusActive, s.status(id))
 
-	after := scrape(t, url)
+	// The SDK counts a completed workflow after the server has taken the completion, so a
+	// client waiting for the run can see it end first: scrape until the count is there.
+	var after map[string]*dto.MetricFamily
+	require.Eventually(t, func() bool {
+		after = scrape(t, url)
+		return sample(after, "temporal_workflow_completed_total", onboard) != nil
+	}, 30*time.Second, 50*time.Millisecond, "the SDK's completion count of the onboarding")
 	value := func(name string, labels map[string]string) float64 {
 		m := sample(after, name, labels)
 		require.NotNil(t, m, "series %s%v is exported", name, labels)
