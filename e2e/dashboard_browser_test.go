@@ -30,12 +30,7 @@ const browserWait = 90 * time.Second
 // a standard tenant (no approval), see it become active, suspend it, read its audit trail, and
 // read the overview. Each step checks what the page shows.
 func TestDashboardInABrowser(t *testing.T) {
-	if testing.Short() {
-		t.Skip("browser test: needs Chromium and the real servers (run `make test`)")
-	}
-	chromium, err := exec.LookPath("chromium")
-	require.NoError(t, err, "Chromium is needed for the browser test: apt-get install -y --no-install-recommends chromium (.ci/run does)")
-	t.Parallel()
+	chromium := chromiumFor(t)
 	s := newStack(t, true)
 	b := newBrowser(t, chromium)
 	id := testenv.TenantID("browser")
@@ -125,12 +120,7 @@ func TestDashboardInABrowser(t *testing.T) {
 // one and rejects the other from their cards. The approved tenant becomes active, the rejected
 // one failed, and the audit trail names the second admin.
 func TestDashboardApprovesAndRejects(t *testing.T) {
-	if testing.Short() {
-		t.Skip("browser test: needs Chromium and the real servers (run `make test`)")
-	}
-	chromium, err := exec.LookPath("chromium")
-	require.NoError(t, err, "Chromium is needed for the browser test: apt-get install -y --no-install-recommends chromium (.ci/run does)")
-	t.Parallel()
+	chromium := chromiumFor(t)
 	s := newStack(t, true)
 	approver := "second-admin-" + testenv.TenantID("b")
 	second, err := operators.New(testenv.AppPool(t), "").Create(context.Background(), approver, operators.RoleAdmin)
@@ -176,6 +166,19 @@ func TestDashboardApprovesAndRejects(t *testing.T) {
 	code, trail := s.do(http.MethodGet, api.TenantsPath+"/"+approved+"/audit?action=tenant.approve", "")
 	require.Equal(t, http.StatusOK, code, trail)
 	require.Contains(t, fmt.Sprint(trail["items"]), approver, "the approval is audited under the second admin's name")
+}
+
+// chromiumFor skips a browser test under -short, fails it with the install hint when Debian's
+// Chromium is missing, marks it parallel and returns Chromium's path.
+func chromiumFor(t *testing.T) string {
+	t.Helper()
+	if testing.Short() {
+		t.Skip("browser test: needs Chromium and the real servers (run `make test`)")
+	}
+	chromium, err := exec.LookPath("chromium")
+	require.NoError(t, err, "Chromium is needed for the browser test: apt-get install -y --no-install-recommends chromium (.ci/run does)")
+	t.Parallel()
+	return chromium
 }
 
 // browser is one headless Chromium tab.
