@@ -16,6 +16,8 @@ import (
 
 	"go.temporal.io/sdk/client"
 	tlog "go.temporal.io/sdk/log"
+
+	"github.com/misybot/tenancy/internal/devtemporal"
 )
 
 // devServer is a Temporal dev server of the bench's own, on a fresh SQLite file.
@@ -65,15 +67,8 @@ func (d *devServer) start() error {
 	_, port, _ := net.SplitHostPort(d.addr)
 	args := []string{"server", "start-dev", "--ip", "127.0.0.1", "--port", port, "--headless",
 		"--http-port", ports[0], "--metrics-port", ports[1],
-		"--db-filename", filepath.Join(d.dir, fmt.Sprintf("temporal-%d.db", d.generation)), "--log-level", "warn",
-		// The same low-latency settings as scripts/services.sh.
-		"--sqlite-pragma", "journal_mode=WAL", "--sqlite-pragma", "synchronous=OFF",
-		"--dynamic-config-value", "history.transferProcessorMaxPollRPS=1000",
-		"--dynamic-config-value", "matching.numTaskqueueReadPartitions=1",
-		"--dynamic-config-value", "matching.numTaskqueueWritePartitions=1"}
-	for _, sa := range []string{"TenantId", "LifecycleOperation", "TenantType", "TenantStatus"} {
-		args = append(args, "--search-attribute", sa+"=Keyword")
-	}
+		"--db-filename", filepath.Join(d.dir, fmt.Sprintf("temporal-%d.db", d.generation)), "--log-level", "warn"}
+	args = append(append(args, devtemporal.Tuning...), devtemporal.SearchAttributeFlags()...)
 	log, err := os.OpenFile(filepath.Join(d.dir, "temporal.log"), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
 	if err != nil {
 		return err

@@ -43,6 +43,7 @@ import (
 	"github.com/misybot/tenancy/internal/audit"
 	"github.com/misybot/tenancy/internal/clients"
 	"github.com/misybot/tenancy/internal/conversations"
+	"github.com/misybot/tenancy/internal/devtemporal"
 	"github.com/misybot/tenancy/internal/keyring"
 	"github.com/misybot/tenancy/internal/lifecycle"
 	"github.com/misybot/tenancy/internal/operators"
@@ -722,16 +723,8 @@ func startDevServer(t *testing.T) *devServer {
 	d := &devServer{t: t, addr: fmt.Sprintf("127.0.0.1:%d", port), log: filepath.Join(dir, "temporal.log")}
 	d.args = []string{"server", "start-dev", "--ip", "127.0.0.1", "--port", strconv.Itoa(port), "--headless",
 		"--http-port", strconv.Itoa(freePort(t)), "--metrics-port", strconv.Itoa(freePort(t)),
-		"--db-filename", filepath.Join(dir, "temporal.db"), "--log-level", "warn",
-		"--sqlite-pragma", "journal_mode=WAL", "--sqlite-pragma", "synchronous=OFF",
-		"--dynamic-config-value", "history.transferProcessorMaxPollRPS=1000",
-		"--dynamic-config-value", "matching.numTaskqueueReadPartitions=1",
-		"--dynamic-config-value", "matching.numTaskqueueWritePartitions=1"}
-	// The lifecycle search attributes, which every run the API starts carries (make services
-	// registers them on the shared server).
-	for _, sa := range []string{"TenantId", "LifecycleOperation", "TenantType", "TenantStatus"} {
-		d.args = append(d.args, "--search-attribute", sa+"=Keyword")
-	}
+		"--db-filename", filepath.Join(dir, "temporal.db"), "--log-level", "warn"}
+	d.args = append(append(d.args, devtemporal.Tuning...), devtemporal.SearchAttributeFlags()...)
 	d.args = append([]string{bin}, d.args...)
 	d.start()
 	t.Cleanup(d.kill)

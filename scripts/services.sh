@@ -361,12 +361,17 @@ up_temporal() {
 	say "temporal: starting the dev server on $HOST:$TEMPORAL_PORT, Web UI http://$HOST:$TEMPORAL_UI_PORT (log $LOGS/temporal.log)"
 	# The sqlite pragmas and dynamic config remove the dev server's ~50 ms wait per task
 	# dispatch (see STACK.md). The partition counts must hold from the first start on a state file.
+	# The 1 s queue checkpoints keep dispatch cost flat under load (internal/devtemporal says
+	# why; the bench and the chaos suite start their servers with the same list).
 	start_daemon temporal "$TEMPORAL_BIN" server start-dev \
 		--ip "$HOST" --port "$TEMPORAL_PORT" --ui-port "$TEMPORAL_UI_PORT" \
 		--http-port "$TEMPORAL_HTTP_PORT" --metrics-port "$TEMPORAL_METRICS_PORT" \
 		--db-filename "$STATE/temporal/temporal.db" --log-level warn \
 		--sqlite-pragma journal_mode=WAL --sqlite-pragma synchronous=OFF \
 		--dynamic-config-value history.transferProcessorMaxPollRPS=1000 \
+		--dynamic-config-value 'history.transferProcessorUpdateAckInterval="1s"' \
+		--dynamic-config-value 'history.visibilityProcessorUpdateAckInterval="1s"' \
+		--dynamic-config-value 'history.outboundProcessorUpdateAckInterval="1s"' \
 		--dynamic-config-value matching.numTaskqueueReadPartitions=1 \
 		--dynamic-config-value matching.numTaskqueueWritePartitions=1
 	wait_healthy temporal "$LOGS/temporal.log" temporal_healthy "$STARTED_PID"
