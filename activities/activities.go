@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"log/slog"
 	"strings"
+	"sync/atomic"
 
 	"filippo.io/age"
 	"github.com/jackc/pgx/v5"
@@ -161,11 +162,23 @@ func (a *Activities) recordStepTx(ctx context.Context, tx pgx.Tx, tenantID strin
 }
 
 // withStepEvent returns ctx whose writing transactions (rls.Tx) commit the running step's audit
-// event with their change (rls.CommitHook).
-func (a *Activities) withStepEvent(ctx context.Context, tenantID string) context.Context {
-	return rls.WithCommitHook(ctx, func(ctx context.Context, tx pgx.Tx) error {
-		return a.recordStepTx(ctx, tx, tenantID)
+// event with their change (rls.CommitHook). Once the work done under it has succeeded, call
+// done: if a transaction wrote the event, it tells the step audit (stepCommitted), which then
+// sends no second copy; if none did (nothing to change), the step audit writes the event.
+func (a *Activities) withStepEvent(ctx context.Context, tenantID string) (hooked context.Context, done func()) {
+	var wrote atomic.Bool
+	hooked = rls.WithCommitHook(ctx, func(ctx context.Context, tx pgx.Tx) error {
+		if err := a.recordStepTx(ctx, tx, tenantID); err != nil {
+			return err
+		}
+		wrote.Store(true)
+		return nil
 	})
+	return hooked, func() {
+		if wrote.Load() {
+			stepCommitted(ctx)
+		}
+	}
 }
 
 // CurrentStatus is a tenant's status as the registry has it.
@@ -264,7 +277,8 @@ func (a *Activities) ApplyProfileChange(ctx context.Context, in ProfileChange) e
 	if _, err := scoped(ctx, in.TenantID); err != nil { // a valid tenant id, or a permanent failure
 		return err
 	}
-	t, err := a.Registry.Update(a.withStepEvent(ctx, in.TenantID), in.TenantID, registry.Update{
+	sctx, stepDone := a.withStepEvent(ctx, in.TenantID)
+	t, err := a.Registry.Update(sctx, in.TenantID, registry.Update{
 		SiteID: in.SiteID, Name: in.Name, ContactEmail: in.ContactEmail, WebsiteURL: in.WebsiteURL,
 		BusinessIndustry: in.BusinessIndustry, AllowedOrigins: in.AllowedOrigins, Permissions: in.Permissions, Type: in.Type,
 	})
@@ -275,6 +289,7 @@ func (a *Activities) ApplyProfileChange(ctx context.Context, in ProfileChange) e
 	if err != nil {
 		return permanentOnBadData(err)
 	}
+	stepDone()
 	return tenantservice.RefreshProfile(ctx, a.Redis, t)
 }
 

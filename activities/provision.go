@@ -29,7 +29,12 @@ func (a *Activities) EnsureKeys(ctx context.Context, in TenantRef) (KeysResult, 
 	if err != nil {
 		return KeysResult{}, err
 	}
-	created, err := a.Keys.Ensure(tctx)
+	// The step's audit event commits in the transaction that adds the key.
+	sctx, stepDone := a.withStepEvent(tctx, in.TenantID)
+	created, err := a.Keys.Ensure(sctx)
+	if err == nil {
+		stepDone()
+	}
 	return KeysResult{Created: created}, err
 }
 
@@ -46,7 +51,11 @@ func (a *Activities) DestroyKeys(ctx context.Context, in TenantRef) (DestroyKeys
 		return DestroyKeysResult{}, err
 	}
 	// The step's audit event commits in the transaction that destroys the keys.
-	n, err := a.Keys.Destroy(a.withStepEvent(tctx, in.TenantID))
+	sctx, stepDone := a.withStepEvent(tctx, in.TenantID)
+	n, err := a.Keys.Destroy(sctx)
+	if err == nil {
+		stepDone()
+	}
 	return DestroyKeysResult{Destroyed: n}, err
 }
 
@@ -64,7 +73,12 @@ func (a *Activities) ProvisionPostgres(ctx context.Context, in TenantRef) (Postg
 	if err != nil {
 		return PostgresReport{}, err
 	}
-	rep, err := a.Tenants.Provision(tctx, tenantdb.ProvisionInput{DisplayName: t.Name, OwnerUserID: t.ContactEmail})
+	// The step's audit event commits in the transaction that adds the rows.
+	sctx, stepDone := a.withStepEvent(tctx, in.TenantID)
+	rep, err := a.Tenants.Provision(sctx, tenantdb.ProvisionInput{DisplayName: t.Name, OwnerUserID: t.ContactEmail})
+	if err == nil {
+		stepDone()
+	}
 	return postgresReport(rep), permanentOnBadData(err)
 }
 

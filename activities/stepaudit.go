@@ -42,8 +42,9 @@ type AuditDetailer interface {
 // present and future, without touching workflow code (so no history changes and no versioning),
 // and the event is written inside the same activity attempt as the step's work.
 //
-// An activity that commits its step's event in its own transaction (TransitionStatus, with the
-// status change) says so with stepCommitted, and the interceptor does not send it again.
+// An activity that commits its step's event in its own transaction (a status transition, the
+// data key, the default rows: recordStepTx, withStepEvent) says so with stepCommitted, and the
+// interceptor does not send it again.
 //
 // Exactly once: the event id is the workflow id, run id and activity id, which Temporal keeps
 // across retries of the same step, so a retry (after a worker was killed, or a completion was

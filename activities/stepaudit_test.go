@@ -34,9 +34,10 @@ func (c *enqueueCounter) TraceQueryStart(ctx context.Context, _ *pgx.Conn, data 
 
 func (c *enqueueCounter) TraceQueryEnd(context.Context, *pgx.Conn, pgx.TraceQueryEndData) {}
 
-// A status transition commits its step's event with the change, and the step audit does not
-// send it a second time: one enqueue per transition, and one event.
-func TestATransitionWritesItsStepEventOnce(t *testing.T) {
+// A step that commits its event with its change (a status transition, the data key, the
+// tenant's default rows, destroying the keys) does not have the step audit send it a second
+// time: one enqueue per step, and one event.
+func TestAStepThatCommitsItsEventWritesItOnce(t *testing.T) {
 	t.Parallel()
 	testenv.AppPool(t) // migrated, or the hint
 	cfg, err := pgxpool.ParseConfig(testenv.AppDatabaseURL)
@@ -51,28 +52,52 @@ func TestATransitionWritesItsStepEventOnce(t *testing.T) {
 	sealer, err := seal.New(bytes.Repeat([]byte{4}, 32))
 	require.NoError(t, err)
 	acts := activities.New(activities.Deps{Clients: cl, Sealer: sealer, ExportDir: t.TempDir(), Logger: testenv.Logger(t)})
-	var s testsuite.WorkflowTestSuite
-	env := s.NewTestActivityEnvironment()
-	env.SetWorkerOptions(worker.Options{Interceptors: []interceptor.WorkerInterceptor{activities.NewAuditInterceptor(acts)}})
-	env.RegisterActivity(acts)
 
-	id := testenv.TenantID("once")
-	_, err = acts.Registry.Create(context.Background(), registry.NewTenant{
-		Tenant:       tenant.Tenant{ID: id, SiteID: "s", Name: "n", ContactEmail: "a@b.co", Type: tenant.TypeStandard},
-		SealedSecret: []byte{1}, SecretKeyVersion: 1,
-	})
-	require.NoError(t, err)
-	counter.n.Store(0)
-	_, err = env.ExecuteActivity(acts.TransitionStatus, activities.TransitionInput{TenantID: id, To: tenant.StatusOnboarding, From: []tenant.Status{tenant.StatusPending}})
-	require.NoError(t, err)
-	require.EqualValues(t, 1, counter.n.Load(), "the event is written once, in the transition's transaction")
-
-	var events int
-	require.NoError(t, pgx.BeginFunc(tenant.WithID(context.Background(), id), testenv.OwnerPool(t), func(tx pgx.Tx) error {
-		if _, err := tx.Exec(context.Background(), `SELECT set_config('app.tenant_id', $1, true)`, id); err != nil {
+	steps := []struct {
+		name string
+		run  func(env *testsuite.TestActivityEnvironment, id string) error
+	}{
+		{"TransitionStatus", func(env *testsuite.TestActivityEnvironment, id string) error {
+			_, err := env.ExecuteActivity(acts.TransitionStatus, activities.TransitionInput{TenantID: id, To: tenant.StatusOnboarding, From: []tenant.Status{tenant.StatusPending}})
 			return err
-		}
-		return tx.QueryRow(context.Background(), `SELECT count(*) FROM audit_outbox WHERE tenant_id = $1 AND event_id LIKE '%/activity/%'`, id).Scan(&events)
-	}))
-	require.Equal(t, 1, events, "and it is there")
+		}},
+		{"EnsureKeys", func(env *testsuite.TestActivityEnvironment, id string) error {
+			_, err := env.ExecuteActivity(acts.EnsureKeys, activities.TenantRef{TenantID: id})
+			return err
+		}},
+		{"ProvisionPostgres", func(env *testsuite.TestActivityEnvironment, id string) error {
+			_, err := env.ExecuteActivity(acts.ProvisionPostgres, activities.TenantRef{TenantID: id})
+			return err
+		}},
+		{"DestroyKeys", func(env *testsuite.TestActivityEnvironment, id string) error {
+			_, err := env.ExecuteActivity(acts.DestroyKeys, activities.TenantRef{TenantID: id})
+			return err
+		}},
+	}
+	for _, step := range steps {
+		t.Run(step.name, func(t *testing.T) {
+			var s testsuite.WorkflowTestSuite
+			env := s.NewTestActivityEnvironment()
+			env.SetWorkerOptions(worker.Options{Interceptors: []interceptor.WorkerInterceptor{activities.NewAuditInterceptor(acts)}})
+			env.RegisterActivity(acts)
+			id := testenv.TenantID("once")
+			_, err := acts.Registry.Create(context.Background(), registry.NewTenant{
+				Tenant:       tenant.Tenant{ID: id, SiteID: "s", Name: "n", ContactEmail: "a@b.co", Type: tenant.TypeStandard},
+				SealedSecret: []byte{1}, SecretKeyVersion: 1,
+			})
+			require.NoError(t, err)
+			counter.n.Store(0)
+			require.NoError(t, step.run(env, id))
+			require.EqualValues(t, 1, counter.n.Load(), "the event is written once, in the step's transaction")
+
+			var events int
+			require.NoError(t, pgx.BeginFunc(tenant.WithID(context.Background(), id), testenv.OwnerPool(t), func(tx pgx.Tx) error {
+				if _, err := tx.Exec(context.Background(), `SELECT set_config('app.tenant_id', $1, true)`, id); err != nil {
+					return err
+				}
+				return tx.QueryRow(context.Background(), `SELECT count(*) FROM audit_outbox WHERE tenant_id = $1 AND event_id LIKE '%/activity/%' AND convert_from(payload, 'UTF8')::jsonb->>'action' = $2`, id, activities.StepActionPrefix+step.name).Scan(&events)
+			}))
+			require.Equal(t, 1, events, "and it is there")
+		})
+	}
 }
