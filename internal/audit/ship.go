@@ -170,24 +170,63 @@ func (c *Chain) shipBatch(ctx context.Context, wait bool) (shipped int, more boo
 	return shipped, more || sequenced == shipBatch, err
 }
 
-// lockHead locks the chain's head row (creating it for a new chain) and returns it; ok is
-// false when another shipper holds it and wait is false.
-func (c *Chain) lockHead(ctx context.Context, tx pgx.Tx, wait bool) (head link, ok bool, err error) {
+// lockAndRead locks the chain's head row and reads up to a batch of its unshipped rows of held
+// keys matching extra (a condition on the row), in order: one round trip, since both statements
+// travel in one pipelined batch and the read runs once the lock is granted. ok is false when
+// another shipper holds the head and wait is false.
+func (c *Chain) lockAndRead(ctx context.Context, tx pgx.Tx, wait bool, extra, order string) (head link, batch []outboxRow, ok bool, err error) {
+	b := &pgx.Batch{}
+	b.Queue(c.lockSQL(wait), c.key).QueryRow(func(r pgx.Row) error {
+		err := r.Scan(&head.Seq, &head.Hash)
+		if errors.Is(err, pgx.ErrNoRows) {
+			return nil // a new chain, or held by another shipper: ok stays false
+		}
+		ok = err == nil
+		return err
+	})
+	readSQL, args := c.readSQL(extra, order)
+	b.Queue(readSQL, args...).Query(func(rows pgx.Rows) error {
+		batch, err = collectOutbox(rows)
+		return err
+	})
+	if err := tx.SendBatch(ctx, b).Close(); err != nil {
+		return head, nil, false, fmt.Errorf("lock head and read outbox: %w", err)
+	}
+	if ok {
+		return head, batch, true, nil
+	}
+	// The read ran without the lock: not to be used. Create the head if absent and lock again
+	// (a head another shipper holds stays skipped).
+	if head, ok, err = c.createAndLockHead(ctx, tx, wait); err != nil || !ok {
+		return head, nil, false, err
+	}
+	rows, err := tx.Query(ctx, readSQL, args...)
+	if err != nil {
+		return head, nil, false, fmt.Errorf("read outbox: %w", err)
+	}
+	if batch, err = collectOutbox(rows); err != nil {
+		return head, nil, false, err
+	}
+	return head, batch, true, nil
+}
+
+func (c *Chain) lockSQL(wait bool) string {
 	lock := `SELECT seq, hash FROM audit_heads WHERE chain = $1 FOR UPDATE`
 	if !wait {
 		lock += ` SKIP LOCKED`
 	}
-	err = tx.QueryRow(ctx, lock, c.key).Scan(&head.Seq, &head.Hash)
+	return lock
+}
+
+// createAndLockHead creates the chain's head row if absent and locks it; ok is false when
+// another shipper holds it and wait is false.
+func (c *Chain) createAndLockHead(ctx context.Context, tx pgx.Tx, wait bool) (head link, ok bool, err error) {
+	if _, err := tx.Exec(ctx, `INSERT INTO audit_heads (chain, seq, hash, key_version) VALUES ($1, 0, '', $2) ON CONFLICT (chain) DO NOTHING`, c.key, c.w.keyVersion); err != nil {
+		return head, false, fmt.Errorf("create head: %w", err)
+	}
+	err = tx.QueryRow(ctx, c.lockSQL(wait), c.key).Scan(&head.Seq, &head.Hash)
 	if errors.Is(err, pgx.ErrNoRows) {
-		// A new chain, or one held by another shipper: create the head if absent and try the
-		// lock again (a held one stays skipped).
-		if _, err := tx.Exec(ctx, `INSERT INTO audit_heads (chain, seq, hash, key_version) VALUES ($1, 0, '', $2) ON CONFLICT (chain) DO NOTHING`, c.key, c.w.keyVersion); err != nil {
-			return head, false, fmt.Errorf("create head: %w", err)
-		}
-		err = tx.QueryRow(ctx, lock, c.key).Scan(&head.Seq, &head.Hash)
-		if errors.Is(err, pgx.ErrNoRows) {
-			return head, false, nil
-		}
+		return head, false, nil
 	}
 	if err != nil {
 		return head, false, fmt.Errorf("lock head: %w", err)
@@ -195,16 +234,16 @@ func (c *Chain) lockHead(ctx context.Context, tx pgx.Tx, wait bool) (head link, 
 	return head, true, nil
 }
 
-// readWaiting reads up to a batch of the chain's unshipped rows of held keys matching extra
-// (a condition on the row), in order.
-func (c *Chain) readWaiting(ctx context.Context, tx pgx.Tx, extra, order string) ([]outboxRow, error) {
+// readSQL reads up to a batch of the chain's unshipped rows of held keys matching extra, in
+// order.
+func (c *Chain) readSQL(extra, order string) (string, []any) {
 	table, column, arg := c.table()
-	rows, err := tx.Query(ctx, `SELECT pos, event_id, key_id, payload, seq, prev_hash, hash FROM `+table+`
-		WHERE `+column+` = $1 AND shipped_at IS NULL AND key_id = ANY($2) AND `+extra+`
-		ORDER BY `+order+` LIMIT $3`, arg, c.w.heldKeyIDs(), shipBatch)
-	if err != nil {
-		return nil, fmt.Errorf("read outbox: %w", err)
-	}
+	return `SELECT pos, event_id, key_id, payload, seq, prev_hash, hash FROM ` + table + `
+		WHERE ` + column + ` = $1 AND shipped_at IS NULL AND key_id = ANY($2) AND ` + extra + `
+		ORDER BY ` + order + ` LIMIT $3`, []any{arg, c.w.heldKeyIDs(), shipBatch}
+}
+
+func collectOutbox(rows pgx.Rows) ([]outboxRow, error) {
 	batch, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (outboxRow, error) {
 		var o outboxRow
 		return o, r.Scan(&o.pos, &o.eventID, &o.keyID, &o.payload, &o.seq, &o.prev, &o.hash)
@@ -221,12 +260,8 @@ func (c *Chain) readWaiting(ctx context.Context, tx pgx.Tx, extra, order string)
 func (c *Chain) sequenceWaiting(ctx context.Context, wait bool) (int, error) {
 	n := 0
 	err := c.tx(ctx, func(tx pgx.Tx) error {
-		head, ok, err := c.lockHead(ctx, tx, wait)
-		if err != nil || !ok {
-			return err
-		}
-		batch, err := c.readWaiting(ctx, tx, "seq IS NULL", "pos")
-		if err != nil || len(batch) == 0 {
+		head, batch, ok, err := c.lockAndRead(ctx, tx, wait, "seq IS NULL", "pos")
+		if err != nil || !ok || len(batch) == 0 {
 			return err
 		}
 		n = len(batch)
@@ -243,16 +278,12 @@ func (c *Chain) shipSequenced(ctx context.Context, wait bool) (shipped int, more
 	cond := column + " = $1"
 	var resync bool
 	err = c.tx(ctx, func(tx pgx.Tx) error {
-		head, ok, err := c.lockHead(ctx, tx, wait)
-		if err != nil || !ok {
-			return err
-		}
 		extra, order := "seq IS NOT NULL", "seq"
 		if c.unchained {
 			extra, order = "true", "pos"
 		}
-		batch, err := c.readWaiting(ctx, tx, extra, order)
-		if err != nil {
+		head, batch, ok, err := c.lockAndRead(ctx, tx, wait, extra, order)
+		if err != nil || !ok {
 			return err
 		}
 		if len(batch) == 0 {

@@ -5,9 +5,12 @@ import (
 	"context"
 	"fmt"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/stretchr/testify/require"
 	"go.mongodb.org/mongo-driver/bson"
 	mongoevent "go.mongodb.org/mongo-driver/event"
@@ -135,4 +138,55 @@ func TestSeqIndexCheckedSparesTheShippersCheck(t *testing.T) {
 	}
 	require.Zero(t, counts[true], "checked by provisioning: no index command")
 	require.Positive(t, counts[false], "unchecked: the shipper checks the index itself")
+}
+
+// roundTrips counts what a pool sends PostgreSQL: each statement and each pipelined batch is
+// one round trip.
+type roundTrips struct{ n atomic.Int32 }
+
+func (r *roundTrips) TraceQueryStart(ctx context.Context, _ *pgx.Conn, _ pgx.TraceQueryStartData) context.Context {
+	r.n.Add(1)
+	return ctx
+}
+func (r *roundTrips) TraceQueryEnd(context.Context, *pgx.Conn, pgx.TraceQueryEndData) {}
+func (r *roundTrips) TraceBatchStart(ctx context.Context, _ *pgx.Conn, _ pgx.TraceBatchStartData) context.Context {
+	r.n.Add(1)
+	return ctx
+}
+func (r *roundTrips) TraceBatchQuery(context.Context, *pgx.Conn, pgx.TraceBatchQueryData) {}
+func (r *roundTrips) TraceBatchEnd(context.Context, *pgx.Conn, pgx.TraceBatchEndData)     {}
+
+// Shipping a batch of a chain that shipped before costs a fixed number of round trips however
+// many events it carries: the backlog probe, then two transactions (sequence; ship) of four
+// each (BEGIN, the head lock with the read of the waiting rows, the batch of updates, COMMIT).
+func TestShippingABatchTakesNineRoundTrips(t *testing.T) {
+	t.Parallel()
+	cfg, err := pgxpool.ParseConfig(testenv.AppDatabaseURL)
+	require.NoError(t, err)
+	trips := &roundTrips{}
+	cfg.ConnConfig.Tracer = trips
+	pool, err := pgxpool.NewWithConfig(context.Background(), cfg)
+	require.NoError(t, err)
+	t.Cleanup(pool.Close)
+	b := setup(t)
+	w := audit.NewWriter(pool, b.mongo, b.store, chainKey, audit.WithPlatformDatabase(b.platform.Name()))
+	ctx, _ := b.tenantCtx(t, "trips")
+	_, err = b.store.Provision(ctx)
+	require.NoError(t, err)
+	c, err := w.TenantChain(ctx)
+	require.NoError(t, err)
+	ship := func(events ...string) int32 {
+		for _, id := range events {
+			_, err := w.Tenant(ctx, event(id, "tenant.update", time.Now()))
+			require.NoError(t, err)
+		}
+		trips.n.Store(0)
+		n, err := c.Ship(context.Background())
+		require.NoError(t, err)
+		require.Equal(t, len(events), n)
+		return trips.n.Load()
+	}
+	ship("first") // creates the chain's head
+	require.EqualValues(t, 9, ship("a"), "one event")
+	require.EqualValues(t, 9, ship("b", "c", "d", "e", "f"), "five events")
 }
