@@ -153,6 +153,9 @@ func (a *Activities) TransitionStatus(ctx context.Context, in TransitionInput) (
 // recordStepTx writes the running step's audit event in tx, with the id and fields the step
 // audit interceptor gives it, so the interceptor's own write after the step finds it there.
 func (a *Activities) recordStepTx(ctx context.Context, tx pgx.Tx, tenantID string) error {
+	if !activity.IsActivity(ctx) {
+		return nil // called as a plain function (tests, tools): no step to record
+	}
 	info := activity.GetInfo(ctx)
 	if info.WorkflowExecution.ID == "" {
 		return nil

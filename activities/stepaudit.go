@@ -54,31 +54,43 @@ type AuditDetailer interface {
 // retry repeats nothing and writes the event. Limit: a step whose last attempt fails with a
 // retryable error (its budget spent) writes no event; the workflow parks it and the operator's
 // retry or abort signal is audited instead.
+//
+// Only this package's activities are steps: another activity registered on the same worker (the
+// bench's no-op floor) is not audited.
 func NewAuditInterceptor(a *Activities) interceptor.WorkerInterceptor {
-	return &stepAuditor{a: a}
+	audited := map[string]bool{}
+	t := reflect.TypeOf(a)
+	for i := range t.NumMethod() {
+		if name := t.Method(i).Name; !unauditedSteps[name] {
+			audited[name] = true
+		}
+	}
+	return &stepAuditor{a: a, audited: audited}
 }
 
 type stepAuditor struct {
 	interceptor.WorkerInterceptorBase
-	a *Activities
+	a       *Activities
+	audited map[string]bool // activity type names whose steps leave an event
 }
 
 func (s *stepAuditor) InterceptActivity(ctx context.Context, next interceptor.ActivityInboundInterceptor) interceptor.ActivityInboundInterceptor {
-	i := &stepAuditInbound{a: s.a}
+	i := &stepAuditInbound{a: s.a, audited: s.audited}
 	i.Next = next
 	return i
 }
 
 type stepAuditInbound struct {
 	interceptor.ActivityInboundInterceptorBase
-	a *Activities
+	a       *Activities
+	audited map[string]bool
 }
 
 func (i *stepAuditInbound) ExecuteActivity(ctx context.Context, in *interceptor.ExecuteActivityInput) (any, error) {
 	rec := &stepRecord{}
 	res, err := i.Next.ExecuteActivity(context.WithValue(ctx, stepRecordKey{}, rec), in)
 	info := activity.GetInfo(ctx)
-	if unauditedSteps[info.ActivityType.Name] || info.WorkflowExecution.ID == "" {
+	if !i.audited[info.ActivityType.Name] || info.WorkflowExecution.ID == "" {
 		return res, err
 	}
 	if err == nil && rec.committed {

@@ -10,6 +10,7 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/stretchr/testify/require"
+	"go.temporal.io/sdk/activity"
 	"go.temporal.io/sdk/interceptor"
 	"go.temporal.io/sdk/testsuite"
 	"go.temporal.io/sdk/worker"
@@ -100,4 +101,39 @@ func TestAStepThatCommitsItsEventWritesItOnce(t *testing.T) {
 			require.Equal(t, 1, events, "and it is there")
 		})
 	}
+}
+
+// Only the lifecycle's own activities are steps: an activity of another package on the same
+// worker (the bench's no-op floor) leaves no event, so a no-op stays a no-op.
+func TestAForeignActivityLeavesNoStepEvent(t *testing.T) {
+	t.Parallel()
+	testenv.AppPool(t) // migrated, or the hint
+	cfg, err := pgxpool.ParseConfig(testenv.AppDatabaseURL)
+	require.NoError(t, err)
+	counter := &enqueueCounter{}
+	cfg.ConnConfig.Tracer = counter
+	pool, err := pgxpool.NewWithConfig(context.Background(), cfg)
+	require.NoError(t, err)
+	t.Cleanup(pool.Close)
+	// A platform chain of its own: the unknown tenant's step event below goes there, and the
+	// test environment's step ids (the same in every test) must not meet another test's events.
+	platform := strings.ReplaceAll(testenv.TenantID("platform_foreign"), "-", "_")
+	cl := &clients.Clients{Postgres: pool, Mongo: testenv.MongoClient(t), Redis: testenv.RedisClient(t), AuditPlatformDatabase: platform}
+	sealer, err := seal.New(bytes.Repeat([]byte{4}, 32))
+	require.NoError(t, err)
+	acts := activities.New(activities.Deps{Clients: cl, Sealer: sealer, ExportDir: t.TempDir(), Logger: testenv.Logger(t)})
+
+	var s testsuite.WorkflowTestSuite
+	env := s.NewTestActivityEnvironment()
+	env.SetWorkerOptions(worker.Options{Interceptors: []interceptor.WorkerInterceptor{activities.NewAuditInterceptor(acts)}})
+	env.RegisterActivityWithOptions(func(context.Context, activities.TenantRef) error { return nil }, activity.RegisterOptions{Name: "ForeignNoop"})
+	env.RegisterActivity(acts)
+	_, err = env.ExecuteActivity("ForeignNoop", activities.TenantRef{TenantID: testenv.TenantID("foreign")})
+	require.NoError(t, err)
+	require.Zero(t, counter.n.Load(), "no event for a foreign activity")
+
+	// The same worker still audits its own (an unknown tenant's step goes to the platform chain).
+	_, err = env.ExecuteActivity(acts.ProvisionRedis, activities.TenantRef{TenantID: testenv.TenantID("foreign")})
+	require.Error(t, err) // no such tenant: a final failure, which is audited too
+	require.EqualValues(t, 1, counter.n.Load(), "its own activity's step is audited")
 }
