@@ -509,14 +509,11 @@ func (w *Writer) Backlog(ctx context.Context) (Backlog, error) {
 type Shipper struct {
 	w      *Writer
 	logger *slog.Logger
-	// Interval is how often the backlog is polled besides notifications (PostgreSQL NOTIFY
-	// from every enqueue wakes the shipper at once).
+	// Interval is how often the backlog is polled. No notification wakes the shipper: a chain
+	// waits Quiet anyway, and NOTIFY serialised every enqueuing commit (migration 00015).
 	Interval time.Duration
 	// Parallel chains shipped at once.
 	Parallel int
-	// Coalesce is how long the shipper waits after a notification before it ships, so that a
-	// burst of notifications (concurrent onboardings) makes one round, not one per event.
-	Coalesce time.Duration
 	// Quiet is how long a chain must have had no new event before a background round ships
 	// it, so that a workflow's steps, written over a second or two, ship in one batch (one
 	// sequencing, one bulk insert) instead of one per round. A chain written without pause
@@ -530,15 +527,13 @@ type Shipper struct {
 
 // NewShipper returns a shipper for w's chains.
 func (w *Writer) NewShipper(logger *slog.Logger) *Shipper {
-	return &Shipper{w: w, logger: logger, Interval: time.Second, Parallel: 4, Coalesce: time.Second,
+	return &Shipper{w: w, logger: logger, Interval: time.Second, Parallel: 4,
 		Quiet: time.Second, MaxDelay: 10 * time.Second}
 }
 
 // Run ships until ctx ends. Errors (MongoDB down) are logged and retried at the next tick; the
 // backlog waits in PostgreSQL meanwhile.
 func (s *Shipper) Run(ctx context.Context) {
-	kick := make(chan struct{}, 1)
-	go s.listen(ctx, kick)
 	t := time.NewTicker(s.Interval)
 	defer t.Stop()
 	failing := false
@@ -558,47 +553,7 @@ func (s *Shipper) Run(ctx context.Context) {
 		select {
 		case <-ctx.Done():
 			return
-		case <-kick:
-			select {
-			case <-ctx.Done():
-				return
-			case <-time.After(s.Coalesce):
-			}
 		case <-t.C:
-		}
-	}
-}
-
-// listen turns NOTIFY audit_outbox into kicks, reconnecting when the connection drops.
-func (s *Shipper) listen(ctx context.Context, kick chan<- struct{}) {
-	for ctx.Err() == nil {
-		err := func() error {
-			conn, err := s.w.pool.Acquire(ctx)
-			if err != nil {
-				return err
-			}
-			defer conn.Release()
-			if _, err := conn.Exec(ctx, `LISTEN audit_outbox`); err != nil {
-				return err
-			}
-			defer func() { _, _ = conn.Exec(context.WithoutCancel(ctx), `UNLISTEN audit_outbox`) }()
-			for {
-				if _, err := conn.Conn().WaitForNotification(ctx); err != nil {
-					return err
-				}
-				select {
-				case kick <- struct{}{}:
-				default:
-				}
-			}
-		}()
-		if ctx.Err() != nil {
-			return
-		}
-		s.logger.Debug("audit shipper: notification connection lost; polling until it is back", "err", err)
-		select {
-		case <-ctx.Done():
-		case <-time.After(s.Interval):
 		}
 	}
 }

@@ -53,7 +53,7 @@ func TestBackgroundShipperWaitsForAQuietChain(t *testing.T) {
 	b := setup(t).ownKey(t, 21)
 	ctx, id := b.tenantCtx(t, "quiet")
 	s := b.w.NewShipper(testenv.Logger(t))
-	s.Interval, s.Coalesce, s.Quiet, s.MaxDelay = 50*time.Millisecond, 10*time.Millisecond, 2*time.Second, time.Hour
+	s.Interval, s.Quiet, s.MaxDelay = 50*time.Millisecond, 2*time.Second, time.Hour
 	runShipper(t, s)
 
 	const writes = 8
@@ -81,7 +81,7 @@ func TestBackgroundShipperShipsABusyChainAfterMaxDelay(t *testing.T) {
 	b := setup(t).ownKey(t, 22)
 	ctx, id := b.tenantCtx(t, "busy")
 	s := b.w.NewShipper(testenv.Logger(t))
-	s.Interval, s.Coalesce, s.Quiet, s.MaxDelay = 50*time.Millisecond, 10*time.Millisecond, time.Hour, 500*time.Millisecond
+	s.Interval, s.Quiet, s.MaxDelay = 50*time.Millisecond, time.Hour, 500*time.Millisecond
 	runShipper(t, s)
 
 	deadline := time.Now().Add(30 * time.Second)
@@ -169,7 +169,8 @@ func TestShippingABatchTakesNineRoundTrips(t *testing.T) {
 	require.NoError(t, err)
 	t.Cleanup(pool.Close)
 	b := setup(t)
-	w := audit.NewWriter(pool, b.mongo, b.store, chainKey, audit.WithPlatformDatabase(b.platform.Name()))
+	// A chain key of its own: other tests' background shippers leave this chain alone.
+	w := audit.NewWriter(pool, b.mongo, b.store, bytes.Repeat([]byte{23}, 32), audit.WithPlatformDatabase(b.platform.Name()))
 	ctx, _ := b.tenantCtx(t, "trips")
 	_, err = b.store.Provision(ctx)
 	require.NoError(t, err)
