@@ -420,6 +420,9 @@ func (c *Chain) markShipped(ctx context.Context, tx pgx.Tx, rows []outboxRow, se
 		pos[i] = r.pos
 	}
 	b := &pgx.Batch{}
+	// The one commit that need not wait for its WAL flush: losing it in a crash only ships
+	// these events again, and the insert finds each of them by _id (upsert).
+	b.Queue(`SET LOCAL synchronous_commit = off`)
 	b.Queue(`UPDATE `+table+` SET shipped_at = now() WHERE `+cond+` AND pos = ANY($2) AND shipped_at IS NULL`, arg, pos)
 	b.Queue(`DELETE FROM audit_backlog WHERE chain = $1 AND pos = ANY($2)`, c.key, pos)
 	b.Queue(`UPDATE audit_heads SET shipped_seq = greatest(shipped_seq, $2) WHERE chain = $1`, c.key, seq)
