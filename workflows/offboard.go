@@ -21,6 +21,9 @@ type OffboardInput struct {
 	StepAttempts int32
 	// StepTimeout bounds each activity attempt (0: DefaultStepTimeout).
 	StepTimeout time.Duration
+	// SearchAttributesVersion is the search-attribute behaviour of the run (the starter sets
+	// SearchAttributesVersion; 0, in runs started before, leaves it to a GetVersion marker).
+	SearchAttributesVersion int
 }
 
 // OffboardResult is the deletion summary, also written to the platform audit.
@@ -43,6 +46,7 @@ type OffboardResult struct {
 // audit. Nothing is compensated after the purge starts: a step out of retries parks for an
 // operator instead.
 func OffboardTenant(ctx workflow.Context, in OffboardInput) (OffboardResult, error) {
+	ctx = withSearchAttributesVersion(ctx, in.SearchAttributesVersion)
 	r, err := newRun(ctx, "offboard", in.TenantID, in.StepAttempts, in.StepTimeout)
 	if err != nil {
 		return OffboardResult{}, err

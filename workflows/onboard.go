@@ -25,6 +25,9 @@ type OnboardInput struct {
 	StepAttempts int32
 	// StepTimeout bounds each activity attempt (0: DefaultStepTimeout).
 	StepTimeout time.Duration
+	// SearchAttributesVersion is the search-attribute behaviour of the run (the starter sets
+	// SearchAttributesVersion; 0, in runs started before, leaves it to a GetVersion marker).
+	SearchAttributesVersion int
 }
 
 // OnboardResult is what an onboarding did.
@@ -40,6 +43,7 @@ type OnboardResult struct {
 // Redis in a ProvisionTenant child, audit, mark active. A permanent failure, or an operator's
 // abort, undoes the steps done so far in reverse and leaves the tenant failed with the reason.
 func OnboardTenant(ctx workflow.Context, in OnboardInput) (OnboardResult, error) {
+	ctx = withSearchAttributesVersion(ctx, in.SearchAttributesVersion)
 	r, err := newRun(ctx, "onboard", in.TenantID, in.StepAttempts, in.StepTimeout)
 	if err != nil {
 		return OnboardResult{}, err

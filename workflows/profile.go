@@ -27,6 +27,9 @@ type ProfileChangeInput struct {
 	Raises       []string
 	StepAttempts int32
 	StepTimeout  time.Duration
+	// SearchAttributesVersion is the search-attribute behaviour of the run (the starter sets
+	// SearchAttributesVersion; 0, in runs started before, leaves it to a GetVersion marker).
+	SearchAttributesVersion int
 }
 
 // ProfileChangeResult says who decided and whether the change was applied.
@@ -40,6 +43,7 @@ type ProfileChangeResult struct {
 // a platform-admin other than the requester, or reject with abort), then applies it to the
 // registry and the Redis context record, and audits the decision either way.
 func ChangeTenantProfile(ctx workflow.Context, in ProfileChangeInput) (ProfileChangeResult, error) {
+	ctx = withSearchAttributesVersion(ctx, in.SearchAttributesVersion)
 	id := in.Change.TenantID
 	r, err := newRun(ctx, "profile-change", id, in.StepAttempts, in.StepTimeout)
 	if err != nil {

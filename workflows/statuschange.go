@@ -18,6 +18,9 @@ type StatusChangeInput struct {
 	StepAttempts int32
 	// StepTimeout bounds each activity attempt (0: DefaultStepTimeout).
 	StepTimeout time.Duration
+	// SearchAttributesVersion is the search-attribute behaviour of the run (the starter sets
+	// SearchAttributesVersion; 0, in runs started before, leaves it to a GetVersion marker).
+	SearchAttributesVersion int
 }
 
 // StatusChangeResult is the tenant's status at the end and whether the run changed it.
@@ -42,6 +45,7 @@ func RestoreTenant(ctx workflow.Context, in StatusChangeInput) (StatusChangeResu
 }
 
 func changeStatus(ctx workflow.Context, op string, in StatusChangeInput, to tenant.Status, from []tenant.Status) (StatusChangeResult, error) {
+	ctx = withSearchAttributesVersion(ctx, in.SearchAttributesVersion)
 	r, err := newRun(ctx, op, in.TenantID, in.StepAttempts, in.StepTimeout)
 	if err != nil {
 		return StatusChangeResult{}, err

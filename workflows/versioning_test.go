@@ -85,3 +85,37 @@ func TestCommittedHistoriesCoverBothSearchAttributeVersions(t *testing.T) {
 		}
 	}
 }
+
+// Runs started since the version travels in the input are committed too: their histories carry
+// it in the input and record no search-attributes marker, and the replay test replays them with
+// the marked ones.
+func TestCommittedHistoriesCoverRunsVersionedByTheirInput(t *testing.T) {
+	t.Parallel()
+	for _, name := range []string{"onboard-search-attributes-input", "onboard-approval-search-attributes-input"} {
+		path := "testdata/histories/" + name + ".json"
+		require.NotContains(t, markers(t, path), "search-attributes", name)
+		raw, err := os.ReadFile(path)
+		require.NoError(t, err)
+		var h struct {
+			Events []struct {
+				Started struct {
+					Input struct {
+						Payloads []struct {
+							Data string `json:"data"`
+						} `json:"payloads"`
+					} `json:"input"`
+				} `json:"workflowExecutionStartedEventAttributes"`
+			} `json:"events"`
+		}
+		require.NoError(t, json.Unmarshal(raw, &h))
+		data, err := base64.StdEncoding.DecodeString(h.Events[0].Started.Input.Payloads[0].Data)
+		require.NoError(t, err)
+		var in workflows.OnboardInput
+		require.NoError(t, json.Unmarshal(data, &in))
+		require.Equal(t, workflows.SearchAttributesVersion, in.SearchAttributesVersion, name)
+	}
+	// An onboarding that waits for nobody records no marker at all.
+	raw, err := os.ReadFile("testdata/histories/onboard-search-attributes-input.json")
+	require.NoError(t, err)
+	require.NotContains(t, string(raw), "TemporalChangeVersion")
+}

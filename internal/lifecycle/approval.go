@@ -22,6 +22,7 @@ const ProfileChange Operation = "profile-change"
 func (s *Service) StartProfileChange(ctx context.Context, in workflows.ProfileChangeInput) (Run, error) {
 	id := workflows.ProfileWorkflowID(in.Change.TenantID)
 	in.StepAttempts, in.StepTimeout = s.opts.StepAttempts, s.opts.StepTimeout
+	in.SearchAttributesVersion = workflows.SearchAttributesVersion
 	wr, err := s.temporal.ExecuteWorkflow(ctx, client.StartWorkflowOptions{
 		ID: id, TaskQueue: s.opts.TaskQueue,
 		WorkflowIDConflictPolicy:                 enumspb.WORKFLOW_ID_CONFLICT_POLICY_FAIL,

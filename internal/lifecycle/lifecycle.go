@@ -134,13 +134,13 @@ func (s *Service) Start(ctx context.Context, op Operation, t tenant.Tenant, requ
 	var input any
 	switch op {
 	case Onboard:
-		input = workflows.OnboardInput{TenantID: t.ID, NeedsApproval: t.Type.NeedsApproval(), RequestedBy: requestedBy, StepAttempts: s.opts.StepAttempts, StepTimeout: s.opts.StepTimeout}
+		input = workflows.OnboardInput{TenantID: t.ID, NeedsApproval: t.Type.NeedsApproval(), RequestedBy: requestedBy, StepAttempts: s.opts.StepAttempts, StepTimeout: s.opts.StepTimeout, SearchAttributesVersion: workflows.SearchAttributesVersion}
 	case Suspend, Restore:
-		input = workflows.StatusChangeInput{TenantID: t.ID, RequestedBy: requestedBy, Reason: reason, StepAttempts: s.opts.StepAttempts, StepTimeout: s.opts.StepTimeout}
+		input = workflows.StatusChangeInput{TenantID: t.ID, RequestedBy: requestedBy, Reason: reason, StepAttempts: s.opts.StepAttempts, StepTimeout: s.opts.StepTimeout, SearchAttributesVersion: workflows.SearchAttributesVersion}
 	case RotateKeys:
 		input = workflows.RotateKeyInput{TenantID: t.ID, RequestedBy: requestedBy, SettleDelay: s.opts.KeySettleDelay, StepAttempts: s.opts.StepAttempts, StepTimeout: s.opts.StepTimeout}
 	case Offboard:
-		input = workflows.OffboardInput{TenantID: t.ID, RequestedBy: requestedBy, GracePeriod: s.opts.OffboardGrace, StepAttempts: s.opts.StepAttempts, StepTimeout: s.opts.StepTimeout}
+		input = workflows.OffboardInput{TenantID: t.ID, RequestedBy: requestedBy, GracePeriod: s.opts.OffboardGrace, StepAttempts: s.opts.StepAttempts, StepTimeout: s.opts.StepTimeout, SearchAttributesVersion: workflows.SearchAttributesVersion}
 	}
 	wr, err := s.temporal.ExecuteWorkflow(ctx, client.StartWorkflowOptions{
 		ID:        id,
