@@ -35,11 +35,10 @@ func (c *enqueueCounter) TraceQueryStart(ctx context.Context, _ *pgx.Conn, data 
 
 func (c *enqueueCounter) TraceQueryEnd(context.Context, *pgx.Conn, pgx.TraceQueryEndData) {}
 
-// A step that commits its event with its change (a status transition, the data key, the
-// tenant's default rows, destroying the keys) does not have the step audit send it a second
-// time: one enqueue per step, and one event.
-func TestAStepThatCommitsItsEventWritesItOnce(t *testing.T) {
-	t.Parallel()
+// countedActivities returns the activities over a pool whose audit enqueues are counted, with
+// the platform audit chain in the given database.
+func countedActivities(t *testing.T, platformDatabase string) (*activities.Activities, *enqueueCounter) {
+	t.Helper()
 	testenv.AppPool(t) // migrated, or the hint
 	cfg, err := pgxpool.ParseConfig(testenv.AppDatabaseURL)
 	require.NoError(t, err)
@@ -48,11 +47,18 @@ func TestAStepThatCommitsItsEventWritesItOnce(t *testing.T) {
 	pool, err := pgxpool.NewWithConfig(context.Background(), cfg)
 	require.NoError(t, err)
 	t.Cleanup(pool.Close)
-	mc := testenv.MongoClient(t)
-	cl := &clients.Clients{Postgres: pool, Mongo: mc, Redis: testenv.RedisClient(t), AuditPlatformDatabase: "platform_unused"}
+	cl := &clients.Clients{Postgres: pool, Mongo: testenv.MongoClient(t), Redis: testenv.RedisClient(t), AuditPlatformDatabase: platformDatabase}
 	sealer, err := seal.New(bytes.Repeat([]byte{4}, 32))
 	require.NoError(t, err)
-	acts := activities.New(activities.Deps{Clients: cl, Sealer: sealer, ExportDir: t.TempDir(), Logger: testenv.Logger(t)})
+	return activities.New(activities.Deps{Clients: cl, Sealer: sealer, ExportDir: t.TempDir(), Logger: testenv.Logger(t)}), counter
+}
+
+// A step that commits its event with its change (a status transition, the data key, the
+// tenant's default rows, destroying the keys) does not have the step audit send it a second
+// time: one enqueue per step, and one event.
+func TestAStepThatCommitsItsEventWritesItOnce(t *testing.T) {
+	t.Parallel()
+	acts, counter := countedActivities(t, "platform_unused")
 
 	steps := []struct {
 		name string
@@ -107,28 +113,16 @@ func TestAStepThatCommitsItsEventWritesItOnce(t *testing.T) {
 // worker (the bench's no-op floor) leaves no event, so a no-op stays a no-op.
 func TestAForeignActivityLeavesNoStepEvent(t *testing.T) {
 	t.Parallel()
-	testenv.AppPool(t) // migrated, or the hint
-	cfg, err := pgxpool.ParseConfig(testenv.AppDatabaseURL)
-	require.NoError(t, err)
-	counter := &enqueueCounter{}
-	cfg.ConnConfig.Tracer = counter
-	pool, err := pgxpool.NewWithConfig(context.Background(), cfg)
-	require.NoError(t, err)
-	t.Cleanup(pool.Close)
 	// A platform chain of its own: the unknown tenant's step event below goes there, and the
 	// test environment's step ids (the same in every test) must not meet another test's events.
-	platform := strings.ReplaceAll(testenv.TenantID("platform_foreign"), "-", "_")
-	cl := &clients.Clients{Postgres: pool, Mongo: testenv.MongoClient(t), Redis: testenv.RedisClient(t), AuditPlatformDatabase: platform}
-	sealer, err := seal.New(bytes.Repeat([]byte{4}, 32))
-	require.NoError(t, err)
-	acts := activities.New(activities.Deps{Clients: cl, Sealer: sealer, ExportDir: t.TempDir(), Logger: testenv.Logger(t)})
+	acts, counter := countedActivities(t, strings.ReplaceAll(testenv.TenantID("platform_foreign"), "-", "_"))
 
 	var s testsuite.WorkflowTestSuite
 	env := s.NewTestActivityEnvironment()
 	env.SetWorkerOptions(worker.Options{Interceptors: []interceptor.WorkerInterceptor{activities.NewAuditInterceptor(acts)}})
 	env.RegisterActivityWithOptions(func(context.Context, activities.TenantRef) error { return nil }, activity.RegisterOptions{Name: "ForeignNoop"})
 	env.RegisterActivity(acts)
-	_, err = env.ExecuteActivity("ForeignNoop", activities.TenantRef{TenantID: testenv.TenantID("foreign")})
+	_, err := env.ExecuteActivity("ForeignNoop", activities.TenantRef{TenantID: testenv.TenantID("foreign")})
 	require.NoError(t, err)
 	require.Zero(t, counter.n.Load(), "no event for a foreign activity")
 
