@@ -234,8 +234,8 @@ func (c *Chain) createAndLockHead(ctx context.Context, tx pgx.Tx, wait bool) (he
 	return head, true, nil
 }
 
-// readSQL reads up to a batch of the chain's unshipped rows of held keys matching extra, in
-// order.
+// readSQL is the query that reads up to a batch of the chain's unshipped rows of held keys
+// matching extra (a condition on the row), in order, with its arguments.
 func (c *Chain) readSQL(extra, order string) (string, []any) {
 	table, column, arg := c.table()
 	return `SELECT pos, event_id, key_id, payload, seq, prev_hash, hash FROM ` + table + `
