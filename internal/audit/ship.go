@@ -172,42 +172,38 @@ func (c *Chain) shipBatch(ctx context.Context, wait bool) (shipped int, more boo
 
 // lockAndRead locks the chain's head row and reads up to a batch of its unshipped rows of held
 // keys matching extra (a condition on the row), in order: one round trip, since both statements
-// travel in one pipelined batch and the read runs once the lock is granted. ok is false when
-// another shipper holds the head and wait is false.
+// travel in one pipelined batch and the read runs once the lock is granted. A miss (a new
+// chain, or a head another shipper holds) takes one more batch that creates the head if absent
+// before locking and reading again. ok is false when another shipper holds the head and wait
+// is false.
 func (c *Chain) lockAndRead(ctx context.Context, tx pgx.Tx, wait bool, extra, order string) (head link, batch []outboxRow, ok bool, err error) {
-	b := &pgx.Batch{}
-	b.Queue(c.lockSQL(wait), c.key).QueryRow(func(r pgx.Row) error {
-		err := r.Scan(&head.Seq, &head.Hash)
-		if errors.Is(err, pgx.ErrNoRows) {
-			return nil // a new chain, or held by another shipper: ok stays false
-		}
-		ok = err == nil
-		return err
-	})
 	readSQL, args := c.readSQL(extra, order)
-	b.Queue(readSQL, args...).Query(func(rows pgx.Rows) error {
-		batch, err = collectOutbox(rows)
-		return err
-	})
-	if err := tx.SendBatch(ctx, b).Close(); err != nil {
-		return head, nil, false, fmt.Errorf("lock head and read outbox: %w", err)
+	for _, create := range []bool{false, true} {
+		b := &pgx.Batch{}
+		if create {
+			b.Queue(`INSERT INTO audit_heads (chain, seq, hash, key_version) VALUES ($1, 0, '', $2) ON CONFLICT (chain) DO NOTHING`, c.key, c.w.keyVersion)
+		}
+		b.Queue(c.lockSQL(wait), c.key).QueryRow(func(r pgx.Row) error {
+			err := r.Scan(&head.Seq, &head.Hash)
+			if errors.Is(err, pgx.ErrNoRows) {
+				return nil // missing, or held by another shipper: ok stays false
+			}
+			ok = err == nil
+			return err
+		})
+		b.Queue(readSQL, args...).Query(func(rows pgx.Rows) error {
+			batch, err = collectOutbox(rows)
+			return err
+		})
+		if err := tx.SendBatch(ctx, b).Close(); err != nil {
+			return head, nil, false, fmt.Errorf("lock head and read outbox: %w", err)
+		}
+		if ok {
+			return head, batch, true, nil
+		}
+		// The read ran without the lock: not to be used.
 	}
-	if ok {
-		return head, batch, true, nil
-	}
-	// The read ran without the lock: not to be used. Create the head if absent and lock again
-	// (a head another shipper holds stays skipped).
-	if head, ok, err = c.createAndLockHead(ctx, tx, wait); err != nil || !ok {
-		return head, nil, false, err
-	}
-	rows, err := tx.Query(ctx, readSQL, args...)
-	if err != nil {
-		return head, nil, false, fmt.Errorf("read outbox: %w", err)
-	}
-	if batch, err = collectOutbox(rows); err != nil {
-		return head, nil, false, err
-	}
-	return head, batch, true, nil
+	return head, nil, false, nil
 }
 
 func (c *Chain) lockSQL(wait bool) string {
@@ -216,22 +212,6 @@ func (c *Chain) lockSQL(wait bool) string {
 		lock += ` SKIP LOCKED`
 	}
 	return lock
-}
-
-// createAndLockHead creates the chain's head row if absent and locks it; ok is false when
-// another shipper holds it and wait is false.
-func (c *Chain) createAndLockHead(ctx context.Context, tx pgx.Tx, wait bool) (head link, ok bool, err error) {
-	if _, err := tx.Exec(ctx, `INSERT INTO audit_heads (chain, seq, hash, key_version) VALUES ($1, 0, '', $2) ON CONFLICT (chain) DO NOTHING`, c.key, c.w.keyVersion); err != nil {
-		return head, false, fmt.Errorf("create head: %w", err)
-	}
-	err = tx.QueryRow(ctx, c.lockSQL(wait), c.key).Scan(&head.Seq, &head.Hash)
-	if errors.Is(err, pgx.ErrNoRows) {
-		return head, false, nil
-	}
-	if err != nil {
-		return head, false, fmt.Errorf("lock head: %w", err)
-	}
-	return head, true, nil
 }
 
 // readSQL is the query that reads up to a batch of the chain's unshipped rows of held keys
