@@ -8,7 +8,6 @@ import (
 	"testing"
 
 	"github.com/jackc/pgx/v5"
-	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/stretchr/testify/require"
 	"go.temporal.io/sdk/activity"
 	"go.temporal.io/sdk/interceptor"
@@ -39,14 +38,8 @@ func (c *enqueueCounter) TraceQueryEnd(context.Context, *pgx.Conn, pgx.TraceQuer
 // the platform audit chain in the given database.
 func countedActivities(t *testing.T, platformDatabase string) (*activities.Activities, *enqueueCounter) {
 	t.Helper()
-	testenv.AppPool(t) // migrated, or the hint
-	cfg, err := pgxpool.ParseConfig(testenv.AppDatabaseURL)
-	require.NoError(t, err)
 	counter := &enqueueCounter{}
-	cfg.ConnConfig.Tracer = counter
-	pool, err := pgxpool.NewWithConfig(context.Background(), cfg)
-	require.NoError(t, err)
-	t.Cleanup(pool.Close)
+	pool := testenv.TracedAppPool(t, counter)
 	cl := &clients.Clients{Postgres: pool, Mongo: testenv.MongoClient(t), Redis: testenv.RedisClient(t), AuditPlatformDatabase: platformDatabase}
 	sealer, err := seal.New(bytes.Repeat([]byte{4}, 32))
 	require.NoError(t, err)

@@ -10,7 +10,6 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
-	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/stretchr/testify/require"
 	"go.mongodb.org/mongo-driver/bson"
 	mongoevent "go.mongodb.org/mongo-driver/event"
@@ -162,18 +161,13 @@ func (r *roundTrips) TraceBatchEnd(context.Context, *pgx.Conn, pgx.TraceBatchEnd
 // A new chain's first batch takes one more, which creates the head, locks it and reads.
 func TestShippingABatchTakesNineRoundTrips(t *testing.T) {
 	t.Parallel()
-	cfg, err := pgxpool.ParseConfig(testenv.AppDatabaseURL)
-	require.NoError(t, err)
 	trips := &roundTrips{}
-	cfg.ConnConfig.Tracer = trips
-	pool, err := pgxpool.NewWithConfig(context.Background(), cfg)
-	require.NoError(t, err)
-	t.Cleanup(pool.Close)
+	pool := testenv.TracedAppPool(t, trips)
 	b := setup(t)
 	// A chain key of its own: other tests' background shippers leave this chain alone.
 	w := audit.NewWriter(pool, b.mongo, b.store, bytes.Repeat([]byte{23}, 32), audit.WithPlatformDatabase(b.platform.Name()))
 	ctx, _ := b.tenantCtx(t, "trips")
-	_, err = b.store.Provision(ctx)
+	_, err := b.store.Provision(ctx)
 	require.NoError(t, err)
 	c, err := w.TenantChain(ctx)
 	require.NoError(t, err)

@@ -15,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/redis/go-redis/v9"
 	"github.com/stretchr/testify/require"
@@ -98,11 +99,29 @@ func OwnerPool(t testing.TB) *pgxpool.Pool {
 	return pool(t, OwnerDatabaseURL)
 }
 
+// TracedAppPool is AppPool with a tracer that sees every statement and batch it sends (tests
+// that count round trips).
+func TracedAppPool(t testing.TB, tracer pgx.QueryTracer) *pgxpool.Pool {
+	t.Helper()
+	Migrate(t)
+	cfg, err := pgxpool.ParseConfig(AppDatabaseURL)
+	require.NoError(t, err)
+	cfg.ConnConfig.Tracer = tracer
+	return poolOf(t, AppDatabaseURL, cfg)
+}
+
 func pool(t testing.TB, url string) *pgxpool.Pool {
+	t.Helper()
+	cfg, err := pgxpool.ParseConfig(url)
+	require.NoError(t, err)
+	return poolOf(t, url, cfg)
+}
+
+func poolOf(t testing.TB, url string, cfg *pgxpool.Config) *pgxpool.Pool {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	p, err := pgxpool.New(ctx, url)
+	p, err := pgxpool.NewWithConfig(ctx, cfg)
 	require.NoError(t, err)
 	require.NoError(t, p.Ping(ctx), "PostgreSQL at %s; %s", url, hint)
 	t.Cleanup(p.Close)
