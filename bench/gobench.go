@@ -69,12 +69,17 @@ func goBenchRows(benches []goBench) []row {
 	pair("RLS page of 100 (ns/op), with RLS vs without", "BenchmarkRLS/page100/rls-tx", "BenchmarkRLS/page100/explicit-tx", "ns/op", "")
 	pair("Encrypt 1 KiB (ns/op), tenant keyring vs raw AES-256-GCM", "BenchmarkEncryption/encrypt/tenant-cached", "BenchmarkEncryption/encrypt/raw-aes-gcm", "ns/op", "")
 	pair("Decrypt 1 KiB (ns/op), tenant keyring vs raw AES-256-GCM", "BenchmarkEncryption/decrypt/tenant-cached", "BenchmarkEncryption/decrypt/raw-aes-gcm", "ns/op", "")
-	pair("Audit append p50 (µs), chain of 100,000 vs 1,000 events", "BenchmarkAppend/append/events=100000", "BenchmarkAppend/append/events=1000", "p50-µs", "≤ 1.1")
-	pair("Audit append and ship p50 (µs), 100,000 vs 1,000 events", "BenchmarkAppend/append+ship/events=100000", "BenchmarkAppend/append+ship/events=1000", "p50-µs", "")
-	pair("Signed tenant request in process (ns/op) vs the same read by an operator", "BenchmarkSignatureVerification/signed-request", "BenchmarkSignatureVerification/operator-request-same-read", "ns/op", "")
-	if v, ok := get("BenchmarkPurge", "purge-among-1M-s"); ok {
-		base, _ := get("BenchmarkPurge", "purge-alone-s")
-		rows = append(rows, row{"Redis purge of 100k keys (s), among 1M other tenants' keys vs alone", v, base, ratio(v, base), ""})
+	// Both sizes of an audit append are measured in one benchmark, interleaved (see BenchmarkAppend).
+	metricPair := func(label, name, unit, baseUnit, target string) {
+		v, ok1 := get(name, unit)
+		bv, ok2 := get(name, baseUnit)
+		if ok1 && ok2 {
+			rows = append(rows, row{label, v, bv, ratio(v, bv), target})
+		}
 	}
+	metricPair("Audit append p50 (µs), chain of 100,000 vs 1,000 events (interleaved)", "BenchmarkAppend/append", "p50-µs-events=100000", "p50-µs-events=1000", "≤ 1.1")
+	metricPair("Audit append and ship p50 (µs), 100,000 vs 1,000 events (interleaved)", "BenchmarkAppend/append+ship", "p50-µs-events=100000", "p50-µs-events=1000", "")
+	pair("Signed tenant request in process (ns/op) vs the same read by an operator", "BenchmarkSignatureVerification/signed-request", "BenchmarkSignatureVerification/operator-request-same-read", "ns/op", "")
+	metricPair("Redis purge of 100k keys (s), among 1M other tenants' keys vs alone", "BenchmarkPurge", "purge-among-1M-s", "purge-alone-s", "")
 	return rows
 }
