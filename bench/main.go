@@ -217,11 +217,7 @@ func run(o options) error {
 		return b.noopOnboarding(o.noopRounds, burst)
 	}
 
-	floor1, err := b.phase("floor, concurrency 1", samples, 1, b.floor)
-	if err != nil {
-		return err
-	}
-	empty1, err := b.phase("onboarding, concurrency 1, empty platform", samples, 1, b.onboard)
+	floor1, empty1, err := b.interleaved(samples, "floor, concurrency 1", b.floor, "onboarding, concurrency 1, empty platform", b.onboard)
 	if err != nil {
 		return err
 	}
@@ -314,11 +310,7 @@ func run(o options) error {
 	if err := b.freshTemporal(); err != nil {
 		return err
 	}
-	full1, err := b.phase(fmt.Sprintf("onboarding, concurrency 1, after %d tenants", b.tenants()), samples, 1, b.onboard)
-	if err != nil {
-		return err
-	}
-	floorAfter, err := b.phase("floor, concurrency 1, again", samples, 1, b.floor)
+	floorAfter, full1, err := b.interleaved(samples, "floor, concurrency 1, again", b.floor, fmt.Sprintf("onboarding, concurrency 1, after %d tenants", b.tenants()), b.onboard)
 	if err != nil {
 		return err
 	}
@@ -348,12 +340,13 @@ func run(o options) error {
 		{fmt.Sprintf("Onboarding throughput (runs/s), concurrency 16 vs floor (median of %d rounds' ratios; rounds %.2f–%.2f)", rounds,
 			pairs[0].onb.Throughput/pairs[0].floor.Throughput, pairs[len(pairs)-1].onb.Throughput/pairs[len(pairs)-1].floor.Throughput),
 			onb16.Throughput, floor16.Throughput, medianRatio, "≥ 0.8"},
-		{fmt.Sprintf("Onboarding p50, concurrency 1, after %d tenants vs empty", full1.Tenants), full1.P50, empty1.P50, ratio(full1.P50, empty1.P50), "≤ 1.2"},
-		{"Floor p50, concurrency 1, at the end vs at the start (the dev server's own change)", floorAfter.P50, floor1.P50, ratio(floorAfter.P50, floor1.P50), ""},
-		// The same after-N figure with the dev server's own drift taken out: onboarding over the
-		// floor measured right after it, against the same at the start.
-		{fmt.Sprintf("Onboarding over floor p50, concurrency 1, after %d tenants vs empty (the server's own change removed)", full1.Tenants),
-			ratio(full1.P50, floorAfter.P50), ratio(empty1.P50, floor1.P50), ratio(ratio(full1.P50, floorAfter.P50), ratio(empty1.P50, floor1.P50)), ""},
+		{fmt.Sprintf("Onboarding p50, concurrency 1, after %d tenants vs empty (raw: includes the host's own change, next row)", full1.Tenants), full1.P50, empty1.P50, ratio(full1.P50, empty1.P50), ""},
+		{"Floor p50, concurrency 1, at the end vs at the start (the host's and dev server's own change)", floorAfter.P50, floor1.P50, ratio(floorAfter.P50, floor1.P50), ""},
+		// The after-N figure judged against its target: onboarding over the floor interleaved
+		// with it, after N tenants against the same on the empty platform. The floor touches no
+		// tenant data, so what remains is what the platform's data costs an onboarding.
+		{fmt.Sprintf("Onboarding over floor p50, concurrency 1, after %d tenants vs empty (the host's own change removed)", full1.Tenants),
+			ratio(full1.P50, floorAfter.P50), ratio(empty1.P50, floor1.P50), ratio(ratio(full1.P50, floorAfter.P50), ratio(empty1.P50, floor1.P50)), "≤ 1.2"},
 	}
 	r.Rows = append(r.Rows, extra...)
 	r.Rows = append(r.Rows, goBenchRows(readGoBench(o.goBench))...)
