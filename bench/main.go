@@ -57,7 +57,7 @@ func main() {
 	tenants := flag.Int("tenants", 2000, "onboardings before the second concurrency-1 measurement")
 	samples := flag.Int("samples", 30, "onboardings per concurrency-1 measurement")
 	burst := flag.Int("burst", 100, "onboardings per concurrency-16 measurement")
-	rounds := flag.Int("rounds", 4, "floor/onboarding pairs at concurrency 16, in alternating order; the report takes the median round")
+	rounds := flag.Int("rounds", 6, "floor/onboarding pairs at concurrency 16, in alternating order; the report takes the median of their ratios (six: one round swings by ±0.06 on this 2-core host)")
 	out := flag.String("out", ".bench", "report folder")
 	cpuProfile := flag.String("cpuprofile", "", "write this process's CPU profile (API, worker, shipper) to the file")
 	scale := flag.Int("scale", 10000, "the larger size of the memory and list/GET figures (the smaller is 1,000, or a tenth below 10,000); 0 skips them")
