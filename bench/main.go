@@ -217,6 +217,7 @@ func run(o options) error {
 		return b.noopOnboarding(o.noopRounds, burst)
 	}
 
+	b.settle(ctx)
 	floor1, empty1, err := b.interleaved(samples, "floor, concurrency 1", b.floor, "onboarding, concurrency 1, empty platform", b.onboard)
 	if err != nil {
 		return err
@@ -298,6 +299,7 @@ func run(o options) error {
 		if err := b.fillTo(smallScale); err != nil {
 			return err
 		}
+		b.settle(ctx)
 		p, err := b.measureScale(ctx, samples*5)
 		if err != nil {
 			return err
@@ -310,6 +312,7 @@ func run(o options) error {
 	if err := b.freshTemporal(); err != nil {
 		return err
 	}
+	b.settle(ctx)
 	floorAfter, full1, err := b.interleaved(samples, "floor, concurrency 1, again", b.floor, fmt.Sprintf("onboarding, concurrency 1, after %d tenants", b.tenants()), b.onboard)
 	if err != nil {
 		return err
@@ -319,6 +322,7 @@ func run(o options) error {
 		if err := b.fillTo(o.scale); err != nil {
 			return err
 		}
+		b.settle(ctx)
 		p, err := b.measureScale(ctx, samples*5)
 		if err != nil {
 			return err
@@ -536,7 +540,9 @@ func (b *bench) floor(ctx context.Context) error {
 }
 
 // measureFor runs op at concurrency conc until d has passed (runs started by then finish), and
-// returns the latencies.
+// returns the latencies. Its throughput is the runs that ended within d, over d: a run now and
+// then ends a minute late on the dev server (seen on the floor as on onboarding), and dividing
+// by the time until the last run ended let one such run halve a phase's figure.
 func (b *bench) measureFor(d time.Duration, conc int, op func(context.Context) error) (phase, error) {
 	var (
 		mu       sync.Mutex
@@ -544,6 +550,7 @@ func (b *bench) measureFor(d time.Duration, conc int, op func(context.Context) e
 		firstErr error
 		wg       sync.WaitGroup
 		done     atomic.Int64
+		inWindow atomic.Int64
 	)
 	start := time.Now()
 	deadline := start.Add(d)
@@ -557,6 +564,9 @@ func (b *bench) measureFor(d time.Duration, conc int, op func(context.Context) e
 				l := float64(time.Since(t0).Microseconds()) / 1000
 				cancel()
 				done.Add(1)
+				if !time.Now().After(deadline) {
+					inWindow.Add(1)
+				}
 				mu.Lock()
 				lat = append(lat, l)
 				if err != nil && firstErr == nil {
@@ -572,7 +582,7 @@ func (b *bench) measureFor(d time.Duration, conc int, op func(context.Context) e
 	wg.Wait()
 	stopProgress()
 	elapsed := time.Since(start)
-	p := phase{Concurrency: conc, Latencies: lat, Elapsed: elapsed, Throughput: float64(len(lat)) / elapsed.Seconds()}
+	p := phase{Concurrency: conc, Latencies: lat, Elapsed: elapsed, Throughput: float64(inWindow.Load()) / d.Seconds()}
 	p.summarize()
 	return p, firstErr
 }

@@ -126,7 +126,7 @@ func (b *bench) sustained(name string, conc int, d time.Duration, op func(contex
 	p.CPUPerRunMs = perRunMs(before, sampleCPU(), p.Runs)
 	p.Name, p.Tenants = name, b.tenants()
 	if err == nil {
-		say(fmt.Sprintf("  %d runs, %.2f runs/s, p50 %.1f ms, p99 %.1f ms", p.Runs, p.Throughput, p.P50, p.P99))
+		say(fmt.Sprintf("  %d runs, %.2f runs/s ended within %s, p50 %.1f ms, p99 %.1f ms", p.Runs, p.Throughput, d, p.P50, p.P99))
 	}
 	return p, err
 }
