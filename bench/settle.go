@@ -46,16 +46,21 @@ func machineBusy(d time.Duration) float64 {
 	return float64(busy1-busy0) / float64(total1-total0)
 }
 
-// cpuTimes reads the machine's busy and total CPU ticks from the "cpu" line of /proc/stat: of
-// user, nice, system, idle, iowait, irq, softirq and steal, all but idle and steal (the
-// hypervisor's, not this machine's work) count as busy: iowait too, since a checkpoint writing
-// out a bulk load slows every commit measured meanwhile. Guest time is within user already.
+// cpuTimes reads the machine's busy and total CPU ticks from /proc/stat (see cpuLine).
 func cpuTimes() (busy, total uint64, ok bool) {
 	raw, err := os.ReadFile("/proc/stat")
 	if err != nil {
 		return 0, 0, false
 	}
 	line, _, _ := strings.Cut(string(raw), "\n")
+	return cpuLine(line)
+}
+
+// cpuLine parses the "cpu" line of /proc/stat: of user, nice, system, idle, iowait, irq,
+// softirq and steal, all but idle and steal (the hypervisor's, not this machine's work) count
+// as busy: iowait too, since a checkpoint writing out a bulk load slows every commit measured
+// meanwhile. Guest time, after steal, is within user already.
+func cpuLine(line string) (busy, total uint64, ok bool) {
 	f := strings.Fields(line)
 	if len(f) < 6 || f[0] != "cpu" {
 		return 0, 0, false
