@@ -58,25 +58,22 @@ func goBenchRows(benches []goBench) []row {
 		return 0, false
 	}
 	var rows []row
-	pair := func(label, name, base, unit, target string) {
+	// compare adds a row of one benchmark's metric against a baseline metric, when both ran.
+	compare := func(label, name, unit, baseName, baseUnit, target string) {
 		v, ok1 := get(name, unit)
-		bv, ok2 := get(base, unit)
+		bv, ok2 := get(baseName, baseUnit)
 		if ok1 && ok2 {
 			rows = append(rows, row{label, v, bv, ratio(v, bv), target})
 		}
 	}
+	// pair compares two benchmarks by one unit; metricPair two metrics of one benchmark.
+	pair := func(label, name, base, unit, target string) { compare(label, name, unit, base, unit, target) }
+	metricPair := func(label, name, unit, baseUnit, target string) { compare(label, name, unit, name, baseUnit, target) }
 	pair("RLS point read (ns/op), per-transaction tenant context vs the same transaction without RLS", "BenchmarkRLS/point/rls-tx", "BenchmarkRLS/point/explicit-tx", "ns/op", "")
 	pair("RLS page of 100 (ns/op), with RLS vs without", "BenchmarkRLS/page100/rls-tx", "BenchmarkRLS/page100/explicit-tx", "ns/op", "")
 	pair("Encrypt 1 KiB (ns/op), tenant keyring vs raw AES-256-GCM", "BenchmarkEncryption/encrypt/tenant-cached", "BenchmarkEncryption/encrypt/raw-aes-gcm", "ns/op", "")
 	pair("Decrypt 1 KiB (ns/op), tenant keyring vs raw AES-256-GCM", "BenchmarkEncryption/decrypt/tenant-cached", "BenchmarkEncryption/decrypt/raw-aes-gcm", "ns/op", "")
 	// Both sizes of an audit append are measured in one benchmark, interleaved (see BenchmarkAppend).
-	metricPair := func(label, name, unit, baseUnit, target string) {
-		v, ok1 := get(name, unit)
-		bv, ok2 := get(name, baseUnit)
-		if ok1 && ok2 {
-			rows = append(rows, row{label, v, bv, ratio(v, bv), target})
-		}
-	}
 	metricPair("Audit append p50 (µs), chain of 100,000 vs 1,000 events (interleaved)", "BenchmarkAppend/append", "p50-µs-events=100000", "p50-µs-events=1000", "≤ 1.1")
 	metricPair("Audit append and ship p50 (µs), 100,000 vs 1,000 events (interleaved)", "BenchmarkAppend/append+ship", "p50-µs-events=100000", "p50-µs-events=1000", "")
 	pair("Signed tenant request in process (ns/op) vs the same read by an operator", "BenchmarkSignatureVerification/signed-request", "BenchmarkSignatureVerification/operator-request-same-read", "ns/op", "")
