@@ -9,9 +9,9 @@ import (
 	"time"
 )
 
-// settle waits, before a concurrency-1 pair or a scale measurement, for the aftermath of what ran before it to end:
-// the audit shipper's backlog empty, and the machine quiet (below quietBusy of its CPU over a
-// second) or maxSettle passed. Filling 2,000 tenants leaves autovacuum, checkpoints and the
+// settle waits, before a concurrency-1 pair or a scale measurement, for the aftermath of what
+// ran before it to end: the audit shipper's backlog empty, and the machine quiet (below
+// quietBusy of its CPU over a second) or maxSettle passed. Filling 2,000 tenants leaves autovacuum, checkpoints and the
 // shipper busy for a while; a pair measured in that wake measured the wake (the floor alone ran
 // 1.6 times slower than at the start), not what 2,000 tenants cost an onboarding.
 func (b *bench) settle(ctx context.Context) {
