@@ -65,6 +65,7 @@ func main() {
 	apiLoad := flag.Duration("apiload", 10*time.Second, "how long each tenant API load run lasts; 0 skips it")
 	goBenchFile := flag.String("gobench", "", "output of go test -bench to fold into the report")
 	noopRounds := flag.Int("noop-onboarding", 0, "instead of the report: this many rounds at concurrency 16 of the floor against OnboardTenant itself with no-op activities, on a worker without interceptors (what the workflow's own Temporal work costs: search attributes, version marker, payloads)")
+	pollerRounds := flag.Int("poller-rounds", 2, "pairs at concurrency 16 of onboarding on a worker with the SDK's default pollers against one with WORKER_POLLERS (0 skips them)")
 	ownTemporal := flag.Bool("own-temporal", true, "run on a dev server of the bench's own, restarted on a fresh file before each concurrency-1 pair (false: TEMPORAL_ADDRESS's)")
 	flag.Parse()
 	if *cpuProfile != "" {
@@ -79,7 +80,7 @@ func main() {
 		defer pprof.StopCPUProfile()
 	}
 	opts := options{tenants: *tenants, samples: *samples, burst: *burst, rounds: max(*rounds, 1), scale: *scale,
-		sustain: *sustain, apiLoad: *apiLoad, goBench: *goBenchFile, out: *out, ownTemporal: *ownTemporal, noopRounds: *noopRounds}
+		sustain: *sustain, apiLoad: *apiLoad, goBench: *goBenchFile, out: *out, ownTemporal: *ownTemporal, noopRounds: *noopRounds, pollerRounds: *pollerRounds}
 	if err := run(opts); err != nil {
 		pprof.StopCPUProfile()
 		fmt.Fprintln(os.Stderr, "bench:", err)
@@ -105,6 +106,8 @@ type bench struct {
 	dev         *devServer
 	worker      worker.Worker
 	startWorker func() error
+	// pollers is the worker's pollers of each kind (WORKER_POLLERS; 0: the SDK's default).
+	pollers int
 }
 
 // freshTemporal restarts the bench's own dev server on an empty file (see devServer) with a
@@ -129,10 +132,10 @@ func (b *bench) freshTemporal() error {
 }
 
 type options struct {
-	tenants, samples, burst, rounds, scale, noopRounds int
-	sustain, apiLoad                                   time.Duration
-	goBench, out                                       string
-	ownTemporal                                        bool
+	tenants, samples, burst, rounds, scale, noopRounds, pollerRounds int
+	sustain, apiLoad                                                 time.Duration
+	goBench, out                                                     string
+	ownTemporal                                                      bool
 }
 
 func run(o options) error {
@@ -183,11 +186,11 @@ func run(o options) error {
 	if cfg.OperatorToken == "" {
 		cfg.OperatorToken = fmt.Sprintf("bench-operator-token-%d", time.Now().UnixNano())
 	}
-	b := &bench{cfg: cfg, c: c, temporal: c.Temporal, queue: cfg.TaskQueue, logger: logger,
+	b := &bench{cfg: cfg, c: c, temporal: c.Temporal, queue: cfg.TaskQueue, logger: logger, pollers: cfg.WorkerPollers,
 		prefix: fmt.Sprintf("b%d-", time.Now().Unix()%100000), token: cfg.OperatorToken}
 	acts := activities.New(activities.Deps{Clients: c, Sealer: sealer, ExportDir: filepath.Join(os.TempDir(), "tenancy-bench-exports"), Logger: logger})
 	b.startWorker = func() error {
-		b.worker = wiring.Worker(c, acts, cfg.TaskQueue)
+		b.worker = wiring.Worker(c, acts, cfg.TaskQueue, wiring.Pollers(b.pollers))
 		registerFloor(b.worker)
 		registerStatusFloor(b.worker)
 		return b.worker.Start()
@@ -280,6 +283,16 @@ func run(o options) error {
 	floor16.P50, onb16.P50 = (lo.floor.P50+hi.floor.P50)/2, (lo.onb.P50+hi.onb.P50)/2
 	floor16.P99, onb16.P99 = (lo.floor.P99+hi.floor.P99)/2, (lo.onb.P99+hi.onb.P99)/2
 	medianRatio := (lo.onb.Throughput/lo.floor.Throughput + hi.onb.Throughput/hi.floor.Throughput) / 2
+	var pollerPhases []phase
+	if o.pollerRounds > 0 {
+		tuned, sdk, phases, err := b.pollerPairs(o.pollerRounds, burst)
+		if err != nil {
+			return err
+		}
+		pollerPhases = phases
+		extra = append(extra, row{fmt.Sprintf("Onboarding throughput (runs/s), concurrency 16, WORKER_POLLERS=%d vs the SDK's default 2 (mean of %d rounds)", b.pollers, o.pollerRounds),
+			tuned.Throughput, sdk.Throughput, ratio(tuned.Throughput, sdk.Throughput), ""})
+	}
 	var sustainedPhases []phase
 	if o.sustain > 0 {
 		sf, err := b.sustained("floor, concurrency 16, sustained", 16, o.sustain, b.floor)
@@ -358,6 +371,7 @@ func run(o options) error {
 	for _, p := range pairs {
 		r.Phases = append(r.Phases, p.floor, p.onb)
 	}
+	r.Phases = append(r.Phases, pollerPhases...)
 	r.Phases = append(r.Phases, sustainedPhases...)
 	r.Phases = append(r.Phases, full1, floorAfter)
 	if err := writeHistogram(filepath.Join(outDir, "latency.svg"), []phase{floor1, empty1, lo.floor, lo.onb, floorAfter, full1}); err != nil {
@@ -428,9 +442,12 @@ type phase struct {
 
 func (b *bench) phase(name string, n, conc int, op func(context.Context) error) (phase, error) {
 	say(fmt.Sprintf("%s: %d runs", name, n))
-	before := sampleCPU()
+	before, tBefore := sampleCPU(), b.temporalWork()
 	p, err := b.measure(n, conc, op)
 	p.CPUPerRunMs = perRunMs(before, sampleCPU(), n)
+	if tAfter := b.temporalWork(); tBefore != nil && tAfter != nil {
+		say("  Temporal, per run: " + tAfter.summary(tBefore, n))
+	}
 	p.Name, p.Tenants = name, b.tenants()
 	if err == nil {
 		say(fmt.Sprintf("  p50 %.1f ms, p99 %.1f ms, max %.1f ms, %.2f runs/s", p.P50, p.P99, p.Max, p.Throughput))

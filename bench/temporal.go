@@ -30,9 +30,11 @@ import (
 // what is left in the ratio is ours. The shared dev server of `make dev` is not touched.
 type devServer struct {
 	bin, dir, addr string
-	cmd            *exec.Cmd
-	done           chan struct{}
-	generation     int
+	// metricsAddr serves the server's Prometheus metrics (a new port on each start).
+	metricsAddr string
+	cmd         *exec.Cmd
+	done        chan struct{}
+	generation  int
 }
 
 // startDevServer starts the Temporal CLI's dev server (scripts/tools.sh builds or finds it) on
@@ -65,6 +67,7 @@ func (d *devServer) start() error {
 		ports[i] = strconv.Itoa(p)
 	}
 	_, port, _ := net.SplitHostPort(d.addr)
+	d.metricsAddr = "127.0.0.1:" + ports[1]
 	args := []string{"server", "start-dev", "--ip", "127.0.0.1", "--port", port, "--headless",
 		"--http-port", ports[0], "--metrics-port", ports[1],
 		"--db-filename", filepath.Join(d.dir, fmt.Sprintf("temporal-%d.db", d.generation)), "--log-level", "warn"}

@@ -100,3 +100,13 @@ func StopTimeout(d time.Duration) WorkerOption {
 func Shipper(acts *activities.Activities, logger *slog.Logger) *audit.Shipper {
 	return acts.Audit.NewShipper(logger)
 }
+
+// Pollers sets how many long polls the worker keeps open for workflow tasks, and as many for
+// activity tasks (config.Config.WorkerPollers says why more than the SDK's 2); 0 keeps the SDK's
+// default.
+func Pollers(n int) WorkerOption {
+	return func(o *worker.Options) {
+		o.MaxConcurrentWorkflowTaskPollers = n
+		o.MaxConcurrentActivityTaskPollers = n
+	}
+}

@@ -113,9 +113,9 @@ func main() {
 	go (&archives.Pruner{Dir: cfg.ExportDir, Keep: cfg.ExportRetention, Audit: acts.Audit}).Run(shipCtx, time.Hour, logger)
 
 	// The interceptor writes one audit event per workflow step (activities.NewAuditInterceptor).
-	w := wiring.Worker(c, acts, cfg.TaskQueue, wiring.StopTimeout(cfg.WorkerStopTimeout))
+	w := wiring.Worker(c, acts, cfg.TaskQueue, wiring.StopTimeout(cfg.WorkerStopTimeout), wiring.Pollers(cfg.WorkerPollers))
 
-	logger.Info("worker starting", "task_queue", cfg.TaskQueue, "temporal", cfg.TemporalAddress, "namespace", cfg.TemporalNamespace, "export_dir", cfg.ExportDir, "metrics_addr", opsListener.Addr().String(), "stop_timeout", cfg.WorkerStopTimeout)
+	logger.Info("worker starting", "task_queue", cfg.TaskQueue, "temporal", cfg.TemporalAddress, "namespace", cfg.TemporalNamespace, "export_dir", cfg.ExportDir, "metrics_addr", opsListener.Addr().String(), "stop_timeout", cfg.WorkerStopTimeout, "pollers", cfg.WorkerPollers)
 	if err := w.Run(stopOn(worker.InterruptCh(), opsErr, logger)); err != nil {
 		logger.Error("worker stopped", "err", err)
 		stopShipper()

@@ -67,7 +67,7 @@ func run(ctx context.Context, opts seed.Options) error {
 	}
 
 	acts := activities.New(activities.Deps{Clients: c, Sealer: sealer, ExportDir: filepath.Join(os.TempDir(), "tenancy-seed-exports"), Logger: logger})
-	w := wiring.Worker(c, acts, cfg.TaskQueue)
+	w := wiring.Worker(c, acts, cfg.TaskQueue, wiring.Pollers(cfg.WorkerPollers))
 	if err := w.Start(); err != nil {
 		return err
 	}

@@ -27,6 +27,7 @@ func TestDefaultsNeedOnlyAMasterKey(t *testing.T) {
 	require.Equal(t, "127.0.0.1:7233", cfg.TemporalAddress)
 	require.Equal(t, "127.0.0.1:9465", cfg.WorkerMetricsAddr)
 	require.Equal(t, 30*time.Second, cfg.WorkerStopTimeout)
+	require.Equal(t, 16, cfg.WorkerPollers)
 	require.Equal(t, bytes.Repeat([]byte{9}, 32), cfg.MasterKey)
 	require.False(t, cfg.UsesDevMasterKey())
 }
@@ -71,6 +72,7 @@ func TestMalformedValuesNameTheVariable(t *testing.T) {
 		"OPERATOR_TOKEN":          "short",
 		"SHUTDOWN_TIMEOUT":        "-1s",
 		"WORKER_STOP_TIMEOUT":     "soon",
+		"WORKER_POLLERS":          "1",
 		"LOG_LEVEL":               "loud",
 		"AUDIT_PLATFORM_DATABASE": "tenant_acme",
 	}
@@ -87,6 +89,18 @@ func TestMalformedValuesNameTheVariable(t *testing.T) {
 				require.NotContains(t, lines[0], value, "a secret's value must not be echoed")
 			}
 		})
+	}
+}
+
+// WORKER_POLLERS: a whole number of at least 2 (the SDK panics on 1 workflow task poller).
+func TestWorkerPollers(t *testing.T) {
+	t.Parallel()
+	cfg, err := config.FromLookup(lookup(map[string]string{"TENANT_MASTER_KEY": goodKey, "WORKER_POLLERS": "2"}))
+	require.NoError(t, err)
+	require.Equal(t, 2, cfg.WorkerPollers)
+	for _, bad := range []string{"0", "-4", "many", "3.5", "257"} {
+		_, err := config.FromLookup(lookup(map[string]string{"TENANT_MASTER_KEY": goodKey, "WORKER_POLLERS": bad}))
+		require.ErrorContains(t, err, "WORKER_POLLERS: must be a whole number from 2 to 256", bad)
 	}
 }
 
