@@ -291,7 +291,8 @@ func run(o options) error {
 		}
 		pollerPhases = phases
 		extra = append(extra, row{fmt.Sprintf("Onboarding throughput (runs/s), concurrency 16, WORKER_POLLERS=%d vs the SDK's default 2 (mean of %d rounds)", b.pollers, o.pollerRounds),
-			tuned.Throughput, sdk.Throughput, ratio(tuned.Throughput, sdk.Throughput), ""})
+			tuned.Throughput, sdk.Throughput, ratio(tuned.Throughput, sdk.Throughput), ""},
+			row{fmt.Sprintf("Onboarding p50 (ms), concurrency 16, WORKER_POLLERS=%d vs the SDK's default 2", b.pollers), tuned.P50, sdk.P50, ratio(tuned.P50, sdk.P50), ""})
 	}
 	var sustainedPhases []phase
 	if o.sustain > 0 {
