@@ -16,15 +16,11 @@ import (
 // back). The CPU figures say how much more an onboarding costs Temporal than its floor; these
 // say which work that is.
 
-// temporalCounters is a scrape of selected counters, keyed "metric{label}".
+// temporalCounters is a scrape of selected counters, keyed "metric{operation}".
 type temporalCounters map[string]float64
 
-// temporalCounted are the counters read, with the label that splits each (or "").
-var temporalCounted = []struct{ metric, label string }{
-	{"persistence_requests", "operation"},
-	{"poll_success", "operation"},
-	{"poll_success_sync", "operation"},
-}
+// temporalCounted are the counters read; each is summed by its operation label.
+var temporalCounted = []string{"persistence_requests", "poll_success", "poll_success_sync"}
 
 // scrapeTemporal reads the counters from the dev server's metrics endpoint.
 func scrapeTemporal(addr string) (temporalCounters, error) {
@@ -41,7 +37,7 @@ func scrapeTemporal(addr string) (temporalCounters, error) {
 }
 
 // parseTemporalCounters sums the selected counters of a Prometheus text exposition by their
-// splitting label.
+// operation label.
 func parseTemporalCounters(r io.Reader) (temporalCounters, error) {
 	out := temporalCounters{}
 	sc := bufio.NewScanner(r)
@@ -56,15 +52,15 @@ func parseTemporalCounters(r io.Reader) (temporalCounters, error) {
 		if !ok {
 			continue
 		}
-		for _, c := range temporalCounted {
-			if name != c.metric && name != c.metric+"_total" {
+		for _, metric := range temporalCounted {
+			if name != metric && name != metric+"_total" {
 				continue
 			}
 			v, err := strconv.ParseFloat(strings.TrimSpace(value), 64)
 			if err != nil {
 				return nil, fmt.Errorf("temporal metrics: %q: %w", line, err)
 			}
-			out[c.metric+"{"+labelValue(labels, c.label)+"}"] += v
+			out[metric+"{"+labelValue(labels, "operation")+"}"] += v
 		}
 	}
 	return out, sc.Err()
