@@ -10,6 +10,7 @@ import (
 
 	"github.com/misybot/tenancy/activities"
 	"github.com/misybot/tenancy/internal/tenant"
+	"github.com/misybot/tenancy/wiring"
 	"github.com/misybot/tenancy/workflows"
 )
 
@@ -54,7 +55,11 @@ func (*noopActivities) RecordAudit(context.Context, activities.AuditInput) (bool
 // order) of burst
 // runs at concurrency 16 and prints each pair's throughput ratio and CPU per run.
 func (b *bench) noopOnboarding(rounds, burst int) error {
-	w := worker.New(b.temporal, noopQueue, worker.Options{})
+	// The configured pollers, as on the product's worker: with the SDK's 2, most tasks wait in
+	// the task queue's backlog at concurrency 16, a cost neither side has in the report.
+	opts := worker.Options{}
+	wiring.Pollers(b.pollers)(&opts)
+	w := worker.New(b.temporal, noopQueue, opts)
 	workflows.Register(w)
 	w.RegisterActivity(&noopActivities{})
 	registerFloor(w)
