@@ -18,7 +18,6 @@
 package main
 
 import (
-	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -65,6 +64,7 @@ func main() {
 	apiLoad := flag.Duration("apiload", 10*time.Second, "how long each tenant API load run lasts; 0 skips it")
 	goBenchFile := flag.String("gobench", "", "output of go test -bench to fold into the report")
 	noopRounds := flag.Int("noop-onboarding", 0, "instead of the report: this many rounds at concurrency 16 of the floor against OnboardTenant itself with no-op activities, on a worker without interceptors (what the workflow's own Temporal work costs: search attributes, version marker, payloads)")
+	apartRounds := flag.Int("apart-rounds", 4, "floor/onboarding pairs at concurrency 16 with PostgreSQL, FerretDB and Redis confined to one core and Temporal and the bench to the others, as when the stores run on machines of their own (0 skips them; skipped on one core, or when the stores are not on this machine)")
 	pollerRounds := flag.Int("poller-rounds", 2, "pairs at concurrency 16 of onboarding on a worker with the SDK's default pollers against one with WORKER_POLLERS (0 skips them)")
 	ownTemporal := flag.Bool("own-temporal", true, "run on a dev server of the bench's own, restarted on a fresh file before each concurrency-1 pair (false: TEMPORAL_ADDRESS's)")
 	flag.Parse()
@@ -80,7 +80,7 @@ func main() {
 		defer pprof.StopCPUProfile()
 	}
 	opts := options{tenants: *tenants, samples: *samples, burst: *burst, rounds: max(*rounds, 1), scale: *scale,
-		sustain: *sustain, apiLoad: *apiLoad, goBench: *goBenchFile, out: *out, ownTemporal: *ownTemporal, noopRounds: *noopRounds, pollerRounds: *pollerRounds}
+		sustain: *sustain, apiLoad: *apiLoad, goBench: *goBenchFile, out: *out, ownTemporal: *ownTemporal, noopRounds: *noopRounds, pollerRounds: *pollerRounds, apartRounds: *apartRounds}
 	if err := run(opts); err != nil {
 		pprof.StopCPUProfile()
 		fmt.Fprintln(os.Stderr, "bench:", err)
@@ -132,10 +132,10 @@ func (b *bench) freshTemporal() error {
 }
 
 type options struct {
-	tenants, samples, burst, rounds, scale, noopRounds, pollerRounds int
-	sustain, apiLoad                                                 time.Duration
-	goBench, out                                                     string
-	ownTemporal                                                      bool
+	tenants, samples, burst, rounds, scale, noopRounds, pollerRounds, apartRounds int
+	sustain, apiLoad                                                              time.Duration
+	goBench, out                                                                  string
+	ownTemporal                                                                   bool
 }
 
 func run(o options) error {
@@ -243,46 +243,29 @@ func run(o options) error {
 	extra = append(extra,
 		row{"Suspend p50 (ms), concurrency 1, vs its floor (3 no-op steps)", suspend.P50, floorSuspend.P50, ratio(suspend.P50, floorSuspend.P50), ""},
 		row{"Restore p50 (ms), concurrency 1, vs its floor (2 no-op steps)", restore.P50, floorRestore.P50, ratio(restore.P50, floorRestore.P50), ""})
-	// Concurrency 16 in pairs, floor then onboarding, several times: a dev server on two cores
-	// has stalls of its own (a run now and then waits seconds for a task), which decide a
-	// single round's throughput. The report takes the round with the (lower) median throughput ratio.
-	type pair struct{ floor, onb phase }
-	var pairs []pair
-	// The dev server slows as its history grows, so whichever runs second in a pair is at a
-	// disadvantage: the order alternates (floor first in odd rounds, onboarding first in even).
-	for i := range rounds {
-		var f, o phase
-		var err error
-		measureFloor := func() error {
-			f, err = b.phase(fmt.Sprintf("floor, concurrency 16, round %d", i+1), burst, 16, b.floor)
-			return err
-		}
-		measureOnboard := func() error {
-			o, err = b.phase(fmt.Sprintf("onboarding, concurrency 16, round %d", i+1), burst, 16, b.onboard)
-			return err
-		}
-		order := []func() error{measureFloor, measureOnboard}
-		if i%2 == 1 {
-			order[0], order[1] = order[1], order[0]
-		}
-		for _, m := range order {
-			if err := m(); err != nil {
-				return err
-			}
-		}
-		pairs = append(pairs, pair{f, o})
+	pairs, err := b.roundPairs("", rounds, burst)
+	if err != nil {
+		return err
 	}
-	slices.SortFunc(pairs, func(x, y pair) int {
-		return cmp.Compare(x.onb.Throughput/x.floor.Throughput, y.onb.Throughput/y.floor.Throughput)
-	})
-	// The median round (for an even count, the two middle rounds averaged), and the median of
-	// the rounds' throughput ratios.
-	lo, hi := pairs[(len(pairs)-1)/2], pairs[len(pairs)/2]
-	floor16, onb16 := lo.floor, lo.onb
-	floor16.Throughput, onb16.Throughput = (lo.floor.Throughput+hi.floor.Throughput)/2, (lo.onb.Throughput+hi.onb.Throughput)/2
-	floor16.P50, onb16.P50 = (lo.floor.P50+hi.floor.P50)/2, (lo.onb.P50+hi.onb.P50)/2
-	floor16.P99, onb16.P99 = (lo.floor.P99+hi.floor.P99)/2, (lo.onb.P99+hi.onb.P99)/2
-	medianRatio := (lo.onb.Throughput/lo.floor.Throughput + hi.onb.Throughput/hi.floor.Throughput) / 2
+	floor16, onb16, medianRatio := medianRound(pairs)
+	var apartPairs []pair
+	if o.apartRounds > 0 {
+		err := storesApart(func() (err error) {
+			apartPairs, err = b.roundPairs(", stores apart", o.apartRounds, burst)
+			return err
+		})
+		switch {
+		case errors.Is(err, errApartUnavailable):
+			say("no stores-apart figure: " + err.Error())
+			apartPairs = nil
+		case err != nil:
+			return err
+		default:
+			f, n, ratio := medianRound(apartPairs)
+			extra = append(extra, row{fmt.Sprintf("Onboarding throughput (runs/s), concurrency 16 vs floor, PostgreSQL, FerretDB and Redis on a core of their own, Temporal and this process on the others (median of %d rounds' ratios; %s)",
+				o.apartRounds, roundsRange(apartPairs)), n.Throughput, f.Throughput, ratio, ""})
+		}
+	}
 	var pollerPhases []phase
 	if o.pollerRounds > 0 {
 		tuned, sdk, phases, err := b.pollerPairs(o.pollerRounds, burst)
@@ -355,8 +338,7 @@ func run(o options) error {
 		{"Onboarding p99, concurrency 1, empty platform vs floor", empty1.P99, floor1.P99, ratio(empty1.P99, floor1.P99), ""},
 		{"Onboarding p50, concurrency 16 vs floor", onb16.P50, floor16.P50, ratio(onb16.P50, floor16.P50), "≤ 1.5"},
 		{"Onboarding p99, concurrency 16 vs floor", onb16.P99, floor16.P99, ratio(onb16.P99, floor16.P99), ""},
-		{fmt.Sprintf("Onboarding throughput (runs/s), concurrency 16 vs floor (median of %d rounds' ratios; rounds %.2f–%.2f)", rounds,
-			pairs[0].onb.Throughput/pairs[0].floor.Throughput, pairs[len(pairs)-1].onb.Throughput/pairs[len(pairs)-1].floor.Throughput),
+		{fmt.Sprintf("Onboarding throughput (runs/s), concurrency 16 vs floor (median of %d rounds' ratios; %s)", rounds, roundsRange(pairs)),
 			onb16.Throughput, floor16.Throughput, medianRatio, "≥ 0.8"},
 		{fmt.Sprintf("Onboarding p50, concurrency 1, after %d tenants vs empty (raw: includes the host's own change, next row)", full1.Tenants), full1.P50, empty1.P50, ratio(full1.P50, empty1.P50), ""},
 		{"Floor p50, concurrency 1, at the end vs at the start (the host's and dev server's own change)", floorAfter.P50, floor1.P50, ratio(floorAfter.P50, floor1.P50), ""},
@@ -369,13 +351,13 @@ func run(o options) error {
 	r.Rows = append(r.Rows, extra...)
 	r.Rows = append(r.Rows, goBenchRows(readGoBench(o.goBench))...)
 	r.Phases = []phase{floor1, empty1, suspend, restore, floorSuspend, floorRestore}
-	for _, p := range pairs {
+	for _, p := range append(pairs, apartPairs...) {
 		r.Phases = append(r.Phases, p.floor, p.onb)
 	}
 	r.Phases = append(r.Phases, pollerPhases...)
 	r.Phases = append(r.Phases, sustainedPhases...)
 	r.Phases = append(r.Phases, full1, floorAfter)
-	if err := writeHistogram(filepath.Join(outDir, "latency.svg"), []phase{floor1, empty1, lo.floor, lo.onb, floorAfter, full1}); err != nil {
+	if err := writeHistogram(filepath.Join(outDir, "latency.svg"), []phase{floor1, empty1, floor16, onb16, floorAfter, full1}); err != nil {
 		return err
 	}
 	r.Finished = time.Now().UTC()
