@@ -118,6 +118,40 @@ func (b *bench) fillTo(n int) error {
 	return nil
 }
 
+// sustainedPair measures the floor for half of d, onboarding for d, and the floor again for
+// the other half: the dev server slows as its file grows, and a phase measured second would
+// always pay for the first one's runs (two full runs read 0.68 and 0.57 against a floor measured
+// first, where their alternating rounds read 0.78 and 0.80). Split around it, the floor's mean
+// moment is the onboarding's.
+func (b *bench) sustainedPair(conc int, d time.Duration) (floor, onb phase, err error) {
+	first, err := b.sustained("floor, concurrency 16, sustained, first half", conc, d/2, b.floor)
+	if err != nil {
+		return floor, onb, err
+	}
+	if onb, err = b.sustained("onboarding, concurrency 16, sustained", conc, d, b.onboard); err != nil {
+		return floor, onb, err
+	}
+	second, err := b.sustained("floor, concurrency 16, sustained, second half", conc, d-d/2, b.floor)
+	return joinHalves("floor, concurrency 16, sustained", first, second), onb, err
+}
+
+// joinHalves makes one phase of two measured for equal windows: their runs and latencies, the
+// mean of their throughputs, their CPU per run weighted by runs.
+func joinHalves(name string, a, b phase) phase {
+	p := phase{Name: name, Concurrency: a.Concurrency, Tenants: b.Tenants, Elapsed: a.Elapsed + b.Elapsed,
+		Latencies: append(append([]float64(nil), a.Latencies...), b.Latencies...), Throughput: (a.Throughput + b.Throughput) / 2}
+	p.summarize()
+	if p.Runs > 0 {
+		p.CPUPerRunMs = map[string]float64{}
+		for _, h := range []phase{a, b} {
+			for k, v := range h.CPUPerRunMs {
+				p.CPUPerRunMs[k] += v * float64(h.Runs) / float64(p.Runs)
+			}
+		}
+	}
+	return p
+}
+
 // sustained runs op at concurrency conc for d and reports its throughput.
 func (b *bench) sustained(name string, conc int, d time.Duration, op func(context.Context) error) (phase, error) {
 	say(fmt.Sprintf("%s: concurrency %d for %s", name, conc, d))
