@@ -1,10 +1,12 @@
 package main
 
 import (
+	"errors"
 	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"strconv"
 	"strings"
 	"testing"
@@ -126,5 +128,29 @@ func TestMedianRoundTakesTheMiddleRatios(t *testing.T) {
 	// An odd count takes the middle round itself.
 	if _, _, ratio := medianRound(pairs[:3]); ratio < 0.599 || ratio > 0.601 {
 		t.Errorf("median of 0.5, 0.6, 0.8 is %.3f, want 0.6", ratio)
+	}
+}
+
+func TestStoresApartRefusesOneCPU(t *testing.T) {
+	// storesApart reads the calling thread's mask: confine this test's thread to one CPU.
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
+	var all unix.CPUSet
+	if err := unix.SchedGetaffinity(0, &all); err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = unix.SchedSetaffinity(0, &all) }()
+	var one unix.CPUSet
+	one.Set(cpusOf(all)[0])
+	if err := unix.SchedSetaffinity(0, &one); err != nil {
+		t.Fatal(err)
+	}
+	measured := false
+	err := storesApart(func() error { measured = true; return nil })
+	if !errors.Is(err, errApartUnavailable) {
+		t.Errorf("on one CPU: %v, want errApartUnavailable", err)
+	}
+	if measured {
+		t.Error("measured on one CPU")
 	}
 }
