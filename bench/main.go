@@ -8,7 +8,8 @@
 //   - a signed tenant API read against a bare Echo handler, same load generator;
 //   - suspend and restore against floor workflows of their shapes;
 //   - onboarding at concurrency 16, throughput and p50, against the floor at concurrency 16, in
-//     rounds, and sustained for -sustain;
+//     rounds, again in rounds with the stores on a core of their own (-apart-rounds), and
+//     sustained for -sustain (the floor's half before and half after);
 //   - this process's memory and the management API's list and GET latency at 1,000 tenants and
 //     at -scale tenants;
 //   - onboarding at concurrency 1 again after -tenants onboardings, against the empty platform;
@@ -352,7 +353,7 @@ func run(o options) error {
 	r.Rows = append(r.Rows, extra...)
 	r.Rows = append(r.Rows, goBenchRows(readGoBench(o.goBench))...)
 	r.Phases = []phase{floor1, empty1, suspend, restore, floorSuspend, floorRestore}
-	for _, p := range append(pairs, apartPairs...) {
+	for _, p := range slices.Concat(pairs, apartPairs) {
 		r.Phases = append(r.Phases, p.floor, p.onb)
 	}
 	r.Phases = append(r.Phases, pollerPhases...)
