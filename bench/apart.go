@@ -31,8 +31,8 @@ var errApartUnavailable = errors.New("stores apart unavailable")
 
 // pinned records the CPU masks a confinement changed, so that restore puts every thread back.
 type pinned struct {
-	// saved is each changed thread's mask before, by "pid/tid".
-	saved map[string]unix.CPUSet
+	// saved is each changed thread's mask before, by thread id (unique across processes).
+	saved map[int]unix.CPUSet
 	// comms are the command names confined; threads of theirs started meanwhile (a PostgreSQL
 	// backend forked from a confined postmaster) get fallback.
 	comms    []string
@@ -62,7 +62,7 @@ func (p *pinned) confine(comms []string, self bool, set unix.CPUSet) error {
 				}
 				return fmt.Errorf("confine %d/%d to CPUs %s: %w", pid, tid, cpuList(set), err)
 			}
-			p.saved[strconv.Itoa(pid)+"/"+strconv.Itoa(tid)] = old
+			p.saved[tid] = old
 		}
 	}
 	return nil
@@ -76,7 +76,7 @@ func (p *pinned) restore() error {
 	pids := append(processesNamed(p.comms), os.Getpid())
 	for _, pid := range pids {
 		for _, tid := range threads(pid) {
-			set, ok := p.saved[strconv.Itoa(pid)+"/"+strconv.Itoa(tid)]
+			set, ok := p.saved[tid]
 			if !ok {
 				set = p.fallback
 			}
@@ -109,7 +109,7 @@ func storesApart(measure func() error) error {
 	for _, c := range cpus[:len(cpus)-1] {
 		rest.Set(c)
 	}
-	p := &pinned{saved: map[string]unix.CPUSet{}, fallback: all}
+	p := &pinned{saved: map[int]unix.CPUSet{}, fallback: all}
 	// Ctrl-C or a kill during the rounds must not leave the machine's PostgreSQL on one core.
 	sig := make(chan os.Signal, 1)
 	signal.Notify(sig, os.Interrupt, syscall.SIGTERM)

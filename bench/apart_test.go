@@ -78,7 +78,7 @@ func TestConfineAndRestoreCPUMasks(t *testing.T) {
 
 	var one unix.CPUSet
 	one.Set(cpus[0])
-	p := &pinned{saved: map[string]unix.CPUSet{}, fallback: all}
+	p := &pinned{saved: map[int]unix.CPUSet{}, fallback: all}
 	if err := p.confine([]string{name}, false, one); err != nil {
 		t.Fatal(err)
 	}
