@@ -62,3 +62,77 @@ func medianRound(pairs []pair) (floor, onb phase, ratio float64) {
 func roundsRange(pairs []pair) string {
 	return fmt.Sprintf("rounds %.2f–%.2f", pairs[0].ratio(), pairs[len(pairs)-1].ratio())
 }
+
+// storeGroups are the stores among the CPU groups: the processes an onboarding needs and the
+// floor does not, and that, on this machine, share the cores with Temporal.
+var storeGroups = []string{"ferretdb", "postgres", "redis"}
+
+// cpuOf sums a phase's CPU per run over the named groups; no name sums every group.
+func cpuOf(p phase, groups ...string) float64 {
+	sum := 0.0
+	for g, ms := range p.CPUPerRunMs {
+		if len(groups) == 0 || slices.Contains(groups, g) {
+			sum += ms
+		}
+	}
+	return sum
+}
+
+// cpuSplit is what the rounds' CPU per run says of their throughput ratio, when the cores are
+// what limits it (the machine has next to no idle time during the rounds). Each field is the
+// median over the rounds.
+type cpuSplit struct {
+	// Floor and Onboarding are the CPU per run of every process; StoresExtra is the stores'
+	// CPU per onboarding above theirs per floor run.
+	Floor, Onboarding, StoresExtra float64
+	// Predicted is the floor's CPU per run over the onboarding's: it should read close to the
+	// measured ratio, or something other than CPU limits the rounds.
+	Predicted float64
+	// Ceiling is the floor's CPU over the floor's plus the stores' extra alone: the ratio if
+	// this process and Temporal spent nothing more on an onboarding than on a floor run. On
+	// cores shared with the stores, no change to our code can take the ratio above it.
+	Ceiling float64
+}
+
+// splitCPU computes the cpuSplit of rounds; ok is false when a round lacks CPU figures
+// (/proc unreadable) or there is none.
+func splitCPU(pairs []pair) (s cpuSplit, ok bool) {
+	var floor, onb, extra, predicted, ceiling []float64
+	for _, p := range pairs {
+		f, o := cpuOf(p.floor), cpuOf(p.onb)
+		if f <= 0 || o <= 0 {
+			return cpuSplit{}, false
+		}
+		x := max(cpuOf(p.onb, storeGroups...)-cpuOf(p.floor, storeGroups...), 0)
+		floor, onb, extra = append(floor, f), append(onb, o), append(extra, x)
+		predicted, ceiling = append(predicted, f/o), append(ceiling, f/(f+x))
+	}
+	if len(pairs) == 0 {
+		return cpuSplit{}, false
+	}
+	return cpuSplit{Floor: median(floor), Onboarding: median(onb), StoresExtra: median(extra),
+		Predicted: median(predicted), Ceiling: median(ceiling)}, true
+}
+
+// median of xs (the mean of the middle two for an even count); xs is sorted in place.
+func median(xs []float64) float64 {
+	slices.Sort(xs)
+	return (xs[(len(xs)-1)/2] + xs[len(xs)/2]) / 2
+}
+
+// cpuRows are the report's rows of the rounds' cpuSplit, as throughputs per CPU-second (runs
+// per second of one core), so that each ratio reads as the throughput row's does: none
+// without CPU figures.
+func cpuRows(pairs []pair) []row {
+	s, ok := splitCPU(pairs)
+	if !ok {
+		return nil
+	}
+	perCPUSecond := func(ms float64) float64 { return 1000 / ms }
+	return []row{
+		{"Same, predicted from CPU per run (runs per CPU-second, every process; median of rounds)",
+			perCPUSecond(s.Onboarding), perCPUSecond(s.Floor), s.Predicted, ""},
+		{fmt.Sprintf("Ceiling the stores leave on shared cores: onboarding costing the floor's CPU plus only the stores' extra, %.1f ms of PostgreSQL, FerretDB and Redis (runs per CPU-second; median of rounds)", s.StoresExtra),
+			perCPUSecond(s.Floor + s.StoresExtra), perCPUSecond(s.Floor), s.Ceiling, ""},
+	}
+}
