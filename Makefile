@@ -18,6 +18,7 @@ redis-cluster: ## start a local three-master Redis Cluster on 7001-7003 for the 
 
 .PHONY: dev
 dev: services ## run everything: services, migrations, worker and API; prints the URLs
+	@scripts/packages.sh dev
 	@scripts/dev.sh start
 
 .PHONY: down
@@ -31,7 +32,9 @@ status: ## show which services run and who started them
 	@scripts/services.sh status
 
 .PHONY: test
-test: services redis-cluster ## start the services (and the test Redis Cluster) when absent, then run unit and integration tests
+test: services redis-cluster ## lint, install what the tests need (Chromium), start the services (and the test Redis Cluster) when absent, then run unit and integration tests
+	@$(MAKE) --no-print-directory lint
+	@scripts/packages.sh test
 	@go run ./internal/testenv/prune # MongoDB databases earlier test runs left behind (FerretDB keeps each one open)
 	go test $(GO_TEST_FLAGS) ./...
 
@@ -77,7 +80,8 @@ bench: services ## the package benchmarks, then the product end to end against i
 COMPOSE_CHECK_ENV = TENANT_MASTER_KEY=x OPERATOR_TOKEN=x EXPORT_RECIPIENT=x POSTGRES_PASSWORD=x
 
 .PHONY: lint
-lint: ## gofmt, go vet, golangci-lint (.golangci.yml), shellcheck on the scripts, go.mod tidy, and `docker-compose config` of the compose files where a compose binary exists
+lint: ## gofmt, go vet, golangci-lint (.golangci.yml), shellcheck on the scripts, go.mod tidy, and `docker-compose config` of the compose files (installs shellcheck and docker-compose when missing)
+	@scripts/packages.sh lint
 	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { gofmt -l $$(git ls-files '*.go'); exit 1; }
 	go vet ./...
 	"$$(scripts/tools.sh golangci-lint)" run ./...

@@ -176,7 +176,7 @@ func chromiumFor(t *testing.T) string {
 		t.Skip("browser test: needs Chromium and the real servers (run `make test`)")
 	}
 	chromium, err := exec.LookPath("chromium")
-	require.NoError(t, err, "Chromium is needed for the browser test: apt-get install -y --no-install-recommends chromium (.ci/run does)")
+	require.NoError(t, err, "Chromium is needed for the browser test: apt-get install -y --no-install-recommends chromium (make test does: scripts/packages.sh test)")
 	t.Parallel()
 	return chromium
 }
