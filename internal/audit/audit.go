@@ -77,18 +77,18 @@ type Actor struct {
 // replaced); they are omitted from JSON when zero so that workflow payloads, which never set
 // them, are byte-for-byte what they were before the chain existed.
 type Event struct {
-	ID         string            `bson:"_id" json:"id"`
-	TenantID   string            `bson:"tenantId" json:"tenantId"`
-	Actor      Actor             `bson:"actor" json:"actor"`
-	Action     string            `bson:"action" json:"action"`
-	Resource   string            `bson:"resource" json:"resource"`
-	Outcome    string            `bson:"outcome" json:"outcome"`
-	Reason     string            `bson:"reason,omitempty" json:"reason,omitempty"`
-	RequestID  string            `bson:"requestId,omitempty" json:"requestId,omitempty"`
-	WorkflowID string            `bson:"workflowId,omitempty" json:"workflowId,omitempty"`
-	RunID      string            `bson:"runId,omitempty" json:"runId,omitempty"`
-	Details    map[string]string `bson:"details,omitempty" json:"details,omitempty"`
-	At         time.Time         `bson:"at" json:"at"`
+	ID         string    `bson:"_id" json:"id"`
+	TenantID   string    `bson:"tenantId" json:"tenantId"`
+	Actor      Actor     `bson:"actor" json:"actor"`
+	Action     string    `bson:"action" json:"action"`
+	Resource   string    `bson:"resource" json:"resource"`
+	Outcome    string    `bson:"outcome" json:"outcome"`
+	Reason     string    `bson:"reason,omitempty" json:"reason,omitempty"`
+	RequestID  string    `bson:"requestId,omitempty" json:"requestId,omitempty"`
+	WorkflowID string    `bson:"workflowId,omitempty" json:"workflowId,omitempty"`
+	RunID      string    `bson:"runId,omitempty" json:"runId,omitempty"`
+	Details    Details   `bson:"details,omitempty" json:"details,omitempty"`
+	At         time.Time `bson:"at" json:"at"`
 	// Seq is the event's position in its chain: 1, 2, 3… with no gap.
 	Seq int64 `bson:"seq,omitempty" json:"seq,omitempty"`
 	// PrevHash is the Hash of the event at Seq-1 (or of the retention checkpoint that replaced

@@ -9,7 +9,6 @@ import (
 	"errors"
 	"fmt"
 	"hash"
-	"slices"
 	"strconv"
 	"time"
 
@@ -100,11 +99,7 @@ func (w *Writer) eventHash(chain string, e Event) string {
 		c.str(s)
 	}
 	c.time(e.At)
-	keys := make([]string, 0, len(e.Details))
-	for k := range e.Details {
-		keys = append(keys, k)
-	}
-	slices.Sort(keys)
+	keys := sortedKeys(e.Details)
 	c.int(int64(len(keys)))
 	for _, k := range keys {
 		c.str(k)
