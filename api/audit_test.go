@@ -21,6 +21,7 @@ import (
 	"github.com/misybot/tenancy/api"
 	"github.com/misybot/tenancy/internal/audit"
 	"github.com/misybot/tenancy/internal/conversations"
+	"github.com/misybot/tenancy/internal/limits"
 	"github.com/misybot/tenancy/internal/operators"
 	"github.com/misybot/tenancy/internal/registry"
 	"github.com/misybot/tenancy/internal/tenant"
@@ -50,7 +51,7 @@ func auditSetup(t *testing.T, opts ...func(*api.Config)) auditBundle {
 		Sealer:        b.sealer,
 		Operators:     operators.New(b.app, token),
 		Redis:         b.redis,
-		Conversations: conversations.New(b.mongo, b.keys, b.redis),
+		Conversations: conversations.New(b.mongo, b.keys, b.redis, tenantdb.New(b.app), limits.Default()),
 		SecretOverlap: time.Hour,
 		Audit:         w,
 		Logger:        testenv.Logger(t),

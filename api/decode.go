@@ -1,6 +1,7 @@
 package api
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -14,6 +15,7 @@ import (
 	"github.com/go-playground/validator/v10"
 	"github.com/labstack/echo/v4"
 
+	"github.com/misybot/tenancy/internal/jsontext"
 	"github.com/misybot/tenancy/internal/tenant"
 )
 
@@ -27,7 +29,16 @@ func decodeJSON(c echo.Context, dst any) error {
 				"send the body as application/json")
 		}
 	}
-	dec := json.NewDecoder(c.Request().Body)
+	body, err := io.ReadAll(c.Request().Body)
+	if err != nil {
+		return decodeProblem(err)
+	}
+	// Before decoding: Go's decoder would replace invalid UTF-8 and lone surrogates with U+FFFD
+	// in strings, and keep them as they are in raw values, which PostgreSQL then refuses.
+	if err := jsontext.Check(body); err != nil {
+		return malformed("the body cannot be stored as sent: " + err.Error())
+	}
+	dec := json.NewDecoder(bytes.NewReader(body))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(dst); err != nil {
 		return decodeProblem(err)

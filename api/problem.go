@@ -11,6 +11,8 @@ import (
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/labstack/echo/v4"
 	"go.mongodb.org/mongo-driver/mongo"
+
+	"github.com/misybot/tenancy/internal/limits"
 )
 
 // Problem is the one error shape of the API: RFC 9457 problem details, served as
@@ -29,6 +31,9 @@ type Problem struct {
 	WorkflowID string `json:"workflowId,omitempty"`
 	RunID      string `json:"runId,omitempty"`
 	Workflow   string `json:"workflow,omitempty"`
+	// Limit and LimitValue name the tenant bound a write would break (internal/limits).
+	Limit      string `json:"limit,omitempty"`
+	LimitValue int64  `json:"limitValue,omitempty"`
 }
 
 // FieldError names one invalid field, in the JSON spelling the client sent.
@@ -55,6 +60,7 @@ const (
 	ProblemTooMany        = problemBase + "too-many-failed-attempts"
 	ProblemUnavailable    = problemBase + "service-unavailable"
 	ProblemInternal       = problemBase + "internal"
+	ProblemLimit          = problemBase + "limit-exceeded"
 	problemGenericHTTPErr = problemBase + "http-error"
 )
 
@@ -91,10 +97,13 @@ func errorHandler(logger *slog.Logger) echo.HTTPErrorHandler {
 		}
 		var p *Problem
 		var he *echo.HTTPError
+		var over *limits.Exceeded
 		switch {
 		case errors.As(err, &p):
 		case errors.As(err, &he):
 			p = fromHTTPError(he)
+		case errors.As(err, &over):
+			p = limitProblem(over)
 		case storeUnreachable(err):
 			logger.Warn("request failed: a data store is not reachable", "method", c.Request().Method, "path", c.Path(),
 				"request_id", c.Response().Header().Get(echo.HeaderXRequestID), "err", err)
@@ -120,6 +129,18 @@ func errorHandler(logger *slog.Logger) echo.HTTPErrorHandler {
 			logger.Warn("write problem", "err", werr)
 		}
 	}
+}
+
+// limitProblem is a tenant bound's refusal: 413 for one value over its size, 403 for a tenant
+// that is full; either way nothing was written.
+func limitProblem(e *limits.Exceeded) *Problem {
+	status, title := http.StatusForbidden, "Tenant limit reached"
+	if e.TooLarge {
+		status, title = http.StatusRequestEntityTooLarge, "Value too large"
+	}
+	p := newProblem(status, ProblemLimit, title, e.Error()+"; nothing was written")
+	p.Limit, p.LimitValue = e.Bound, e.Limit
+	return p
 }
 
 // storeUnreachable reports whether err says a data store did not answer: a connection that

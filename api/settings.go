@@ -3,11 +3,14 @@ package api
 import (
 	"encoding/json"
 	"errors"
+	"fmt"
 	"net/http"
 	"regexp"
+	"strconv"
 
 	"github.com/labstack/echo/v4"
 
+	"github.com/misybot/tenancy/internal/limits"
 	"github.com/misybot/tenancy/internal/tenant"
 	"github.com/misybot/tenancy/internal/tenantdb"
 )
@@ -56,15 +59,42 @@ func settingError(err error) error {
 	return err
 }
 
+// listSettings answers one page of settings by key (?limit, default limits.DefaultPage, at
+// most limits.MaxPage; ?cursor from the previous page's nextCursor), so no answer is larger
+// than a page of the largest values a tenant may keep.
 func (s *Server) listSettings(c echo.Context) error {
-	items, err := s.settings.Settings(c.Request().Context())
+	limit, err := pageLimit(c)
 	if err != nil {
 		return err
 	}
-	if items == nil {
-		items = []tenantdb.Setting{}
+	after := c.QueryParam("cursor")
+	if after != "" && !settingKey.MatchString(after) {
+		return validationProblem(FieldError{Field: "cursor", Message: "must be a nextCursor of an earlier page"})
 	}
-	return c.JSON(http.StatusOK, map[string]any{"items": items})
+	items, next, err := s.settings.Settings(c.Request().Context(), after, limit)
+	if err != nil {
+		return err
+	}
+	return c.JSON(http.StatusOK, page{Items: items, NextCursor: next})
+}
+
+// page is every paginated answer of the tenant API: nextCursor is absent on the last page.
+type page struct {
+	Items      any    `json:"items"`
+	NextCursor string `json:"nextCursor,omitempty"`
+}
+
+// pageLimit reads ?limit: limits.DefaultPage when absent, 1 to limits.MaxPage otherwise.
+func pageLimit(c echo.Context) (int, error) {
+	v := c.QueryParam("limit")
+	if v == "" {
+		return limits.DefaultPage, nil
+	}
+	n, err := strconv.Atoi(v)
+	if err != nil || n < 1 || n > limits.MaxPage {
+		return 0, validationProblem(FieldError{Field: "limit", Message: fmt.Sprintf("must be an integer from 1 to %d", limits.MaxPage)})
+	}
+	return n, nil
 }
 
 func (s *Server) getSetting(c echo.Context) error {
@@ -95,7 +125,7 @@ func (s *Server) putSetting(c echo.Context) error {
 	if len(req.Value) == 0 {
 		return validationProblem(FieldError{Field: "value", Message: "is required (any JSON value)"})
 	}
-	st, err := s.settings.PutSetting(c.Request().Context(), key, req.Value)
+	st, err := s.settings.PutSetting(c.Request().Context(), key, req.Value, s.limits)
 	if err != nil {
 		return err
 	}

@@ -82,40 +82,65 @@ func (s *Server) createConversation(c echo.Context) error {
 	return c.JSON(http.StatusCreated, conv)
 }
 
+// listConversations answers a page of conversations, most recently updated first (?limit,
+// ?cursor: the previous page's nextCursor).
 func (s *Server) listConversations(c echo.Context) error {
-	limit := int64(50)
-	if v := c.QueryParam("limit"); v != "" {
-		n, err := strconv.ParseInt(v, 10, 64)
-		if err != nil || n < 1 || n > 200 {
-			return validationProblem(FieldError{Field: "limit", Message: "must be an integer from 1 to 200"})
-		}
-		limit = n
-	}
-	items, err := s.conversations.List(c.Request().Context(), limit)
+	limit, err := pageLimit(c)
 	if err != nil {
 		return err
 	}
-	return c.JSON(http.StatusOK, map[string]any{"items": items})
+	var after *conversations.ListCursor
+	if v := c.QueryParam("cursor"); v != "" {
+		cur, ok := conversations.ParseListCursor(v)
+		if !ok {
+			return validationProblem(FieldError{Field: "cursor", Message: "must be a nextCursor of an earlier page"})
+		}
+		after = &cur
+	}
+	items, next, err := s.conversations.List(c.Request().Context(), after, int64(limit))
+	if err != nil {
+		return err
+	}
+	out := page{Items: items}
+	if next != nil {
+		out.NextCursor = next.String()
+	}
+	return c.JSON(http.StatusOK, out)
 }
 
+// getConversation answers a conversation with a page of its messages, oldest first (?limit,
+// ?cursor: the previous answer's nextCursor), never the whole conversation at once.
 func (s *Server) getConversation(c echo.Context) error {
 	id, err := pathConversationID(c)
 	if err != nil {
 		return err
 	}
-	conv, msgs, err := s.conversations.Get(c.Request().Context(), id)
-	if errors.Is(err, conversations.ErrNotFound) {
-		return notFound("no such conversation")
-	}
+	limit, err := pageLimit(c)
 	if err != nil {
 		return err
 	}
-	return c.JSON(http.StatusOK, map[string]any{"conversation": conv, "messages": msgs})
+	p, err := s.conversations.Get(c.Request().Context(), id, c.QueryParam("cursor"), limit)
+	switch {
+	case errors.Is(err, conversations.ErrNotFound):
+		return notFound("no such conversation")
+	case errors.Is(err, conversations.ErrBadCursor):
+		return validationProblem(FieldError{Field: "cursor", Message: "must be a nextCursor of an earlier page"})
+	case err != nil:
+		return err
+	}
+	return c.JSON(http.StatusOK, conversationPage{Conversation: p.Conversation, Messages: p.Messages, NextCursor: p.Next})
 }
 
+type conversationPage struct {
+	Conversation conversations.Conversation `json:"conversation"`
+	Messages     []conversations.Message    `json:"messages"`
+	NextCursor   string                     `json:"nextCursor,omitempty"`
+}
+
+// addMessageRequest's text is bounded in bytes by the tenant's MaxMessageBytes (413 past it).
 type addMessageRequest struct {
 	Role string `json:"role" validate:"required,oneof=user assistant system"`
-	Text string `json:"text" validate:"required,max=20000"`
+	Text string `json:"text" validate:"required"`
 }
 
 func (s *Server) addMessage(c echo.Context) error {

@@ -18,6 +18,7 @@ import (
 	"github.com/misybot/tenancy/api"
 	"github.com/misybot/tenancy/internal/conversations"
 	"github.com/misybot/tenancy/internal/keyring"
+	"github.com/misybot/tenancy/internal/limits"
 	"github.com/misybot/tenancy/internal/operators"
 	"github.com/misybot/tenancy/internal/registry"
 	"github.com/misybot/tenancy/internal/seal"
@@ -54,7 +55,7 @@ func setup(t testing.TB, opts ...func(*api.Config)) bundle {
 		Sealer:        sealer,
 		Operators:     operators.New(app, token),
 		Redis:         b.redis,
-		Conversations: conversations.New(b.mongo, b.keys, b.redis),
+		Conversations: conversations.New(b.mongo, b.keys, b.redis, tenantdb.New(app), limits.Default()),
 		SecretOverlap: time.Hour,
 		Logger:        testenv.Logger(t),
 	}

@@ -43,9 +43,11 @@ import (
 	"github.com/misybot/tenancy/internal/audit"
 	"github.com/misybot/tenancy/internal/clients"
 	"github.com/misybot/tenancy/internal/conversations"
+	"github.com/misybot/tenancy/internal/decision"
 	"github.com/misybot/tenancy/internal/devtemporal"
 	"github.com/misybot/tenancy/internal/keyring"
 	"github.com/misybot/tenancy/internal/lifecycle"
+	"github.com/misybot/tenancy/internal/limits"
 	"github.com/misybot/tenancy/internal/operators"
 	"github.com/misybot/tenancy/internal/registry"
 	"github.com/misybot/tenancy/internal/rls"
@@ -189,9 +191,10 @@ func newStack(t *testing.T, temporalAddr string) *stack {
 		Registry: registry.New(pool), Settings: tenantdb.New(pool), Sealer: sealer, Operators: operators.New(pool, token),
 		Lifecycle: lifecycle.New(s.temporalClient("api"), lifecycle.Options{
 			TaskQueue: s.queue, StepTimeout: stepTimeout, StepAttempts: stepAttempts, Logger: logger,
+			Decisions: decision.New(pool),
 		}),
 		Redis:         tenantredis.New(rc),
-		Conversations: conversations.New(tenantmongo.New(mc), keyring.New(pool, sealer), tenantredis.New(rc)),
+		Conversations: conversations.New(tenantmongo.New(mc), keyring.New(pool, sealer), tenantredis.New(rc), tenantdb.New(pool), limits.Default()),
 		SecretOverlap: time.Hour,
 		Audit:         cl.AuditWriter(sealer),
 		ExportDir:     s.dir,

@@ -8,6 +8,7 @@ import (
 
 	"github.com/misybot/tenancy/internal/conversations"
 	"github.com/misybot/tenancy/internal/keyring"
+	"github.com/misybot/tenancy/internal/limits"
 	"github.com/misybot/tenancy/internal/registry"
 	"github.com/misybot/tenancy/internal/seal"
 	"github.com/misybot/tenancy/internal/seed"
@@ -29,7 +30,7 @@ func TestSeedResumes(t *testing.T) {
 	d := seed.Deps{
 		APIURL: s.url, Token: token, HTTP: s.http, Temporal: s.temporal,
 		Registry: registry.New(s.app), Settings: tenantdb.New(s.app),
-		Conversations: conversations.New(tenantmongo.New(s.mongo), keyring.New(s.app, sealer), tenantredis.New(s.redis)),
+		Conversations: conversations.New(tenantmongo.New(s.mongo), keyring.New(s.app, sealer), tenantredis.New(s.redis), tenantdb.New(s.app), limits.Default()),
 		Redis:         tenantredis.New(s.redis),
 	}
 	opts := seed.Options{Tenants: 2, Concurrency: 2, Prefix: testenv.TenantID("seed"), Settings: 3, Conversations: 2, Messages: 2, RedisKeys: 2}

@@ -29,8 +29,10 @@ import (
 	"github.com/misybot/tenancy/internal/audit"
 	"github.com/misybot/tenancy/internal/clients"
 	"github.com/misybot/tenancy/internal/conversations"
+	"github.com/misybot/tenancy/internal/decision"
 	"github.com/misybot/tenancy/internal/keyring"
 	"github.com/misybot/tenancy/internal/lifecycle"
+	"github.com/misybot/tenancy/internal/limits"
 	"github.com/misybot/tenancy/internal/operators"
 	"github.com/misybot/tenancy/internal/reconcile"
 	"github.com/misybot/tenancy/internal/registry"
@@ -109,19 +111,19 @@ func newStack(t *testing.T, withWorker bool) *stack {
 	s.app = app
 	sealer, err := seal.New(masterKey)
 	require.NoError(t, err)
-	s.conversations = conversations.New(tenantmongo.New(s.mongo), keyring.New(app, sealer), tenantredis.New(s.redis))
+	s.conversations = conversations.New(tenantmongo.New(s.mongo), keyring.New(app, sealer), tenantredis.New(s.redis), tenantdb.New(app), limits.Default())
 	s.platformDB = strings.ReplaceAll(testenv.TenantID("platform_e2e"), "-", "_")
 	t.Cleanup(func() { _ = s.mongo.Database(s.platformDB).Drop(context.Background()) })
 	cl := &clients.Clients{Postgres: app, Mongo: s.mongo, Redis: s.redis, AuditPlatformDatabase: s.platformDB}
 	e := api.New(api.Config{
 		Registry: registry.New(app), Settings: tenantdb.New(app), Sealer: sealer, Operators: operators.New(app, token),
-		Lifecycle: lifecycle.New(s.temporal, lifecycle.Options{TaskQueue: s.queue, StepTimeout: 3 * time.Second, KeySettleDelay: time.Second}),
+		Lifecycle: lifecycle.New(s.temporal, lifecycle.Options{TaskQueue: s.queue, StepTimeout: 3 * time.Second, KeySettleDelay: time.Second, Decisions: decision.New(app)}),
 		Redis:     tenantredis.New(s.redis), Conversations: s.conversations, SecretOverlap: time.Hour,
 		Audit:     cl.AuditWriter(sealer),
 		ExportDir: s.exports,
 		Logger:    testenv.Logger(t),
 
-		Reconciliation: &api.Reconciliation{Reports: reconcile.NewReports(app), Reconciler: lifecycle.NewReconciler(s.temporal, s.queue)},
+		Reconciliation: &api.Reconciliation{Reports: reconcile.NewReports(app), Reconciler: lifecycle.NewReconciler(s.temporal, s.queue, decision.New(app))},
 	})
 	srv := httptest.NewServer(checkOpenAPI(t, e)) // every request and answer checked against the API's OpenAPI document
 	t.Cleanup(srv.Close)

@@ -11,6 +11,7 @@ import (
 
 	"github.com/misybot/tenancy/api"
 	"github.com/misybot/tenancy/internal/keyring"
+	"github.com/misybot/tenancy/internal/limits"
 	"github.com/misybot/tenancy/internal/tenant"
 	"github.com/misybot/tenancy/internal/testenv"
 )
@@ -77,7 +78,7 @@ func TestKeyRotationReencryptsMessages(t *testing.T) {
 	require.NoError(t, s.wait(body))
 	require.Equal(t, []int{2, 2, 2}, versions())
 	require.Equal(t, map[string]int{conv.ID: 2, legacyID: 2}, titleVersions(), "titles too, the plaintext one encrypted at last")
-	list, err := s.conversations.List(tctx, 10)
+	list, _, err := s.conversations.List(tctx, nil, 10)
 	require.NoError(t, err)
 	var titles []string
 	for _, c := range list {
@@ -85,10 +86,10 @@ func TestKeyRotationReencryptsMessages(t *testing.T) {
 	}
 	require.ElementsMatch(t, []string{"history", "legacy plaintext title"}, titles)
 
-	_, msgs, err := s.conversations.Get(tctx, conv.ID)
+	page, err := s.conversations.Get(tctx, conv.ID, "", limits.DefaultPage)
 	require.NoError(t, err)
 	var got []string
-	for _, m := range msgs {
+	for _, m := range page.Messages {
 		got = append(got, m.Text)
 	}
 	require.Equal(t, texts, got)

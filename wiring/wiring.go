@@ -17,8 +17,10 @@ import (
 	"github.com/misybot/tenancy/internal/clients"
 	"github.com/misybot/tenancy/internal/config"
 	"github.com/misybot/tenancy/internal/conversations"
+	"github.com/misybot/tenancy/internal/decision"
 	"github.com/misybot/tenancy/internal/keyring"
 	"github.com/misybot/tenancy/internal/lifecycle"
+	"github.com/misybot/tenancy/internal/limits"
 	"github.com/misybot/tenancy/internal/operators"
 	"github.com/misybot/tenancy/internal/reconcile"
 	"github.com/misybot/tenancy/internal/registry"
@@ -42,11 +44,12 @@ func API(cfg config.Config, c *clients.Clients, sealer *seal.Sealer, logger *slo
 		Settings: tenantdb.New(c.Postgres),
 		Lifecycle: lifecycle.New(c.Temporal, lifecycle.Options{
 			TaskQueue: cfg.TaskQueue, OffboardGrace: cfg.OffboardGrace, Logger: logger,
+			Decisions: decision.New(c.Postgres),
 		}),
 		Sealer:        sealer,
 		Operators:     operators.New(c.Postgres, cfg.OperatorToken),
 		Redis:         tenantredis.New(c.Redis),
-		Conversations: conversations.New(tenantmongo.New(c.Mongo), keyring.New(c.Postgres, sealer), tenantredis.New(c.Redis)),
+		Conversations: conversations.New(tenantmongo.New(c.Mongo), keyring.New(c.Postgres, sealer), tenantredis.New(c.Redis), tenantdb.New(c.Postgres), limits.Default()),
 		SecretOverlap: cfg.SecretOverlap,
 		Audit:         auditWriter,
 		Checks: []api.Check{
@@ -59,7 +62,7 @@ func API(cfg config.Config, c *clients.Clients, sealer *seal.Sealer, logger *slo
 		Throttle:       throttle.New(c.Redis),
 		ExportDir:      cfg.ExportDir,
 		TrustedProxies: cfg.TrustedProxies,
-		Reconciliation: &api.Reconciliation{Reports: reconcile.NewReports(c.Postgres), Reconciler: lifecycle.NewReconciler(c.Temporal, cfg.TaskQueue)},
+		Reconciliation: &api.Reconciliation{Reports: reconcile.NewReports(c.Postgres), Reconciler: lifecycle.NewReconciler(c.Temporal, cfg.TaskQueue, decision.New(c.Postgres))},
 		TemporalUI:     api.TemporalUI{URL: cfg.TemporalUIURL, Namespace: cfg.TemporalNamespace},
 		Logger:         logger,
 	})

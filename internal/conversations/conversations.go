@@ -11,6 +11,8 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strconv"
+	"strings"
 	"time"
 
 	"go.mongodb.org/mongo-driver/bson"
@@ -18,6 +20,8 @@ import (
 	"go.mongodb.org/mongo-driver/mongo/options"
 
 	"github.com/misybot/tenancy/internal/keyring"
+	"github.com/misybot/tenancy/internal/limits"
+	"github.com/misybot/tenancy/internal/tenantdb"
 	"github.com/misybot/tenancy/internal/tenantmongo"
 	"github.com/misybot/tenancy/internal/tenantredis"
 )
@@ -50,11 +54,16 @@ type Conversation struct {
 // storedConversation is a conversation as stored: the title is ciphertext (titleEnc). A
 // conversation written before titles were encrypted has a plaintext title instead, read as it
 // is until a key rotation re-encrypts it.
+//
+// Seq marks a conversation whose messages are numbered (see AddMessage): its MessageCount is
+// only a hint, never above the truth, and the exact count is derived from the numbered ids.
+// Conversations from before numbering keep their stored count.
 type storedConversation struct {
 	ID           string    `bson:"_id" json:"id"`
 	LegacyTitle  string    `bson:"title,omitempty" json:"title,omitempty"`
 	Title        []byte    `bson:"titleEnc,omitempty" json:"titleEnc,omitempty"`
 	MessageCount int       `bson:"messageCount" json:"messageCount"`
+	Seq          bool      `bson:"seq,omitempty" json:"seq,omitempty"`
 	CreatedAt    time.Time `bson:"createdAt" json:"createdAt"`
 	UpdatedAt    time.Time `bson:"updatedAt" json:"updatedAt"`
 }
@@ -87,26 +96,31 @@ type storedMessage struct {
 	ConversationID string    `bson:"conversationId" json:"conversationId"`
 	Role           string    `bson:"role" json:"role"`
 	Text           []byte    `bson:"text" json:"text"`
+	Seq            int       `bson:"seq,omitempty" json:"seq,omitempty"`
 	CreatedAt      time.Time `bson:"createdAt" json:"createdAt"`
 }
 
-// cached is what the Redis cache holds: the stored form, so titles and message text stay
-// encrypted in Redis too.
+// cached is a page of a conversation as the Redis cache holds it (only the first page at the
+// default size, so a cached value is never larger than a page): the stored form, so titles and
+// message text stay encrypted in Redis too.
 type cached struct {
 	Conversation storedConversation `json:"conversation"`
 	Messages     []storedMessage    `json:"messages"`
+	Next         string             `json:"next,omitempty"`
 }
 
-// Store reaches conversations through the tenant-scoped stores.
+// Store reaches conversations through the tenant-scoped stores, within each tenant's bounds.
 type Store struct {
-	mongo *tenantmongo.Store
-	keys  *keyring.Keyring
-	redis *tenantredis.Store
+	mongo  *tenantmongo.Store
+	keys   *keyring.Keyring
+	redis  *tenantredis.Store
+	usage  *tenantdb.Store
+	bounds limits.Tenant
 }
 
-// New returns a Store.
-func New(m *tenantmongo.Store, k *keyring.Keyring, r *tenantredis.Store) *Store {
-	return &Store{mongo: m, keys: k, redis: r}
+// New returns a Store; usage counts what each tenant keeps against bounds.
+func New(m *tenantmongo.Store, k *keyring.Keyring, r *tenantredis.Store, usage *tenantdb.Store, bounds limits.Tenant) *Store {
+	return &Store{mongo: m, keys: k, redis: r, usage: usage, bounds: bounds}
 }
 
 func newID() string {
@@ -115,7 +129,8 @@ func newID() string {
 	return hex.EncodeToString(b)
 }
 
-// Create starts a conversation.
+// Create starts a conversation, counted against the tenant's conversation and byte bounds
+// (*limits.Exceeded when full; nothing written).
 func (s *Store) Create(ctx context.Context, title string) (Conversation, error) {
 	coll, err := s.mongo.Collection(ctx, tenantmongo.Conversations)
 	if err != nil {
@@ -126,59 +141,139 @@ func (s *Store) Create(ctx context.Context, title string) (Conversation, error) 
 	if err != nil {
 		return Conversation{}, fmt.Errorf("conversations: encrypt title: %w", err)
 	}
-	c := storedConversation{ID: newID(), Title: ct, CreatedAt: now, UpdatedAt: now}
+	if err := s.usage.ReserveDocuments(ctx, 1, int64(len(title)), s.bounds); err != nil {
+		return Conversation{}, err
+	}
+	c := storedConversation{ID: newID(), Title: ct, Seq: true, CreatedAt: now, UpdatedAt: now}
 	if _, err := coll.InsertOne(ctx, c); err != nil {
+		s.release(ctx, 1, int64(len(title)))
 		return Conversation{}, fmt.Errorf("conversations: create: %w", err)
 	}
 	return Conversation{ID: c.ID, Title: title, CreatedAt: now, UpdatedAt: now}, nil
 }
 
-// List returns the most recently updated conversations.
-func (s *Store) List(ctx context.Context, limit int64) ([]Conversation, error) {
+// release gives back a reservation whose write failed; a failure here only over-counts, which
+// keeps the bound safe, and is logged by the caller's error path.
+func (s *Store) release(ctx context.Context, conversations int, bytes int64) {
+	_ = s.usage.ReleaseDocuments(context.WithoutCancel(ctx), conversations, bytes)
+}
+
+// ListCursor continues a conversation list after the last conversation of a page.
+type ListCursor struct {
+	UpdatedAt time.Time
+	ID        string
+}
+
+// String is the cursor as the API hands it out.
+func (c ListCursor) String() string {
+	return strconv.FormatInt(c.UpdatedAt.UnixMilli(), 10) + "." + c.ID
+}
+
+// ParseListCursor reads a cursor String made; ok is false for anything else.
+func ParseListCursor(v string) (ListCursor, bool) {
+	ms, id, found := strings.Cut(v, ".")
+	n, err := strconv.ParseInt(ms, 10, 64)
+	if !found || err != nil || !validID(id) {
+		return ListCursor{}, false
+	}
+	return ListCursor{UpdatedAt: time.UnixMilli(n).UTC(), ID: id}, true
+}
+
+func validID(id string) bool {
+	if len(id) != 24 {
+		return false
+	}
+	_, err := hex.DecodeString(id)
+	return err == nil
+}
+
+// List returns a page of conversations, most recently updated first, after the cursor (nil:
+// from the start), and the cursor of the next page (nil at the end).
+func (s *Store) List(ctx context.Context, after *ListCursor, limit int64) ([]Conversation, *ListCursor, error) {
 	coll, err := s.mongo.Collection(ctx, tenantmongo.Conversations)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
-	cur, err := coll.Find(ctx, bson.D{}, options.Find().SetSort(bson.D{{Key: "updatedAt", Value: -1}}).SetLimit(limit))
+	filter := bson.D{}
+	if after != nil {
+		filter = bson.D{{Key: "$or", Value: bson.A{
+			bson.D{{Key: "updatedAt", Value: bson.D{{Key: "$lt", Value: after.UpdatedAt}}}},
+			bson.D{{Key: "updatedAt", Value: after.UpdatedAt}, {Key: "_id", Value: bson.D{{Key: "$lt", Value: after.ID}}}},
+		}}}
+	}
+	cur, err := coll.Find(ctx, filter, options.Find().SetSort(bson.D{{Key: "updatedAt", Value: -1}, {Key: "_id", Value: -1}}).SetLimit(limit+1))
 	if err != nil {
-		return nil, fmt.Errorf("conversations: list: %w", err)
+		return nil, nil, fmt.Errorf("conversations: list: %w", err)
 	}
 	var stored []storedConversation
 	if err := cur.All(ctx, &stored); err != nil {
-		return nil, fmt.Errorf("conversations: list: %w", err)
+		return nil, nil, fmt.Errorf("conversations: list: %w", err)
+	}
+	var next *ListCursor
+	if int64(len(stored)) > limit {
+		stored = stored[:limit]
+		last := stored[len(stored)-1]
+		next = &ListCursor{UpdatedAt: last.UpdatedAt, ID: last.ID}
 	}
 	out := make([]Conversation, 0, len(stored))
 	for _, c := range stored {
 		conv, err := s.open(ctx, c)
 		if err != nil {
-			return nil, err
+			return nil, nil, err
 		}
 		out = append(out, conv)
 	}
-	return out, nil
+	return out, next, nil
 }
 
-// Get returns a conversation with its messages decrypted, from the cache when it can.
-func (s *Store) Get(ctx context.Context, id string) (Conversation, []Message, error) {
-	scope, err := s.redis.Scope(ctx)
+// Page is a conversation with one page of its messages, oldest first; Next continues after it
+// ("" on the last page).
+type Page struct {
+	Conversation Conversation
+	Messages     []Message
+	Next         string
+}
+
+// Get returns a conversation with the page of its messages after the cursor ("" from the
+// first), decrypted. The first page at the default size comes from the cache when it can.
+func (s *Store) Get(ctx context.Context, id, after string, limit int) (Page, error) {
+	skip := 0
+	if after != "" {
+		n, err := strconv.Atoi(after)
+		if err != nil || n < 1 {
+			return Page{}, ErrBadCursor
+		}
+		skip = n
+	}
+	cacheable := skip == 0 && limit == limits.DefaultPage
+	var scope *tenantredis.Scope
+	if cacheable {
+		sc, err := s.redis.Scope(ctx)
+		if err != nil {
+			return Page{}, err
+		}
+		scope = sc
+		var c cached
+		if raw, err := scope.Get(ctx, cacheKind, id); err == nil && json.Unmarshal([]byte(raw), &c) == nil {
+			return s.decrypt(ctx, c)
+		}
+	}
+	c, err := s.load(ctx, id, skip, limit)
 	if err != nil {
-		return Conversation{}, nil, err
+		return Page{}, err
 	}
-	var c cached
-	if raw, err := scope.Get(ctx, cacheKind, id); err == nil && json.Unmarshal([]byte(raw), &c) == nil {
-		return s.decrypt(ctx, c)
-	}
-	c, err = s.load(ctx, id)
-	if err != nil {
-		return Conversation{}, nil, err
-	}
-	if raw, err := json.Marshal(c); err == nil {
-		_ = scope.Set(ctx, cacheKind, id, string(raw), cacheTTL) // a failed cache write only costs the next read
+	if cacheable {
+		if raw, err := json.Marshal(c); err == nil {
+			_ = scope.Set(ctx, cacheKind, id, string(raw), cacheTTL) // a failed cache write only costs the next read
+		}
 	}
 	return s.decrypt(ctx, c)
 }
 
-func (s *Store) load(ctx context.Context, id string) (cached, error) {
+// ErrBadCursor: a message cursor that no page handed out.
+var ErrBadCursor = errors.New("not a cursor of this conversation's messages")
+
+func (s *Store) load(ctx context.Context, id string, skip, limit int) (cached, error) {
 	conv, err := s.mongo.Collection(ctx, tenantmongo.Conversations)
 	if err != nil {
 		return cached{}, err
@@ -195,43 +290,106 @@ func (s *Store) load(ctx context.Context, id string) (cached, error) {
 	if err != nil {
 		return cached{}, err
 	}
-	cur, err := msgs.Find(ctx, bson.D{{Key: "conversationId", Value: id}}, options.Find().SetSort(bson.D{{Key: "createdAt", Value: 1}, {Key: "_id", Value: 1}}))
+	c.Messages = []storedMessage{}
+	if c.Conversation.Seq {
+		if c.Conversation.MessageCount, err = s.count(ctx, msgs, id, c.Conversation.MessageCount); err != nil {
+			return cached{}, err
+		}
+		last := min(skip+limit, c.Conversation.MessageCount)
+		if skip < last {
+			ids := make(bson.A, 0, last-skip)
+			for seq := skip + 1; seq <= last; seq++ {
+				ids = append(ids, messageID(id, seq))
+			}
+			cur, err := msgs.Find(ctx, bson.D{{Key: "_id", Value: bson.D{{Key: "$in", Value: ids}}}}, options.Find().SetSort(bson.D{{Key: "seq", Value: 1}}))
+			if err != nil {
+				return cached{}, fmt.Errorf("conversations: messages: %w", err)
+			}
+			if err := cur.All(ctx, &c.Messages); err != nil {
+				return cached{}, fmt.Errorf("conversations: messages: %w", err)
+			}
+		}
+		if last < c.Conversation.MessageCount {
+			c.Next = strconv.Itoa(last)
+		}
+		return c, nil
+	}
+	// A conversation from before numbering: its messages in creation order, by offset.
+	cur, err := msgs.Find(ctx, bson.D{{Key: "conversationId", Value: id}},
+		options.Find().SetSort(bson.D{{Key: "createdAt", Value: 1}, {Key: "_id", Value: 1}}).SetSkip(int64(skip)).SetLimit(int64(limit+1)))
 	if err != nil {
 		return cached{}, fmt.Errorf("conversations: messages: %w", err)
 	}
-	c.Messages = []storedMessage{}
 	if err := cur.All(ctx, &c.Messages); err != nil {
 		return cached{}, fmt.Errorf("conversations: messages: %w", err)
+	}
+	if len(c.Messages) > limit {
+		c.Messages, c.Next = c.Messages[:limit], strconv.Itoa(skip+limit)
 	}
 	return c, nil
 }
 
-func (s *Store) decrypt(ctx context.Context, c cached) (Conversation, []Message, error) {
+// messageID is the id of a numbered conversation's message seq: unique, so two writers can
+// never both insert the same number.
+func messageID(conversationID string, seq int) string {
+	return fmt.Sprintf("%s-%06d", conversationID, seq)
+}
+
+// count derives a numbered conversation's exact message count: numbers are dense (a message
+// is numbered only after the one before it exists), so the count is the highest number present,
+// found by _id lookups upwards from the stored hint, which is never above it.
+func (s *Store) count(ctx context.Context, msgs *mongo.Collection, id string, hint int) (int, error) {
+	n := hint
+	for {
+		err := msgs.FindOne(ctx, bson.D{{Key: "_id", Value: messageID(id, n+1)}}, options.FindOne().SetProjection(bson.D{{Key: "_id", Value: 1}})).Err()
+		if errors.Is(err, mongo.ErrNoDocuments) {
+			return n, nil
+		}
+		if err != nil {
+			return 0, fmt.Errorf("conversations: count: %w", err)
+		}
+		n++
+	}
+}
+
+func (s *Store) decrypt(ctx context.Context, c cached) (Page, error) {
 	out := make([]Message, 0, len(c.Messages))
 	for _, m := range c.Messages {
 		text, err := s.keys.Decrypt(ctx, TextField, m.Text)
 		if err != nil {
-			return Conversation{}, nil, fmt.Errorf("conversations: message %s: %w", m.ID, err)
+			return Page{}, fmt.Errorf("conversations: message %s: %w", m.ID, err)
 		}
 		out = append(out, Message{ID: m.ID, ConversationID: m.ConversationID, Role: m.Role, Text: string(text), CreatedAt: m.CreatedAt})
 	}
 	conv, err := s.open(ctx, c.Conversation)
 	if err != nil {
-		return Conversation{}, nil, err
+		return Page{}, err
 	}
-	return conv, out, nil
+	return Page{Conversation: conv, Messages: out, Next: c.Next}, nil
 }
 
 // AddMessage appends a message to one of the tenant's conversations, its text encrypted with
-// the tenant's newest data key, and drops the cached read.
+// the tenant's newest data key, and drops the cached first page. The text's bytes count
+// against the tenant's byte bound and the message against the conversation's; over either:
+// *limits.Exceeded, nothing written.
+//
+// A numbered conversation's message takes the next free number: an insert of an id that
+// exists fails on the unique _id, and the writer moves to the next number. So concurrent
+// appends neither lose nor share a number, on FerretDB (whose $inc is a read-modify-write)
+// as on MongoDB; the count stored on the conversation is only a hint (see count).
 func (s *Store) AddMessage(ctx context.Context, conversationID, role, text string) (Message, error) {
+	if len(text) > s.bounds.MaxMessageBytes {
+		return Message{}, &limits.Exceeded{Bound: limits.BoundMessageBytes, Limit: int64(s.bounds.MaxMessageBytes), TooLarge: true}
+	}
 	conv, err := s.mongo.Collection(ctx, tenantmongo.Conversations)
 	if err != nil {
 		return Message{}, err
 	}
 	// FindOne on _id, not CountDocuments: FerretDB pushes down only the former; a count reads
 	// the whole collection.
-	err = conv.FindOne(ctx, bson.D{{Key: "_id", Value: conversationID}}, options.FindOne().SetProjection(bson.D{{Key: "_id", Value: 1}})).Err()
+	var head storedConversation
+	err = conv.FindOne(ctx, bson.D{{Key: "_id", Value: conversationID}},
+		options.FindOne().SetProjection(bson.D{{Key: "_id", Value: 1}, {Key: "messageCount", Value: 1}, {Key: "seq", Value: 1}})).Decode(&head)
 	if errors.Is(err, mongo.ErrNoDocuments) {
 		return Message{}, ErrNotFound
 	}
@@ -242,23 +400,52 @@ func (s *Store) AddMessage(ctx context.Context, conversationID, role, text strin
 	if err != nil {
 		return Message{}, fmt.Errorf("conversations: encrypt: %w", err)
 	}
-	now := time.Now().UTC().Truncate(time.Millisecond)
-	m := storedMessage{ID: newID(), ConversationID: conversationID, Role: role, Text: ct, CreatedAt: now}
 	msgs, err := s.mongo.Collection(ctx, tenantmongo.Messages)
 	if err != nil {
 		return Message{}, err
 	}
-	if _, err := msgs.InsertOne(ctx, m); err != nil {
+	if err := s.usage.ReserveDocuments(ctx, 0, int64(len(text)), s.bounds); err != nil {
+		return Message{}, err
+	}
+	now := time.Now().UTC().Truncate(time.Millisecond)
+	m := storedMessage{ID: newID(), ConversationID: conversationID, Role: role, Text: ct, CreatedAt: now}
+	update := bson.D{{Key: "$inc", Value: bson.D{{Key: "messageCount", Value: 1}}}, {Key: "$set", Value: bson.D{{Key: "updatedAt", Value: now}}}}
+	if head.Seq {
+		if err := s.insertNumbered(ctx, msgs, &m, head.MessageCount); err != nil {
+			s.release(ctx, 0, int64(len(text)))
+			return Message{}, err
+		}
+		update = bson.D{{Key: "$max", Value: bson.D{{Key: "messageCount", Value: m.Seq}}}, {Key: "$set", Value: bson.D{{Key: "updatedAt", Value: now}}}}
+	} else if _, err := msgs.InsertOne(ctx, m); err != nil {
+		s.release(ctx, 0, int64(len(text)))
 		return Message{}, fmt.Errorf("conversations: add message: %w", err)
 	}
-	if _, err := conv.UpdateOne(ctx, bson.D{{Key: "_id", Value: conversationID}},
-		bson.D{{Key: "$inc", Value: bson.D{{Key: "messageCount", Value: 1}}}, {Key: "$set", Value: bson.D{{Key: "updatedAt", Value: now}}}}); err != nil {
+	if _, err := conv.UpdateOne(ctx, bson.D{{Key: "_id", Value: conversationID}}, update); err != nil {
 		return Message{}, fmt.Errorf("conversations: update: %w", err)
 	}
 	if scope, err := s.redis.Scope(ctx); err == nil {
 		_ = scope.Del(ctx, cacheKind, conversationID)
 	}
 	return Message{ID: m.ID, ConversationID: conversationID, Role: role, Text: text, CreatedAt: now}, nil
+}
+
+// insertNumbered inserts m under the first free number after hint, up to the conversation's
+// bound.
+func (s *Store) insertNumbered(ctx context.Context, msgs *mongo.Collection, m *storedMessage, hint int) error {
+	for seq := hint + 1; ; seq++ {
+		if seq > s.bounds.MaxMessagesPerConversation {
+			return &limits.Exceeded{Bound: limits.BoundMessages, Limit: int64(s.bounds.MaxMessagesPerConversation)}
+		}
+		m.ID, m.Seq = messageID(m.ConversationID, seq), seq
+		_, err := msgs.InsertOne(ctx, m)
+		if mongo.IsDuplicateKeyError(err) {
+			continue
+		}
+		if err != nil {
+			return fmt.Errorf("conversations: add message: %w", err)
+		}
+		return nil
+	}
 }
 
 // Reencrypt moves up to batch messages sealed with an older key version to the newest one,

@@ -27,6 +27,7 @@ import (
 	"github.com/misybot/tenancy/internal/clients"
 	"github.com/misybot/tenancy/internal/conversations"
 	"github.com/misybot/tenancy/internal/keyring"
+	"github.com/misybot/tenancy/internal/limits"
 	"github.com/misybot/tenancy/internal/registry"
 	"github.com/misybot/tenancy/internal/seal"
 	"github.com/misybot/tenancy/internal/tenant"
@@ -70,7 +71,7 @@ func DepsOver(c *clients.Clients, sealer *seal.Sealer, apiURL, token string, pro
 	return Deps{
 		APIURL: apiURL, Token: token, HTTP: &http.Client{Timeout: time.Minute}, Temporal: c.Temporal,
 		Registry: registry.New(c.Postgres), Settings: tenantdb.New(c.Postgres),
-		Conversations: conversations.New(tenantmongo.New(c.Mongo), keyring.New(c.Postgres, sealer), redis),
+		Conversations: conversations.New(tenantmongo.New(c.Mongo), keyring.New(c.Postgres, sealer), redis, tenantdb.New(c.Postgres), limits.Default()),
 		Redis:         redis, Progress: progress,
 	}
 }
@@ -179,11 +180,11 @@ func fill(ctx context.Context, d Deps, opts Options) (bool, error) {
 	}
 	for j := 1; j <= opts.Settings; j++ {
 		v, _ := json.Marshal(map[string]any{"n": j, "label": "seeded setting " + strconv.Itoa(j)})
-		if _, err := d.Settings.PutSetting(ctx, fmt.Sprintf("seed.s%03d", j), v); err != nil {
+		if _, err := d.Settings.PutSetting(ctx, fmt.Sprintf("seed.s%03d", j), v, limits.Default()); err != nil {
 			return false, err
 		}
 	}
-	have, err := d.Conversations.List(ctx, int64(opts.Conversations))
+	have, _, err := d.Conversations.List(ctx, nil, int64(opts.Conversations))
 	if err != nil {
 		return false, err
 	}
@@ -211,7 +212,7 @@ func fill(ctx context.Context, d Deps, opts Options) (bool, error) {
 			return false, err
 		}
 	}
-	_, err = d.Settings.PutSetting(ctx, MarkerKey, json.RawMessage(`true`))
+	_, err = d.Settings.PutSetting(ctx, MarkerKey, json.RawMessage(`true`), limits.Default())
 	return err == nil, err
 }
 

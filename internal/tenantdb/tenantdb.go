@@ -15,6 +15,7 @@ import (
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
 
+	"github.com/misybot/tenancy/internal/limits"
 	"github.com/misybot/tenancy/internal/rls"
 	"github.com/misybot/tenancy/internal/tenant"
 )
@@ -37,11 +38,12 @@ type Setting struct {
 	UpdatedAt time.Time       `json:"updatedAt"`
 }
 
-// Settings lists the context tenant's settings by key.
-func (s *Store) Settings(ctx context.Context) ([]Setting, error) {
-	var out []Setting
+// Settings lists one page of the context tenant's settings by key: at most limit of them with
+// a key after `after` ("" starts at the first), and the key to continue after ("" at the end).
+func (s *Store) Settings(ctx context.Context, after string, limit int) ([]Setting, string, error) {
+	out := []Setting{}
 	err := rls.Tx(ctx, s.pool, func(tx pgx.Tx) error {
-		rows, err := tx.Query(ctx, `SELECT key, value, updated_at FROM tenant_settings ORDER BY key`)
+		rows, err := tx.Query(ctx, `SELECT key, value, updated_at FROM tenant_settings WHERE key > $1 ORDER BY key LIMIT $2`, after, limit+1)
 		if err != nil {
 			return err
 		}
@@ -49,9 +51,13 @@ func (s *Store) Settings(ctx context.Context) ([]Setting, error) {
 		return err
 	})
 	if err != nil {
-		return nil, fmt.Errorf("tenantdb: settings: %w", err)
+		return nil, "", fmt.Errorf("tenantdb: settings: %w", err)
 	}
-	return out, nil
+	next := ""
+	if len(out) > limit {
+		out, next = out[:limit], out[limit-1].Key
+	}
+	return out, next, nil
 }
 
 // Setting returns one of the context tenant's settings.
@@ -70,19 +76,47 @@ func (s *Store) Setting(ctx context.Context, key string) (Setting, error) {
 }
 
 // PutSetting creates or replaces one setting of the context tenant (an upsert: repeating it
-// changes nothing but updated_at).
-func (s *Store) PutSetting(ctx context.Context, key string, value json.RawMessage) (Setting, error) {
+// changes nothing but updated_at), within the tenant's bounds: a value over
+// MaxSettingBytes, a key past MaxSettings or a total past MaxSettingsBytes is a
+// *limits.Exceeded and nothing is written. The tenant's writes take a transaction-scoped lock
+// of their own, so two of them cannot both take the last slot; other tenants never wait on it.
+func (s *Store) PutSetting(ctx context.Context, key string, value json.RawMessage, bounds limits.Tenant) (Setting, error) {
 	id, err := tenant.IDFrom(ctx)
 	if err != nil {
 		return Setting{}, err
 	}
+	if len(value) > bounds.MaxSettingBytes {
+		return Setting{}, &limits.Exceeded{Bound: limits.BoundSettingBytes, Limit: int64(bounds.MaxSettingBytes), TooLarge: true}
+	}
 	var out Setting
 	err = rls.Tx(ctx, s.pool, func(tx pgx.Tx) error {
-		return tx.QueryRow(ctx, `
-			INSERT INTO tenant_settings (tenant_id, key, value) VALUES ($1, $2, $3)
+		var size, count int
+		var total int64
+		err := tx.QueryRow(ctx, `
+			WITH locked AS (SELECT pg_advisory_xact_lock(hashtextextended('tenant_settings:' || $1, 0)))
+			INSERT INTO tenant_settings (tenant_id, key, value) SELECT $1, $2, $3 FROM locked
 			ON CONFLICT (tenant_id, key) DO UPDATE SET value = excluded.value, updated_at = now()
-			RETURNING key, value, updated_at`, id, key, value).Scan(&out.Key, &out.Value, &out.UpdatedAt)
+			RETURNING key, value, updated_at, value_bytes`, id, key, value).Scan(&out.Key, &out.Value, &out.UpdatedAt, &size)
+		if err != nil {
+			return err
+		}
+		if size > bounds.MaxSettingBytes { // jsonb's text form can be longer than what was sent
+			return &limits.Exceeded{Bound: limits.BoundSettingBytes, Limit: int64(bounds.MaxSettingBytes), TooLarge: true}
+		}
+		if err := tx.QueryRow(ctx, `SELECT count(*), coalesce(sum(value_bytes), 0) FROM tenant_settings`).Scan(&count, &total); err != nil {
+			return err
+		}
+		switch {
+		case count > bounds.MaxSettings:
+			return &limits.Exceeded{Bound: limits.BoundSettings, Limit: int64(bounds.MaxSettings)}
+		case total > bounds.MaxSettingsBytes:
+			return &limits.Exceeded{Bound: limits.BoundSettingsBytes, Limit: bounds.MaxSettingsBytes}
+		}
+		return nil
 	})
+	if errors.Is(err, limits.ErrExceeded) {
+		return Setting{}, err
+	}
 	if err != nil {
 		return Setting{}, fmt.Errorf("tenantdb: put setting: %w", err)
 	}
@@ -244,4 +278,70 @@ func (s *Store) ExportRows(ctx context.Context, fn func(table string, rows pgx.R
 		}
 		return nil
 	})
+}
+
+// ReserveDocuments counts conversations and bytes the context tenant is about to keep in
+// MongoDB against its bounds, before they are written there: one UPDATE whose WHERE clause
+// checks the bound, so concurrent writers cannot both take the last slot (FerretDB's own
+// updates could lose increments). Over a bound: a *limits.Exceeded and nothing counted. A write
+// that then fails gives its reservation back with ReleaseDocuments.
+func (s *Store) ReserveDocuments(ctx context.Context, conversations int, bytes int64, bounds limits.Tenant) error {
+	id, err := tenant.IDFrom(ctx)
+	if err != nil {
+		return err
+	}
+	over := func(convs int, total int64) error {
+		if convs > bounds.MaxConversations {
+			return &limits.Exceeded{Bound: limits.BoundConversations, Limit: int64(bounds.MaxConversations)}
+		}
+		if total > bounds.MaxDocumentBytes {
+			return &limits.Exceeded{Bound: limits.BoundDocumentBytes, Limit: bounds.MaxDocumentBytes}
+		}
+		return nil
+	}
+	if err := over(conversations, bytes); err != nil {
+		return err
+	}
+	return rls.Tx(ctx, s.pool, func(tx pgx.Tx) error {
+		var convs int
+		var total int64
+		err := tx.QueryRow(ctx, `
+			INSERT INTO tenant_usage AS u (tenant_id, conversations, document_bytes) VALUES ($1, $2, $3)
+			ON CONFLICT (tenant_id) DO UPDATE SET conversations = u.conversations + excluded.conversations,
+				document_bytes = u.document_bytes + excluded.document_bytes, updated_at = now()
+			WHERE u.conversations + excluded.conversations <= $4 AND u.document_bytes + excluded.document_bytes <= $5
+			RETURNING conversations, document_bytes`, id, conversations, bytes, bounds.MaxConversations, bounds.MaxDocumentBytes).Scan(&convs, &total)
+		if !errors.Is(err, pgx.ErrNoRows) {
+			return err
+		}
+		if err := tx.QueryRow(ctx, `SELECT conversations, document_bytes FROM tenant_usage`).Scan(&convs, &total); err != nil {
+			return err
+		}
+		if err := over(convs+conversations, total+bytes); err != nil {
+			return err
+		}
+		return fmt.Errorf("tenantdb: usage of %s refused a reservation within its bounds", id)
+	})
+}
+
+// ReleaseDocuments gives back what ReserveDocuments counted for a write that did not happen
+// (never below zero).
+func (s *Store) ReleaseDocuments(ctx context.Context, conversations int, bytes int64) error {
+	return rls.Tx(ctx, s.pool, func(tx pgx.Tx) error {
+		_, err := tx.Exec(ctx, `UPDATE tenant_usage SET conversations = greatest(conversations - $1, 0),
+			document_bytes = greatest(document_bytes - $2, 0), updated_at = now()`, conversations, bytes)
+		return err
+	})
+}
+
+// Usage is what the context tenant keeps in MongoDB, as ReserveDocuments counted it.
+func (s *Store) Usage(ctx context.Context) (conversations int, bytes int64, err error) {
+	err = rls.Tx(ctx, s.pool, func(tx pgx.Tx) error {
+		err := tx.QueryRow(ctx, `SELECT conversations, document_bytes FROM tenant_usage`).Scan(&conversations, &bytes)
+		if errors.Is(err, pgx.ErrNoRows) {
+			return nil
+		}
+		return err
+	})
+	return conversations, bytes, err
 }
