@@ -31,7 +31,8 @@ func (c *Chain) shippedHead(ctx context.Context) (int64, bool, error) {
 
 // ForgetTenantChain removes a tenant chain's head and outbox rows when the chain itself is
 // removed on purpose (offboarding drops the tenant's database after exporting it). It refuses
-// while events still wait to ship: they would be lost. Idempotent.
+// while events still wait to ship: they would be lost. Quarantined events move to the
+// platform outbox, still quarantined (see quarantine.go). Idempotent.
 func (w *Writer) ForgetTenantChain(ctx context.Context, tenantID string) error {
 	key := tenantChainKey(tenantID)
 	err := rls.Tx(tenant.WithID(ctx, tenantID), w.pool, func(tx pgx.Tx) error {
@@ -41,6 +42,9 @@ func (w *Writer) ForgetTenantChain(ctx context.Context, tenantID string) error {
 		}
 		if waiting > 0 {
 			return fmt.Errorf("%d events still wait to ship", waiting)
+		}
+		if err := w.moveQuarantineToPlatform(ctx, tx, tenantID); err != nil {
+			return err
 		}
 		b := &pgx.Batch{}
 		b.Queue(`DELETE FROM audit_outbox WHERE tenant_id = $1`, tenantID)

@@ -219,7 +219,7 @@ func (c *Chain) lockSQL(wait bool) string {
 func (c *Chain) readSQL(extra, order string) (string, []any) {
 	table, column, arg := c.table()
 	return `SELECT pos, event_id, key_id, payload, seq, prev_hash, hash FROM ` + table + `
-		WHERE ` + column + ` = $1 AND shipped_at IS NULL AND key_id = ANY($2) AND ` + extra + `
+		WHERE ` + column + ` = $1 AND shipped_at IS NULL AND quarantined_at IS NULL AND key_id = ANY($2) AND ` + extra + `
 		ORDER BY ` + order + ` LIMIT $3`, []any{arg, c.w.heldKeyIDs(), shipBatch}
 }
 
@@ -256,7 +256,7 @@ func (c *Chain) sequenceWaiting(ctx context.Context, wait bool) (int, error) {
 func (c *Chain) shipSequenced(ctx context.Context, wait bool) (shipped int, more bool, err error) {
 	table, column, arg := c.table()
 	cond := column + " = $1"
-	var resync bool
+	var resync, quarantined bool
 	err = c.tx(ctx, func(tx pgx.Tx) error {
 		extra, order := "seq IS NOT NULL", "seq"
 		if c.unchained {
@@ -289,6 +289,11 @@ func (c *Chain) shipSequenced(ctx context.Context, wait bool) (shipped int, more
 		if werr == nil {
 			return nil
 		}
+		if refused := (*refusal)(nil); errors.As(werr, &refused) {
+			// The store will never take events[n]: set it aside and go on (quarantine.go).
+			quarantined = true
+			return c.quarantine(ctx, tx, batch[n], events[n], refused)
+		}
 		if mongo.IsDuplicateKeyError(werr) && !c.unchained {
 			// Another event holds a seq this batch took: MongoDB's chain is ahead of the head
 			// kept here (events written before the outbox existed, whose head was not anchored).
@@ -301,7 +306,7 @@ func (c *Chain) shipSequenced(ctx context.Context, wait bool) (shipped int, more
 	if err != nil {
 		return shipped, false, fmt.Errorf("audit: ship %s: %w", c.name, err)
 	}
-	return shipped, more || resync, nil
+	return shipped, more || resync || quarantined, nil
 }
 
 // sequence gives the batch's new events their place after head, records it on the rows and
@@ -355,29 +360,53 @@ func (c *Chain) sequence(ctx context.Context, tx pgx.Tx, head *link, batch []out
 // CountDocuments too) reads the whole collection, measured 52 ms per event at 50,000 events
 // against 0.4 ms for an insert, whatever the size. A duplicate key is then looked up by _id
 // (FindOne on _id is pushed down, flat): the event itself, written by a shipper that died
-// before its commit, counts as written; another event holding the seq is a conflict.
+// before its commit, counts as written; another event holding the seq is a conflict. A
+// document the store refuses for good ends the write with a *refusal (see quarantine.go).
 func (c *Chain) upsert(ctx context.Context, events []Event) (int, error) {
 	if !c.unchained {
 		if err := c.w.ensureSeqIndex(ctx, c.events); err != nil {
 			return 0, err
 		}
 	}
-	done := 0
+	done, one := 0, false
 	for done < len(events) {
-		docs := make([]any, 0, len(events)-done)
-		for i := done; i < len(events); i++ {
+		end := len(events)
+		if one {
+			end = done + 1 // finding which document the driver refuses
+		}
+		docs := make([]any, 0, end-done)
+		for i := done; i < end; i++ {
 			docs = append(docs, events[i])
 		}
 		_, err := c.events.InsertMany(ctx, docs, options.InsertMany().SetOrdered(true))
 		if err == nil {
-			return len(events), nil
+			done = end
+			continue
 		}
 		var bwe mongo.BulkWriteException
 		if !errors.As(err, &bwe) || len(bwe.WriteErrors) == 0 {
-			return done, err
+			// A refusal naming no document (the driver's, before sending; or the command's):
+			// one document at a time finds which.
+			code := 0
+			var ce mongo.CommandError
+			if errors.As(err, &ce) {
+				code = int(ce.Code)
+			}
+			r, refused := refusedCode(err, code)
+			if !refused {
+				return done, err
+			}
+			if end-done > 1 {
+				one = true
+				continue
+			}
+			return done, r
 		}
 		failed := done + bwe.WriteErrors[0].Index
 		if !mongo.IsDuplicateKeyError(err) {
+			if r, ok := refusedCode(err, bwe.WriteErrors[0].Code); ok {
+				return failed, r
+			}
 			return failed, err
 		}
 		var stored link
@@ -470,18 +499,29 @@ type Backlog struct {
 	Events int64
 	// Oldest is the age of the oldest waiting event (0 when none waits).
 	Oldest time.Duration
+	// Quarantined counts the events the audit store refused for good, set aside until an
+	// operator repairs them (see quarantine.go); not part of Events.
+	Quarantined int64
+	// QuarantinedOldest is how long the oldest has been set aside (0 when none is).
+	QuarantinedOldest time.Duration
 }
 
-// Backlog reads the whole outbox backlog: one aggregate over audit_backlog, which holds only
-// waiting events.
+// Backlog reads the whole outbox backlog and the quarantine: one aggregate over each of
+// audit_backlog and audit_quarantine, which hold only waiting and quarantined events.
 func (w *Writer) Backlog(ctx context.Context) (Backlog, error) {
 	var b Backlog
-	var oldest *time.Time
-	if err := w.pool.QueryRow(ctx, `SELECT count(*), min(created_at) FROM audit_backlog`).Scan(&b.Events, &oldest); err != nil {
+	var oldest, qOldest *time.Time
+	err := w.pool.QueryRow(ctx, `SELECT b.n, b.oldest, q.n, q.oldest
+		FROM (SELECT count(*) AS n, min(created_at) AS oldest FROM audit_backlog) b,
+		     (SELECT count(*) AS n, min(quarantined_at) AS oldest FROM audit_quarantine) q`).Scan(&b.Events, &oldest, &b.Quarantined, &qOldest)
+	if err != nil {
 		return b, fmt.Errorf("audit: backlog: %w", err)
 	}
 	if oldest != nil {
 		b.Oldest = max(time.Since(*oldest), 0)
+	}
+	if qOldest != nil {
+		b.QuarantinedOldest = max(time.Since(*qOldest), 0)
 	}
 	return b, nil
 }
