@@ -22,6 +22,12 @@ type metrics struct {
 	registry *prometheus.Registry
 	requests *prometheus.CounterVec
 	latency  *prometheus.HistogramVec
+	// Failed authentications (see throttle.Guard), by API: "management" or "tenant".
+	authFailures *prometheus.CounterVec
+	// Budgets spent: a (claim, address) pair of an API, or an address's "preflight" budget.
+	authLockouts *prometheus.CounterVec
+	// Ceilings of failures reached, by scope ("address", "tenant"): alerts, nothing refused.
+	authCeilings *prometheus.CounterVec
 }
 
 func newMetrics() *metrics {
@@ -36,8 +42,20 @@ func newMetrics() *metrics {
 			Help:    "HTTP request latency by method and route template.",
 			Buckets: prometheus.DefBuckets,
 		}, []string{"method", "route"}),
+		authFailures: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "tenancy_auth_failures_total",
+			Help: "Failed authentications by API (management, tenant).",
+		}, []string{"api"}),
+		authLockouts: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "tenancy_auth_lockouts_total",
+			Help: "Budgets spent, refused with 429 until their window ends: a claim from one address, by API (management, tenant), or an address's preflights (preflight).",
+		}, []string{"api"}),
+		authCeilings: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "tenancy_auth_failure_ceilings_total",
+			Help: "Windows in which one address, or one tenant id, reached its ceiling of failed authentications (scope address, tenant); an alert, nothing is refused for it.",
+		}, []string{"scope"}),
 	}
-	m.registry.MustRegister(m.requests, m.latency,
+	m.registry.MustRegister(m.requests, m.latency, m.authFailures, m.authLockouts, m.authCeilings,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }

@@ -17,6 +17,7 @@ import (
 	"github.com/misybot/tenancy/internal/signing"
 	"github.com/misybot/tenancy/internal/tenant"
 	"github.com/misybot/tenancy/internal/tenantredis"
+	"github.com/misybot/tenancy/internal/throttle"
 )
 
 // TenantAPIPath is the prefix of the API tenants call, signed with their secret.
@@ -115,15 +116,17 @@ func (s *Server) verifySignature(next echo.HandlerFunc) echo.HandlerFunc {
 		if tenant.ValidateID(claimed) != nil {
 			claimed = ""
 		}
-		if p := s.throttled(c, claimed); p != nil {
+		// The budget is the pair (claimed tenant id, address): wrong signatures others send
+		// under this tenant's id, from their addresses, never refuse the tenant's own.
+		if p := s.throttled(c, throttle.TenantClaim(claimed)); p != nil {
 			return p
 		}
 		if err != nil {
-			s.authFailed(c, claimed)
+			s.authFailed(c, throttle.TenantClaim(claimed), apiTenant)
 			return s.deny(c, h.TenantID, signatureProblem(err.Error()))
 		}
 		if claimed == "" {
-			s.authFailed(c, "")
+			s.authFailed(c, throttle.TenantClaim(""), apiTenant)
 			return s.deny(c, "", signatureProblem("malformed "+signing.HeaderTenant))
 		}
 		now := time.Now()
@@ -155,7 +158,7 @@ func (s *Server) verifySignature(next echo.HandlerFunc) echo.HandlerFunc {
 			if err == nil {
 				err = signing.ErrBadSignature
 			}
-			s.authFailed(c, h.TenantID)
+			s.authFailed(c, throttle.TenantClaim(h.TenantID), apiTenant)
 			return s.denyAs(c, h.TenantID, signatureProblem(err.Error()), "unknown tenant, or not provisioned")
 		}
 
@@ -170,14 +173,14 @@ func (s *Server) verifySignature(next echo.HandlerFunc) echo.HandlerFunc {
 		}
 		if _, err := signing.Verify(secrets.candidates(now), canonical, h.Signature); err != nil {
 			if !cached {
-				s.authFailed(c, h.TenantID)
+				s.authFailed(c, throttle.TenantClaim(h.TenantID), apiTenant)
 				return s.deny(c, h.TenantID, signatureProblem(err.Error()))
 			}
 			if secrets, err = s.loadSecrets(ctx, h.TenantID); err != nil { // maybe rotated elsewhere
 				return err
 			}
 			if _, err := signing.Verify(secrets.candidates(now), canonical, h.Signature); err != nil {
-				s.authFailed(c, h.TenantID)
+				s.authFailed(c, throttle.TenantClaim(h.TenantID), apiTenant)
 				return s.deny(c, h.TenantID, signatureProblem(err.Error()))
 			}
 		}
@@ -221,11 +224,17 @@ func (s *Server) tenantCORS(next echo.HandlerFunc) echo.HandlerFunc {
 			if origin == "" || c.Request().Header.Get(echo.HeaderAccessControlRequestMethod) == "" {
 				return c.NoContent(http.StatusNoContent)
 			}
+			// Unauthenticated, and its answer says whether some tenant allows the origin:
+			// budgeted per address, and its refusals more tightly (guessing origins).
+			if p := s.preflightThrottled(c); p != nil {
+				return p
+			}
 			ok, err := s.registry.OriginAllowed(c.Request().Context(), origin)
 			if err != nil {
 				return err
 			}
 			if !ok {
+				s.preflightRefused(c)
 				return s.deny(c, "", forbidden("origin "+origin+" is not allowed"))
 			}
 			res.Header().Set(echo.HeaderAccessControlAllowOrigin, origin)
