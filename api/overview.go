@@ -8,6 +8,7 @@ import (
 
 	"github.com/labstack/echo/v4"
 
+	"github.com/misybot/tenancy/internal/audit"
 	"github.com/misybot/tenancy/internal/lifecycle"
 	"github.com/misybot/tenancy/internal/tenant"
 )
@@ -59,6 +60,8 @@ type overview struct {
 	Operations      *lifecycle.OperationsOverview `json:"operations"`
 	OperationsError string                        `json:"operationsError,omitempty"`
 	TemporalUI      TemporalUI                    `json:"temporalUi"`
+	// AuditQuarantine: audit events the store refused for good (auditquarantine.go).
+	AuditQuarantine *audit.QuarantineSummary `json:"auditQuarantine,omitempty"`
 }
 
 // overviewRoutes registers the overview and the dashboard's configuration: reads, for every
@@ -85,6 +88,7 @@ func (s *Server) getOverview(c echo.Context) error {
 	for _, n := range counts {
 		out.Tenants.Total += n
 	}
+	out.AuditQuarantine = s.overviewQuarantine(ctx)
 	ops, err := s.lifecycle.Overview(ctx, out.GeneratedAt)
 	if err != nil {
 		s.logger.Warn("overview: operations unavailable", "err", err)

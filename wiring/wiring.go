@@ -58,6 +58,7 @@ func API(cfg config.Config, c *clients.Clients, sealer *seal.Sealer, logger *slo
 			{Name: "redis", Probe: c.PingRedis},
 			{Name: "temporal", Probe: c.PingTemporal},
 			api.AuditShippingCheck(auditWriter, auditShippingLag),
+			api.AuditQuarantineCheck(auditWriter),
 		},
 		Throttle:       throttle.New(c.Redis),
 		ExportDir:      cfg.ExportDir,

@@ -140,6 +140,10 @@ type auditBacklog struct {
 	events *prometheus.Desc
 	oldest *prometheus.Desc
 	up     *prometheus.Desc
+	// quarantined and quarantinedOldest: events the audit store refused for good, set aside
+	// until an operator repairs them (audit/quarantine.go).
+	quarantined       *prometheus.Desc
+	quarantinedOldest *prometheus.Desc
 }
 
 // NewAuditBacklog is the collector of the audit outbox backlog: how many events wait to ship
@@ -151,6 +155,10 @@ func NewAuditBacklog(read func(context.Context) (audit.Backlog, error)) promethe
 		events: prometheus.NewDesc("tenancy_audit_outbox_waiting_events", "Audit events in the PostgreSQL outbox not yet shipped to MongoDB.", nil, nil),
 		oldest: prometheus.NewDesc("tenancy_audit_outbox_oldest_age_seconds", "Age of the oldest audit event waiting to ship (0 when none waits).", nil, nil),
 		up:     prometheus.NewDesc("tenancy_audit_outbox_read_ok", "1 when the outbox backlog could be read at this scrape.", nil, nil),
+		quarantined: prometheus.NewDesc("tenancy_audit_quarantined_events",
+			"Audit events the audit store refused for good, set aside (kept in the outbox) until an operator re-ships or redacts them (starter audit-quarantine).", nil, nil),
+		quarantinedOldest: prometheus.NewDesc("tenancy_audit_quarantined_oldest_age_seconds",
+			"How long the oldest quarantined audit event has been set aside (0 when none is).", nil, nil),
 	}
 }
 
@@ -158,6 +166,8 @@ func (a *auditBacklog) Describe(ch chan<- *prometheus.Desc) {
 	ch <- a.events
 	ch <- a.oldest
 	ch <- a.up
+	ch <- a.quarantined
+	ch <- a.quarantinedOldest
 }
 
 func (a *auditBacklog) Collect(ch chan<- prometheus.Metric) {
@@ -171,4 +181,6 @@ func (a *auditBacklog) Collect(ch chan<- prometheus.Metric) {
 	ch <- prometheus.MustNewConstMetric(a.up, prometheus.GaugeValue, 1)
 	ch <- prometheus.MustNewConstMetric(a.events, prometheus.GaugeValue, float64(b.Events))
 	ch <- prometheus.MustNewConstMetric(a.oldest, prometheus.GaugeValue, b.Oldest.Seconds())
+	ch <- prometheus.MustNewConstMetric(a.quarantined, prometheus.GaugeValue, float64(b.Quarantined))
+	ch <- prometheus.MustNewConstMetric(a.quarantinedOldest, prometheus.GaugeValue, b.QuarantinedOldest.Seconds())
 }

@@ -1103,6 +1103,7 @@ async function loadOverview(nav) {
   if (ov.temporalUi && /^https?:\/\//.test(ov.temporalUi.url || '')) state.config = { temporalUi: ov.temporalUi };
   $('ov-generated').textContent = 'as of ' + fmtTime(ov.generatedAt);
   renderTenantStats(ov.tenants || {});
+  renderAuditQuarantine(ov.auditQuarantine);
   const ops = ov.operations;
   if (!ops) {
     note('ov-error', 'warning', ov.operationsError || 'Operations unavailable.');
@@ -1128,6 +1129,28 @@ function renderTenantStats(t) {
   } }, el('span', { class: 'stat-n' }, String(by[status])), badge(status)));
   stats.push(el('div', { class: 'stat', 'data-status': 'total' }, el('span', { class: 'stat-n' }, String(t.total ?? 0)), el('span', { class: 'muted' }, 'in all')));
   $('ov-tenants').replaceChildren(...stats);
+}
+
+// renderAuditQuarantine shows the audit events the store refused for good: their chains go on
+// without them until an operator re-ships or redacts each (starter audit-quarantine).
+function renderAuditQuarantine(q) {
+  if (!q) {
+    $('ov-audit').replaceChildren(el('p', { class: 'muted' }, 'Audit quarantine unavailable (see the API\'s log).'));
+    return;
+  }
+  if (!q.events) {
+    $('ov-audit').replaceChildren(el('p', { class: 'muted', 'data-quarantined': '0' }, 'No audit event quarantined.'));
+    return;
+  }
+  const rows = (q.latest || []).map((e) => el('tr', {},
+    el('td', {}, fmtTime(e.quarantinedAt)), el('td', {}, e.chain), el('td', {}, e.eventId),
+    el('td', {}, e.action), el('td', {}, e.reason)));
+  $('ov-audit').replaceChildren(
+    el('div', { class: 'alert warning', 'data-quarantined': String(q.events) },
+      q.events + ' audit event' + (q.events === 1 ? '' : 's') + ' refused by the audit store and set aside since ' + fmtTime(q.oldest) +
+      '. Their chains go on; repair each with ', el('code', {}, 'starter audit-quarantine reship|redact <eventId>'), '.'),
+    el('table', {}, el('thead', {}, el('tr', {}, ...['Quarantined', 'Chain', 'Event', 'Action', 'Refusal'].map((h) => el('th', {}, h)))),
+      el('tbody', {}, ...rows)));
 }
 
 function renderWaiting(ops) {
