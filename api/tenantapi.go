@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"net/http"
 	"regexp"
-	"strconv"
 	"time"
 
 	"github.com/labstack/echo/v4"
@@ -15,11 +14,11 @@ import (
 )
 
 // tenantAPIRoutes mounts the signed tenant API. Every route runs, in order: CORS (preflights
-// end there), signature and tenant status, the tenant's own origin list, then the permission
-// the endpoint needs. Handlers reach data only through stores that take the tenant from the
+// end there), signature and tenant status, the tenant's share of concurrency (limitTenant),
+// the tenant's own origin list, then the permission the endpoint needs. Handlers reach data only through stores that take the tenant from the
 // context the signature check set, so no id in a path, query or body can name another tenant.
 func (s *Server) tenantAPIRoutes(e *echo.Echo) {
-	base := []echo.MiddlewareFunc{s.tenantCORS, s.verifySignature, s.checkOrigin}
+	base := []echo.MiddlewareFunc{s.tenantCORS, s.verifySignature, s.limitTenant, s.checkOrigin}
 	with := func(p tenant.Permission) []echo.MiddlewareFunc {
 		return append(base[:len(base):len(base)], s.permit(p))
 	}
