@@ -60,6 +60,9 @@ commands:
             (after every process runs with it and the old key in TENANT_MASTER_KEY_PREVIOUS)
   reconcile [run|show|repair|decide|close] …
             compare the registry with the stores and repair drift (see README, Reconciliation)
+  audit-quarantine [list|reship|redact] …
+            audit events the audit store refused for good: list them, put one back in its chain
+            as it is or redacted (audited; see docs/operations.md, "Quarantined audit events")
   probe <url>
             GET url and exit 0 on a 2xx answer: the container health check of the API
             (its /readyz) and the worker (its /healthz), in images without curl or a shell
@@ -123,6 +126,8 @@ func main() {
 		err = rotateMasterKey(ctx, cfg, logger)
 	case "reconcile":
 		err = reconcileCommand(ctx, cfg, logger, os.Args[2:])
+	case "audit-quarantine":
+		err = auditQuarantineCommand(ctx, cfg, logger, os.Args[2:])
 	case "verify-isolation":
 		err = verifyIsolation(ctx, cfg, logger)
 	default:
