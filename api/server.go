@@ -55,8 +55,9 @@ type Config struct {
 	// ExportDir is where the worker writes offboarding archives, for their download (the same
 	// folder or volume as the worker's EXPORT_DIR); empty: no downloads from this process.
 	ExportDir string
-	// Throttle budgets failed authentication attempts per client address and tenant id across
-	// every API process (Redis); nil: no budget.
+	// Throttle budgets failed authentication attempts per (credential, client address) pair,
+	// alerts on ceilings per address and tenant id, and budgets CORS preflights per address,
+	// across every API process (Redis); nil: no budget.
 	Throttle *throttle.Guard
 	// TrustedProxies are the networks whose X-Forwarded-For the API believes (its load
 	// balancers). Empty: the client address is the connection's peer, whatever headers say.
