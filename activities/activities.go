@@ -22,6 +22,7 @@ import (
 	"github.com/misybot/tenancy/internal/audit"
 	"github.com/misybot/tenancy/internal/clients"
 	"github.com/misybot/tenancy/internal/conversations"
+	"github.com/misybot/tenancy/internal/decision"
 	"github.com/misybot/tenancy/internal/keyring"
 	"github.com/misybot/tenancy/internal/reconcile"
 	"github.com/misybot/tenancy/internal/registry"
@@ -62,7 +63,9 @@ type Activities struct {
 	// a run's safe repairs without waiting for approval (RECONCILE_AUTO_REPAIR).
 	Reports             *reconcile.Reports
 	ReconcileAutoRepair bool
-	Logger              *slog.Logger
+	// Decisions holds the operator decisions that waiting runs claim (ClaimDecision).
+	Decisions *decision.Store
+	Logger    *slog.Logger
 }
 
 // TenantRef names the tenant an activity works on.
@@ -323,6 +326,7 @@ func New(d Deps) *Activities {
 		Sealer:        d.Sealer,
 		ExportDir:     d.ExportDir,
 		Reports:       reconcile.NewReports(c.Postgres),
+		Decisions:     decision.New(c.Postgres),
 		Logger:        d.Logger,
 	}
 }

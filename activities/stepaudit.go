@@ -21,9 +21,10 @@ import (
 const StepActionPrefix = "workflow.step."
 
 // unauditedSteps are activities that change nothing (reads) or are the audit themselves: their
-// steps leave no event, so the trail is not drowned in lookups.
+// steps leave no event, so the trail is not drowned in lookups. ClaimDecision is audited by
+// the workflow that claims: the decision it acts on, or the refusal.
 var unauditedSteps = map[string]bool{
-	"RecordAudit": true, "GetStatus": true, "KeyVersions": true, "ListRetentionTargets": true,
+	"RecordAudit": true, "GetStatus": true, "KeyVersions": true, "ListRetentionTargets": true, "ClaimDecision": true,
 }
 
 // AuditDetailer is implemented by activity results that add details (counts, never data) to

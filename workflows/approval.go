@@ -22,6 +22,7 @@ func (r *run) awaitApproval(requestedBy string) (approver string, proceed bool) 
 	r.progress.Steps[i].Status, r.progress.Steps[i].Attempts, r.progress.Steps[i].StartedAt = StepAwaitingApproval, 1, workflow.Now(r.ctx)
 	approve := workflow.GetSignalChannel(r.ctx, ApproveSignal)
 	separate := workflow.GetVersion(r.ctx, separateApproverChange, workflow.DefaultVersion, 1) >= 1
+	rule := decisionRule{step: i, goRoles: approveRoles, abortRoles: decideRoles, goNotBy: requestedBy}
 	approver, proceed = r.awaitDecision(StateAwaitingApproval, ApproveSignal, approve, func(approver string) bool {
 		if separate && (approver == "" || approver == requestedBy) {
 			workflow.GetLogger(r.ctx).Warn("approval ignored: the requester cannot approve their own request", "approver", approver)
@@ -29,7 +30,7 @@ func (r *run) awaitApproval(requestedBy string) (approver string, proceed bool) 
 			return false
 		}
 		return true
-	})
+	}, rule)
 	r.progress.Steps[i].EndedAt = workflow.Now(r.ctx)
 	if proceed {
 		r.progress.Steps[i].Status, r.progress.Steps[i].LastError = StepCompleted, ""

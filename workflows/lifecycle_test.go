@@ -64,6 +64,7 @@ func lifecycleEnvOf(t *testing.T, s *testsuite.WorkflowTestSuite, fail map[strin
 	env := s.NewTestWorkflowEnvironment()
 	workflows.Register(env)
 	env.RegisterActivity(act)
+	mockClaims(env)
 	rec := &recorder{}
 	seen := map[string]int{}
 	result := func(name string) error {
@@ -255,7 +256,7 @@ func TestOnboardRetriesExhaustedThenRetrySignal(t *testing.T) {
 	var parked workflows.Progress
 	env.RegisterDelayedCallback(func() {
 		parked = progress(t, env)
-		env.SignalWorkflow(workflows.RetrySignal, "alice")
+		env.SignalWorkflow(workflows.RetrySignal, decided("alice"))
 	}, time.Hour)
 	env.ExecuteWorkflow(workflows.OnboardTenant, workflows.OnboardInput{TenantID: "acme", StepAttempts: 2})
 	require.NoError(t, env.GetWorkflowError())
@@ -274,7 +275,7 @@ func TestOnboardRetriesExhaustedThenRetrySignal(t *testing.T) {
 func TestOnboardRetriesExhaustedThenAbortSignal(t *testing.T) {
 	t.Parallel()
 	env, rec := lifecycleEnv(t, map[string]error{"ProvisionRedis": errors.New("redis down")})
-	env.RegisterDelayedCallback(func() { env.SignalWorkflow(workflows.AbortSignal, "alice") }, time.Hour)
+	env.RegisterDelayedCallback(func() { env.SignalWorkflow(workflows.AbortSignal, decided("alice")) }, time.Hour)
 	env.ExecuteWorkflow(workflows.OnboardTenant, workflows.OnboardInput{TenantID: "acme", StepAttempts: 2})
 	err := env.GetWorkflowError()
 	var appErr *temporal.ApplicationError
@@ -295,7 +296,7 @@ func TestOnboardWaitsForApproval(t *testing.T) {
 	env.RegisterDelayedCallback(func() {
 		waiting = progress(t, env)
 		callsWhileWaiting = rec.list()
-		env.SignalWorkflow(workflows.ApproveSignal, "bob")
+		env.SignalWorkflow(workflows.ApproveSignal, decided("bob"))
 	}, 24*time.Hour)
 	env.ExecuteWorkflow(workflows.OnboardTenant, workflows.OnboardInput{TenantID: "acme", NeedsApproval: true})
 	require.NoError(t, env.GetWorkflowError())
@@ -316,10 +317,10 @@ func TestApprovalFromTheRequesterIsIgnored(t *testing.T) {
 	env, rec := lifecycleEnv(t, nil)
 	var afterSelf workflows.Progress
 	var callsAfterSelf []string
-	env.RegisterDelayedCallback(func() { env.SignalWorkflow(workflows.ApproveSignal, "alice") }, time.Hour)
+	env.RegisterDelayedCallback(func() { env.SignalWorkflow(workflows.ApproveSignal, decided("alice")) }, time.Hour)
 	env.RegisterDelayedCallback(func() {
 		afterSelf, callsAfterSelf = progress(t, env), rec.list()
-		env.SignalWorkflow(workflows.ApproveSignal, "bob")
+		env.SignalWorkflow(workflows.ApproveSignal, decided("bob"))
 	}, 2*time.Hour)
 	env.ExecuteWorkflow(workflows.OnboardTenant, workflows.OnboardInput{TenantID: "acme", NeedsApproval: true, RequestedBy: "alice"})
 	require.NoError(t, env.GetWorkflowError())
@@ -338,9 +339,9 @@ func TestProfileChangeWaitsForApproval(t *testing.T) {
 		env, rec := lifecycleEnv(t, nil)
 		env.RegisterDelayedCallback(func() {
 			if approve {
-				env.SignalWorkflow(workflows.ApproveSignal, "bob")
+				env.SignalWorkflow(workflows.ApproveSignal, decided("bob"))
 			} else {
-				env.SignalWorkflow(workflows.AbortSignal, "bob")
+				env.SignalWorkflow(workflows.AbortSignal, decided("bob"))
 			}
 		}, time.Hour)
 		env.ExecuteWorkflow(workflows.ChangeTenantProfile, workflows.ProfileChangeInput{
@@ -359,7 +360,7 @@ func TestProfileChangeWaitsForApproval(t *testing.T) {
 func TestOnboardRejectedDuringApproval(t *testing.T) {
 	t.Parallel()
 	env, rec := lifecycleEnv(t, nil)
-	env.RegisterDelayedCallback(func() { env.SignalWorkflow(workflows.AbortSignal, "bob") }, time.Hour)
+	env.RegisterDelayedCallback(func() { env.SignalWorkflow(workflows.AbortSignal, decided("bob")) }, time.Hour)
 	env.ExecuteWorkflow(workflows.OnboardTenant, workflows.OnboardInput{TenantID: "acme", NeedsApproval: true})
 	require.Error(t, env.GetWorkflowError())
 	calls := rec.list()
@@ -396,7 +397,7 @@ func TestOffboardPurgesEverythingInOrder(t *testing.T) {
 func TestCancelOffboardDuringGrace(t *testing.T) {
 	t.Parallel()
 	env, rec := lifecycleEnv(t, nil)
-	env.RegisterDelayedCallback(func() { env.SignalWorkflow(workflows.CancelOffboardSignal, "carol") }, time.Hour)
+	env.RegisterDelayedCallback(func() { env.SignalWorkflow(workflows.CancelOffboardSignal, decided("carol")) }, time.Hour)
 	env.ExecuteWorkflow(workflows.OffboardTenant, workflows.OffboardInput{TenantID: "acme", GracePeriod: 72 * time.Hour})
 	require.NoError(t, env.GetWorkflowError())
 	var res workflows.OffboardResult
@@ -439,7 +440,7 @@ func TestRestoreIllegalTransitionFailsWithoutRetry(t *testing.T) {
 func TestRotateTenantKey(t *testing.T) {
 	t.Parallel()
 	env, rec := lifecycleEnv(t, map[string]error{"EnsureKeyVersion:3": failFirst{n: 2, err: errors.New("db down")}})
-	env.RegisterDelayedCallback(func() { env.SignalWorkflow(workflows.RetrySignal, "ops") }, time.Hour)
+	env.RegisterDelayedCallback(func() { env.SignalWorkflow(workflows.RetrySignal, decided("ops")) }, time.Hour)
 	env.ExecuteWorkflow(workflows.RotateTenantKey, workflows.RotateKeyInput{TenantID: "acme", StepAttempts: 2})
 	require.NoError(t, env.GetWorkflowError())
 	var res workflows.RotateKeyResult

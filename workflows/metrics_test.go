@@ -60,7 +60,7 @@ func metricsEnv(t *testing.T, fail map[string]error) (*testsuite.TestWorkflowEnv
 func TestMetricsCountAParkedRunThatCompletes(t *testing.T) {
 	t.Parallel()
 	env, m := metricsEnv(t, map[string]error{"EnsureKeys": failFirst{n: 2, err: errors.New("db down")}})
-	env.RegisterDelayedCallback(func() { env.SignalWorkflow(workflows.RetrySignal, "alice") }, time.Hour)
+	env.RegisterDelayedCallback(func() { env.SignalWorkflow(workflows.RetrySignal, decided("alice")) }, time.Hour)
 	env.ExecuteWorkflow(workflows.OnboardTenant, workflows.OnboardInput{TenantID: "acme", StepAttempts: 2})
 	require.NoError(t, env.GetWorkflowError())
 
@@ -74,7 +74,7 @@ func TestMetricsCountAParkedRunThatCompletes(t *testing.T) {
 func TestMetricsCountAnAbortedRunAsFailed(t *testing.T) {
 	t.Parallel()
 	env, m := metricsEnv(t, map[string]error{"ProvisionRedis": errors.New("redis down")})
-	env.RegisterDelayedCallback(func() { env.SignalWorkflow(workflows.AbortSignal, "alice") }, time.Hour)
+	env.RegisterDelayedCallback(func() { env.SignalWorkflow(workflows.AbortSignal, decided("alice")) }, time.Hour)
 	env.ExecuteWorkflow(workflows.OnboardTenant, workflows.OnboardInput{TenantID: "acme", StepAttempts: 2})
 	require.Error(t, env.GetWorkflowError())
 

@@ -101,13 +101,18 @@ func OffboardTenant(ctx workflow.Context, in OffboardInput) (OffboardResult, err
 		timer := workflow.NewTimer(tctx, in.GracePeriod)
 		var canceller string
 		cancelled := false
-		sel := workflow.NewSelector(ctx)
-		sel.AddFuture(timer, func(workflow.Future) {})
-		sel.AddReceive(workflow.GetSignalChannel(ctx, CancelOffboardSignal), func(c workflow.ReceiveChannel, _ bool) {
-			c.Receive(ctx, &canceller)
-			cancelled = true
-		})
-		sel.Select(ctx)
+		cancelCh := workflow.GetSignalChannel(ctx, CancelOffboardSignal)
+		if decisionsVerified(ctx) {
+			canceller, cancelled = r.awaitCancelOffboard(timer, cancelCh, i)
+		} else {
+			sel := workflow.NewSelector(ctx)
+			sel.AddFuture(timer, func(workflow.Future) {})
+			sel.AddReceive(cancelCh, func(c workflow.ReceiveChannel, _ bool) {
+				c.Receive(ctx, &canceller)
+				cancelled = true
+			})
+			sel.Select(ctx)
+		}
 		cancelTimer()
 		r.progress.Signals = nil
 		r.progress.Steps[i].EndedAt = workflow.Now(ctx)
@@ -172,6 +177,28 @@ func OffboardTenant(ctx workflow.Context, in OffboardInput) (OffboardResult, err
 	}
 	r.progress.State = StateCompleted
 	return res, nil
+}
+
+// awaitCancelOffboard waits out the grace period's timer unless a cancel-offboard signal names
+// a recorded decision this run can claim (operatorDecisionsChange); a signal that does not is
+// refused (progress, audit) and the timer keeps running. It reports who cancelled, if anyone.
+func (r *run) awaitCancelOffboard(timer workflow.Future, cancelCh workflow.ReceiveChannel, step int) (by string, cancelled bool) {
+	for {
+		var value string
+		received := false
+		sel := workflow.NewSelector(r.ctx)
+		sel.AddFuture(timer, func(workflow.Future) {})
+		sel.AddReceive(cancelCh, func(c workflow.ReceiveChannel, _ bool) { c.Receive(r.ctx, &value); received = true })
+		sel.Select(r.ctx)
+		if !received {
+			return "", false
+		}
+		d, refused := r.decisions.claim(r.ctx, CancelOffboardSignal, value, decideRoles, "")
+		if refused == "" {
+			return d.By, true
+		}
+		r.refuse(CancelOffboardSignal, refused, step, false)
+	}
 }
 
 func (r *run) cancelOffboard(in OffboardInput, previous tenant.Status, res OffboardResult) (OffboardResult, error) {

@@ -3,6 +3,7 @@ package workflows
 import (
 	"cmp"
 	"errors"
+	"fmt"
 	"time"
 
 	"go.temporal.io/sdk/temporal"
@@ -49,10 +50,13 @@ const (
 	PhaseClosed   = "closed"
 )
 
-// DecisionSignal names the drift a platform admin decided to repair, and who decided.
+// DecisionSignal names the drift a platform admin decided to repair, and who decided. Runs
+// that verify decisions (operatorDecisionsChange) read only Decision, the id of the recorded
+// decision, whose subject is the drift: DriftID and By are those of older runs.
 type DecisionSignal struct {
-	DriftID string
-	By      string
+	DriftID  string
+	By       string
+	Decision string `json:",omitempty"`
 }
 
 // ReconcileInput starts (or continues) a reconciliation run. The zero value is what the daily
@@ -119,6 +123,10 @@ type ReconcileProgress struct {
 	Decided  int
 	Deadline time.Time `json:",omitzero"`
 	Signals  []string  `json:",omitempty"`
+	// LastRefusal is the latest signal the run refused (see Progress.LastRefusal), and
+	// Refusals how many this run (since its last continue-as-new) refused.
+	LastRefusal string `json:",omitempty"`
+	Refusals    int    `json:",omitempty"`
 }
 
 // ReconcileTenants compares the registry with the stores for every tenant, finds orphaned data,
@@ -168,11 +176,17 @@ type reconciler struct {
 	in    ReconcileInput
 	st    ReconcileState
 	phase string
+	// verified: signals carry recorded decisions (operatorDecisionsChange); decisions numbers
+	// their claims and refusals, lastRefusal is the latest.
+	verified    bool
+	decisions   claims
+	lastRefusal string
 }
 
 func (w *reconciler) progressNow() ReconcileProgress {
 	p := ReconcileProgress{RunID: w.in.RunID, Phase: w.phase, Checked: w.st.Checked, Skipped: w.st.Skipped,
-		Summary: w.st.Summary, Repaired: w.st.Repaired, Decided: w.st.Decided}
+		Summary: w.st.Summary, Repaired: w.st.Repaired, Decided: w.st.Decided,
+		LastRefusal: w.lastRefusal, Refusals: w.decisions.refused}
 	if w.phase == PhaseAwaiting {
 		p.Deadline = w.st.Deadline
 		p.Signals = []string{DecideSignal, CloseSignal}
@@ -277,6 +291,7 @@ func (w *reconciler) await() (ReconcileResult, error) {
 	decideCh := workflow.GetSignalChannel(ctx, DecideSignal)
 	closeCh := workflow.GetSignalChannel(ctx, CloseSignal)
 	closedBy := ""
+	w.verified = decisionsVerified(ctx)
 	if wait := w.st.Deadline.Sub(workflow.Now(ctx)); wait > 0 && w.actionable() {
 		tctx, cancelTimer := workflow.WithCancel(ctx)
 		timer := workflow.NewTimer(tctx, wait)
@@ -324,6 +339,18 @@ func (w *reconciler) handleOne(repairCh, decideCh, closeCh workflow.ReceiveChann
 	}
 	sel.Select(w.ctx)
 	log := workflow.GetLogger(w.ctx)
+	if w.verified && received != "" {
+		value := by
+		if received == DecideSignal {
+			value = decision.Decision
+		}
+		d, refused := w.decisions.claim(w.stepCtx(), received, value, decideRoles, "")
+		if refused != "" {
+			w.refuse(received, refused)
+			return true
+		}
+		by, decision = d.By, DecisionSignal{DriftID: d.Subject, By: d.By}
+	}
 	switch received {
 	case RepairSignal:
 		if err := w.repairAll(cmp.Or(by, "operator")); err != nil {
@@ -337,6 +364,21 @@ func (w *reconciler) handleOne(repairCh, decideCh, closeCh workflow.ReceiveChann
 		*closedBy = "closed by " + cmp.Or(by, "operator")
 	}
 	return received != ""
+}
+
+// refuse records a refused signal: progress, log, and the platform audit (a reconciliation is
+// about many tenants). The run goes on waiting.
+func (w *reconciler) refuse(kind, reason string) {
+	w.decisions.refused++
+	w.lastRefusal = fmt.Sprintf("%s signal refused: %s", kind, reason)
+	workflow.GetLogger(w.ctx).Warn("signal refused", "run_id", w.in.RunID, "signal", kind, "reason", reason)
+	if w.decisions.refused > refusalsAudited {
+		return
+	}
+	ev := refusalEvent(w.ctx, "", "reconciliation/"+w.in.RunID, kind, reason, w.decisions.refused)
+	if err := record(w.stepCtx(), activities.AuditInput{Event: ev, Platform: true}); err != nil {
+		workflow.GetLogger(w.ctx).Error("could not audit a refused signal", "run_id", w.in.RunID, "signal", kind, "err", err)
+	}
 }
 
 func (w *reconciler) actionable() bool {

@@ -36,6 +36,7 @@ func reconcileEnv(t *testing.T, ids []string, summary activities.ReconcileSummar
 	env := s.NewTestWorkflowEnvironment()
 	workflows.Register(env)
 	env.RegisterActivity(act)
+	mockClaims(env)
 	m := &reconcileMocks{}
 	env.OnActivity(act.BeginReconciliation, mock.Anything, mock.Anything).Return(
 		func(_ context.Context, in activities.ReconcileBeginInput) (activities.ReconcileBeginResult, error) {
@@ -150,10 +151,10 @@ func TestReconcileRepairsOnlyOnSignals(t *testing.T) {
 		defer m.mu.Unlock()
 		require.Empty(t, m.repairs, "no repair before the approval")
 		require.Empty(t, m.dropped, "no deletion before the decision")
-		env.SignalWorkflow(workflows.RepairSignal, "alice")
+		env.SignalWorkflow(workflows.RepairSignal, decided("alice"))
 	}, time.Hour)
 	env.RegisterDelayedCallback(func() {
-		env.SignalWorkflow(workflows.DecideSignal, workflows.DecisionSignal{DriftID: "orphan_database:gone-1", By: "bob"})
+		env.SignalWorkflow(workflows.DecideSignal, workflows.DecisionSignal{Decision: decidedAbout("bob", "platform-admin", "d1")})
 	}, 2*time.Hour)
 	env.ExecuteWorkflow(workflows.ReconcileTenants, workflows.ReconcileInput{RunID: "rc-2"})
 	require.NoError(t, env.GetWorkflowError())

@@ -60,6 +60,10 @@ type Progress struct {
 	Signals []string `json:"signals,omitempty"`
 	// RequestedBy is who asked for the operation: an approval must come from someone else.
 	RequestedBy string `json:"requestedBy,omitempty"`
+	// LastRefusal is the latest signal the run refused (one naming no recorded decision, or a
+	// decision it may not act on), and Refusals how many it refused.
+	LastRefusal string `json:"lastRefusal,omitempty"`
+	Refusals    int    `json:"refusals,omitempty"`
 }
 
 // compensation undoes one completed (or partly completed) step.
@@ -78,6 +82,8 @@ type run struct {
 	abort    workflow.ReceiveChannel
 	// passing is a status the run passes through, not upserted yet (see passStatus).
 	passing tenant.Status
+	// decisions numbers the run's claims and refusals of recorded decisions.
+	decisions claims
 }
 
 // newRun starts a run of operation on tenantID. Its context, which every step receives, carries
@@ -149,34 +155,79 @@ func (r *run) step(name string, fn func(workflow.Context) error) error {
 // awaitOperator blocks a parked step until the go-ahead signal (true) or abort (false), and
 // audits the decision.
 func (r *run) awaitOperator(state, goSignal string, goCh workflow.ReceiveChannel) bool {
-	operator, proceed := r.awaitDecision(state, goSignal, goCh, nil)
+	operator, proceed := r.awaitDecision(state, goSignal, goCh, nil, decisionRule{
+		step: r.parkedStep(), stepHasError: true, goRoles: retryRoles, abortRoles: decideRoles,
+	})
 	workflow.GetLogger(r.ctx).Info("operator decided", "tenant_id", r.progress.TenantID, "proceed", proceed, "operator", operator)
 	r.auditDecision(proceed, operator)
 	return proceed
 }
 
+// parkedStep is the index of the step waiting in awaiting_operator, or -1.
+func (r *run) parkedStep() int {
+	for i := len(r.progress.Steps) - 1; i >= 0; i-- {
+		if r.progress.Steps[i].Status == StepAwaitingOperator {
+			return i
+		}
+	}
+	return -1
+}
+
+// decisionRule is what a wait accepts once decisions are verified (operatorDecisionsChange):
+// the roles of a go-ahead and of an abort, and who may not give the go-ahead (the requester of
+// an approval). step is the waiting step, whose LastError shows a refusal unless it holds an
+// error of its own (stepHasError: a parked step's cause).
+type decisionRule struct {
+	step         int
+	stepHasError bool
+	goRoles      []string
+	abortRoles   []string
+	goNotBy      string
+}
+
 // awaitDecision puts the run in state, offering goSignal and abort, and blocks until one
-// arrives or the workflow is cancelled. It reports who decided (the signal's value) and
-// whether to proceed. A cancellation counts as an abort: the caller's compensations then run
-// in a disconnected context. accept, when not nil, may refuse a go-ahead (it is ignored and the
-// wait goes on).
-func (r *run) awaitDecision(state, goSignal string, goCh workflow.ReceiveChannel, accept func(who string) bool) (who string, proceed bool) {
+// arrives or the workflow is cancelled. It reports who decided and whether to proceed. A
+// cancellation counts as an abort: the caller's compensations then run in a disconnected
+// context.
+//
+// Runs that verify decisions (operatorDecisionsChange) act only on a signal whose value is a
+// recorded decision they can claim under rule; any other is refused (progress, audit) and the
+// wait goes on. Older runs take the signal's value as the decider's name, and accept, when not
+// nil, may refuse a go-ahead (it is ignored and the wait goes on).
+func (r *run) awaitDecision(state, goSignal string, goCh workflow.ReceiveChannel, accept func(who string) bool, rule decisionRule) (who string, proceed bool) {
 	r.flushStatus()
+	verified := decisionsVerified(r.ctx)
 	r.progress.State, r.progress.Signals = state, []string{goSignal, AbortSignal}
 	defer func() { r.progress.State, r.progress.Signals = StateRunning, nil }()
-	for decided := false; !decided; {
+	for {
+		var value, kind string
 		sel := workflow.NewSelector(r.ctx)
-		sel.AddReceive(goCh, func(c workflow.ReceiveChannel, _ bool) {
-			c.Receive(r.ctx, &who)
-			if accept == nil || accept(who) {
-				proceed, decided = true, true
-			}
-		})
-		sel.AddReceive(r.abort, func(c workflow.ReceiveChannel, _ bool) { c.Receive(r.ctx, &who); decided = true })
-		sel.AddReceive(r.ctx.Done(), func(workflow.ReceiveChannel, bool) { who, decided = "workflow cancellation", true })
+		sel.AddReceive(goCh, func(c workflow.ReceiveChannel, _ bool) { c.Receive(r.ctx, &value); kind = goSignal })
+		sel.AddReceive(r.abort, func(c workflow.ReceiveChannel, _ bool) { c.Receive(r.ctx, &value); kind = AbortSignal })
+		sel.AddReceive(r.ctx.Done(), func(workflow.ReceiveChannel, bool) { kind = "" })
 		sel.Select(r.ctx)
+		switch {
+		case kind == "":
+			return "workflow cancellation", false
+		case verified:
+			roles, notBy := rule.abortRoles, ""
+			if kind == goSignal {
+				roles, notBy = rule.goRoles, rule.goNotBy
+			}
+			d, refused := r.decisions.claim(r.ctx, kind, value, roles, notBy)
+			if refused != "" {
+				if r.ctx.Err() != nil {
+					return "workflow cancellation", false
+				}
+				r.refuse(kind, refused, rule.step, rule.stepHasError)
+				continue
+			}
+			return d.By, kind == goSignal
+		case kind == goSignal && accept != nil && !accept(value):
+			continue
+		}
+		return value, kind == goSignal
 	}
-	return who, proceed
 }
 
 // event is an audit event of this run about its tenant, for the RecordAudit activity. Its id

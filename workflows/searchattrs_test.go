@@ -45,7 +45,7 @@ func TestOnboardingWaitingForApprovalUpsertsItsStatusFirst(t *testing.T) {
 	got := statusUpserts(env)
 	env.RegisterDelayedCallback(func() {
 		require.Equal(t, []string{"onboarding"}, *got, "upserted before the wait")
-		env.SignalWorkflow(workflows.ApproveSignal, "bob")
+		env.SignalWorkflow(workflows.ApproveSignal, decided("bob"))
 	}, time.Hour)
 	env.ExecuteWorkflow(workflows.OnboardTenant, workflows.OnboardInput{TenantID: "acme", NeedsApproval: true, RequestedBy: "alice"})
 	require.NoError(t, env.GetWorkflowError())
@@ -116,7 +116,7 @@ func TestEveryLifecycleWorkflowTakesItsVersionFromItsInput(t *testing.T) {
 			env.ExecuteWorkflow(workflows.OffboardTenant, workflows.OffboardInput{TenantID: "acme", SearchAttributesVersion: v})
 		},
 		"profile change": func(env *testsuite.TestWorkflowEnvironment) {
-			env.RegisterDelayedCallback(func() { env.SignalWorkflow(workflows.ApproveSignal, "bob") }, time.Hour)
+			env.RegisterDelayedCallback(func() { env.SignalWorkflow(workflows.ApproveSignal, decided("bob")) }, time.Hour)
 			env.ExecuteWorkflow(workflows.ChangeTenantProfile, workflows.ProfileChangeInput{
 				Change: activities.ProfileChange{TenantID: "acme", Type: tenant.TypeEnterprise}, RequestedBy: "alice", SearchAttributesVersion: v,
 			})

@@ -24,6 +24,7 @@ func TestARunStartedBeforeAChangeKeepsTheOldBehaviour(t *testing.T) {
 	t.Parallel()
 	env, _ := lifecycleEnv(t, nil)
 	env.OnGetVersion("approver-differs-from-requester", workflow.DefaultVersion, 1).Return(workflow.DefaultVersion)
+	env.OnGetVersion("operator-decisions", workflow.DefaultVersion, 1).Return(workflow.DefaultVersion) // it predates that too
 	env.RegisterDelayedCallback(func() { env.SignalWorkflow(workflows.ApproveSignal, "alice") }, time.Hour)
 	env.ExecuteWorkflow(workflows.OnboardTenant, workflows.OnboardInput{TenantID: "acme", NeedsApproval: true, RequestedBy: "alice"})
 	require.NoError(t, env.GetWorkflowError())
