@@ -5,6 +5,7 @@ import (
 	"slices"
 	"strings"
 
+	"go.mongodb.org/mongo-driver/bson"
 	"go.mongodb.org/mongo-driver/bson/bsontype"
 	"go.mongodb.org/mongo-driver/x/bsonx/bsoncore"
 )
@@ -101,7 +102,7 @@ func (d Details) MarshalBSONValue() (bsontype.Type, []byte, error) {
 	if err != nil {
 		return 0, nil, fmt.Errorf("audit: encode details: %w", err)
 	}
-	return bsontype.EmbeddedDocument, doc, nil
+	return bson.TypeEmbeddedDocument, doc, nil
 }
 
 // UnmarshalBSONValue reads the details back: a sub-document of string values whose names
@@ -109,10 +110,10 @@ func (d Details) MarshalBSONValue() (bsontype.Type, []byte, error) {
 // (Verify then names the event as edited).
 func (d *Details) UnmarshalBSONValue(t bsontype.Type, data []byte) error {
 	switch t {
-	case bsontype.Null, bsontype.Undefined:
+	case bson.TypeNull, bson.TypeUndefined:
 		*d = nil
 		return nil
-	case bsontype.EmbeddedDocument:
+	case bson.TypeEmbeddedDocument:
 	default:
 		return fmt.Errorf("audit: details are a %s, not a document", t)
 	}

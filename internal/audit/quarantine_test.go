@@ -104,7 +104,7 @@ func TestEveryEventTypeShipsToTheStore(t *testing.T) {
 	require.EqualValues(t, len(events), rep.Checked, "every event in the chain, none set aside")
 	got := byID(b.platformEvents(t))
 	for _, e := range events {
-		require.Equal(t, audit.Details(e.Details), got[e.ID].Details, "%s reads back as written", e.ID)
+		require.Equal(t, e.Details, got[e.ID].Details, "%s reads back as written", e.ID)
 	}
 	q, err := b.w.Quarantine(ctx, 10)
 	require.NoError(t, err)
