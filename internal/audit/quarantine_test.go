@@ -257,3 +257,39 @@ func testActivityInfo(activityType string) activity.Info {
 	return activity.Info{ActivityType: activity.Type{Name: activityType}, ActivityID: "7", Attempt: 1,
 		WorkflowType: &workflow.Type{Name: "ReconcileTenants"}, WorkflowExecution: workflow.Execution{ID: "reconcile:1", RunID: "r1"}}
 }
+
+// A tenant chain's quarantined event outlives the chain: removing the chain (offboarding)
+// moves it to the platform outbox, still quarantined, and it is repaired into the platform
+// chain.
+func TestQuarantinedTenantEventOutlivesItsChain(t *testing.T) {
+	t.Parallel()
+	b := setup(t).ownKey(t, 34)
+	ctx, id := b.tenantCtx(t, "quar")
+	poison := operatorAction(1)
+	poison.ID = "poison-" + id
+	poison.Details["blob"] = strings.Repeat("x", 17<<20)
+	_, err := b.w.Tenant(ctx, poison)
+	require.NoError(t, err)
+	_, err = b.w.Tenant(ctx, operatorAction(2))
+	require.NoError(t, err)
+	c, err := b.w.TenantChain(ctx)
+	require.NoError(t, err)
+	rep, err := c.Verify(ctx) // ships: quarantines the poison, ships the action and the notice
+	require.NoError(t, err)
+	require.True(t, rep.OK, "%+v", rep.FirstBroken)
+	require.EqualValues(t, 2, rep.Checked)
+	require.Equal(t, "tenant_"+id+":tenant/"+id, quarantined(t, b, poison.ID).Chain)
+
+	require.NoError(t, b.w.ForgetTenantChain(context.Background(), id))
+	q := quarantined(t, b, poison.ID)
+	require.Equal(t, b.platform.Name()+":platform", q.Chain, "moved, not lost")
+	_, err = b.w.Repair(context.Background(), audit.Repair{EventID: poison.ID, Chain: q.Chain, Redact: true, Operator: "ops", Reason: "too large"})
+	require.NoError(t, err)
+	rep, err = b.w.PlatformChain().Verify(context.Background())
+	require.NoError(t, err)
+	require.True(t, rep.OK, "%+v", rep.FirstBroken)
+	ids := byID(b.platformEvents(t))
+	require.Equal(t, id, ids[poison.ID].TenantID)
+	require.Equal(t, "true", ids[poison.ID].Details["redacted"])
+	require.Contains(t, ids, audit.ActionQuarantineRedact+"/"+q.Chain+"/"+poison.ID+"/"+fmt.Sprint(q.At.UnixMilli()))
+}
