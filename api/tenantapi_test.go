@@ -65,8 +65,19 @@ type signedReq struct {
 	tamper func(*http.Request)
 }
 
-func (b bundle) send(t *testing.T, r signedReq) response {
+func (b bundle) send(t testing.TB, r signedReq) response {
 	t.Helper()
+	rec := httptest.NewRecorder()
+	b.e.ServeHTTP(rec, r.build())
+	out := response{Code: rec.Code, Header: rec.Header(), Raw: rec.Body.String()}
+	if rec.Body.Len() > 0 {
+		require.NoError(t, json.Unmarshal(rec.Body.Bytes(), &out.Body), rec.Body.String())
+	}
+	return out
+}
+
+// build makes the signed HTTP request.
+func (r signedReq) build() *http.Request {
 	if r.ts == 0 {
 		r.ts = time.Now().Unix()
 	}
@@ -92,13 +103,7 @@ func (b bundle) send(t *testing.T, r signedReq) response {
 	if r.tamper != nil {
 		r.tamper(req)
 	}
-	rec := httptest.NewRecorder()
-	b.e.ServeHTTP(rec, req)
-	out := response{Code: rec.Code, Header: rec.Header(), Raw: rec.Body.String()}
-	if rec.Body.Len() > 0 {
-		require.NoError(t, json.Unmarshal(rec.Body.Bytes(), &out.Body), rec.Body.String())
-	}
-	return out
+	return req
 }
 
 func (st signedTenant) req(method, path, body string) signedReq {
