@@ -46,6 +46,8 @@ func lifecycleError(err error) error {
 		return p
 	case errors.Is(err, lifecycle.ErrNoOperation):
 		return notFound(err.Error())
+	case errors.Is(err, lifecycle.ErrNoDecisions):
+		return newProblem(http.StatusServiceUnavailable, ProblemUnavailable, "Service unavailable", err.Error())
 	case unreachable(err):
 		return newProblem(http.StatusServiceUnavailable, ProblemUnavailable, "Service unavailable", "the workflow service is not reachable; try again")
 	}

@@ -43,7 +43,7 @@ func fullServer(t *testing.T) (*Server, App) {
 	w := audit.NewWriter(pool, mc, tenantmongo.New(mc), bytes.Repeat([]byte{1}, 32))
 	return newServer(Config{
 		Registry: registry.New(pool), Audit: w, Logger: slog.New(slog.DiscardHandler),
-		Reconciliation: &Reconciliation{Reports: reconcile.NewReports(pool), Reconciler: lifecycle.NewReconciler(nil, "q")},
+		Reconciliation: &Reconciliation{Reports: reconcile.NewReports(pool), Reconciler: lifecycle.NewReconciler(nil, "q", nil)},
 	})
 }
 

@@ -204,7 +204,7 @@ func (h *reconciliationHandlers) repair(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	if err := h.Reconciler.Approve(c.Request().Context(), run.ID, operatorOf(c).Name); err != nil {
+	if err := h.Reconciler.Approve(c.Request().Context(), run.ID, deciderOf(c)); err != nil {
 		return h.signalError(err)
 	}
 	return c.JSON(http.StatusAccepted, signalAccepted{RunID: run.ID, Signal: "repair", Report: ReconciliationPath + "/" + run.ID})
@@ -241,7 +241,7 @@ func (h *reconciliationHandlers) decide(c echo.Context) error {
 	if d.State != reconcile.StateOpen && d.State != reconcile.StateFailed {
 		return conflict(fmt.Sprintf("drift %s is %s already", d.ID, d.State))
 	}
-	if err := h.Reconciler.Decide(c.Request().Context(), run.ID, d.ID, operatorOf(c).Name); err != nil {
+	if err := h.Reconciler.Decide(c.Request().Context(), run.ID, d.ID, deciderOf(c)); err != nil {
 		return h.signalError(err)
 	}
 	return c.JSON(http.StatusAccepted, signalAccepted{RunID: run.ID, Signal: "decide", DriftID: d.ID, Report: ReconciliationPath + "/" + run.ID})
@@ -252,7 +252,7 @@ func (h *reconciliationHandlers) close(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	if err := h.Reconciler.Close(c.Request().Context(), run.ID, operatorOf(c).Name); err != nil {
+	if err := h.Reconciler.Close(c.Request().Context(), run.ID, deciderOf(c)); err != nil {
 		return h.signalError(err)
 	}
 	return c.JSON(http.StatusAccepted, signalAccepted{RunID: run.ID, Signal: "close", Report: ReconciliationPath + "/" + run.ID})

@@ -25,6 +25,7 @@ import (
 	"github.com/misybot/tenancy/internal/tenantredis"
 	"github.com/misybot/tenancy/internal/tenantservice"
 	"github.com/misybot/tenancy/internal/throttle"
+	"github.com/misybot/tenancy/workflows"
 )
 
 // TenantsPath is the prefix of the management API.
@@ -214,6 +215,9 @@ func newServer(cfg Config) (*Server, App) {
 	s.audited(e.PUT(TenantsPath+"/:tenantId", s.updateTenant, write...), "tenant.update")
 	s.audited(e.POST(TenantsPath+"/:tenantId/approve", s.decide(true), admin...), "tenant.approve")
 	s.audited(e.POST(TenantsPath+"/:tenantId/reject", s.decide(false), admin...), "tenant.reject")
+	s.audited(e.POST(TenantsPath+"/:tenantId/operations/current/retry", s.signalRun(workflows.RetrySignal), write...), "tenant.operation.retry")
+	s.audited(e.POST(TenantsPath+"/:tenantId/operations/current/abort", s.signalRun(workflows.AbortSignal), admin...), "tenant.operation.abort")
+	s.audited(e.POST(TenantsPath+"/:tenantId/offboard/cancel", s.signalRun(workflows.CancelOffboardSignal), admin...), "tenant.offboard.cancel")
 	s.audited(e.DELETE(TenantsPath+"/:tenantId", s.deleteTenant, admin...), "tenant.delete")
 
 	e.GET(ArchivesPath+"/:name", s.downloadArchive, admin...) // a whole tenant's data: admins, audited

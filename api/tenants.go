@@ -292,7 +292,7 @@ func (s *Server) decide(approve bool) echo.HandlerFunc {
 		if s.lifecycle == nil {
 			return newProblem(http.StatusServiceUnavailable, ProblemUnavailable, "Service unavailable", "approvals need the workflow service")
 		}
-		run, err := s.lifecycle.Decide(c.Request().Context(), id, operatorOf(c).Name, approve)
+		run, err := s.lifecycle.Decide(c.Request().Context(), id, deciderOf(c), approve)
 		switch {
 		case errors.Is(err, lifecycle.ErrSelfApproval):
 			return newProblem(http.StatusForbidden, ProblemForbidden, "Forbidden", err.Error())
@@ -302,6 +302,43 @@ func (s *Server) decide(approve bool) echo.HandlerFunc {
 			return lifecycleError(err)
 		}
 		return c.JSON(http.StatusAccepted, s.accepted(c, lifecycle.ProfileChange, id, run))
+	}
+}
+
+// deciderOf is the authenticated operator as the decider of a recorded decision.
+func deciderOf(c echo.Context) lifecycle.Decider {
+	op := operatorOf(c)
+	return lifecycle.Decider{Name: op.Name, Role: string(op.Role)}
+}
+
+// signalRun sends an operator's decision (retry, abort, cancel-offboard) to the tenant's run
+// waiting for it. The decision is recorded with the authenticated operator and role, and the
+// run is signalled with its id only: the run reads it back before it acts, so the raw
+// `temporal workflow signal` this replaces cannot be forged. 409 when no run waits for it.
+func (s *Server) signalRun(signal string) echo.HandlerFunc {
+	return func(c echo.Context) error {
+		id, err := pathTenantID(c)
+		if err != nil {
+			return err
+		}
+		if s.lifecycle == nil {
+			return newProblem(http.StatusServiceUnavailable, ProblemUnavailable, "Service unavailable", "operator decisions need the workflow service")
+		}
+		if _, err := s.registry.Get(c.Request().Context(), id); err != nil {
+			return registryError(err)
+		}
+		run, err := s.lifecycle.Signal(c.Request().Context(), id, signal, deciderOf(c))
+		var notWaiting *lifecycle.ErrNotWaiting
+		switch {
+		case errors.As(err, &notWaiting):
+			return conflict(notWaiting.Error())
+		case errors.Is(err, lifecycle.ErrNoOperation):
+			return conflict("no operation of this tenant is running")
+		case err != nil:
+			return lifecycleError(err)
+		}
+		s.logger.Info("operator decision sent", "tenant_id", id, "signal", signal, "workflow_id", run.WorkflowID, "operator", operatorOf(c).Name)
+		return c.JSON(http.StatusAccepted, s.accepted(c, lifecycle.Operation(signal), id, run))
 	}
 }
 

@@ -181,7 +181,7 @@ func TestOnboardTwiceIsOneRun(t *testing.T) {
 	require.Equal(t, map[string]int{`"public"."audit_outbox"`: 1}, pre.Postgres, "no tenant row but the outbox's")
 	require.Empty(t, pre.RedisKeys)
 
-	require.NoError(t, s.temporal.SignalWorkflow(context.Background(), first["workflowId"].(string), "", workflows.ApproveSignal, "e2e"))
+	s.approve(id) // through the API: a raw signal is refused (operator decisions)
 	require.NoError(t, s.wait(first))
 	st := s.state(id)
 	requireProvisioned(t, id, st)

@@ -99,7 +99,7 @@ func TestARunWaitingForApprovalIsFoundInItsStatus(t *testing.T) {
 		return count(`TenantId="`+id+`" AND TenantStatus="onboarding" AND ExecutionStatus="Running"`) == 1
 	}, time.Minute, 200*time.Millisecond, "the waiting run is found by TenantStatus=onboarding")
 
-	require.NoError(t, s.temporal.SignalWorkflow(ctx, run["workflowId"].(string), "", workflows.ApproveSignal, "second-admin"))
+	s.approve(id) // through the API: a raw signal is refused (operator decisions)
 	require.NoError(t, s.wait(run))
 	require.Eventually(t, func() bool {
 		return count(`TenantId="`+id+`" AND TenantStatus="active" AND ExecutionStatus="Completed"`) == 1

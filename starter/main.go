@@ -29,6 +29,7 @@ import (
 	"github.com/misybot/tenancy/internal/audit"
 	"github.com/misybot/tenancy/internal/clients"
 	"github.com/misybot/tenancy/internal/config"
+	"github.com/misybot/tenancy/internal/decision"
 	"github.com/misybot/tenancy/internal/keycheck"
 	"github.com/misybot/tenancy/internal/lifecycle"
 	"github.com/misybot/tenancy/internal/operators"
@@ -60,6 +61,9 @@ commands:
             (after every process runs with it and the old key in TENANT_MASTER_KEY_PREVIOUS)
   reconcile [run|show|repair|decide|close] …
             compare the registry with the stores and repair drift (see README, Reconciliation)
+  decide <retry|abort|cancel-offboard> <tenantId> | decide <retry|abort> --workflow <workflowId>
+            record an operator decision and send it to the run waiting for it (a raw
+            temporal workflow signal is refused: the run acts only on recorded decisions)
   audit-quarantine [list|reship|redact] …
             audit events the audit store refused for good: list them, put one back in its chain
             as it is or redacted (audited; see docs/operations.md, "Quarantined audit events")
@@ -126,6 +130,8 @@ func main() {
 		err = rotateMasterKey(ctx, cfg, logger)
 	case "reconcile":
 		err = reconcileCommand(ctx, cfg, logger, os.Args[2:])
+	case "decide":
+		err = decideCommand(ctx, cfg, logger, os.Args[2:])
 	case "audit-quarantine":
 		err = auditQuarantineCommand(ctx, cfg, logger, os.Args[2:])
 	case "verify-isolation":
@@ -285,7 +291,7 @@ func operate(ctx context.Context, cfg config.Config, logger *slog.Logger, cmd st
 	}
 	defer func() { _ = c.Close(context.Background()) }()
 	reg := registry.New(c.Postgres)
-	svc := lifecycle.New(c.Temporal, lifecycle.Options{TaskQueue: cfg.TaskQueue, OffboardGrace: cfg.OffboardGrace})
+	svc := lifecycle.New(c.Temporal, lifecycle.Options{TaskQueue: cfg.TaskQueue, OffboardGrace: cfg.OffboardGrace, Decisions: decision.New(c.Postgres)})
 
 	t, err := reg.Get(ctx, id)
 	if err != nil {

@@ -9,6 +9,7 @@ import (
 
 	"github.com/misybot/tenancy/internal/clients"
 	"github.com/misybot/tenancy/internal/config"
+	"github.com/misybot/tenancy/internal/decision"
 	"github.com/misybot/tenancy/internal/lifecycle"
 	"github.com/misybot/tenancy/internal/reconcile"
 )
@@ -36,14 +37,14 @@ func reconcileCommand(ctx context.Context, cfg config.Config, logger *slog.Logge
 		return err
 	}
 	defer func() { _ = c.Close(context.Background()) }()
-	rec := lifecycle.NewReconciler(c.Temporal, cfg.TaskQueue)
+	rec := lifecycle.NewReconciler(c.Temporal, cfg.TaskQueue, decision.New(c.Postgres))
 	reports := reconcile.NewReports(c.Postgres)
-	operator := "cli:" + os.Getenv("USER")
+	operator := lifecycle.Decider{Name: "cli:" + os.Getenv("USER"), Role: decision.RoleCLI}
 
 	var out any
 	switch cmd {
 	case "run":
-		opts := lifecycle.ReconcileOptions{RequestedBy: operator}
+		opts := lifecycle.ReconcileOptions{RequestedBy: operator.Name}
 		for i := 0; i < len(args); i++ {
 			switch {
 			case args[i] == "--auto-repair":

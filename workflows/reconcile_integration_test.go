@@ -19,6 +19,7 @@ import (
 
 	"github.com/misybot/tenancy/activities"
 	"github.com/misybot/tenancy/internal/clients"
+	"github.com/misybot/tenancy/internal/decision"
 	"github.com/misybot/tenancy/internal/keyring"
 	"github.com/misybot/tenancy/internal/lifecycle"
 	"github.com/misybot/tenancy/internal/reconcile"
@@ -57,13 +58,13 @@ func newReconcileStack(t testing.TB) *reconcileStack {
 	acts := &activities.Activities{
 		Registry: registry.New(pool), Tenants: tenantdb.New(pool), Keys: keyring.New(pool, sealer),
 		Mongo: tenantmongo.New(mc), Redis: tenantredis.New(cl.Redis), Audit: cl.AuditWriter(sealer), Sealer: sealer,
-		ExportDir: t.TempDir(), Reports: reconcile.NewReports(pool), Logger: testenv.Logger(t),
+		ExportDir: t.TempDir(), Reports: reconcile.NewReports(pool), Decisions: decision.New(pool), Logger: testenv.Logger(t),
 	}
 	queue := "test-" + testenv.TenantID("rcq")
 	w := wiring.Worker(cl, acts, queue)
 	require.NoError(t, w.Start())
 	t.Cleanup(w.Stop)
-	return &reconcileStack{cl: cl, acts: acts, queue: queue, reports: reconcile.NewReports(pool), rec: lifecycle.NewReconciler(cl.Temporal, queue)}
+	return &reconcileStack{cl: cl, acts: acts, queue: queue, reports: reconcile.NewReports(pool), rec: lifecycle.NewReconciler(cl.Temporal, queue, decision.New(pool))}
 }
 
 // provision registers id and provisions it in every store, as onboarding does, then sets its
@@ -199,7 +200,7 @@ func TestReconcileFindsAndRepairsDrift(t *testing.T) {
 	require.Zero(t, n)
 
 	// The approval repairs the safe drifts, and only those.
-	require.NoError(t, s.rec.Approve(ctx, runID, "alice"))
+	require.NoError(t, s.rec.Approve(ctx, runID, lifecycle.Decider{Name: "alice", Role: "platform-admin"}))
 	require.Eventually(t, func() bool {
 		r, err := s.reports.Get(ctx, runID)
 		return err == nil && r.Summary.SafeOpen == 0
@@ -230,7 +231,7 @@ func TestReconcileFindsAndRepairsDrift(t *testing.T) {
 	// One decision per orphan (and for the lost data key).
 	for _, d := range drifts {
 		if d.Repair == reconcile.RepairDecision {
-			require.NoError(t, s.rec.Decide(ctx, runID, d.ID, "bob"))
+			require.NoError(t, s.rec.Decide(ctx, runID, d.ID, lifecycle.Decider{Name: "bob", Role: "platform-admin"}))
 		}
 	}
 	var res workflows.ReconcileResult

@@ -48,39 +48,30 @@ var ErrNothingToApprove = errors.New("nothing of this tenant waits for an approv
 var ErrSelfApproval = errors.New("a platform-admin other than the requester must decide")
 
 // Decide approves (approve true) or rejects the tenant's run waiting for approval: a pending
-// profile change first, else an onboarding. The decider must not be the requester.
-func (s *Service) Decide(ctx context.Context, tenantID, decider string, approve bool) (Run, error) {
+// profile change first, else an onboarding. The decider must not be the requester. The
+// decision is recorded (who, role, when) and the run is signalled with its id only, so the run
+// acts on what the API checked, never on a name typed into a signal.
+func (s *Service) Decide(ctx context.Context, tenantID string, decider Decider, approve bool) (Run, error) {
 	if tenant.ValidateID(tenantID) != nil {
 		return Run{}, ErrNothingToApprove
 	}
 	for _, id := range []string{workflows.ProfileWorkflowID(tenantID), workflows.WorkflowID(tenantID)} {
-		run, err := s.running(ctx, id, "")
+		run, p, err := s.waitingRun(ctx, id)
 		if err != nil {
 			return Run{}, err
 		}
-		if run == nil {
+		if run == nil || p.State != workflows.StateAwaitingApproval {
 			continue
 		}
-		resp, err := s.temporal.QueryWorkflow(ctx, run.WorkflowID, run.RunID, workflows.ProgressQuery)
-		if err != nil {
-			return Run{}, fmt.Errorf("lifecycle: query %s: %w", run.WorkflowID, err)
-		}
-		var p workflows.Progress
-		if err := resp.Get(&p); err != nil {
-			return Run{}, fmt.Errorf("lifecycle: query %s: %w", run.WorkflowID, err)
-		}
-		if p.State != workflows.StateAwaitingApproval {
-			continue
-		}
-		if p.RequestedBy == decider {
+		if p.RequestedBy == decider.Name {
 			return Run{}, ErrSelfApproval
 		}
 		signal := workflows.ApproveSignal
 		if !approve {
 			signal = workflows.AbortSignal
 		}
-		if err := s.temporal.SignalWorkflow(ctx, run.WorkflowID, run.RunID, signal, decider); err != nil {
-			return Run{}, fmt.Errorf("lifecycle: signal %s: %w", run.WorkflowID, err)
+		if _, err := sendDecision(ctx, s.temporal, s.opts.Decisions, run.WorkflowID, run.RunID, signal, "", decider, nil); err != nil {
+			return Run{}, err
 		}
 		return *run, nil
 	}

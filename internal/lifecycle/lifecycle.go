@@ -17,6 +17,7 @@ import (
 	"go.temporal.io/sdk/client"
 	"go.temporal.io/sdk/converter"
 
+	"github.com/misybot/tenancy/internal/decision"
 	"github.com/misybot/tenancy/internal/tenant"
 	"github.com/misybot/tenancy/workflows"
 )
@@ -93,6 +94,9 @@ type Options struct {
 	Logger *slog.Logger
 	// KeySettleDelay overrides the wait between a new key version and re-encryption (tests).
 	KeySettleDelay time.Duration
+	// Decisions records the operator decisions sent to waiting runs (approve, reject, retry,
+	// abort, cancel-offboard); without it those are refused with ErrNoDecisions.
+	Decisions *decision.Store
 }
 
 // Service starts and inspects lifecycle workflows.

@@ -10,6 +10,7 @@ import (
 	"go.temporal.io/api/serviceerror"
 	"go.temporal.io/sdk/client"
 
+	"github.com/misybot/tenancy/internal/decision"
 	"github.com/misybot/tenancy/workflows"
 )
 
@@ -22,13 +23,15 @@ var ErrReconciliationClosed = errors.New("the reconciliation run is closed: star
 type Reconciler struct {
 	temporal  client.Client
 	taskQueue string
+	decisions *decision.Store
 	// now is the clock that names on-demand runs (tests replace it).
 	now func() time.Time
 }
 
-// NewReconciler returns a Reconciler starting runs on taskQueue.
-func NewReconciler(c client.Client, taskQueue string) *Reconciler {
-	return &Reconciler{temporal: c, taskQueue: taskQueue, now: time.Now}
+// NewReconciler returns a Reconciler starting runs on taskQueue and recording its repairs,
+// decisions and closes in decisions (nil: those are refused with ErrNoDecisions).
+func NewReconciler(c client.Client, taskQueue string, decisions *decision.Store) *Reconciler {
+	return &Reconciler{temporal: c, taskQueue: taskQueue, decisions: decisions, now: time.Now}
 }
 
 // ReconcileOptions are what an on-demand run may set.
@@ -57,29 +60,33 @@ func (r *Reconciler) Start(ctx context.Context, opts ReconcileOptions) (Run, err
 	return Run{WorkflowID: id, RunID: wr.GetRunID(), Workflow: workflows.ReconcileWorkflow}, nil
 }
 
-// Approve sends the repair signal to a run: its safe repairs run, each audited with by.
-func (r *Reconciler) Approve(ctx context.Context, runID, by string) error {
-	return r.signal(ctx, runID, workflows.RepairSignal, by)
+// Approve sends the repair signal to a run: its safe repairs run, each audited with by. Like
+// Decide and Close, it records the decision first and signals its id only; the run acts once
+// it has read the decision back.
+func (r *Reconciler) Approve(ctx context.Context, runID string, by Decider) error {
+	return r.signal(ctx, runID, workflows.RepairSignal, "", by, nil)
 }
 
-// Decide sends a platform admin's decision to repair one drift of a run.
-func (r *Reconciler) Decide(ctx context.Context, runID, driftID, by string) error {
-	return r.signal(ctx, runID, workflows.DecideSignal, workflows.DecisionSignal{DriftID: driftID, By: by})
+// Decide sends a platform admin's decision to repair one drift of a run: the drift is the
+// recorded decision's subject, not a field of the signal.
+func (r *Reconciler) Decide(ctx context.Context, runID, driftID string, by Decider) error {
+	return r.signal(ctx, runID, workflows.DecideSignal, driftID, by, func(id string) any {
+		return workflows.DecisionSignal{Decision: id}
+	})
 }
 
 // Close ends a run's wait for approval and decisions.
-func (r *Reconciler) Close(ctx context.Context, runID, by string) error {
-	return r.signal(ctx, runID, workflows.CloseSignal, by)
+func (r *Reconciler) Close(ctx context.Context, runID string, by Decider) error {
+	return r.signal(ctx, runID, workflows.CloseSignal, "", by, nil)
 }
 
-func (r *Reconciler) signal(ctx context.Context, runID, name string, arg any) error {
-	err := r.temporal.SignalWorkflow(ctx, runID, "", name, arg)
+// signal records and sends a decision to the run (any run of its workflow id: a run waiting
+// for decisions continues as new).
+func (r *Reconciler) signal(ctx context.Context, runID, name, subject string, by Decider, arg func(string) any) error {
+	_, err := sendDecision(ctx, r.temporal, r.decisions, runID, "", name, subject, by, arg)
 	var nf *serviceerror.NotFound
 	if errors.As(err, &nf) {
 		return ErrReconciliationClosed
 	}
-	if err != nil {
-		return fmt.Errorf("lifecycle: signal %s to %s: %w", name, runID, err)
-	}
-	return nil
+	return err
 }
