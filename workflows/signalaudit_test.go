@@ -74,9 +74,13 @@ func TestOperatorDecisionsAreAudited(t *testing.T) {
 		failed  bool
 		suspend bool
 	}{
-		{"retry", func(env *testsuite.TestWorkflowEnvironment) { env.SignalWorkflow(workflows.RetrySignal, decided("alice")) },
+		{"retry", func(env *testsuite.TestWorkflowEnvironment) {
+			env.SignalWorkflow(workflows.RetrySignal, decided("alice"))
+		},
 			"workflow.signal.retry", activities.AuditActor{Type: activities.ActorOperator, ID: "alice"}, false, true},
-		{"abort", func(env *testsuite.TestWorkflowEnvironment) { env.SignalWorkflow(workflows.AbortSignal, decided("bob")) },
+		{"abort", func(env *testsuite.TestWorkflowEnvironment) {
+			env.SignalWorkflow(workflows.AbortSignal, decided("bob"))
+		},
 			"workflow.signal.abort", activities.AuditActor{Type: activities.ActorOperator, ID: "bob"}, true, false},
 		{"cancel", func(env *testsuite.TestWorkflowEnvironment) { env.CancelWorkflow() },
 			"workflow.signal.cancel", activities.AuditActor{Type: activities.ActorSystem, ID: "workflow cancellation"}, true, false},

@@ -120,3 +120,16 @@ func TestCommittedHistoriesCoverRunsVersionedByTheirInput(t *testing.T) {
 	require.NoError(t, err)
 	require.NotContains(t, string(raw), "TemporalChangeVersion")
 }
+
+// The operator-decisions change (workflows/decisions.go) has histories on both sides: runs
+// recorded before it took a signal's value as a name, runs recorded after it record its marker
+// and acted on recorded decisions after refusing a forged signal; the replay test replays both.
+func TestCommittedHistoriesCoverBothSidesOfOperatorDecisions(t *testing.T) {
+	t.Parallel()
+	for _, old := range []string{"onboard-four-eyes.json", "profile-change.json", "offboard-cancelled.json", "offboard-parked-retry.json"} {
+		require.NotContains(t, markers(t, "testdata/histories/"+old), "operator-decisions", old)
+	}
+	for _, recorded := range []string{"onboard-operator-decisions.json", "profile-change-operator-decisions.json", "offboard-operator-decisions.json"} {
+		require.Contains(t, markers(t, "testdata/histories/"+recorded), "operator-decisions", recorded)
+	}
+}
