@@ -24,6 +24,7 @@ import (
 	"github.com/misybot/tenancy/internal/conversations"
 	"github.com/misybot/tenancy/internal/decision"
 	"github.com/misybot/tenancy/internal/keyring"
+	"github.com/misybot/tenancy/internal/limits"
 	"github.com/misybot/tenancy/internal/reconcile"
 	"github.com/misybot/tenancy/internal/registry"
 	"github.com/misybot/tenancy/internal/rls"
@@ -321,7 +322,7 @@ func New(d Deps) *Activities {
 		Keys:          keys,
 		Mongo:         mongoStore,
 		Redis:         redisStore,
-		Conversations: conversations.New(mongoStore, keys, redisStore),
+		Conversations: conversations.New(mongoStore, keys, redisStore, tenantdb.New(c.Postgres), limits.Default()),
 		Audit:         c.AuditWriter(d.Sealer),
 		Sealer:        d.Sealer,
 		ExportDir:     d.ExportDir,

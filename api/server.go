@@ -3,6 +3,7 @@
 package api
 
 import (
+	"cmp"
 	"crypto/rand"
 	"log/slog"
 	"net"
@@ -17,6 +18,7 @@ import (
 	"github.com/misybot/tenancy/internal/audit"
 	"github.com/misybot/tenancy/internal/conversations"
 	"github.com/misybot/tenancy/internal/lifecycle"
+	"github.com/misybot/tenancy/internal/limits"
 	"github.com/misybot/tenancy/internal/operators"
 	"github.com/misybot/tenancy/internal/opsmetrics"
 	"github.com/misybot/tenancy/internal/registry"
@@ -66,6 +68,11 @@ type Config struct {
 	// Reconciliation serves the reconciliation reports and runs (api/reconciliation.go); nil:
 	// no such endpoints.
 	Reconciliation *Reconciliation
+	// Limits bound every tenant's data and answers; zero: limits.Default().
+	Limits limits.Tenant
+	// TenantConcurrency is how many tenant API requests of one tenant this process serves at
+	// once (more wait in a queue); zero: DefaultTenantConcurrency().
+	TenantConcurrency int
 	// TemporalUI is where the dashboard links runs (defaults: DefaultTemporalUIURL, "default").
 	TemporalUI TemporalUI
 	Logger     *slog.Logger
@@ -73,12 +80,14 @@ type Config struct {
 
 // Server holds the handlers' dependencies.
 type Server struct {
-	registry  *registry.Registry
-	settings  *tenantdb.Store
-	lifecycle *lifecycle.Service
-	sealer    *seal.Sealer
-	operators *operators.Store
-	redis     *tenantredis.Store
+	limits      limits.Tenant
+	tenantSlots *tenantSlots
+	registry    *registry.Registry
+	settings    *tenantdb.Store
+	lifecycle   *lifecycle.Service
+	sealer      *seal.Sealer
+	operators   *operators.Store
+	redis       *tenantredis.Store
 	// tenants applies the registration, secret and profile rules (shared with the CLI).
 	tenants       *tenantservice.Service
 	conversations *conversations.Store
@@ -147,6 +156,8 @@ func newServer(cfg Config) (*Server, App) {
 		logger:        cfg.Logger,
 		actions:       map[string]string{},
 		temporalUI:    cfg.TemporalUI.withDefaults(),
+		limits:        cmp.Or(cfg.Limits, limits.Default()),
+		tenantSlots:   newTenantSlots(cmp.Or(cfg.TenantConcurrency, DefaultTenantConcurrency())),
 	}
 	if s.audit != nil {
 		// Hooks of the tenant API into the audit: its audit endpoint, and its refusals.

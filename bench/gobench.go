@@ -78,5 +78,6 @@ func goBenchRows(benches []goBench) []row {
 	metricPair("Audit append and ship p50 (µs), 100,000 vs 1,000 events (interleaved)", "BenchmarkAppend/append+ship", "p50-µs-events=100000", "p50-µs-events=1000", "")
 	pair("Signed tenant request in process (ns/op) vs the same read by an operator", "BenchmarkSignatureVerification/signed-request", "BenchmarkSignatureVerification/operator-request-same-read", "ns/op", "")
 	metricPair("Redis purge of 100k keys (s), among 1M other tenants' keys vs alone", "BenchmarkPurge", "purge-among-1M-s", "purge-alone-s", "")
+	metricPair("Tenant B's GET /me p99 (µs) while tenant A reads its largest pages 30 at once, vs A idle", "BenchmarkNoisyNeighbour", "p99-loaded-µs", "p99-idle-µs", "≤ 2")
 	return rows
 }
