@@ -11,7 +11,6 @@ const RECONCILE_API = '/api/meta-agent/reconciliation';
 const OVERVIEW_API = '/api/meta-agent/overview';
 const CONFIG_API = '/api/meta-agent/dashboard/config';
 const TOKEN_KEY = 'misybot.operatorToken';
-const SIGNAL_NAME_KEY = 'misybot.signalName';
 const POLL_MS = 2000;
 const LIST_LIMIT = 25;
 const CSV_PAGE = 500;
@@ -728,29 +727,33 @@ function renderOperation(op) {
   $('op-body').replaceChildren(...parts);
 }
 
-function signalCommand(workflowId, signal, name) {
-  return 'temporal workflow signal --workflow-id ' + shellQuote(workflowId) + ' --name ' + shellQuote(signal) +
-    ' --input ' + shellQuote(JSON.stringify(name || 'operator'));
+// signalCommand is the command that sends signal to the run. Not a raw `temporal workflow
+// signal`: runs act only on a decision the API or `starter decide` recorded (who, role, when),
+// so the command records one. Approvals need a platform-admin through the API.
+function signalCommand(workflowId, signal) {
+  const tenant = /^tenant-(lifecycle|profile):(.+)$/.exec(workflowId || '');
+  if (signal === 'approve' && tenant) {
+    return 'curl -X POST -H "Authorization: Bearer $OPERATOR_TOKEN" ' + shellQuote(location.origin + '/api/meta-agent/tenants/' + enc(tenant[2]) + '/approve');
+  }
+  if (tenant) return 'starter decide ' + shellQuote(signal) + ' ' + shellQuote(tenant[2]);
+  return 'starter decide ' + shellQuote(signal) + ' --workflow ' + shellQuote(workflowId);
 }
 
 function signalHint(op, p) {
-  const name = el('input', { type: 'text', value: sessionStorage.getItem(SIGNAL_NAME_KEY) || 'operator', 'aria-label': 'Your name, recorded in the audit', spellcheck: 'false' });
   const rows = p.signals.map((sig) => {
-    const code = el('code', { class: 'cmd' }, signalCommand(op.workflowId, sig, name.value));
+    const code = el('code', { class: 'cmd' }, signalCommand(op.workflowId, sig));
     return { sig, code, row: el('div', { class: 'cmd-row' },
       el('div', { class: 'cmd-label' }, el('strong', null, sig), SIGNAL_HELP[sig] ? ' — ' + SIGNAL_HELP[sig] : ''),
       el('div', { class: 'cmd-line' }, code, copyButton(() => code.textContent))) };
   });
-  name.addEventListener('input', () => {
-    sessionStorage.setItem(SIGNAL_NAME_KEY, name.value);
-    for (const r of rows) r.code.textContent = signalCommand(op.workflowId, r.sig, name.value);
-  });
   const waiting = String(p.state || '').replace(/_/g, ' ');
+  const refused = p.lastRefusal ? el('div', { class: 'alert warning' }, 'Refused ' + p.refusals + ' signal(s); the latest: ' + p.lastRefusal) : '';
   return el('div', { class: 'alert info signal-hint' },
     el('p', null, el('strong', null, 'The run is ' + waiting + '.'),
-      ' It waits for an operator\'s signal. Run one of these with the Temporal CLI (',
-      el('code', null, '.tools/bin/temporal'), ' in the repository), or use the ', temporalLink(op.workflowId, op.runId, 'Temporal Web UI'), '.'),
-    el('label', { class: 'inline' }, 'Your name (recorded in the audit) ', name),
+      ' It waits for an operator\'s decision. Run one of these (', el('code', null, 'starter decide'),
+      ' records the decision as cli:$USER, then signals the run; a raw ', el('code', null, 'temporal workflow signal'),
+      ' is refused). See the run in the ', temporalLink(op.workflowId, op.runId, 'Temporal Web UI'), '.'),
+    refused,
     rows.map((r) => r.row));
 }
 
@@ -1181,10 +1184,11 @@ function waitingCard(w) {
       el('button', { type: 'button', class: 'primary', 'data-action': 'approve', onclick: () => decideWaiting(w, true) }, 'Approve'),
       el('button', { type: 'button', class: 'danger', 'data-action': 'reject', onclick: () => decideWaiting(w, false) }, 'Reject')));
   } else {
-    // The API has no retry or abort endpoint: a parked step takes the signal from the CLI.
-    body.push(el('p', { class: 'small' }, 'The step ran out of retries. Fix the cause, then send one of these signals:'));
+    // A parked step takes the decision from the CLI (starter decide) or the API
+    // (POST …/operations/current/retry|abort): both record it before they signal.
+    body.push(el('p', { class: 'small' }, 'The step ran out of retries. Fix the cause, then send one of these decisions:'));
     for (const sig of w.signals || []) {
-      const cmd = signalCommand(w.workflowId, sig, sessionStorage.getItem(SIGNAL_NAME_KEY) || 'operator');
+      const cmd = signalCommand(w.workflowId, sig);
       body.push(el('div', { class: 'cmd-row' },
         el('div', { class: 'cmd-label' }, el('strong', null, sig), SIGNAL_HELP[sig] ? ' — ' + SIGNAL_HELP[sig] : ''),
         el('div', { class: 'cmd-line' }, el('code', { class: 'cmd' }, cmd), copyButton(() => cmd))));
