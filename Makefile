@@ -35,7 +35,7 @@ status: ## show which services run and who started them
 test: services redis-cluster ## lint, install what the tests need (Chromium), start the services (and the test Redis Cluster) when absent, then run unit and integration tests
 	@$(MAKE) --no-print-directory lint
 	@scripts/packages.sh test
-	@go run ./internal/testenv/prune # MongoDB databases earlier test runs left behind (FerretDB keeps each one open)
+	@go run ./internal/testkit/testenv/prune # MongoDB databases earlier test runs left behind (FerretDB keeps each one open)
 	go test $(GO_TEST_FLAGS) ./...
 
 # The end-to-end benchmark runs on a database, a Redis database and a platform audit database of
@@ -73,7 +73,7 @@ bench: services ## the package benchmarks, then the product end to end against i
 	@mkdir -p .bench
 	go test -p 1 -run '^$$' -bench . -skip BenchmarkAppend -benchmem ./... | tee .bench/go-bench.txt
 	@# The audit append's p50 pair needs many samples to be steadier than the machine (see BenchmarkAppend).
-	go test -run '^$$' -bench BenchmarkAppend -benchtime 1500x -benchmem ./internal/audit | tee -a .bench/go-bench.txt
+	go test -run '^$$' -bench BenchmarkAppend -benchtime 1500x -benchmem ./internal/domain/audit | tee -a .bench/go-bench.txt
 	$(BENCH_ENV) go run ./bench -gobench .bench/go-bench.txt $(BENCH_FLAGS)
 
 # The compose files are also checked by e2e/compose_test.go, which needs no Docker.

@@ -6,7 +6,7 @@ import (
 
 	"go.temporal.io/sdk/activity"
 
-	"github.com/misybot/tenancy/internal/decision"
+	"github.com/misybot/tenancy/internal/domain/decision"
 )
 
 // ClaimDecisionInput asks whether the decision a signal named may be acted on by the calling

@@ -21,9 +21,9 @@ import (
 	"go.mongodb.org/mongo-driver/bson/primitive"
 	"go.temporal.io/sdk/activity"
 
-	"github.com/misybot/tenancy/internal/conversations"
-	"github.com/misybot/tenancy/internal/tenant"
-	"github.com/misybot/tenancy/internal/tenantmongo"
+	"github.com/misybot/tenancy/internal/domain/conversations"
+	"github.com/misybot/tenancy/internal/domain/tenant"
+	"github.com/misybot/tenancy/internal/stores/tenantmongo"
 )
 
 // ExportInput names the tenant and the archive to write.

@@ -7,7 +7,7 @@ import (
 
 	"go.temporal.io/sdk/temporal"
 
-	"github.com/misybot/tenancy/internal/registry"
+	"github.com/misybot/tenancy/internal/domain/registry"
 )
 
 // TenantPage asks for the tenants after After (at most Limit).

@@ -3,13 +3,13 @@ package activities
 import (
 	"time"
 
-	"github.com/misybot/tenancy/internal/audit"
-	"github.com/misybot/tenancy/internal/keyring"
-	"github.com/misybot/tenancy/internal/registry"
-	"github.com/misybot/tenancy/internal/tenant"
-	"github.com/misybot/tenancy/internal/tenantdb"
-	"github.com/misybot/tenancy/internal/tenantmongo"
-	"github.com/misybot/tenancy/internal/tenantredis"
+	"github.com/misybot/tenancy/internal/domain/audit"
+	"github.com/misybot/tenancy/internal/domain/registry"
+	"github.com/misybot/tenancy/internal/domain/tenant"
+	"github.com/misybot/tenancy/internal/keys/keyring"
+	"github.com/misybot/tenancy/internal/stores/tenantdb"
+	"github.com/misybot/tenancy/internal/stores/tenantmongo"
+	"github.com/misybot/tenancy/internal/stores/tenantredis"
 )
 
 // The types on this page cross the activity boundary: they are activity inputs and results,

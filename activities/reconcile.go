@@ -11,8 +11,8 @@ import (
 	"go.temporal.io/sdk/activity"
 	"go.temporal.io/sdk/temporal"
 
-	"github.com/misybot/tenancy/internal/audit"
-	"github.com/misybot/tenancy/internal/reconcile"
+	"github.com/misybot/tenancy/internal/domain/audit"
+	"github.com/misybot/tenancy/internal/domain/reconcile"
 )
 
 // ErrTypeNotDecidable is the failure type of a decision naming a drift that no decision can

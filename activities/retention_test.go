@@ -13,12 +13,12 @@ import (
 	"go.temporal.io/sdk/testsuite"
 
 	"github.com/misybot/tenancy/activities"
-	"github.com/misybot/tenancy/internal/audit"
-	"github.com/misybot/tenancy/internal/clients"
-	"github.com/misybot/tenancy/internal/registry"
-	"github.com/misybot/tenancy/internal/seal"
-	"github.com/misybot/tenancy/internal/tenant"
-	"github.com/misybot/tenancy/internal/testenv"
+	"github.com/misybot/tenancy/internal/domain/audit"
+	"github.com/misybot/tenancy/internal/domain/registry"
+	"github.com/misybot/tenancy/internal/domain/tenant"
+	"github.com/misybot/tenancy/internal/keys/seal"
+	"github.com/misybot/tenancy/internal/platform/clients"
+	"github.com/misybot/tenancy/internal/testkit/testenv"
 )
 
 const day = 24 * time.Hour

@@ -13,8 +13,8 @@ import (
 	"go.temporal.io/sdk/interceptor"
 	"go.temporal.io/sdk/temporal"
 
-	"github.com/misybot/tenancy/internal/audit"
-	"github.com/misybot/tenancy/internal/tenant"
+	"github.com/misybot/tenancy/internal/domain/audit"
+	"github.com/misybot/tenancy/internal/domain/tenant"
 )
 
 // StepActionPrefix starts the action of every workflow step event: "workflow.step.<activity>".

@@ -10,7 +10,7 @@ import (
 	"go.temporal.io/sdk/workflow"
 
 	"github.com/misybot/tenancy/activities"
-	"github.com/misybot/tenancy/internal/audit"
+	"github.com/misybot/tenancy/internal/domain/audit"
 )
 
 // A failed step's event keeps the error's text for operators and its stable type apart, for

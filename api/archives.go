@@ -11,7 +11,7 @@ import (
 
 	"github.com/labstack/echo/v4"
 
-	"github.com/misybot/tenancy/internal/audit"
+	"github.com/misybot/tenancy/internal/domain/audit"
 )
 
 // ArchivesPath serves offboarding archives to platform-admins.

@@ -19,15 +19,15 @@ import (
 	"go.mongodb.org/mongo-driver/mongo/options"
 
 	"github.com/misybot/tenancy/api"
-	"github.com/misybot/tenancy/internal/audit"
-	"github.com/misybot/tenancy/internal/conversations"
-	"github.com/misybot/tenancy/internal/limits"
-	"github.com/misybot/tenancy/internal/operators"
-	"github.com/misybot/tenancy/internal/registry"
-	"github.com/misybot/tenancy/internal/tenant"
-	"github.com/misybot/tenancy/internal/tenantdb"
-	"github.com/misybot/tenancy/internal/tenantmongo"
-	"github.com/misybot/tenancy/internal/testenv"
+	"github.com/misybot/tenancy/internal/domain/audit"
+	"github.com/misybot/tenancy/internal/domain/conversations"
+	"github.com/misybot/tenancy/internal/domain/limits"
+	"github.com/misybot/tenancy/internal/domain/registry"
+	"github.com/misybot/tenancy/internal/domain/tenant"
+	"github.com/misybot/tenancy/internal/platform/operators"
+	"github.com/misybot/tenancy/internal/stores/tenantdb"
+	"github.com/misybot/tenancy/internal/stores/tenantmongo"
+	"github.com/misybot/tenancy/internal/testkit/testenv"
 )
 
 // auditBundle is the API with its audit trail, on a platform chain of its own.

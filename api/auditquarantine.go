@@ -6,7 +6,7 @@ import (
 	"fmt"
 	"time"
 
-	"github.com/misybot/tenancy/internal/audit"
+	"github.com/misybot/tenancy/internal/domain/audit"
 )
 
 // AuditQuarantineCheck is a soft readiness check: degraded while audit events the audit store

@@ -15,9 +15,9 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/labstack/echo/v4"
 
-	"github.com/misybot/tenancy/internal/audit"
-	"github.com/misybot/tenancy/internal/rls"
-	"github.com/misybot/tenancy/internal/tenant"
+	"github.com/misybot/tenancy/internal/domain/audit"
+	"github.com/misybot/tenancy/internal/domain/tenant"
+	"github.com/misybot/tenancy/internal/stores/rls"
 )
 
 const (

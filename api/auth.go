@@ -13,8 +13,8 @@ import (
 
 	"github.com/labstack/echo/v4"
 
-	"github.com/misybot/tenancy/internal/operators"
-	"github.com/misybot/tenancy/internal/throttle"
+	"github.com/misybot/tenancy/internal/platform/operators"
+	"github.com/misybot/tenancy/internal/platform/throttle"
 )
 
 const operatorKey = "operator"

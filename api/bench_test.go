@@ -8,7 +8,7 @@ import (
 	"time"
 
 	"github.com/misybot/tenancy/api"
-	"github.com/misybot/tenancy/internal/signing"
+	"github.com/misybot/tenancy/internal/keys/signing"
 )
 
 // BenchmarkSignatureVerification measures a signed GET /me (header parsing, time window, the

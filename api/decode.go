@@ -15,8 +15,8 @@ import (
 	"github.com/go-playground/validator/v10"
 	"github.com/labstack/echo/v4"
 
-	"github.com/misybot/tenancy/internal/jsontext"
-	"github.com/misybot/tenancy/internal/tenant"
+	"github.com/misybot/tenancy/internal/domain/tenant"
+	"github.com/misybot/tenancy/internal/platform/jsontext"
 )
 
 // decodeJSON reads exactly one JSON object into dst, strictly: unknown fields, trailing data,

@@ -8,8 +8,8 @@ import (
 
 	"github.com/stretchr/testify/require"
 
-	"github.com/misybot/tenancy/internal/operators"
-	"github.com/misybot/tenancy/internal/testenv"
+	"github.com/misybot/tenancy/internal/platform/operators"
+	"github.com/misybot/tenancy/internal/testkit/testenv"
 )
 
 func ioNop(s string) io.ReadCloser { return io.NopCloser(strings.NewReader(s)) }

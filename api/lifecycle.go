@@ -11,8 +11,8 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
-	"github.com/misybot/tenancy/internal/lifecycle"
-	"github.com/misybot/tenancy/internal/registry"
+	"github.com/misybot/tenancy/internal/control/lifecycle"
+	"github.com/misybot/tenancy/internal/domain/registry"
 )
 
 // operationResponse is the 202 answer of every lifecycle endpoint.

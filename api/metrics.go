@@ -13,7 +13,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
-	"github.com/misybot/tenancy/internal/audit"
+	"github.com/misybot/tenancy/internal/domain/audit"
 )
 
 // metrics are the API's Prometheus metrics, on a registry of their own (one per server, so

@@ -13,9 +13,9 @@ import (
 	"github.com/labstack/echo/v4"
 	"github.com/prometheus/client_golang/prometheus"
 
-	"github.com/misybot/tenancy/internal/lifecycle"
-	"github.com/misybot/tenancy/internal/operators"
-	"github.com/misybot/tenancy/internal/reconcile"
+	"github.com/misybot/tenancy/internal/control/lifecycle"
+	"github.com/misybot/tenancy/internal/domain/reconcile"
+	"github.com/misybot/tenancy/internal/platform/operators"
 )
 
 // ReconciliationPath is the prefix of the reconciliation endpoints:

@@ -10,8 +10,8 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/misybot/tenancy/api"
-	"github.com/misybot/tenancy/internal/reconcile"
-	"github.com/misybot/tenancy/internal/testenv"
+	"github.com/misybot/tenancy/internal/domain/reconcile"
+	"github.com/misybot/tenancy/internal/testkit/testenv"
 )
 
 // The drift metric counts the latest reported run's drifts by kind (every kind exported, 0

@@ -10,9 +10,9 @@ import (
 
 	"github.com/labstack/echo/v4"
 
-	"github.com/misybot/tenancy/internal/limits"
-	"github.com/misybot/tenancy/internal/tenant"
-	"github.com/misybot/tenancy/internal/tenantdb"
+	"github.com/misybot/tenancy/internal/domain/limits"
+	"github.com/misybot/tenancy/internal/domain/tenant"
+	"github.com/misybot/tenancy/internal/stores/tenantdb"
 )
 
 // settingKey matches the tenant_settings key constraint; checking it here turns a bad key into

@@ -10,9 +10,9 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/misybot/tenancy/api"
-	"github.com/misybot/tenancy/internal/rls"
-	"github.com/misybot/tenancy/internal/tenant"
-	"github.com/misybot/tenancy/internal/testenv"
+	"github.com/misybot/tenancy/internal/domain/tenant"
+	"github.com/misybot/tenancy/internal/stores/rls"
+	"github.com/misybot/tenancy/internal/testkit/testenv"
 )
 
 // Settings are reached through the tenant in the path, under row-level security: tenant B's

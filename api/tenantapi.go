@@ -9,8 +9,8 @@ import (
 
 	"github.com/labstack/echo/v4"
 
-	"github.com/misybot/tenancy/internal/conversations"
-	"github.com/misybot/tenancy/internal/tenant"
+	"github.com/misybot/tenancy/internal/domain/conversations"
+	"github.com/misybot/tenancy/internal/domain/tenant"
 )
 
 // tenantAPIRoutes mounts the signed tenant API. Every route runs, in order: CORS (preflights

@@ -16,10 +16,10 @@ import (
 	"go.mongodb.org/mongo-driver/bson"
 
 	"github.com/misybot/tenancy/api"
-	"github.com/misybot/tenancy/internal/signing"
-	"github.com/misybot/tenancy/internal/tenant"
-	"github.com/misybot/tenancy/internal/tenantredis"
-	"github.com/misybot/tenancy/internal/testenv"
+	"github.com/misybot/tenancy/internal/domain/tenant"
+	"github.com/misybot/tenancy/internal/keys/signing"
+	"github.com/misybot/tenancy/internal/stores/tenantredis"
+	"github.com/misybot/tenancy/internal/testkit/testenv"
 )
 
 // signedTenant is a registered, provisioned, active tenant and its secret.

@@ -14,10 +14,10 @@ import (
 
 	"github.com/labstack/echo/v4"
 
-	"github.com/misybot/tenancy/internal/signing"
-	"github.com/misybot/tenancy/internal/tenant"
-	"github.com/misybot/tenancy/internal/tenantredis"
-	"github.com/misybot/tenancy/internal/throttle"
+	"github.com/misybot/tenancy/internal/domain/tenant"
+	"github.com/misybot/tenancy/internal/keys/signing"
+	"github.com/misybot/tenancy/internal/platform/throttle"
+	"github.com/misybot/tenancy/internal/stores/tenantredis"
 )
 
 // TenantAPIPath is the prefix of the API tenants call, signed with their secret.

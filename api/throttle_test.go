@@ -16,8 +16,8 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/misybot/tenancy/api"
-	"github.com/misybot/tenancy/internal/testenv"
-	"github.com/misybot/tenancy/internal/throttle"
+	"github.com/misybot/tenancy/internal/platform/throttle"
+	"github.com/misybot/tenancy/internal/testkit/testenv"
 )
 
 // guard is a budget of this test's own (its own key prefix), with the defaults.

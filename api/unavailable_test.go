@@ -13,11 +13,11 @@ import (
 	"go.temporal.io/sdk/client"
 
 	"github.com/misybot/tenancy/api"
-	"github.com/misybot/tenancy/internal/lifecycle"
-	"github.com/misybot/tenancy/internal/operators"
-	"github.com/misybot/tenancy/internal/registry"
-	"github.com/misybot/tenancy/internal/tenantdb"
-	"github.com/misybot/tenancy/internal/testenv"
+	"github.com/misybot/tenancy/internal/control/lifecycle"
+	"github.com/misybot/tenancy/internal/domain/registry"
+	"github.com/misybot/tenancy/internal/platform/operators"
+	"github.com/misybot/tenancy/internal/stores/tenantdb"
+	"github.com/misybot/tenancy/internal/testkit/testenv"
 )
 
 // With the workflow service unreachable, a lifecycle request is answered 503 in the problem

@@ -44,11 +44,11 @@ import (
 	"go.temporal.io/sdk/worker"
 
 	"github.com/misybot/tenancy/activities"
-	"github.com/misybot/tenancy/internal/clients"
-	"github.com/misybot/tenancy/internal/config"
-	"github.com/misybot/tenancy/internal/seal"
-	"github.com/misybot/tenancy/internal/seed"
-	"github.com/misybot/tenancy/internal/tenantmongo"
+	"github.com/misybot/tenancy/internal/keys/seal"
+	"github.com/misybot/tenancy/internal/platform/clients"
+	"github.com/misybot/tenancy/internal/platform/config"
+	"github.com/misybot/tenancy/internal/stores/tenantmongo"
+	"github.com/misybot/tenancy/internal/testkit/seed"
 	"github.com/misybot/tenancy/migrations"
 	"github.com/misybot/tenancy/wiring"
 )
@@ -98,7 +98,7 @@ type bench struct {
 	queue    string
 	prefix   string
 	seq      atomic.Int64
-	// seeded counts the tenants the scale seed added (internal/seed), filled with data.
+	// seeded counts the tenants the scale seed added (internal/testkit/seed), filled with data.
 	seeded   atomic.Int64
 	seedDeps seed.Deps
 	logger   *slog.Logger

@@ -12,7 +12,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/misybot/tenancy/internal/seed"
+	"github.com/misybot/tenancy/internal/testkit/seed"
 )
 
 // scalePoint is what the platform costs at one size: this process's memory (the API, the
@@ -97,7 +97,7 @@ func (b *bench) randomTenant() string {
 
 func (b *bench) seedPrefix() string { return b.prefix + "seed" }
 
-// fillTo brings the platform to n tenants with the scale seed (internal/seed): onboarded
+// fillTo brings the platform to n tenants with the scale seed (internal/testkit/seed): onboarded
 // through the API and the real workflows at concurrency 16, each then given settings,
 // conversations with encrypted messages and Redis keys, so the figures at each size are of a
 // platform holding data, not only registrations.

@@ -17,7 +17,7 @@ import (
 	"go.temporal.io/sdk/client"
 	tlog "go.temporal.io/sdk/log"
 
-	"github.com/misybot/tenancy/internal/devtemporal"
+	"github.com/misybot/tenancy/internal/testkit/devtemporal"
 )
 
 // devServer is a Temporal dev server of the bench's own, on a fresh SQLite file.

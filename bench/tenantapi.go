@@ -17,7 +17,7 @@ import (
 	"github.com/labstack/echo/v4"
 
 	"github.com/misybot/tenancy/api"
-	"github.com/misybot/tenancy/internal/signing"
+	"github.com/misybot/tenancy/internal/keys/signing"
 )
 
 // The signed tenant API read (GET /api/tenant/v1/settings/:key, with its signature, nonce,

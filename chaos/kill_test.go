@@ -12,7 +12,7 @@ import (
 
 	"github.com/stretchr/testify/require"
 
-	"github.com/misybot/tenancy/internal/testenv"
+	"github.com/misybot/tenancy/internal/testkit/testenv"
 	"github.com/misybot/tenancy/workflows"
 )
 

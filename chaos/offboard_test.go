@@ -13,7 +13,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/misybot/tenancy/api"
-	"github.com/misybot/tenancy/internal/tenant"
+	"github.com/misybot/tenancy/internal/domain/tenant"
 )
 
 // Tenants offboarded while other tenants use the signed tenant API (reads and writes): every

@@ -10,9 +10,9 @@ import (
 	enumspb "go.temporal.io/api/enums/v1"
 
 	"github.com/misybot/tenancy/api"
-	"github.com/misybot/tenancy/internal/tenant"
-	"github.com/misybot/tenancy/internal/tenantredis"
-	"github.com/misybot/tenancy/internal/testenv"
+	"github.com/misybot/tenancy/internal/domain/tenant"
+	"github.com/misybot/tenancy/internal/stores/tenantredis"
+	"github.com/misybot/tenancy/internal/testkit/testenv"
 )
 
 // outage is how long a store stays cut off.

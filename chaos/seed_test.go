@@ -6,16 +6,16 @@ import (
 
 	"github.com/stretchr/testify/require"
 
-	"github.com/misybot/tenancy/internal/conversations"
-	"github.com/misybot/tenancy/internal/keyring"
-	"github.com/misybot/tenancy/internal/limits"
-	"github.com/misybot/tenancy/internal/registry"
-	"github.com/misybot/tenancy/internal/seal"
-	"github.com/misybot/tenancy/internal/seed"
-	"github.com/misybot/tenancy/internal/tenantdb"
-	"github.com/misybot/tenancy/internal/tenantmongo"
-	"github.com/misybot/tenancy/internal/tenantredis"
-	"github.com/misybot/tenancy/internal/testenv"
+	"github.com/misybot/tenancy/internal/domain/conversations"
+	"github.com/misybot/tenancy/internal/domain/limits"
+	"github.com/misybot/tenancy/internal/domain/registry"
+	"github.com/misybot/tenancy/internal/keys/keyring"
+	"github.com/misybot/tenancy/internal/keys/seal"
+	"github.com/misybot/tenancy/internal/stores/tenantdb"
+	"github.com/misybot/tenancy/internal/stores/tenantmongo"
+	"github.com/misybot/tenancy/internal/stores/tenantredis"
+	"github.com/misybot/tenancy/internal/testkit/seed"
+	"github.com/misybot/tenancy/internal/testkit/testenv"
 )
 
 // The scale seed stopped part-way (here: asked for fewer tenants) and run again: it onboards

@@ -6,7 +6,7 @@ import (
 
 	"github.com/stretchr/testify/require"
 
-	"github.com/misybot/tenancy/internal/testenv"
+	"github.com/misybot/tenancy/internal/testkit/testenv"
 )
 
 // The Temporal dev server (the suite's own, never the shared one) SIGKILLed and restarted while

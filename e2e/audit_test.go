@@ -17,8 +17,8 @@ import (
 	"go.mongodb.org/mongo-driver/bson"
 
 	"github.com/misybot/tenancy/api"
-	"github.com/misybot/tenancy/internal/audit"
-	"github.com/misybot/tenancy/internal/testenv"
+	"github.com/misybot/tenancy/internal/domain/audit"
+	"github.com/misybot/tenancy/internal/testkit/testenv"
 )
 
 // archiveFile returns one file of an offboarding archive (a tar.gz encrypted with age to the

@@ -12,9 +12,9 @@ import (
 	"go.temporal.io/sdk/client"
 
 	"github.com/misybot/tenancy/api"
-	"github.com/misybot/tenancy/internal/audit"
-	"github.com/misybot/tenancy/internal/operators"
-	"github.com/misybot/tenancy/internal/testenv"
+	"github.com/misybot/tenancy/internal/domain/audit"
+	"github.com/misybot/tenancy/internal/platform/operators"
+	"github.com/misybot/tenancy/internal/testkit/testenv"
 	"github.com/misybot/tenancy/workflows"
 )
 

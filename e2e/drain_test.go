@@ -16,7 +16,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/misybot/tenancy/api"
-	"github.com/misybot/tenancy/internal/testenv"
+	"github.com/misybot/tenancy/internal/testkit/testenv"
 )
 
 // `starter serve` sent SIGTERM while a request is in flight stops accepting connections but

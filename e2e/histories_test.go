@@ -15,7 +15,7 @@ import (
 	"google.golang.org/protobuf/encoding/protojson"
 
 	"github.com/misybot/tenancy/api"
-	"github.com/misybot/tenancy/internal/testenv"
+	"github.com/misybot/tenancy/internal/testkit/testenv"
 	"github.com/misybot/tenancy/workflows"
 )
 

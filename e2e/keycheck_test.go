@@ -13,10 +13,10 @@ import (
 
 	"github.com/stretchr/testify/require"
 
-	"github.com/misybot/tenancy/internal/keycheck"
-	"github.com/misybot/tenancy/internal/registry"
-	"github.com/misybot/tenancy/internal/seal"
-	"github.com/misybot/tenancy/internal/testenv"
+	"github.com/misybot/tenancy/internal/domain/registry"
+	"github.com/misybot/tenancy/internal/keys/keycheck"
+	"github.com/misybot/tenancy/internal/keys/seal"
+	"github.com/misybot/tenancy/internal/testkit/testenv"
 )
 
 // A worker started with another master key than the one the database was set up with refuses

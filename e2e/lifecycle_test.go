@@ -15,10 +15,10 @@ import (
 	"go.mongodb.org/mongo-driver/bson"
 
 	"github.com/misybot/tenancy/api"
-	"github.com/misybot/tenancy/internal/audit"
-	"github.com/misybot/tenancy/internal/tenant"
-	"github.com/misybot/tenancy/internal/tenantredis"
-	"github.com/misybot/tenancy/internal/testenv"
+	"github.com/misybot/tenancy/internal/domain/audit"
+	"github.com/misybot/tenancy/internal/domain/tenant"
+	"github.com/misybot/tenancy/internal/stores/tenantredis"
+	"github.com/misybot/tenancy/internal/testkit/testenv"
 	"github.com/misybot/tenancy/workflows"
 )
 

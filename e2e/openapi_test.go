@@ -20,8 +20,8 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/misybot/tenancy/api"
-	"github.com/misybot/tenancy/internal/signing"
-	"github.com/misybot/tenancy/internal/testenv"
+	"github.com/misybot/tenancy/internal/keys/signing"
+	"github.com/misybot/tenancy/internal/testkit/testenv"
 )
 
 // openAPI is the API's own document (as served at /openapi.json) and a router over it. The

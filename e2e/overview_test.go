@@ -11,7 +11,7 @@ import (
 	"go.temporal.io/sdk/client"
 
 	"github.com/misybot/tenancy/api"
-	"github.com/misybot/tenancy/internal/testenv"
+	"github.com/misybot/tenancy/internal/testkit/testenv"
 	"github.com/misybot/tenancy/workflows"
 )
 
@@ -20,7 +20,7 @@ import (
 // for an approval and one parked in awaiting_operator, each with what it accepts; tenants by
 // status. The registry is shared with tests running at the same time, so tenant counts are
 // checked against this test's own tenants (at least them), and exactly in
-// internal/registry's TestCountByStatus.
+// internal/domain/registry's TestCountByStatus.
 func TestOverview(t *testing.T) {
 	t.Parallel()
 	s := newStack(t, true)

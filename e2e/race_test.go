@@ -12,7 +12,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/misybot/tenancy/api"
-	"github.com/misybot/tenancy/internal/testenv"
+	"github.com/misybot/tenancy/internal/testkit/testenv"
 )
 
 // Profile updates (PUT) racing suspend and restore never revive a suspended tenant: after

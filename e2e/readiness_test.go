@@ -12,10 +12,10 @@ import (
 
 	"github.com/stretchr/testify/require"
 
-	"github.com/misybot/tenancy/internal/clients"
-	"github.com/misybot/tenancy/internal/config"
-	"github.com/misybot/tenancy/internal/seal"
-	"github.com/misybot/tenancy/internal/testenv"
+	"github.com/misybot/tenancy/internal/keys/seal"
+	"github.com/misybot/tenancy/internal/platform/clients"
+	"github.com/misybot/tenancy/internal/platform/config"
+	"github.com/misybot/tenancy/internal/testkit/testenv"
 	"github.com/misybot/tenancy/wiring"
 )
 

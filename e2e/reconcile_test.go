@@ -10,9 +10,9 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/misybot/tenancy/api"
-	"github.com/misybot/tenancy/internal/operators"
-	"github.com/misybot/tenancy/internal/tenantredis"
-	"github.com/misybot/tenancy/internal/testenv"
+	"github.com/misybot/tenancy/internal/platform/operators"
+	"github.com/misybot/tenancy/internal/stores/tenantredis"
+	"github.com/misybot/tenancy/internal/testkit/testenv"
 )
 
 // reconcileDrift onboards a tenant through the API, then deletes its context record (a safe

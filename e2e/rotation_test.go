@@ -10,10 +10,10 @@ import (
 	"go.mongodb.org/mongo-driver/bson/primitive"
 
 	"github.com/misybot/tenancy/api"
-	"github.com/misybot/tenancy/internal/keyring"
-	"github.com/misybot/tenancy/internal/limits"
-	"github.com/misybot/tenancy/internal/tenant"
-	"github.com/misybot/tenancy/internal/testenv"
+	"github.com/misybot/tenancy/internal/domain/limits"
+	"github.com/misybot/tenancy/internal/domain/tenant"
+	"github.com/misybot/tenancy/internal/keys/keyring"
+	"github.com/misybot/tenancy/internal/testkit/testenv"
 )
 
 // Key rotation through the API: messages written under version 1 end up under version 2 and

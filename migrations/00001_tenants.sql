@@ -12,7 +12,7 @@ CREATE TABLE tenants (
     business_industry  text        NOT NULL DEFAULT '',
     allowed_origins    text[]      NOT NULL DEFAULT '{}',
     permissions        text[]      NOT NULL DEFAULT '{}',
-    -- AES-256-GCM ciphertext of the tenant secret (internal/seal); the plain secret is never
+    -- AES-256-GCM ciphertext of the tenant secret (internal/keys/seal); the plain secret is never
     -- stored. secret_key_version says which key sealed it, so keys can rotate later.
     secret_ciphertext  bytea       NOT NULL,
     secret_key_version integer     NOT NULL DEFAULT 1,

@@ -1,4 +1,4 @@
--- Tenant-scoped tables. Rules every such table follows (internal/rls.Verify enforces them at
+-- Tenant-scoped tables. Rules every such table follows (internal/stores/rls.Verify enforces them at
 -- start-up of the API and the worker):
 --   * tenant_id text NOT NULL, first column of the primary key and of every main index, so each
 --     lookup is an index range on one tenant (and the schema can be distributed by tenant_id);

@@ -1,5 +1,5 @@
 -- The registry (`tenants`) is control-plane data: not tenant-scoped, so no row-level security.
--- It is marked exempt from the isolation self-check by the comment below (internal/rls), and
+-- It is marked exempt from the isolation self-check by the comment below (internal/stores/rls), and
 -- the application role's access to it is narrowed instead:
 --   * it may read every column except secret_ciphertext;
 --   * it reads one tenant's sealed secret at a time, by id, through tenant_sealed_secret(),
@@ -8,7 +8,7 @@
 --   * it may still write the sealed secret (registration, rotation), never read it back directly.
 
 -- +goose Up
-COMMENT ON TABLE tenants IS 'rls:exempt control-plane registry; reached only through internal/registry';
+COMMENT ON TABLE tenants IS 'rls:exempt control-plane registry; reached only through internal/domain/registry';
 
 REVOKE SELECT ON tenants FROM tenancy_app;
 GRANT SELECT (tenant_id, site_id, tenant_name, contact_email, website_url, business_industry,

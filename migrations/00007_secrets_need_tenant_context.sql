@@ -1,5 +1,5 @@
 -- The functions that hand out sealed tenant secrets answer only for the tenant set in the
--- transaction (app.tenant_id, as internal/rls sets it). A query that reads the registry in bulk
+-- transaction (app.tenant_id, as internal/stores/rls sets it). A query that reads the registry in bulk
 -- and calls them per row, without setting each tenant, now gets nothing: reading secrets takes
 -- the same deliberate, per-tenant step as reading tenant data. (Code running as the
 -- application role can still set the context itself; this guards against mistakes, not

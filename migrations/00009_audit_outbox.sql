@@ -1,11 +1,11 @@
 -- The audit outbox: every audit event is first a row in PostgreSQL, committed in the same
 -- transaction as the change it records where there is one, and moved to MongoDB (the audit
--- store for reports, verify, retention and export) by the shipper (internal/audit/ship.go).
+-- store for reports, verify, retention and export) by the shipper (internal/domain/audit/ship.go).
 -- Lifecycle changes never wait on MongoDB, and giving an event its place in a chain reads one
 -- row here instead of a sorted query over the whole MongoDB collection.
 --
 --   audit_outbox           events of tenant chains; tenant data, so under forced row-level
---                          security like every tenant table (checked by internal/rls).
+--                          security like every tenant table (checked by internal/stores/rls).
 --   platform_audit_outbox  events of platform chains (one per platform database); no tenant_id.
 --   audit_backlog          what is waiting to ship: (chain, pos) of every unshipped event. No
 --                          tenant data (a chain name and a number), no RLS, so one process can

@@ -3,7 +3,7 @@
 -- PostgreSQL searches pg_temp first unless it is named: a caller could create a temporary
 -- table or function of the same name and have it used with the owner's rights. Naming pg_temp
 -- last closes that (PostgreSQL documentation, "Writing SECURITY DEFINER Functions Safely").
--- internal/rls.CheckDefinerFunctions refuses any such function without it at start-up.
+-- internal/stores/rls.CheckDefinerFunctions refuses any such function without it at start-up.
 
 -- +goose Up
 ALTER FUNCTION tenant_sealed_secret(text) SET search_path = pg_catalog, public, pg_temp;

@@ -1,7 +1,7 @@
 -- The master key's check value: a MAC of a fixed label under a key derived from
 -- TENANT_MASTER_KEY, one row per key version, written by the first process that starts with
 -- that version. A process started with another key finds a different MAC and refuses to start
--- (internal/keycheck), instead of answering every tenant request with "cannot open value".
+-- (internal/keys/keycheck), instead of answering every tenant request with "cannot open value".
 -- The MAC reveals nothing of the key. Control-plane data: no tenant_id.
 
 -- +goose Up

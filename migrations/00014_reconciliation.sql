@@ -1,4 +1,4 @@
--- Reconciliation reports (workflows.ReconcileTenants, internal/reconcile): what each run found
+-- Reconciliation reports (workflows.ReconcileTenants, internal/domain/reconcile): what each run found
 -- when it compared the registry with PostgreSQL, MongoDB and Redis, and what was repaired.
 --
 --   reconciliation_runs    one row per run (the id is the run's Temporal workflow id, stable
@@ -12,7 +12,7 @@
 -- registry does not know), is read only by platform admins and auditors through the API (the
 -- role check is in api/reconciliation.go), and must outlive the purge of the tenants it names.
 -- So no row-level security: the tenant_id column is marked exempt (rls:exempt, checked by
--- internal/rls.CheckTables), as the registry is. Nothing here holds a secret: the expected and
+-- internal/stores/rls.CheckTables), as the registry is. Nothing here holds a secret: the expected and
 -- found texts name statuses, types, permissions, origins, collections, indexes, tables and
 -- key prefixes, never a value of tenant data or key material.
 

@@ -1,4 +1,4 @@
--- Operator decisions (internal/decision): every decision that lets a waiting workflow grant or
+-- Operator decisions (internal/domain/decision): every decision that lets a waiting workflow grant or
 -- destroy something (approve or reject an approval, retry or abort a parked step, cancel an
 -- offboarding, approve a reconciliation's repairs or decide one drift), recorded by the API
 -- (or the operator CLI) after its own checks: who decided, with which role, when, for which

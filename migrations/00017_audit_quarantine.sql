@@ -7,7 +7,7 @@
 -- sequencing and shipping; its backlog entry moves to audit_quarantine, which, like
 -- audit_backlog, has no row-level security and holds no payload, so metrics, readiness and the
 -- overview can count quarantined events of every tenant. The chain goes on without it (see
--- internal/audit/quarantine.go); an operator re-ships it or ships it redacted
+-- internal/domain/audit/quarantine.go); an operator re-ships it or ships it redacted
 -- (`starter audit-quarantine`), both audited.
 
 -- +goose Up

@@ -361,7 +361,7 @@ up_temporal() {
 	say "temporal: starting the dev server on $HOST:$TEMPORAL_PORT, Web UI http://$HOST:$TEMPORAL_UI_PORT (log $LOGS/temporal.log)"
 	# The sqlite pragmas and dynamic config remove the dev server's ~50 ms wait per task
 	# dispatch (see STACK.md). The partition counts must hold from the first start on a state file.
-	# The 1 s queue checkpoints keep dispatch cost flat under load (internal/devtemporal says
+	# The 1 s queue checkpoints keep dispatch cost flat under load (internal/testkit/devtemporal says
 	# why; the bench and the chaos suite start their servers with the same list).
 	start_daemon temporal "$TEMPORAL_BIN" server start-dev \
 		--ip "$HOST" --port "$TEMPORAL_PORT" --ui-port "$TEMPORAL_UI_PORT" \

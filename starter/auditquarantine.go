@@ -7,10 +7,10 @@ import (
 	"log/slog"
 	"os"
 
-	"github.com/misybot/tenancy/internal/audit"
-	"github.com/misybot/tenancy/internal/clients"
-	"github.com/misybot/tenancy/internal/config"
-	"github.com/misybot/tenancy/internal/seal"
+	"github.com/misybot/tenancy/internal/domain/audit"
+	"github.com/misybot/tenancy/internal/keys/seal"
+	"github.com/misybot/tenancy/internal/platform/clients"
+	"github.com/misybot/tenancy/internal/platform/config"
 )
 
 const auditQuarantineUsage = `usage:
@@ -20,7 +20,7 @@ const auditQuarantineUsage = `usage:
   starter audit-quarantine redact <eventId> --reason <why> [--chain <key>]
                                                                         put it back with its reason and details replaced by their SHA-256`
 
-// auditQuarantineCommand lists and repairs quarantined audit events (internal/audit,
+// auditQuarantineCommand lists and repairs quarantined audit events (internal/domain/audit,
 // quarantine.go). Each repair is recorded in the platform chain with the shell user as actor;
 // the shipper then appends the event to its chain.
 func auditQuarantineCommand(ctx context.Context, cfg config.Config, logger *slog.Logger, args []string) error {

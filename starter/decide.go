@@ -8,10 +8,10 @@ import (
 	"os"
 	"strings"
 
-	"github.com/misybot/tenancy/internal/clients"
-	"github.com/misybot/tenancy/internal/config"
-	"github.com/misybot/tenancy/internal/decision"
-	"github.com/misybot/tenancy/internal/lifecycle"
+	"github.com/misybot/tenancy/internal/control/lifecycle"
+	"github.com/misybot/tenancy/internal/domain/decision"
+	"github.com/misybot/tenancy/internal/platform/clients"
+	"github.com/misybot/tenancy/internal/platform/config"
 	"github.com/misybot/tenancy/workflows"
 )
 

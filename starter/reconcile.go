@@ -7,11 +7,11 @@ import (
 	"log/slog"
 	"os"
 
-	"github.com/misybot/tenancy/internal/clients"
-	"github.com/misybot/tenancy/internal/config"
-	"github.com/misybot/tenancy/internal/decision"
-	"github.com/misybot/tenancy/internal/lifecycle"
-	"github.com/misybot/tenancy/internal/reconcile"
+	"github.com/misybot/tenancy/internal/control/lifecycle"
+	"github.com/misybot/tenancy/internal/domain/decision"
+	"github.com/misybot/tenancy/internal/domain/reconcile"
+	"github.com/misybot/tenancy/internal/platform/clients"
+	"github.com/misybot/tenancy/internal/platform/config"
 )
 
 const reconcileUsage = `usage:

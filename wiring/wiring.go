@@ -1,6 +1,6 @@
 // Package wiring wires the application from its parts, once for every process that needs
 // it: the API server (starter serve), the worker, and the end-to-end benchmark, which runs both
-// in one process. Connections come from internal/clients; this package only decides which
+// in one process. Connections come from internal/platform/clients; this package only decides which
 // store gets which connection.
 package wiring
 
@@ -13,22 +13,22 @@ import (
 
 	"github.com/misybot/tenancy/activities"
 	"github.com/misybot/tenancy/api"
-	"github.com/misybot/tenancy/internal/audit"
-	"github.com/misybot/tenancy/internal/clients"
-	"github.com/misybot/tenancy/internal/config"
-	"github.com/misybot/tenancy/internal/conversations"
-	"github.com/misybot/tenancy/internal/decision"
-	"github.com/misybot/tenancy/internal/keyring"
-	"github.com/misybot/tenancy/internal/lifecycle"
-	"github.com/misybot/tenancy/internal/limits"
-	"github.com/misybot/tenancy/internal/operators"
-	"github.com/misybot/tenancy/internal/reconcile"
-	"github.com/misybot/tenancy/internal/registry"
-	"github.com/misybot/tenancy/internal/seal"
-	"github.com/misybot/tenancy/internal/tenantdb"
-	"github.com/misybot/tenancy/internal/tenantmongo"
-	"github.com/misybot/tenancy/internal/tenantredis"
-	"github.com/misybot/tenancy/internal/throttle"
+	"github.com/misybot/tenancy/internal/control/lifecycle"
+	"github.com/misybot/tenancy/internal/domain/audit"
+	"github.com/misybot/tenancy/internal/domain/conversations"
+	"github.com/misybot/tenancy/internal/domain/decision"
+	"github.com/misybot/tenancy/internal/domain/limits"
+	"github.com/misybot/tenancy/internal/domain/reconcile"
+	"github.com/misybot/tenancy/internal/domain/registry"
+	"github.com/misybot/tenancy/internal/keys/keyring"
+	"github.com/misybot/tenancy/internal/keys/seal"
+	"github.com/misybot/tenancy/internal/platform/clients"
+	"github.com/misybot/tenancy/internal/platform/config"
+	"github.com/misybot/tenancy/internal/platform/operators"
+	"github.com/misybot/tenancy/internal/platform/throttle"
+	"github.com/misybot/tenancy/internal/stores/tenantdb"
+	"github.com/misybot/tenancy/internal/stores/tenantmongo"
+	"github.com/misybot/tenancy/internal/stores/tenantredis"
 	"github.com/misybot/tenancy/workflows"
 )
 

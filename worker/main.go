@@ -17,14 +17,14 @@ import (
 
 	"github.com/misybot/tenancy/activities"
 	"github.com/misybot/tenancy/api"
-	"github.com/misybot/tenancy/internal/archives"
-	"github.com/misybot/tenancy/internal/clients"
-	"github.com/misybot/tenancy/internal/config"
-	"github.com/misybot/tenancy/internal/keycheck"
-	"github.com/misybot/tenancy/internal/opsmetrics"
-	"github.com/misybot/tenancy/internal/rls"
-	"github.com/misybot/tenancy/internal/schedule"
-	"github.com/misybot/tenancy/internal/seal"
+	"github.com/misybot/tenancy/internal/control/schedule"
+	"github.com/misybot/tenancy/internal/domain/archives"
+	"github.com/misybot/tenancy/internal/keys/keycheck"
+	"github.com/misybot/tenancy/internal/keys/seal"
+	"github.com/misybot/tenancy/internal/platform/clients"
+	"github.com/misybot/tenancy/internal/platform/config"
+	"github.com/misybot/tenancy/internal/platform/opsmetrics"
+	"github.com/misybot/tenancy/internal/stores/rls"
 	"github.com/misybot/tenancy/wiring"
 )
 

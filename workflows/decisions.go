@@ -6,14 +6,14 @@ import (
 	"go.temporal.io/sdk/workflow"
 
 	"github.com/misybot/tenancy/activities"
-	"github.com/misybot/tenancy/internal/decision"
-	"github.com/misybot/tenancy/internal/operators"
+	"github.com/misybot/tenancy/internal/domain/decision"
+	"github.com/misybot/tenancy/internal/platform/operators"
 )
 
 // operatorDecisionsChange versions signals that carry a recorded decision: from version 1 a
 // signal that grants or destroys (approve, abort, retry, cancel-offboard, and a
 // reconciliation's repair, decide and close) carries the id of a decision the API or the
-// operator CLI recorded after its role checks (internal/decision), and the run acts on it only
+// operator CLI recorded after its role checks (internal/domain/decision), and the run acts on it only
 // once ClaimDecision has read it back. A bare name (`--input '"anyone"'`) is refused, shown in
 // the progress and audited, and the run keeps waiting. Runs that reached their wait before
 // the change (no marker) keep taking the signal's value as the decider's name.

@@ -16,7 +16,7 @@ import (
 	"go.temporal.io/sdk/workflow"
 
 	"github.com/misybot/tenancy/activities"
-	"github.com/misybot/tenancy/internal/tenant"
+	"github.com/misybot/tenancy/internal/domain/tenant"
 	"github.com/misybot/tenancy/workflows"
 )
 
@@ -24,7 +24,7 @@ import (
 // decided("bob") is bob's as a platform-admin, decidedAs("carl", "operator") carl's as an
 // operator. mockClaims answers ClaimDecision for such ids as the real store would (role and
 // four eyes checked, subject the drift), and refuses every other id as unrecorded. The store's
-// own checks (run, kind, single use) are tested against PostgreSQL in internal/decision.
+// own checks (run, kind, single use) are tested against PostgreSQL in internal/domain/decision.
 
 const decisionMagic = "d:"
 

@@ -14,11 +14,11 @@ import (
 	"go.temporal.io/sdk/worker"
 
 	"github.com/misybot/tenancy/activities"
-	"github.com/misybot/tenancy/internal/clients"
-	"github.com/misybot/tenancy/internal/registry"
-	"github.com/misybot/tenancy/internal/seal"
-	"github.com/misybot/tenancy/internal/tenant"
-	"github.com/misybot/tenancy/internal/testenv"
+	"github.com/misybot/tenancy/internal/domain/registry"
+	"github.com/misybot/tenancy/internal/domain/tenant"
+	"github.com/misybot/tenancy/internal/keys/seal"
+	"github.com/misybot/tenancy/internal/platform/clients"
+	"github.com/misybot/tenancy/internal/testkit/testenv"
 	"github.com/misybot/tenancy/workflows"
 )
 

@@ -11,7 +11,7 @@ import (
 	"go.temporal.io/sdk/testsuite"
 	"go.temporal.io/sdk/worker"
 
-	"github.com/misybot/tenancy/internal/opsmetrics"
+	"github.com/misybot/tenancy/internal/platform/opsmetrics"
 	"github.com/misybot/tenancy/workflows"
 )
 

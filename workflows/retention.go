@@ -64,7 +64,7 @@ type AuditRetentionResult struct {
 // ApplyAuditRetention applies every open tenant's audit retention: for each active or
 // suspended tenant without a legal hold, the events older than now minus its retention period
 // are removed behind a signed checkpoint (activities.PruneAudit, which checks the policy
-// again before deleting). A Temporal Schedule starts it daily (internal/schedule).
+// again before deleting). A Temporal Schedule starts it daily (internal/control/schedule).
 //
 // Deterministic: the cutoffs come from workflow time (Now), never the clock of an activity. A
 // tenant that fails, or whose chain does not verify, is reported and the run goes on with the

@@ -14,7 +14,7 @@ import (
 	"go.temporal.io/sdk/workflow"
 
 	"github.com/misybot/tenancy/activities"
-	"github.com/misybot/tenancy/internal/audit"
+	"github.com/misybot/tenancy/internal/domain/audit"
 	"github.com/misybot/tenancy/workflows"
 )
 

@@ -9,7 +9,7 @@ import (
 	"go.temporal.io/sdk/workflow"
 
 	"github.com/misybot/tenancy/activities"
-	"github.com/misybot/tenancy/internal/tenant"
+	"github.com/misybot/tenancy/internal/domain/tenant"
 )
 
 // Step states in Progress.

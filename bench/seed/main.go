@@ -1,5 +1,5 @@
 // Command seed onboards many tenants through the real workflows and fills them with data, so
-// that benchmarks run at 1,000 and 10,000 tenants (package internal/seed). It runs the API and
+// that benchmarks run at 1,000 and 10,000 tenants (package internal/testkit/seed). It runs the API and
 // a worker in-process, like `make bench`, on the stores the environment names; unlike the
 // bench it empties nothing, and running it again skips what is already there.
 //
@@ -18,10 +18,10 @@ import (
 	"time"
 
 	"github.com/misybot/tenancy/activities"
-	"github.com/misybot/tenancy/internal/clients"
-	"github.com/misybot/tenancy/internal/config"
-	"github.com/misybot/tenancy/internal/seal"
-	"github.com/misybot/tenancy/internal/seed"
+	"github.com/misybot/tenancy/internal/keys/seal"
+	"github.com/misybot/tenancy/internal/platform/clients"
+	"github.com/misybot/tenancy/internal/platform/config"
+	"github.com/misybot/tenancy/internal/testkit/seed"
 	"github.com/misybot/tenancy/migrations"
 	"github.com/misybot/tenancy/wiring"
 )
