@@ -16,6 +16,10 @@ services: ## start PostgreSQL, Redis, Temporal dev server and FerretDB (idempote
 redis-cluster: ## start a local three-master Redis Cluster on 7001-7003 for the cluster tests (idempotent)
 	@scripts/redis-cluster.sh up
 
+.PHONY: cells
+cells: ## start the local cells cell-2 and cell-3 beside the services (own PostgreSQL, Redis, FerretDB each; idempotent); URLs: scripts/cells.sh env cell-2
+	@scripts/cells.sh up
+
 .PHONY: dev
 dev: services ## run everything: services, migrations, worker and API; prints the URLs
 	@scripts/packages.sh dev
@@ -25,6 +29,7 @@ dev: services ## run everything: services, migrations, worker and API; prints th
 down: ## stop exactly what `make dev` started
 	@scripts/dev.sh stop
 	@scripts/redis-cluster.sh down
+	@scripts/cells.sh down
 	@scripts/services.sh down
 
 .PHONY: status
