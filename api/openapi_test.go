@@ -138,7 +138,7 @@ func TestOpenAPISecurityAndAuditActions(t *testing.T) {
 	s, _ := fullServer(t)
 	doc := loadOpenAPI(t)
 	require.Equal(t, openapi3.SecurityRequirements{{"operatorBearer": {}}}, doc.Security)
-	signed := openapi3.SecurityRequirements{{"tenantId": {}, "tenantTimestamp": {}, "tenantNonce": {}, "tenantSignature": {}}}
+	signed := openapi3.SecurityRequirements{{"tenantIdHeader": {}, "tenantTimestamp": {}, "tenantNonce": {}, "tenantSignature": {}}}
 	for path, item := range doc.Paths.Map() {
 		for method, op := range item.Operations() {
 			key := method + " " + path
