@@ -22,7 +22,7 @@ import (
 	"go.temporal.io/sdk/activity"
 
 	"github.com/misybot/tenancy/internal/domain/conversations"
-	"github.com/misybot/tenancy/internal/domain/tenant"
+	"github.com/misybot/tenancy/internal/model/tenant"
 	"github.com/misybot/tenancy/internal/stores/tenantmongo"
 )
 

@@ -14,7 +14,7 @@ import (
 	"go.temporal.io/sdk/temporal"
 
 	"github.com/misybot/tenancy/internal/domain/audit"
-	"github.com/misybot/tenancy/internal/domain/tenant"
+	"github.com/misybot/tenancy/internal/model/tenant"
 )
 
 // StepActionPrefix starts the action of every workflow step event: "workflow.step.<activity>".

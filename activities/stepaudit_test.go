@@ -16,8 +16,8 @@ import (
 
 	"github.com/misybot/tenancy/activities"
 	"github.com/misybot/tenancy/internal/domain/registry"
-	"github.com/misybot/tenancy/internal/domain/tenant"
 	"github.com/misybot/tenancy/internal/keys/seal"
+	"github.com/misybot/tenancy/internal/model/tenant"
 	"github.com/misybot/tenancy/internal/platform/clients"
 	"github.com/misybot/tenancy/internal/testkit/testenv"
 )

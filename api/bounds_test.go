@@ -9,7 +9,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/misybot/tenancy/api"
-	"github.com/misybot/tenancy/internal/domain/limits"
+	"github.com/misybot/tenancy/internal/model/limits"
 )
 
 // The review's three values PostgreSQL cannot store, each once answered 500.

@@ -10,7 +10,7 @@ import (
 
 	"github.com/labstack/echo/v4"
 
-	"github.com/misybot/tenancy/internal/domain/tenant"
+	"github.com/misybot/tenancy/internal/model/tenant"
 )
 
 // ProblemBusy is the type of a tenant request refused because the tenant already has its
@@ -19,7 +19,7 @@ const ProblemBusy = problemBase + "tenant-busy"
 
 // DefaultTenantConcurrency is how many requests of one tenant an API process serves at once:
 // half the CPUs the process may use, at least 2. Each answer is at most a page
-// (internal/domain/limits), so a tenant's share of memory is bounded too. More requests of the tenant
+// (internal/model/limits), so a tenant's share of memory is bounded too. More requests of the tenant
 // wait for a slot (tenantQueue of them, for at most tenantWait) instead of being refused at once,
 // so a client that sends many at a time is slowed, not failed, and spends no CPU while it waits.
 func DefaultTenantConcurrency() int { return max(1, runtime.GOMAXPROCS(0)/2) }

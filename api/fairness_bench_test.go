@@ -13,7 +13,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/misybot/tenancy/internal/domain/limits"
+	"github.com/misybot/tenancy/internal/model/limits"
 )
 
 // BenchmarkNoisyNeighbour is the review's attack on fairness, bounded now: tenant A fills

@@ -10,7 +10,7 @@ import (
 
 	"github.com/misybot/tenancy/internal/control/lifecycle"
 	"github.com/misybot/tenancy/internal/domain/audit"
-	"github.com/misybot/tenancy/internal/domain/tenant"
+	"github.com/misybot/tenancy/internal/model/tenant"
 )
 
 // OverviewPath is the dashboard's first page for operators: tenants by status, the last 24 h

@@ -12,7 +12,7 @@ import (
 	"github.com/labstack/echo/v4"
 	"go.mongodb.org/mongo-driver/mongo"
 
-	"github.com/misybot/tenancy/internal/domain/limits"
+	"github.com/misybot/tenancy/internal/model/limits"
 )
 
 // Problem is the one error shape of the API: RFC 9457 problem details, served as
@@ -31,7 +31,7 @@ type Problem struct {
 	WorkflowID string `json:"workflowId,omitempty"`
 	RunID      string `json:"runId,omitempty"`
 	Workflow   string `json:"workflow,omitempty"`
-	// Limit and LimitValue name the tenant bound a write would break (internal/domain/limits).
+	// Limit and LimitValue name the tenant bound a write would break (internal/model/limits).
 	Limit      string `json:"limit,omitempty"`
 	LimitValue int64  `json:"limitValue,omitempty"`
 }

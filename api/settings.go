@@ -10,8 +10,8 @@ import (
 
 	"github.com/labstack/echo/v4"
 
-	"github.com/misybot/tenancy/internal/domain/limits"
-	"github.com/misybot/tenancy/internal/domain/tenant"
+	"github.com/misybot/tenancy/internal/model/limits"
+	"github.com/misybot/tenancy/internal/model/tenant"
 	"github.com/misybot/tenancy/internal/stores/tenantdb"
 )
 

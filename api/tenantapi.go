@@ -10,7 +10,7 @@ import (
 	"github.com/labstack/echo/v4"
 
 	"github.com/misybot/tenancy/internal/domain/conversations"
-	"github.com/misybot/tenancy/internal/domain/tenant"
+	"github.com/misybot/tenancy/internal/model/tenant"
 )
 
 // tenantAPIRoutes mounts the signed tenant API. Every route runs, in order: CORS (preflights

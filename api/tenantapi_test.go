@@ -16,8 +16,8 @@ import (
 	"go.mongodb.org/mongo-driver/bson"
 
 	"github.com/misybot/tenancy/api"
-	"github.com/misybot/tenancy/internal/domain/tenant"
 	"github.com/misybot/tenancy/internal/keys/signing"
+	"github.com/misybot/tenancy/internal/model/tenant"
 	"github.com/misybot/tenancy/internal/stores/tenantredis"
 	"github.com/misybot/tenancy/internal/testkit/testenv"
 )

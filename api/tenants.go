@@ -14,8 +14,8 @@ import (
 	"github.com/misybot/tenancy/activities"
 	"github.com/misybot/tenancy/internal/control/lifecycle"
 	"github.com/misybot/tenancy/internal/domain/registry"
-	"github.com/misybot/tenancy/internal/domain/tenant"
 	"github.com/misybot/tenancy/internal/domain/tenantservice"
+	"github.com/misybot/tenancy/internal/model/tenant"
 	"github.com/misybot/tenancy/workflows"
 )
 

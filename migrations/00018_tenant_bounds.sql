@@ -1,4 +1,4 @@
--- 00018: what the per-tenant bounds count (internal/domain/limits).
+-- 00018: what the per-tenant bounds count (internal/model/limits).
 --
 -- tenant_settings.value_bytes is the stored size of a value as the API answers it (jsonb's text
 -- form, which can be longer than what was sent: 1e5 comes back as 100000), kept by PostgreSQL

@@ -1,12 +1,13 @@
 #!/usr/bin/env bash
 # Builds, caches and prints the paths of the development tool binaries: the Temporal CLI
-# (which embeds the dev server and the Web UI), FerretDB (MongoDB wire protocol on SQLite) and
-# golangci-lint (`make lint`).
+# (which embeds the dev server and the Web UI), FerretDB (MongoDB wire protocol on SQLite),
+# golangci-lint (`make lint`) and the client generators oapi-codegen and ogen (`make clients`).
 #
 # Usage:
 #   scripts/tools.sh temporal            print the Temporal CLI path, building it if absent
 #   scripts/tools.sh ferretdb            print the FerretDB path, building it if absent
 #   scripts/tools.sh golangci-lint       print the golangci-lint path, building it if absent
+#   scripts/tools.sh oapi-codegen|ogen   print a client generator's path, building it if absent
 #   scripts/tools.sh [all]               build both if absent, print TEMPORAL_BIN=… FERRETDB_BIN=…
 #   scripts/tools.sh --cached NAME       print the path only if already built (exit 1 otherwise)
 #
@@ -15,6 +16,8 @@
 #   ${MISYBOT_TOOLS_CACHE:-$HOME/.cache/misybot/tools}/temporal-v1.5.1/temporal
 #   ${MISYBOT_TOOLS_CACHE:-$HOME/.cache/misybot/tools}/ferretdb-v1.24.2/ferretdb
 #   ${MISYBOT_TOOLS_CACHE:-$HOME/.cache/misybot/tools}/golangci-lint-v2.15.0/golangci-lint
+#   ${MISYBOT_TOOLS_CACHE:-$HOME/.cache/misybot/tools}/oapi-codegen-v2.8.2/oapi-codegen
+#   ${MISYBOT_TOOLS_CACHE:-$HOME/.cache/misybot/tools}/ogen-v1.25.0/ogen
 # and symlinked into .tools/bin/ (gitignored) for convenience. Only paths go to stdout; build
 # progress goes to stderr. A build writes a temporary file and renames it into place, so an
 # interrupted build never leaves a broken binary in the cache; a lock per tool keeps two callers
@@ -27,6 +30,8 @@ CACHE=${MISYBOT_TOOLS_CACHE:-$HOME/.cache/misybot/tools}
 TEMPORAL_VERSION=v1.5.1 # keep in step with tools/go.mod
 FERRETDB_VERSION=v1.24.2
 GOLANGCI_LINT_VERSION=v2.15.0 # keep in step with tools/lint/go.mod
+OAPI_CODEGEN_VERSION=v2.8.2   # keep in step with tools/codegen/go.mod
+OGEN_VERSION=v1.25.0          # keep in step with tools/codegen/go.mod
 
 log() { echo "tools: $*" >&2; }
 die() {
@@ -40,7 +45,9 @@ cached_path() {
 	temporal) echo "$CACHE/temporal-$TEMPORAL_VERSION/temporal" ;;
 	ferretdb) echo "$CACHE/ferretdb-$FERRETDB_VERSION/ferretdb" ;;
 	golangci-lint) echo "$CACHE/golangci-lint-$GOLANGCI_LINT_VERSION/golangci-lint" ;;
-	*) die "unknown tool '$1' (expected temporal, ferretdb or golangci-lint)" ;;
+	oapi-codegen) echo "$CACHE/oapi-codegen-$OAPI_CODEGEN_VERSION/oapi-codegen" ;;
+	ogen) echo "$CACHE/ogen-$OGEN_VERSION/ogen" ;;
+	*) die "unknown tool '$1' (expected temporal, ferretdb, golangci-lint, oapi-codegen or ogen)" ;;
 	esac
 }
 
@@ -61,6 +68,17 @@ build_temporal() { # $1: temporary output file
 build_golangci-lint() { # $1: temporary output file
 	[[ -f $REPO/tools/lint/go.mod ]] || die "missing $REPO/tools/lint/go.mod (the lint tools module)"
 	(cd "$REPO/tools/lint" && go build -o "$1" github.com/golangci/golangci-lint/v2/cmd/golangci-lint)
+}
+
+# The client generators share a module of their own (tools/codegen), for the same reason.
+build_oapi-codegen() { # $1: temporary output file
+	[[ -f $REPO/tools/codegen/go.mod ]] || die "missing $REPO/tools/codegen/go.mod (the codegen tools module)"
+	(cd "$REPO/tools/codegen" && go build -o "$1" github.com/oapi-codegen/oapi-codegen/v2/cmd/oapi-codegen)
+}
+
+build_ogen() { # $1: temporary output file
+	[[ -f $REPO/tools/codegen/go.mod ]] || die "missing $REPO/tools/codegen/go.mod (the codegen tools module)"
+	(cd "$REPO/tools/codegen" && go build -o "$1" github.com/ogen-go/ogen/cmd/ogen)
 }
 
 # FerretDB cannot be built with `go install …@version`: that binary panics at start with
@@ -115,20 +133,20 @@ ensure() {
 main() {
 	local cmd=${1:-all} bin
 	case $cmd in
-	temporal | ferretdb | golangci-lint) ensure "$cmd" ;;
+	temporal | ferretdb | golangci-lint | oapi-codegen | ogen) ensure "$cmd" ;;
 	all)
 		echo "TEMPORAL_BIN=$(ensure temporal)"
 		echo "FERRETDB_BIN=$(ensure ferretdb)"
 		;;
 	--cached)
-		[[ $# -eq 2 ]] || die "usage: $0 --cached temporal|ferretdb|golangci-lint"
+		[[ $# -eq 2 ]] || die "usage: $0 --cached temporal|ferretdb|golangci-lint|oapi-codegen|ogen"
 		bin=$(cached_path "$2")
 		[[ -x $bin ]] || exit 1
 		link "$2" "$bin"
 		echo "$bin"
 		;;
 	-h | --help | help) sed -n '2,/^set -euo/{/^#/s/^# \{0,1\}//p}' "${BASH_SOURCE[0]}" ;;
-	*) die "unknown command '$cmd' (try: temporal, ferretdb, golangci-lint, all, --cached NAME)" ;;
+	*) die "unknown command '$cmd' (try: temporal, ferretdb, golangci-lint, oapi-codegen, ogen, all, --cached NAME)" ;;
 	esac
 }
 

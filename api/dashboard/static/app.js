@@ -18,7 +18,7 @@ const CSV_MAX_PAGES = 40;
 const ID_RE = /^[a-z][a-z0-9-]{1,38}[a-z0-9]$/;
 const TABS = ['overview', 'operation', 'audit'];
 
-// Permissions and the ceiling per tenant type (internal/domain/tenant); the server stays the judge.
+// Permissions and the ceiling per tenant type (internal/model/tenant); the server stays the judge.
 const PERMISSIONS = ['settings:read', 'settings:write', 'conversations:read', 'conversations:write', 'audit:read'];
 const CEILING = {
   owner: PERMISSIONS,
@@ -1121,7 +1121,7 @@ async function loadOverview(nav) {
 
 function renderTenantStats(t) {
   const by = t.byStatus || {};
-  // Lifecycle order (internal/domain/tenant.Statuses), then any status this page does not know.
+  // Lifecycle order (internal/model/tenant.Statuses), then any status this page does not know.
   const order = ['pending', 'onboarding', 'active', 'suspended', 'offboarding', 'offboarded', 'failed'];
   const statuses = [...order.filter((st) => st in by), ...Object.keys(by).filter((st) => !order.includes(st))];
   const stats = statuses.map((status) => el('a', { class: 'stat', href: '#/', 'data-status': status, onclick: (e) => {

@@ -19,7 +19,7 @@ import (
 
 	"github.com/misybot/tenancy/internal/domain/audit"
 	"github.com/misybot/tenancy/internal/domain/registry"
-	"github.com/misybot/tenancy/internal/domain/tenant"
+	"github.com/misybot/tenancy/internal/model/tenant"
 	"github.com/misybot/tenancy/internal/stores/rls"
 	"github.com/misybot/tenancy/internal/stores/tenantmongo"
 	"github.com/misybot/tenancy/internal/testkit/testenv"

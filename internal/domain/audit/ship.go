@@ -18,7 +18,7 @@ import (
 	"go.mongodb.org/mongo-driver/mongo"
 	"go.mongodb.org/mongo-driver/mongo/options"
 
-	"github.com/misybot/tenancy/internal/domain/tenant"
+	"github.com/misybot/tenancy/internal/model/tenant"
 	"github.com/misybot/tenancy/internal/stores/rls"
 	"github.com/misybot/tenancy/internal/stores/tenantmongo"
 )

@@ -19,8 +19,8 @@ import (
 	"go.mongodb.org/mongo-driver/mongo"
 	"go.mongodb.org/mongo-driver/mongo/options"
 
-	"github.com/misybot/tenancy/internal/domain/limits"
 	"github.com/misybot/tenancy/internal/keys/keyring"
+	"github.com/misybot/tenancy/internal/model/limits"
 	"github.com/misybot/tenancy/internal/stores/tenantdb"
 	"github.com/misybot/tenancy/internal/stores/tenantmongo"
 	"github.com/misybot/tenancy/internal/stores/tenantredis"

@@ -11,10 +11,10 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/misybot/tenancy/internal/domain/conversations"
-	"github.com/misybot/tenancy/internal/domain/limits"
-	"github.com/misybot/tenancy/internal/domain/tenant"
 	"github.com/misybot/tenancy/internal/keys/keyring"
 	"github.com/misybot/tenancy/internal/keys/seal"
+	"github.com/misybot/tenancy/internal/model/limits"
+	"github.com/misybot/tenancy/internal/model/tenant"
 	"github.com/misybot/tenancy/internal/stores/tenantdb"
 	"github.com/misybot/tenancy/internal/stores/tenantmongo"
 	"github.com/misybot/tenancy/internal/stores/tenantredis"

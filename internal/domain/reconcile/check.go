@@ -11,7 +11,7 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/misybot/tenancy/internal/domain/registry"
-	"github.com/misybot/tenancy/internal/domain/tenant"
+	"github.com/misybot/tenancy/internal/model/tenant"
 	"github.com/misybot/tenancy/internal/stores/tenantdb"
 	"github.com/misybot/tenancy/internal/stores/tenantmongo"
 	"github.com/misybot/tenancy/internal/stores/tenantredis"

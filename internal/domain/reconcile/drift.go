@@ -16,7 +16,7 @@ import (
 	"strconv"
 	"time"
 
-	"github.com/misybot/tenancy/internal/domain/tenant"
+	"github.com/misybot/tenancy/internal/model/tenant"
 )
 
 // Store names the store a drift was found in.

@@ -9,7 +9,7 @@ import (
 	"time"
 
 	"github.com/misybot/tenancy/internal/domain/registry"
-	"github.com/misybot/tenancy/internal/domain/tenant"
+	"github.com/misybot/tenancy/internal/model/tenant"
 	"github.com/misybot/tenancy/internal/stores/tenantredis"
 )
 

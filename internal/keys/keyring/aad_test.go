@@ -9,7 +9,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/misybot/tenancy/internal/domain/tenant"
+	"github.com/misybot/tenancy/internal/model/tenant"
 )
 
 // The associated data alone must stop a ciphertext moved to another tenant, field or version:

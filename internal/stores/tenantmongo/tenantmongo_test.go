@@ -17,7 +17,7 @@ import (
 	"go.mongodb.org/mongo-driver/mongo"
 	"go.mongodb.org/mongo-driver/mongo/options"
 
-	"github.com/misybot/tenancy/internal/domain/tenant"
+	"github.com/misybot/tenancy/internal/model/tenant"
 	"github.com/misybot/tenancy/internal/stores/tenantmongo"
 	"github.com/misybot/tenancy/internal/stores/tenantredis"
 	"github.com/misybot/tenancy/internal/testkit/testenv"

@@ -25,11 +25,11 @@ import (
 	"go.temporal.io/sdk/client"
 
 	"github.com/misybot/tenancy/internal/domain/conversations"
-	"github.com/misybot/tenancy/internal/domain/limits"
 	"github.com/misybot/tenancy/internal/domain/registry"
-	"github.com/misybot/tenancy/internal/domain/tenant"
 	"github.com/misybot/tenancy/internal/keys/keyring"
 	"github.com/misybot/tenancy/internal/keys/seal"
+	"github.com/misybot/tenancy/internal/model/limits"
+	"github.com/misybot/tenancy/internal/model/tenant"
 	"github.com/misybot/tenancy/internal/platform/clients"
 	"github.com/misybot/tenancy/internal/stores/tenantdb"
 	"github.com/misybot/tenancy/internal/stores/tenantmongo"
