@@ -1,7 +1,8 @@
 #!/bin/sh
-# One-shot job of deploy/docker-compose.prod.yml (image temporalio/admin-tools), once the server
-# answers: the namespace the API and workers use, and the custom search attributes every
-# lifecycle workflow sets, so that runs can be found by tenant
+# One-shot job (temporal-namespace) of both compose files, docker-compose.yml and
+# deploy/docker-compose.prod.yml (image temporalio/admin-tools), once the server answers: the
+# namespace the API and workers use, and the custom search attributes every lifecycle workflow
+# sets, so that runs can be found by tenant or cell
 # (temporal workflow list --query 'TenantId="acme"', and the Web UI's filter). Idempotent.
 # On a cluster of your own, or Temporal Cloud, run the same commands once (docs/operations.md).
 set -eu
@@ -24,7 +25,7 @@ fi
 
 # Keyword: exact match, the right type for ids and enumerations. One per call: the CLI takes
 # several --name but creates only the first.
-for name in TenantId LifecycleOperation TenantType TenantStatus; do
+for name in TenantId LifecycleOperation TenantType TenantStatus CellId; do
 	temporal operator search-attribute create --address "$ADDR" --namespace "$NS" --type Keyword --name "$name" 2>/tmp/sa.err ||
 		grep -qi "already" /tmp/sa.err || { cat /tmp/sa.err >&2; exit 1; }
 done

@@ -1,5 +1,6 @@
 #!/bin/sh
-# One-shot job of deploy/docker-compose.prod.yml (image temporalio/admin-tools): creates
+# One-shot job (temporal-schema) of both compose files, docker-compose.yml and
+# deploy/docker-compose.prod.yml (image temporalio/admin-tools): creates
 # Temporal's two PostgreSQL databases, temporal and temporal_visibility, and brings their schemas
 # to the version this admin-tools image ships (the server image of the same version expects it).
 # Safe to run on every start: an existing database is kept, setup-schema on an initialised one
