@@ -8,9 +8,7 @@ package jsontext
 import (
 	"bytes"
 	"encoding/json"
-	"errors"
 	"fmt"
-	"io"
 	"math"
 	"strconv"
 	"unicode/utf8"
@@ -40,12 +38,9 @@ func Check(doc []byte) error {
 	dec := json.NewDecoder(bytes.NewReader(doc))
 	dec.UseNumber()
 	for {
-		tok, err := dec.Token()
-		if errors.Is(err, io.EOF) {
+		tok, ok := nextToken(dec)
+		if !ok {
 			return nil
-		}
-		if err != nil {
-			return nil // not JSON: the decoder says where
 		}
 		if n, ok := tok.(json.Number); ok {
 			if msg := checkNumber(string(n)); msg != "" {
@@ -53,6 +48,13 @@ func Check(doc []byte) error {
 			}
 		}
 	}
+}
+
+// nextToken is the document's next token; false at its end, or where it is not JSON (which the
+// decoder that reads it for real reports, with the offset).
+func nextToken(dec *json.Decoder) (json.Token, bool) {
+	tok, err := dec.Token()
+	return tok, err == nil
 }
 
 // checkNumber allows the numbers a float64 holds without rounding to zero or infinity.
