@@ -103,6 +103,12 @@ lint: ## gofmt, go vet, golangci-lint (.golangci.yml), shellcheck on the scripts
 		echo "lint: no docker-compose or docker compose here; the compose files are checked by e2e/compose_test.go only"; \
 	fi
 
+# The clients are committed; clients/clients_test.go (in `make test`) fails when they are stale.
+.PHONY: clients
+clients: ## regenerate the API clients in clients/ from api/openapi.yaml (oapi-codegen, ogen, openapi-typescript) and lint it (Redocly)
+	@scripts/clients.sh generate
+	@scripts/clients.sh lint
+
 .PHONY: migrate
 migrate: ## apply database migrations (as the owner role)
 	APP_ENV=$${APP_ENV:-dev} go run ./starter migrate
