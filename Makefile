@@ -37,7 +37,7 @@ status: ## show which services run and who started them
 	@scripts/services.sh status
 
 .PHONY: test
-test: services redis-cluster ## lint, install what the tests need (Chromium), start the services (and the test Redis Cluster) when absent, then run unit and integration tests
+test: services redis-cluster cells ## lint, install what the tests need (Chromium), start the services (and the test Redis Cluster) when absent, then run unit and integration tests
 	@$(MAKE) --no-print-directory lint
 	@scripts/packages.sh test
 	@go run ./internal/testkit/testenv/prune # MongoDB databases earlier test runs left behind (FerretDB keeps each one open)

@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"sync"
 
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/redis/go-redis/v9"
@@ -33,6 +34,9 @@ type Clients struct {
 	// AuditPlatformDatabase is where the platform audit chain lives (config
 	// AUDIT_PLATFORM_DATABASE; empty: audit.PlatformDatabase).
 	AuditPlatformDatabase string
+
+	cellsOnce sync.Once
+	cells     *CellRouter
 }
 
 // Option adjusts how Open builds the clients.
@@ -116,7 +120,13 @@ func (c *Clients) PingTemporal(ctx context.Context) error {
 
 // Close releases every client; errors are joined, none is skipped.
 func (c *Clients) Close(ctx context.Context) error {
-	c.Temporal.Close()
+	var cellsErr error
+	if c.cells != nil {
+		cellsErr = c.cells.Close(ctx)
+	}
+	if c.Temporal != nil {
+		c.Temporal.Close()
+	}
 	c.Postgres.Close()
-	return errors.Join(c.Mongo.Disconnect(ctx), c.Redis.Close())
+	return errors.Join(cellsErr, c.Mongo.Disconnect(ctx), c.Redis.Close())
 }

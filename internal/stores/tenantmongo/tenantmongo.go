@@ -107,14 +107,34 @@ func DatabaseName(tenantID string) (string, error) {
 	return name, nil
 }
 
-// Store opens tenant databases on one client shared by the whole process (the driver pools
-// connections per client; a client per tenant or per call would defeat the pool).
+// Store opens tenant databases on one client per cell, shared by the whole process (the driver
+// pools connections per client; a client per tenant or per call would defeat the pool).
 type Store struct {
 	client *mongo.Client
+	// route, when set, picks the client of the context tenant's cell (NewRouted); client then
+	// serves only what spans tenants (TenantDatabases, on the default cell).
+	route Router
 }
 
-// New returns a Store over the process-wide client.
+// Router returns the MongoDB client of the cell the context's tenant lives on.
+type Router func(ctx context.Context) (*mongo.Client, error)
+
+// New returns a Store over the process-wide client: every tenant on it.
 func New(client *mongo.Client) *Store { return &Store{client: client} }
+
+// NewRouted returns a Store whose tenant databases are on the client route picks for the
+// context's tenant; fallback serves what spans tenants.
+func NewRouted(fallback *mongo.Client, route Router) *Store {
+	return &Store{client: fallback, route: route}
+}
+
+// clientFor is the client of the context tenant's cell.
+func (s *Store) clientFor(ctx context.Context) (*mongo.Client, error) {
+	if s.route == nil {
+		return s.client, nil
+	}
+	return s.route(ctx)
+}
 
 // Database returns the context tenant's database, or tenant.ErrNoTenant when the context holds
 // no valid tenant. It is the only way into a tenant database: the name is derived here, from
@@ -128,7 +148,11 @@ func (s *Store) Database(ctx context.Context) (*mongo.Database, error) {
 	if err != nil {
 		return nil, err
 	}
-	return s.client.Database(name), nil
+	client, err := s.clientFor(ctx)
+	if err != nil {
+		return nil, err
+	}
+	return client.Database(name), nil
 }
 
 // Collection returns one collection of the context tenant's database (see Database). Use the
@@ -490,7 +514,11 @@ func (s *Store) Exists(ctx context.Context) (bool, error) {
 }
 
 func (s *Store) exists(ctx context.Context, name string) (bool, error) {
-	names, err := s.client.ListDatabaseNames(ctx, bson.D{{Key: "name", Value: name}})
+	client, err := s.clientFor(ctx)
+	if err != nil {
+		return false, err
+	}
+	names, err := client.ListDatabaseNames(ctx, bson.D{{Key: "name", Value: name}})
 	if err != nil {
 		return false, fmt.Errorf("list databases: %w", err)
 	}

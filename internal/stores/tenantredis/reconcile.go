@@ -16,11 +16,11 @@ import (
 
 // ContextExists reports whether the context tenant has a context record: one EXISTS on its key.
 func (s *Store) ContextExists(ctx context.Context) (bool, error) {
-	p, err := prefixFrom(ctx)
+	client, p, err := s.scoped(ctx)
 	if err != nil {
 		return false, err
 	}
-	n, err := s.client.Exists(ctx, recordKey(p)).Result()
+	n, err := client.Exists(ctx, recordKey(p)).Result()
 	if err != nil {
 		return false, fmt.Errorf("tenantredis: context exists: %w", err)
 	}
@@ -46,7 +46,7 @@ return 1`)
 // time (UnixNano), so a repair that read the registry before a transition cannot undo it.
 // Idempotent: the same registry row writes the same fields.
 func (s *Store) RepairContext(ctx context.Context, rec ContextRecord) (bool, error) {
-	p, err := prefixFrom(ctx)
+	client, p, err := s.scoped(ctx)
 	if err != nil {
 		return false, err
 	}
@@ -67,7 +67,7 @@ func (s *Store) RepairContext(ctx context.Context, rec ContextRecord) (bool, err
 	if err != nil {
 		return false, err
 	}
-	n, err := repairContext.Run(ctx, s.client, []string{recordKey(p)}, rec.Status, rec.Type, string(perms), string(origins),
+	n, err := repairContext.Run(ctx, client, []string{recordKey(p)}, rec.Status, rec.Type, string(perms), string(origins),
 		rec.UpdatedAt.UTC().Format(time.RFC3339Nano), strconv.FormatInt(rec.StatusVersion, 10)).Int()
 	if err != nil {
 		return false, fmt.Errorf("tenantredis: repair context: %w", err)

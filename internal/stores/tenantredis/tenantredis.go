@@ -101,6 +101,36 @@ func Prefix(tenantID string) (string, error) {
 // in a cluster, and a purge scans the one master that owns the slot.
 type Store struct {
 	client redis.UniversalClient
+	// route, when set, picks the client of the context tenant's cell (NewRouted); client then
+	// serves only what spans tenants (ScanTenantPrefixes, on the default cell).
+	route Router
+}
+
+// Router returns the Redis client of the cell the context's tenant lives on.
+type Router func(ctx context.Context) (redis.UniversalClient, error)
+
+// NewRouted returns a Store whose tenant operations go to the client route picks for the
+// context's tenant; fallback serves what spans tenants.
+func NewRouted(fallback redis.UniversalClient, route Router) *Store {
+	return &Store{client: fallback, route: route}
+}
+
+// clientFor is the client of the context tenant's cell.
+func (s *Store) clientFor(ctx context.Context) (redis.UniversalClient, error) {
+	if s.route == nil {
+		return s.client, nil
+	}
+	return s.route(ctx)
+}
+
+// scoped is the context tenant's key prefix and the client of its cell.
+func (s *Store) scoped(ctx context.Context) (redis.UniversalClient, string, error) {
+	p, err := prefixFrom(ctx)
+	if err != nil {
+		return nil, "", err
+	}
+	client, err := s.clientFor(ctx)
+	return client, p, err
 }
 
 // New returns a Store over the process-wide client.
@@ -127,11 +157,11 @@ type Scope struct {
 // valid tenant. The tenant is fixed here: the contexts later passed to the Scope's methods
 // serve for cancellation only.
 func (s *Store) Scope(ctx context.Context) (*Scope, error) {
-	p, err := prefixFrom(ctx)
+	client, p, err := s.scoped(ctx)
 	if err != nil {
 		return nil, err
 	}
-	return &Scope{client: s.client, prefix: p}, nil
+	return &Scope{client: client, prefix: p}, nil
 }
 
 // Key returns the full key for kind and name, for the caller's logs and tests. It does not
@@ -251,7 +281,7 @@ func recordKey(prefix string) string { return prefix + kindContext + ":" + recor
 // sees a mix of the old and new record. Status and Type must be known values (tenant.Status,
 // tenant.Type): an unknown status would make request checks guess.
 func (s *Store) WriteContext(ctx context.Context, rec ContextRecord) error {
-	p, err := prefixFrom(ctx)
+	client, p, err := s.scoped(ctx)
 	if err != nil {
 		return err
 	}
@@ -273,7 +303,7 @@ func (s *Store) WriteContext(ctx context.Context, rec ContextRecord) error {
 		return err
 	}
 	key := recordKey(p)
-	_, err = s.client.TxPipelined(ctx, func(pipe redis.Pipeliner) error {
+	_, err = client.TxPipelined(ctx, func(pipe redis.Pipeliner) error {
 		pipe.Del(ctx, key)
 		pipe.HSet(ctx, key,
 			fieldStatus, rec.Status,
@@ -299,11 +329,11 @@ func nonNil(s []string) []string {
 
 // ReadContext returns the context tenant's record, or ErrNotFound when none was written.
 func (s *Store) ReadContext(ctx context.Context) (ContextRecord, error) {
-	p, err := prefixFrom(ctx)
+	client, p, err := s.scoped(ctx)
 	if err != nil {
 		return ContextRecord{}, err
 	}
-	h, err := s.client.HGetAll(ctx, recordKey(p)).Result()
+	h, err := client.HGetAll(ctx, recordKey(p)).Result()
 	if err != nil {
 		return ContextRecord{}, fmt.Errorf("tenantredis: read context: %w", err)
 	}
@@ -352,14 +382,14 @@ return 1`)
 // record it returns ErrNotFound and writes nothing: a record holding only a status would lack
 // the permissions and origins checks need. Idempotent, so Temporal may retry it.
 func (s *Store) SetStatus(ctx context.Context, status string, version int64) (bool, error) {
-	p, err := prefixFrom(ctx)
+	client, p, err := s.scoped(ctx)
 	if err != nil {
 		return false, err
 	}
 	if !tenant.Status(status).Valid() {
 		return false, fmt.Errorf("tenantredis: set status: unknown status %q", status)
 	}
-	n, err := setStatus.Run(ctx, s.client, []string{recordKey(p)}, status, time.Now().UTC().Format(time.RFC3339Nano), version).Int()
+	n, err := setStatus.Run(ctx, client, []string{recordKey(p)}, status, time.Now().UTC().Format(time.RFC3339Nano), version).Int()
 	if err != nil {
 		return false, fmt.Errorf("tenantredis: set status: %w", err)
 	}
@@ -379,7 +409,7 @@ return 1`)
 // the record request checks read. A tenant without a record (not provisioned) is left alone:
 // it reports false.
 func (s *Store) UpdateProfile(ctx context.Context, typ string, permissions, origins []string) (bool, error) {
-	p, err := prefixFrom(ctx)
+	client, p, err := s.scoped(ctx)
 	if err != nil {
 		return false, err
 	}
@@ -394,7 +424,7 @@ func (s *Store) UpdateProfile(ctx context.Context, typ string, permissions, orig
 	if err != nil {
 		return false, err
 	}
-	n, err := updateProfile.Run(ctx, s.client, []string{recordKey(p)}, typ, string(perms), string(orig), time.Now().UTC().Format(time.RFC3339Nano)).Int()
+	n, err := updateProfile.Run(ctx, client, []string{recordKey(p)}, typ, string(perms), string(orig), time.Now().UTC().Format(time.RFC3339Nano)).Int()
 	if err != nil {
 		return false, fmt.Errorf("tenantredis: update profile: %w", err)
 	}
@@ -410,11 +440,11 @@ return 1`)
 // that every API process drops a secret it cached before (it reads the record on every
 // request). A tenant without a record has no cached secret anywhere.
 func (s *Store) MarkSecretRotated(ctx context.Context, at time.Time) error {
-	p, err := prefixFrom(ctx)
+	client, p, err := s.scoped(ctx)
 	if err != nil {
 		return err
 	}
-	if err := markSecretRotated.Run(ctx, s.client, []string{recordKey(p)}, at.UTC().Format(time.RFC3339Nano)).Err(); err != nil {
+	if err := markSecretRotated.Run(ctx, client, []string{recordKey(p)}, at.UTC().Format(time.RFC3339Nano)).Err(); err != nil {
 		return fmt.Errorf("tenantredis: mark secret rotated: %w", err)
 	}
 	return nil
@@ -498,9 +528,13 @@ func (s *Store) Purge(ctx context.Context, from PurgeProgress, batch int64, onBa
 // failover or a resharding the next attempt scans the new owner (the second pass of a resumed
 // purge covers a cursor the new owner never issued).
 func (s *Store) scanner(ctx context.Context, prefix string) (redis.Cmdable, error) {
-	cluster, ok := s.client.(*redis.ClusterClient)
+	client, err := s.clientFor(ctx)
+	if err != nil {
+		return nil, err
+	}
+	cluster, ok := client.(*redis.ClusterClient)
 	if !ok {
-		return s.client, nil
+		return client, nil
 	}
 	node, err := cluster.MasterForKey(ctx, prefix)
 	if err != nil {
@@ -512,6 +546,10 @@ func (s *Store) scanner(ctx context.Context, prefix string) (redis.Cmdable, erro
 // scanUnlink is the loop of Purge and RevokeSessions (see Purge for why it is sound). match
 // starts with the tenant's prefix, which carries its hash tag.
 func (s *Store) scanUnlink(ctx context.Context, match string, from PurgeProgress, batch int64, onBatch func(PurgeProgress) error) (PurgeProgress, error) {
+	client, err := s.clientFor(ctx)
+	if err != nil {
+		return from, err
+	}
 	prog := from
 	secondPass := from.Cursor != 0 // resumed: one full pass is owed after this one
 	node, err := s.scanner(ctx, match)
@@ -524,7 +562,7 @@ func (s *Store) scanUnlink(ctx context.Context, match string, from PurgeProgress
 			return prog, fmt.Errorf("scan: %w", err)
 		}
 		if len(keys) > 0 {
-			n, err := s.client.Unlink(ctx, keys...).Result()
+			n, err := client.Unlink(ctx, keys...).Result()
 			if err != nil {
 				return prog, fmt.Errorf("unlink: %w", err)
 			}

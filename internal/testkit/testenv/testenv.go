@@ -38,6 +38,12 @@ var (
 	// Database 1: the dev stack uses 0 and `make bench` 2, so tests never touch their keys.
 	RedisURL        = env("TEST_REDIS_URL", "redis://127.0.0.1:6379/1")
 	TemporalAddress = env("TEST_TEMPORAL_ADDRESS", "127.0.0.1:7233")
+	// Cell2MongoURI and Cell2RedisURL are the MongoDB and Redis of cell-2, a cell of its own
+	// that scripts/cells.sh starts (make test); Cell3… those of cell-3.
+	Cell2MongoURI = env("TEST_CELL2_MONGODB_URI", "mongodb://127.0.0.1:27027/")
+	Cell2RedisURL = env("TEST_CELL2_REDIS_URL", "redis://127.0.0.1:6389/1")
+	Cell3MongoURI = env("TEST_CELL3_MONGODB_URI", "mongodb://127.0.0.1:27037/")
+	Cell3RedisURL = env("TEST_CELL3_REDIS_URL", "redis://127.0.0.1:6399/1")
 	// RedisClusterURL names the three-master cluster scripts/redis-cluster.sh starts (make test).
 	RedisClusterURL = env("TEST_REDIS_CLUSTER_URL", "redis+cluster://127.0.0.1:7001,127.0.0.1:7002,127.0.0.1:7003")
 )
@@ -159,12 +165,15 @@ func TemporalClient(t testing.TB) client.Client {
 // test when it does not answer; the message names the variable, not the URI, which may carry a
 // password. The client is disconnected in t.Cleanup. Tests share the server and stay apart by
 // tenant id (a database per tenant), so nothing here drops anything.
-func MongoClient(t testing.TB) *mongo.Client {
+func MongoClient(t testing.TB) *mongo.Client { return MongoClientAt(t, MongoURI) }
+
+// MongoClientAt is MongoClient for the server at uri (another cell's, for instance).
+func MongoClientAt(t testing.TB, uri string) *mongo.Client {
 	t.Helper()
 	needsServers(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	c, err := mongo.Connect(ctx, options.Client().ApplyURI(MongoURI).SetServerSelectionTimeout(5*time.Second))
+	c, err := mongo.Connect(ctx, options.Client().ApplyURI(uri).SetServerSelectionTimeout(5*time.Second))
 	require.NoError(t, err, "MongoDB (TEST_MONGODB_URI); %s", hint)
 	t.Cleanup(func() { _ = c.Disconnect(context.Background()) })
 	require.NoError(t, c.Ping(ctx, readpref.Primary()), "MongoDB (TEST_MONGODB_URI); %s", hint)

@@ -1,0 +1,169 @@
+package cells_test
+
+import (
+	"context"
+	"fmt"
+	"sync"
+	"testing"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/stretchr/testify/require"
+
+	"github.com/misybot/tenancy/internal/domain/cells"
+	"github.com/misybot/tenancy/internal/keys/seal"
+	"github.com/misybot/tenancy/internal/model/tenant"
+	"github.com/misybot/tenancy/internal/testkit/testenv"
+)
+
+// setup returns a Registry inside a transaction rolled back when the test ends, so the cells
+// it registers are never seen by other tests' onboardings (River's pattern).
+func setup(t *testing.T) (*cells.Registry, pgx.Tx) {
+	t.Helper()
+	tx, err := testenv.AppPool(t).Begin(context.Background())
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = tx.Rollback(context.Background()) })
+	sealer, err := seal.New(testenv.MasterKey)
+	require.NoError(t, err)
+	return cells.New(tx, sealer), tx
+}
+
+func register(t *testing.T, tx pgx.Tx, typ tenant.Type) string {
+	t.Helper()
+	id := testenv.TenantID("cell")
+	_, err := tx.Exec(context.Background(), `INSERT INTO tenants (tenant_id, site_id, tenant_name, contact_email, tenant_type, secret_ciphertext)
+		VALUES ($1, 's', 'n', 'x@y.zz', $2, '\x01')`, id, string(typ))
+	require.NoError(t, err)
+	return id
+}
+
+func always(context.Context, string) bool { return true }
+
+var stores = cells.Stores{PostgresURL: "postgres://u:secret-pw@127.0.0.1:5442/x", MongoURL: "mongodb://127.0.0.1:27027/", RedisURL: "redis://127.0.0.1:6389/1"}
+
+func TestCellsRegistryKeepsStoresSealedAndRefusesDeletingAFullCell(t *testing.T) {
+	reg, tx := setup(t)
+	ctx := context.Background()
+	region := "r" + testenv.TenantID("x")[1:8]
+	c, err := reg.Create(ctx, cells.Cell{ID: "t-seal", Region: region, Kind: cells.KindPooled, Capacity: 5}, stores)
+	require.NoError(t, err)
+	require.Equal(t, cells.StateOpen, c.State)
+	_, err = reg.Create(ctx, cells.Cell{ID: "t-seal", Region: region, Kind: cells.KindPooled, Capacity: 5}, stores)
+	require.ErrorIs(t, err, cells.ErrExists)
+
+	var raw []byte
+	require.NoError(t, tx.QueryRow(ctx, `SELECT stores_sealed FROM cells WHERE cell_id = 't-seal'`).Scan(&raw))
+	require.NotContains(t, string(raw), "secret-pw", "sealed at rest")
+	got, ok, err := reg.Stores(ctx, "t-seal")
+	require.NoError(t, err)
+	require.True(t, ok)
+	require.Equal(t, stores, got)
+	_, ok, err = reg.Stores(ctx, cells.Default)
+	require.NoError(t, err)
+	require.False(t, ok, "the default cell is the process's own stores")
+
+	id := register(t, tx, tenant.TypeStandard)
+	placed, err := reg.Place(ctx, id, tenant.TypeStandard, cells.Want{Cell: "t-seal"}, always)
+	require.NoError(t, err)
+	require.Equal(t, "t-seal", placed)
+	require.ErrorIs(t, reg.Delete(ctx, "t-seal"), cells.ErrNotEmpty)
+	require.ErrorIs(t, reg.Delete(ctx, cells.Default), cells.ErrDefault)
+	require.ErrorIs(t, reg.Delete(ctx, "t-none"), cells.ErrNotFound)
+	c, err = reg.SetState(ctx, "t-seal", cells.StateDraining)
+	require.NoError(t, err)
+	require.Equal(t, 1, c.Tenants)
+}
+
+func TestPlacementRules(t *testing.T) {
+	reg, tx := setup(t)
+	ctx := context.Background()
+	region := "r" + testenv.TenantID("x")[1:8]
+	mk := func(id, kind string, capacity int) {
+		_, err := reg.Create(ctx, cells.Cell{ID: id, Region: region, Kind: kind, Capacity: capacity}, stores)
+		require.NoError(t, err)
+	}
+	mk("t-pool-a", cells.KindPooled, 10)
+	mk("t-pool-b", cells.KindPooled, 1)
+	mk("t-ded", cells.KindDedicated, 1)
+	want := cells.Want{Region: region}
+
+	// Enterprise: the free dedicated cell; the next enterprise falls back to the pooled ones.
+	e1 := register(t, tx, tenant.TypeEnterprise)
+	got, err := reg.Place(ctx, e1, tenant.TypeEnterprise, want, always)
+	require.NoError(t, err)
+	require.Equal(t, "t-ded", got)
+	// Idempotent: placed once, the same answer whatever is asked again.
+	got, err = reg.Place(ctx, e1, tenant.TypeEnterprise, cells.Want{Cell: "t-pool-a"}, always)
+	require.NoError(t, err)
+	require.Equal(t, "t-ded", got)
+
+	// Least loaded by share of capacity: a and b tie empty (a comes first), then b (0/1), then a.
+	var seen []string
+	for range 4 {
+		got, err := reg.Place(ctx, register(t, tx, tenant.TypeStandard), tenant.TypeStandard, want, always)
+		require.NoError(t, err)
+		seen = append(seen, got)
+	}
+	require.Equal(t, []string{"t-pool-a", "t-pool-b", "t-pool-a", "t-pool-a"}, seen)
+
+	// A cell that does not answer is skipped; asked for by name, it is refused.
+	sick := func(_ context.Context, id string) bool { return id != "t-pool-a" }
+	_, err = reg.Place(ctx, register(t, tx, tenant.TypeStandard), tenant.TypeStandard, want, sick)
+	var noRoom *cells.NoRoomError
+	require.ErrorAs(t, err, &noRoom, "b is full, a is down")
+	require.Contains(t, noRoom.Error(), region)
+	_, err = reg.Place(ctx, register(t, tx, tenant.TypeStandard), tenant.TypeStandard, cells.Want{Cell: "t-pool-a"}, sick)
+	require.ErrorAs(t, err, &noRoom)
+	require.Contains(t, noRoom.Error(), "do not answer")
+
+	// Draining cells take nobody.
+	_, err = reg.SetState(ctx, "t-pool-a", cells.StateDraining)
+	require.NoError(t, err)
+	_, err = reg.Place(ctx, register(t, tx, tenant.TypeStandard), tenant.TypeStandard, cells.Want{Cell: "t-pool-a"}, always)
+	require.ErrorAs(t, err, &noRoom)
+	require.Contains(t, noRoom.Error(), "draining")
+}
+
+// Capacity holds under concurrent placements: the lock serializes them.
+func TestPlacementNeverOverfillsACell(t *testing.T) {
+	pool := testenv.AppPool(t)
+	sealer, err := seal.New(testenv.MasterKey)
+	require.NoError(t, err)
+	reg := cells.New(pool, sealer)
+	ctx := context.Background()
+	owner := testenv.OwnerPool(t)
+	cell := "t-" + testenv.TenantID("c")[2:10]
+	region := "r" + testenv.TenantID("x")[1:8]
+	// Committed, so concurrent placements see it; closed at the end and emptied, so no other
+	// test's onboarding can land there afterwards (they ask no region, this one is unique).
+	_, err = reg.Create(ctx, cells.Cell{ID: cell, Region: region, Kind: cells.KindPooled, Capacity: 3}, stores)
+	require.NoError(t, err)
+	t.Cleanup(func() {
+		_, _ = owner.Exec(context.Background(), `UPDATE tenants SET cell_id = NULL WHERE cell_id = $1`, cell)
+		_ = reg.Delete(context.Background(), cell)
+	})
+	var ids []string
+	for range 10 {
+		id := testenv.TenantID("cap")
+		_, err := owner.Exec(ctx, `INSERT INTO tenants (tenant_id, site_id, tenant_name, contact_email, tenant_type, secret_ciphertext)
+			VALUES ($1, 's', 'n', 'x@y.zz', 'standard', '\x01')`, id)
+		require.NoError(t, err)
+		ids = append(ids, id)
+	}
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	placed := map[string]int{}
+	for _, id := range ids {
+		wg.Go(func() {
+			got, err := reg.Place(ctx, id, tenant.TypeStandard, cells.Want{Cell: cell}, always)
+			mu.Lock()
+			defer mu.Unlock()
+			if err == nil {
+				placed[got]++
+			} else {
+				placed[fmt.Sprintf("%T", err)]++
+			}
+		})
+	}
+	wg.Wait()
+	require.Equal(t, map[string]int{cell: 3, "*cells.NoRoomError": 7}, placed)
+}

@@ -1,0 +1,216 @@
+package clients
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+	"go.mongodb.org/mongo-driver/mongo"
+	"go.mongodb.org/mongo-driver/mongo/options"
+	"go.mongodb.org/mongo-driver/mongo/readpref"
+
+	"github.com/misybot/tenancy/internal/domain/cells"
+	"github.com/misybot/tenancy/internal/keys/seal"
+	"github.com/misybot/tenancy/internal/model/tenant"
+	"github.com/misybot/tenancy/internal/stores/redisurl"
+	"github.com/misybot/tenancy/internal/stores/tenantmongo"
+	"github.com/misybot/tenancy/internal/stores/tenantredis"
+)
+
+// CellRouter gives each tenant path the clients of the tenant's cell: the process's own for the
+// default cell, and for every other cell clients opened on first use and kept for the
+// process's life (one MongoDB and one Redis client per cell, each pooling its connections).
+// A tenant's cell is read from the registry once and kept: it changes only when the tenant is
+// moved, which forgets it (Forget). A tenant not placed yet is looked up again each time,
+// since onboarding is about to place it.
+type CellRouter struct {
+	registry *cells.Registry
+	mongo    *mongo.Client
+	redis    redis.UniversalClient
+	logger   *slog.Logger
+
+	mu     sync.Mutex
+	open   map[string]*cellClients
+	placed sync.Map // tenant id → cell id
+}
+
+type cellClients struct {
+	mongo *mongo.Client
+	redis redis.UniversalClient
+}
+
+// MaxCellPool bounds each cell's MongoDB connection pool in every process: with many cells,
+// a process must not hold the driver's default of 100 connections to each.
+const MaxCellPool = 20
+
+// Cells returns the process's cell router, made on first call.
+func (c *Clients) Cells(sealer *seal.Sealer, logger *slog.Logger) *CellRouter {
+	c.cellsOnce.Do(func() {
+		c.cells = &CellRouter{registry: cells.New(c.Postgres, sealer), mongo: c.Mongo, redis: c.Redis,
+			logger: logger, open: map[string]*cellClients{}}
+	})
+	return c.cells
+}
+
+// Registry is the cell registry the router reads.
+func (r *CellRouter) Registry() *cells.Registry { return r.registry }
+
+// TenantMongo is a tenantmongo.Store that reaches each tenant's database on its cell.
+func (r *CellRouter) TenantMongo() *tenantmongo.Store {
+	return tenantmongo.NewRouted(r.mongo, r.Mongo)
+}
+
+// TenantRedis is a tenantredis.Store that reaches each tenant's keys on its cell.
+func (r *CellRouter) TenantRedis() *tenantredis.Store {
+	return tenantredis.NewRouted(r.redis, r.Redis)
+}
+
+// Mongo is the MongoDB client of the context tenant's cell.
+func (r *CellRouter) Mongo(ctx context.Context) (*mongo.Client, error) {
+	cc, err := r.forTenant(ctx)
+	if err != nil {
+		return nil, err
+	}
+	return cc.mongo, nil
+}
+
+// Redis is the Redis client of the context tenant's cell.
+func (r *CellRouter) Redis(ctx context.Context) (redis.UniversalClient, error) {
+	cc, err := r.forTenant(ctx)
+	if err != nil {
+		return nil, err
+	}
+	return cc.redis, nil
+}
+
+// Forget drops what the router knows of a tenant's cell (after a move).
+func (r *CellRouter) Forget(tenantID string) { r.placed.Delete(tenantID) }
+
+// CellOf is the tenant's cell, from the router's memory when it has it.
+func (r *CellRouter) CellOf(ctx context.Context, tenantID string) (string, error) {
+	if cell, ok := r.placed.Load(tenantID); ok {
+		return cell.(string), nil
+	}
+	cell, placed, err := r.registry.Placement(ctx, tenantID)
+	if err != nil {
+		return "", err
+	}
+	if placed {
+		r.placed.Store(tenantID, cell)
+	}
+	return cell, nil
+}
+
+func (r *CellRouter) forTenant(ctx context.Context) (*cellClients, error) {
+	id, err := tenant.IDFrom(ctx)
+	if err != nil {
+		return nil, err
+	}
+	cell, err := r.CellOf(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	return r.clientsOf(ctx, cell)
+}
+
+// clientsOf opens a cell's clients on first use. Connecting does no I/O (both drivers dial on
+// the first command), so the lock is not held across the network.
+func (r *CellRouter) clientsOf(ctx context.Context, cell string) (*cellClients, error) {
+	if cell == cells.Default {
+		return &cellClients{mongo: r.mongo, redis: r.redis}, nil
+	}
+	r.mu.Lock()
+	cc, ok := r.open[cell]
+	r.mu.Unlock()
+	if ok {
+		return cc, nil
+	}
+	stores, _, err := r.registry.Stores(ctx, cell)
+	if err != nil {
+		return nil, err
+	}
+	cc, err = connect(stores)
+	if err != nil {
+		return nil, fmt.Errorf("cell %s: %w", cell, err)
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if have, ok := r.open[cell]; ok { // another request opened it meanwhile
+		_ = cc.close(context.WithoutCancel(ctx))
+		return have, nil
+	}
+	r.open[cell] = cc
+	r.logger.Info("cell clients opened", "cell_id", cell, "cells_open", len(r.open))
+	return cc, nil
+}
+
+// connect builds a cell's clients; errors never carry the URLs (they hold passwords).
+func connect(s cells.Stores) (*cellClients, error) {
+	m, err := mongo.Connect(context.Background(), options.Client().ApplyURI(s.MongoURL).SetMaxPoolSize(MaxCellPool))
+	if err != nil {
+		return nil, fmt.Errorf("mongodb client: %w", redactURL(err))
+	}
+	rc, err := redisurl.NewClient(s.RedisURL)
+	if err != nil {
+		_ = m.Disconnect(context.Background())
+		return nil, fmt.Errorf("redis client: %w", redactURL(err))
+	}
+	return &cellClients{mongo: m, redis: rc}, nil
+}
+
+// redactURL keeps a driver's error but not a connection string it may quote, which can hold
+// a password.
+func redactURL(err error) error {
+	if strings.Contains(err.Error(), "://") {
+		return errors.New("the connection string is not valid (its text is withheld: it may hold a password)")
+	}
+	return err
+}
+
+func (cc *cellClients) close(ctx context.Context) error {
+	return errors.Join(cc.mongo.Disconnect(ctx), cc.redis.Close())
+}
+
+// OpenCells is how many cells other than the default one this process holds clients to.
+func (r *CellRouter) OpenCells() int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return len(r.open)
+}
+
+// Healthy pings a cell's MongoDB and Redis within 2 s; placement skips a cell that fails.
+func (r *CellRouter) Healthy(ctx context.Context, cell string) bool {
+	cc, err := r.clientsOf(ctx, cell)
+	if err != nil {
+		r.logger.Warn("cell unreachable", "cell_id", cell, "err", err)
+		return false
+	}
+	ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+	defer cancel()
+	if err := cc.mongo.Ping(ctx, readpref.Primary()); err != nil {
+		r.logger.Warn("cell's MongoDB does not answer", "cell_id", cell, "err", err)
+		return false
+	}
+	if err := cc.redis.Ping(ctx).Err(); err != nil {
+		r.logger.Warn("cell's Redis does not answer", "cell_id", cell, "err", err)
+		return false
+	}
+	return true
+}
+
+// Close disconnects every cell's clients but the default's (Clients.Close closes those).
+func (r *CellRouter) Close(ctx context.Context) error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	var errs []error
+	for _, cc := range r.open {
+		errs = append(errs, cc.close(ctx))
+	}
+	r.open = map[string]*cellClients{}
+	return errors.Join(errs...)
+}
