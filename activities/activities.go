@@ -66,6 +66,9 @@ type Activities struct {
 	ReconcileAutoRepair bool
 	// Decisions holds the operator decisions that waiting runs claim (ClaimDecision).
 	Decisions *decision.Store
+	// Cells places tenants on cells and routes their stores (PlaceTenant); nil in tests that
+	// build Activities by hand: every tenant is then on the default cell.
+	Cells *clients.CellRouter
 	Logger    *slog.Logger
 }
 
@@ -313,9 +316,10 @@ type Deps struct {
 // tests call it, so both wire the same stores. ExportRecipients are the caller's to set.
 func New(d Deps) *Activities {
 	c := d.Clients
-	mongoStore := tenantmongo.New(c.Mongo)
+	cells := c.Cells(d.Sealer, d.Logger)
+	mongoStore := cells.TenantMongo()
 	keys := keyring.New(c.Postgres, d.Sealer)
-	redisStore := tenantredis.New(c.Redis)
+	redisStore := cells.TenantRedis()
 	return &Activities{
 		Registry:      registry.New(c.Postgres),
 		Tenants:       tenantdb.New(c.Postgres),
@@ -328,6 +332,7 @@ func New(d Deps) *Activities {
 		ExportDir:     d.ExportDir,
 		Reports:       reconcile.NewReports(c.Postgres),
 		Decisions:     decision.New(c.Postgres),
+		Cells:         cells,
 		Logger:        d.Logger,
 	}
 }

@@ -38,7 +38,6 @@ import (
 	"github.com/misybot/tenancy/internal/platform/config"
 	"github.com/misybot/tenancy/internal/platform/operators"
 	"github.com/misybot/tenancy/internal/stores/rls"
-	"github.com/misybot/tenancy/internal/stores/tenantredis"
 	"github.com/misybot/tenancy/migrations"
 	"github.com/misybot/tenancy/wiring"
 	"github.com/misybot/tenancy/workflows"
@@ -354,7 +353,7 @@ func register(ctx context.Context, cfg config.Config, logger *slog.Logger, args 
 		_, err := auditWriter.RecordTxIfWrote(ctx, tx, ev, true)
 		return err
 	})
-	svc := tenantservice.New(registry.New(c.Postgres), sealer, tenantredis.New(c.Redis), logger)
+	svc := tenantservice.New(registry.New(c.Postgres), sealer, c.Cells(sealer, logger).TenantRedis(), logger)
 	t, secret, err := svc.Register(ctx, tenant.Tenant{ID: args[0], Name: args[2], ContactEmail: args[3], Type: typ})
 	if err != nil {
 		return err

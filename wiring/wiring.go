@@ -27,8 +27,6 @@ import (
 	"github.com/misybot/tenancy/internal/platform/operators"
 	"github.com/misybot/tenancy/internal/platform/throttle"
 	"github.com/misybot/tenancy/internal/stores/tenantdb"
-	"github.com/misybot/tenancy/internal/stores/tenantmongo"
-	"github.com/misybot/tenancy/internal/stores/tenantredis"
 	"github.com/misybot/tenancy/workflows"
 )
 
@@ -39,6 +37,7 @@ const auditShippingLag = 30 * time.Second
 // API builds the HTTP API over the process's clients: the public surface and the operators'.
 func API(cfg config.Config, c *clients.Clients, sealer *seal.Sealer, logger *slog.Logger) api.App {
 	auditWriter := c.AuditWriter(sealer)
+	cells := c.Cells(sealer, logger)
 	return api.NewApp(api.Config{
 		Registry: registry.New(c.Postgres),
 		Settings: tenantdb.New(c.Postgres),
@@ -48,8 +47,8 @@ func API(cfg config.Config, c *clients.Clients, sealer *seal.Sealer, logger *slo
 		}),
 		Sealer:        sealer,
 		Operators:     operators.New(c.Postgres, cfg.OperatorToken),
-		Redis:         tenantredis.New(c.Redis),
-		Conversations: conversations.New(tenantmongo.New(c.Mongo), keyring.New(c.Postgres, sealer), tenantredis.New(c.Redis), tenantdb.New(c.Postgres), limits.Default()),
+		Redis:         cells.TenantRedis(),
+		Conversations: conversations.New(cells.TenantMongo(), keyring.New(c.Postgres, sealer), cells.TenantRedis(), tenantdb.New(c.Postgres), limits.Default()),
 		SecretOverlap: cfg.SecretOverlap,
 		Audit:         auditWriter,
 		Checks: []api.Check{

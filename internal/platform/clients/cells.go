@@ -50,6 +50,9 @@ const MaxCellPool = 20
 
 // Cells returns the process's cell router, made on first call.
 func (c *Clients) Cells(sealer *seal.Sealer, logger *slog.Logger) *CellRouter {
+	if logger == nil {
+		logger = slog.Default()
+	}
 	c.cellsOnce.Do(func() {
 		c.cells = &CellRouter{registry: cells.New(c.Postgres, sealer), mongo: c.Mongo, redis: c.Redis,
 			logger: logger, open: map[string]*cellClients{}}

@@ -3,7 +3,6 @@ package clients
 import (
 	"github.com/misybot/tenancy/internal/domain/audit"
 	"github.com/misybot/tenancy/internal/keys/seal"
-	"github.com/misybot/tenancy/internal/stores/tenantmongo"
 )
 
 // AuditWriter builds the audit writer over the shared MongoDB client, keyed from the master
@@ -14,6 +13,8 @@ func (c *Clients) AuditWriter(sealer *seal.Sealer) *audit.Writer {
 	for _, v := range sealer.Versions() {
 		keys[v] = sealer.PurposeKeyOf(v, audit.KeyPurpose)
 	}
-	return audit.NewWriter(c.Postgres, c.Mongo, tenantmongo.New(c.Mongo), sealer.PurposeKey(audit.KeyPurpose),
+	// Tenant chains live in each tenant's database, on its cell; the platform chain on the
+	// control plane's MongoDB (c.Mongo).
+	return audit.NewWriter(c.Postgres, c.Mongo, c.Cells(sealer, nil).TenantMongo(), sealer.PurposeKey(audit.KeyPurpose),
 		audit.WithPlatformDatabase(c.AuditPlatformDatabase), audit.WithKeyring(sealer.Version(), keys))
 }

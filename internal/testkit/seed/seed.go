@@ -32,7 +32,6 @@ import (
 	"github.com/misybot/tenancy/internal/model/tenant"
 	"github.com/misybot/tenancy/internal/platform/clients"
 	"github.com/misybot/tenancy/internal/stores/tenantdb"
-	"github.com/misybot/tenancy/internal/stores/tenantmongo"
 	"github.com/misybot/tenancy/internal/stores/tenantredis"
 )
 
@@ -67,11 +66,12 @@ type Deps struct {
 // DepsOver builds Deps over a process's shared clients: the API at apiURL (operator token
 // token), Temporal, and the stores, with progress lines on progress (nil: none).
 func DepsOver(c *clients.Clients, sealer *seal.Sealer, apiURL, token string, progress io.Writer) Deps {
-	redis := tenantredis.New(c.Redis)
+	cells := c.Cells(sealer, nil)
+	redis := cells.TenantRedis()
 	return Deps{
 		APIURL: apiURL, Token: token, HTTP: &http.Client{Timeout: time.Minute}, Temporal: c.Temporal,
 		Registry: registry.New(c.Postgres), Settings: tenantdb.New(c.Postgres),
-		Conversations: conversations.New(tenantmongo.New(c.Mongo), keyring.New(c.Postgres, sealer), redis, tenantdb.New(c.Postgres), limits.Default()),
+		Conversations: conversations.New(cells.TenantMongo(), keyring.New(c.Postgres, sealer), redis, tenantdb.New(c.Postgres), limits.Default()),
 		Redis:         redis, Progress: progress,
 	}
 }
