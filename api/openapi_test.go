@@ -13,6 +13,7 @@ import (
 
 	"github.com/getkin/kin-openapi/openapi3"
 	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/redis/go-redis/v9"
 	"github.com/stretchr/testify/require"
 	"go.mongodb.org/mongo-driver/mongo"
 	"go.mongodb.org/mongo-driver/mongo/options"
@@ -21,7 +22,9 @@ import (
 	"github.com/misybot/tenancy/internal/domain/audit"
 	"github.com/misybot/tenancy/internal/domain/reconcile"
 	"github.com/misybot/tenancy/internal/domain/registry"
+	"github.com/misybot/tenancy/internal/keys/seal"
 	"github.com/misybot/tenancy/internal/model/tenant"
+	"github.com/misybot/tenancy/internal/platform/clients"
 	"github.com/misybot/tenancy/internal/stores/tenantmongo"
 )
 
@@ -30,7 +33,7 @@ import (
 var undocumented = []string{"GET /dashboard", "HEAD /dashboard", "GET /dashboard/*", "HEAD /dashboard/*"}
 
 // fullServer builds the server with every optional group of routes mounted (audit,
-// reconciliation with its runs). Needs no server: pools and clients connect lazily, and
+// reconciliation with its runs, cells). Needs no server: pools and clients connect lazily, and
 // nothing is served.
 func fullServer(t *testing.T) (*Server, App) {
 	t.Helper()
@@ -41,9 +44,15 @@ func fullServer(t *testing.T) (*Server, App) {
 	require.NoError(t, err)
 	t.Cleanup(func() { _ = mc.Disconnect(context.Background()) })
 	w := audit.NewWriter(pool, mc, tenantmongo.New(mc), bytes.Repeat([]byte{1}, 32))
+	sealer, err := seal.New(bytes.Repeat([]byte{1}, 32))
+	require.NoError(t, err)
+	rc := redis.NewClient(&redis.Options{Addr: "127.0.0.1:1"})
+	t.Cleanup(func() { _ = rc.Close() })
+	logger := slog.New(slog.DiscardHandler)
 	return newServer(Config{
-		Registry: registry.New(pool), Audit: w, Logger: slog.New(slog.DiscardHandler),
+		Registry: registry.New(pool), Audit: w, Logger: logger,
 		Reconciliation: &Reconciliation{Reports: reconcile.NewReports(pool), Reconciler: lifecycle.NewReconciler(nil, "q", nil)},
+		Cells:          (&clients.Clients{Postgres: pool, Mongo: mc, Redis: rc}).Cells(sealer, logger),
 	})
 }
 

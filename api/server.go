@@ -22,6 +22,7 @@ import (
 	"github.com/misybot/tenancy/internal/domain/tenantservice"
 	"github.com/misybot/tenancy/internal/keys/seal"
 	"github.com/misybot/tenancy/internal/model/limits"
+	"github.com/misybot/tenancy/internal/platform/clients"
 	"github.com/misybot/tenancy/internal/platform/operators"
 	"github.com/misybot/tenancy/internal/platform/opsmetrics"
 	"github.com/misybot/tenancy/internal/platform/throttle"
@@ -68,6 +69,9 @@ type Config struct {
 	// Reconciliation serves the reconciliation reports and runs (api/reconciliation.go); nil:
 	// no such endpoints.
 	Reconciliation *Reconciliation
+	// Cells is the process's cell router: the cell registry, and each cell's health
+	// (api/cells.go); nil: no cell endpoints.
+	Cells *clients.CellRouter
 	// Limits bound every tenant's data and answers; zero: limits.Default().
 	Limits limits.Tenant
 	// TenantConcurrency is how many tenant API requests of one tenant this process serves at
@@ -240,6 +244,7 @@ func newServer(cfg Config) (*Server, App) {
 
 	s.overviewRoutes(e, read)
 	s.reconciliationRoutes(e, cfg.Reconciliation)
+	s.cellRoutes(e, cfg.Cells, read, admin)
 	s.auditRoutes(e, op)
 	s.tenantAPIRoutes(e)
 	return s, App{Public: e, Ops: ops}

@@ -994,6 +994,133 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/meta-agent/cells": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Every cell, with its tenants, capacity, state, health and redacted stores.
+         * @description Roles: platform-admin, operator, auditor. Each cell's health (its MongoDB and Redis
+         *     answer a ping) is checked at once for all cells, within 3 s each. Stores are shown as
+         *     `scheme://host:port/database`: never a user, a password or a query.
+         */
+        get: operations["listCells"];
+        put?: never;
+        /**
+         * Register a cell, open, after checking its three stores.
+         * @description Roles: platform-admin. Audit action: `cell.register` (platform chain). Every field is
+         *     checked first (400 naming each; the connection strings with the drivers' own parsers).
+         *     Then, at once and within 5 s each: PostgreSQL connects with the given role and passes
+         *     the isolation self-check (the role is no superuser, has no BYPASSRLS and owns no table;
+         *     every tenant table is under forced row-level security), MongoDB answers a ping, Redis
+         *     answers PING. A store that fails gets `422` (type `cell-stores-refused`, `errors`
+         *     naming its field); nothing is stored. The connection strings are kept sealed under the
+         *     master key and never shown again, only redacted.
+         */
+        post: operations["registerCell"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/meta-agent/cells/{cellId}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                cellId: components["parameters"]["CellIdPath"];
+            };
+            cookie?: never;
+        };
+        /**
+         * One cell, with its health.
+         * @description Roles: platform-admin, operator, auditor.
+         */
+        get: operations["getCell"];
+        put?: never;
+        post?: never;
+        /**
+         * Remove an empty cell.
+         * @description Roles: platform-admin. Audit action: `cell.delete` (platform chain). `409` while a tenant
+         *     is placed on the cell (whatever its status), and for `default`, the deployment's own
+         *     stores.
+         */
+        delete: operations["deleteCell"];
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/meta-agent/cells/{cellId}/drain": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                cellId: components["parameters"]["CellIdPath"];
+            };
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Drain a cell, which then takes no new tenant; the ones it has stay.
+         * @description Roles: platform-admin. Audit action: `cell.drain` (platform chain).
+         */
+        post: operations["drainCell"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/meta-agent/cells/{cellId}/close": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                cellId: components["parameters"]["CellIdPath"];
+            };
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Close a cell, which takes no new tenant; the ones it has are still served.
+         * @description Roles: platform-admin. Audit action: `cell.close` (platform chain).
+         */
+        post: operations["closeCell"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/meta-agent/cells/{cellId}/open": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                cellId: components["parameters"]["CellIdPath"];
+            };
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Open a cell, which takes new tenants again.
+         * @description Roles: platform-admin. Audit action: `cell.open` (platform chain).
+         */
+        post: operations["openCell"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
 }
 export type webhooks = Record<string, never>;
 export interface components {
@@ -1004,7 +1131,7 @@ export interface components {
              * @description Stable identifier clients may switch on.
              * @enum {string}
              */
-            type: "https://docs.misybot.dev/problems/validation" | "https://docs.misybot.dev/problems/malformed-request" | "https://docs.misybot.dev/problems/unauthorized" | "https://docs.misybot.dev/problems/invalid-signature" | "https://docs.misybot.dev/problems/forbidden" | "https://docs.misybot.dev/problems/not-found" | "https://docs.misybot.dev/problems/conflict" | "https://docs.misybot.dev/problems/method-not-allowed" | "https://docs.misybot.dev/problems/unsupported-media-type" | "https://docs.misybot.dev/problems/payload-too-large" | "https://docs.misybot.dev/problems/too-many-failed-attempts" | "https://docs.misybot.dev/problems/too-many-preflights" | "https://docs.misybot.dev/problems/service-unavailable" | "https://docs.misybot.dev/problems/limit-exceeded" | "https://docs.misybot.dev/problems/tenant-busy" | "https://docs.misybot.dev/problems/internal" | "https://docs.misybot.dev/problems/http-error";
+            type: "https://docs.misybot.dev/problems/validation" | "https://docs.misybot.dev/problems/malformed-request" | "https://docs.misybot.dev/problems/unauthorized" | "https://docs.misybot.dev/problems/invalid-signature" | "https://docs.misybot.dev/problems/forbidden" | "https://docs.misybot.dev/problems/not-found" | "https://docs.misybot.dev/problems/conflict" | "https://docs.misybot.dev/problems/method-not-allowed" | "https://docs.misybot.dev/problems/unsupported-media-type" | "https://docs.misybot.dev/problems/payload-too-large" | "https://docs.misybot.dev/problems/too-many-failed-attempts" | "https://docs.misybot.dev/problems/too-many-preflights" | "https://docs.misybot.dev/problems/service-unavailable" | "https://docs.misybot.dev/problems/limit-exceeded" | "https://docs.misybot.dev/problems/cell-stores-refused" | "https://docs.misybot.dev/problems/tenant-busy" | "https://docs.misybot.dev/problems/internal" | "https://docs.misybot.dev/problems/http-error";
             title: string;
             status: number;
             detail?: string;
@@ -1408,6 +1535,46 @@ export interface components {
             /** Format: date-time */
             foundAt?: string;
         };
+        /**
+         * @description A cell or region id; 2 to 32 lowercase letters, digits or hyphens, starting with a letter and not ending with a hyphen.
+         * @example eu-west-2
+         */
+        CellId: string;
+        /** @description A cell, as operators see it; its stores redacted (no user, password or query). */
+        Cell: {
+            cellId: components["schemas"]["CellId"];
+            region: components["schemas"]["CellId"];
+            /**
+             * @description pooled: tenants share it, least-loaded first; dedicated: one enterprise tenant.
+             * @enum {string}
+             */
+            kind: "pooled" | "dedicated";
+            /** @description The most tenants it takes. */
+            capacity: number;
+            /**
+             * @description Only an open cell takes new tenants; the others keep serving theirs.
+             * @enum {string}
+             */
+            state: "open" | "draining" | "closed";
+            taskQueue?: string;
+            /** @description Tenants placed on it, whatever their status. */
+            tenants: number;
+            /** @description Its MongoDB and Redis answered a ping just now. */
+            healthy: boolean;
+            /** @description Where its stores are; absent for `default`, the deployment's own stores. */
+            stores?: {
+                /** @example postgres://10.0.2.5:5432/tenancy */
+                postgres: string;
+                /** @example mongodb://10.0.2.6:27017/ */
+                mongo: string;
+                /** @example redis://10.0.2.7:6379/0 */
+                redis: string;
+            };
+            /** Format: date-time */
+            createdAt: string;
+            /** Format: date-time */
+            updatedAt: string;
+        };
     };
     responses: {
         /** @description The setting. */
@@ -1584,6 +1751,7 @@ export interface components {
         };
     };
     parameters: {
+        CellIdPath: components["schemas"]["CellId"];
         TenantId: components["schemas"]["TenantId"];
         SettingKey: string;
         /** @description Items per page. */
@@ -3633,6 +3801,239 @@ export interface operations {
             403: components["responses"]["Forbidden"];
             429: components["responses"]["TooManyPreflights"];
             500: components["responses"]["InternalError"];
+        };
+    };
+    listCells: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The cells, by id. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        items: components["schemas"]["Cell"][];
+                        /** @description Whether the caller's role (platform-admin) may register, drain, close, open and delete cells. */
+                        canManage: boolean;
+                    };
+                };
+            };
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            429: components["responses"]["TooManyRequests"];
+            500: components["responses"]["InternalError"];
+            503: components["responses"]["Unavailable"];
+        };
+    };
+    registerCell: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": {
+                    cellId: components["schemas"]["CellId"];
+                    region: components["schemas"]["CellId"];
+                    /** @enum {string} */
+                    kind: "pooled" | "dedicated";
+                    capacity: number;
+                    /** @description The cell's workers' task queue; empty: the deployment's. */
+                    taskQueue?: string;
+                    /**
+                     * @description The cell's PostgreSQL, as its application role (never the owner).
+                     * @example postgres://tenancy_app:secret@10.0.2.5:5432/tenancy
+                     */
+                    postgresUrl: string;
+                    /** @example mongodb://10.0.2.6:27017/ */
+                    mongoUrl: string;
+                    /** @example redis://10.0.2.7:6379/0 */
+                    redisUrl: string;
+                };
+            };
+        };
+        responses: {
+            /** @description Registered, open. */
+            201: {
+                headers: {
+                    Location?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Cell"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            409: components["responses"]["Conflict"];
+            413: components["responses"]["PayloadTooLarge"];
+            415: components["responses"]["UnsupportedMediaType"];
+            /** @description A store of the cell did not pass its check (`errors` names each); nothing was stored. */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            429: components["responses"]["TooManyRequests"];
+            500: components["responses"]["InternalError"];
+            503: components["responses"]["Unavailable"];
+        };
+    };
+    getCell: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                cellId: components["parameters"]["CellIdPath"];
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The cell. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Cell"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["NotFound"];
+            429: components["responses"]["TooManyRequests"];
+            500: components["responses"]["InternalError"];
+            503: components["responses"]["Unavailable"];
+        };
+    };
+    deleteCell: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                cellId: components["parameters"]["CellIdPath"];
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Removed. */
+            204: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["NotFound"];
+            409: components["responses"]["Conflict"];
+            429: components["responses"]["TooManyRequests"];
+            500: components["responses"]["InternalError"];
+            503: components["responses"]["Unavailable"];
+        };
+    };
+    drainCell: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                cellId: components["parameters"]["CellIdPath"];
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The cell. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Cell"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["NotFound"];
+            429: components["responses"]["TooManyRequests"];
+            500: components["responses"]["InternalError"];
+            503: components["responses"]["Unavailable"];
+        };
+    };
+    closeCell: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                cellId: components["parameters"]["CellIdPath"];
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The cell. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Cell"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["NotFound"];
+            429: components["responses"]["TooManyRequests"];
+            500: components["responses"]["InternalError"];
+            503: components["responses"]["Unavailable"];
+        };
+    };
+    openCell: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                cellId: components["parameters"]["CellIdPath"];
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The cell. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Cell"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["NotFound"];
+            429: components["responses"]["TooManyRequests"];
+            500: components["responses"]["InternalError"];
+            503: components["responses"]["Unavailable"];
         };
     };
 }

@@ -63,6 +63,45 @@ func (e AuditOutcome) Valid() bool {
 	}
 }
 
+// Defines values for CellKind.
+const (
+	CellKindDedicated CellKind = "dedicated"
+	CellKindPooled    CellKind = "pooled"
+)
+
+// Valid indicates whether the value is a known member of the CellKind enum.
+func (e CellKind) Valid() bool {
+	switch e {
+	case CellKindDedicated:
+		return true
+	case CellKindPooled:
+		return true
+	default:
+		return false
+	}
+}
+
+// Defines values for CellState.
+const (
+	CellStateClosed   CellState = "closed"
+	CellStateDraining CellState = "draining"
+	CellStateOpen     CellState = "open"
+)
+
+// Valid indicates whether the value is a known member of the CellState enum.
+func (e CellState) Valid() bool {
+	switch e {
+	case CellStateClosed:
+		return true
+	case CellStateDraining:
+		return true
+	case CellStateOpen:
+		return true
+	default:
+		return false
+	}
+}
+
 // Defines values for DriftRepair.
 const (
 	Decision DriftRepair = "decision"
@@ -338,6 +377,7 @@ func (e ProblemLimit) Valid() bool {
 
 // Defines values for ProblemType.
 const (
+	HttpsdocsMisybotDevproblemscellStoresRefused     ProblemType = "https://docs.misybot.dev/problems/cell-stores-refused"
 	HttpsdocsMisybotDevproblemsconflict              ProblemType = "https://docs.misybot.dev/problems/conflict"
 	HttpsdocsMisybotDevproblemsforbidden             ProblemType = "https://docs.misybot.dev/problems/forbidden"
 	HttpsdocsMisybotDevproblemshttpError             ProblemType = "https://docs.misybot.dev/problems/http-error"
@@ -360,6 +400,8 @@ const (
 // Valid indicates whether the value is a known member of the ProblemType enum.
 func (e ProblemType) Valid() bool {
 	switch e {
+	case HttpsdocsMisybotDevproblemscellStoresRefused:
+		return true
 	case HttpsdocsMisybotDevproblemsconflict:
 		return true
 	case HttpsdocsMisybotDevproblemsforbidden:
@@ -437,19 +479,19 @@ func (e ReadinessStatus) Valid() bool {
 
 // Defines values for ReconciliationReportStatus.
 const (
-	Closed   ReconciliationReportStatus = "closed"
-	Reported ReconciliationReportStatus = "reported"
-	Running  ReconciliationReportStatus = "running"
+	ReconciliationReportStatusClosed   ReconciliationReportStatus = "closed"
+	ReconciliationReportStatusReported ReconciliationReportStatus = "reported"
+	ReconciliationReportStatusRunning  ReconciliationReportStatus = "running"
 )
 
 // Valid indicates whether the value is a known member of the ReconciliationReportStatus enum.
 func (e ReconciliationReportStatus) Valid() bool {
 	switch e {
-	case Closed:
+	case ReconciliationReportStatusClosed:
 		return true
-	case Reported:
+	case ReconciliationReportStatusReported:
 		return true
-	case Running:
+	case ReconciliationReportStatusRunning:
 		return true
 	default:
 		return false
@@ -681,6 +723,24 @@ func (e PlatformAuditSummaryParamsFormat) Valid() bool {
 	case PlatformAuditSummaryParamsFormatCsv:
 		return true
 	case PlatformAuditSummaryParamsFormatJson:
+		return true
+	default:
+		return false
+	}
+}
+
+// Defines values for RegisterCellJSONBodyKind.
+const (
+	RegisterCellJSONBodyKindDedicated RegisterCellJSONBodyKind = "dedicated"
+	RegisterCellJSONBodyKindPooled    RegisterCellJSONBodyKind = "pooled"
+)
+
+// Valid indicates whether the value is a known member of the RegisterCellJSONBodyKind enum.
+func (e RegisterCellJSONBodyKind) Valid() bool {
+	switch e {
+	case RegisterCellJSONBodyKindDedicated:
+		return true
+	case RegisterCellJSONBodyKindPooled:
 		return true
 	default:
 		return false
@@ -997,6 +1057,60 @@ type AuditPolicy struct {
 	LegalHold     bool `json:"legalHold"`
 	RetentionDays int  `json:"retentionDays"`
 }
+
+// Cell A cell, as operators see it; its stores redacted (no user, password or query).
+type Cell struct {
+	// Capacity The most tenants it takes.
+	Capacity int `json:"capacity"`
+
+	// CellId A cell or region id; 2 to 32 lowercase letters, digits or hyphens, starting with a letter and not ending with a hyphen.
+	//
+	// Examples: eu-west-2
+	CellId    CellId    `json:"cellId"`
+	CreatedAt time.Time `json:"createdAt"`
+
+	// Healthy Its MongoDB and Redis answered a ping just now.
+	Healthy bool `json:"healthy"`
+
+	// Kind pooled: tenants share it, least-loaded first; dedicated: one enterprise tenant.
+	Kind CellKind `json:"kind"`
+
+	// Region A cell or region id; 2 to 32 lowercase letters, digits or hyphens, starting with a letter and not ending with a hyphen.
+	//
+	// Examples: eu-west-2
+	Region CellId `json:"region"`
+
+	// State Only an open cell takes new tenants; the others keep serving theirs.
+	State CellState `json:"state"`
+
+	// Stores Where its stores are; absent for `default`, the deployment's own stores.
+	Stores *struct {
+		// Mongo Examples: mongodb://10.0.2.6:27017/
+		Mongo string `json:"mongo"`
+
+		// Postgres Examples: postgres://10.0.2.5:5432/tenancy
+		Postgres string `json:"postgres"`
+
+		// Redis Examples: redis://10.0.2.7:6379/0
+		Redis string `json:"redis"`
+	} `json:"stores,omitempty"`
+	TaskQueue *string `json:"taskQueue,omitempty"`
+
+	// Tenants Tenants placed on it, whatever their status.
+	Tenants   int       `json:"tenants"`
+	UpdatedAt time.Time `json:"updatedAt"`
+}
+
+// CellKind pooled: tenants share it, least-loaded first; dedicated: one enterprise tenant.
+type CellKind string
+
+// CellState Only an open cell takes new tenants; the others keep serving theirs.
+type CellState string
+
+// CellId A cell or region id; 2 to 32 lowercase letters, digits or hyphens, starting with a letter and not ending with a hyphen.
+//
+// Examples: eu-west-2
+type CellId = string
 
 // Conversation defines model for Conversation.
 type Conversation struct {
@@ -1566,6 +1680,11 @@ type AuditTenantId = TenantId
 // AuditTo defines model for AuditTo.
 type AuditTo = time.Time
 
+// CellIdPath A cell or region id; 2 to 32 lowercase letters, digits or hyphens, starting with a letter and not ending with a hyphen.
+//
+// Examples: eu-west-2
+type CellIdPath = CellId
+
 // ConversationId defines model for ConversationId.
 type ConversationId = string
 
@@ -1730,6 +1849,39 @@ type PlatformAuditSummaryParamsActorType string
 
 // PlatformAuditSummaryParamsFormat defines parameters for PlatformAuditSummary.
 type PlatformAuditSummaryParamsFormat string
+
+// RegisterCellJSONBody defines parameters for RegisterCell.
+type RegisterCellJSONBody struct {
+	Capacity int `json:"capacity"`
+
+	// CellId A cell or region id; 2 to 32 lowercase letters, digits or hyphens, starting with a letter and not ending with a hyphen.
+	//
+	// Examples: eu-west-2
+	CellId CellId                   `json:"cellId"`
+	Kind   RegisterCellJSONBodyKind `json:"kind"`
+
+	// MongoUrl Examples: mongodb://10.0.2.6:27017/
+	MongoUrl string `json:"mongoUrl"`
+
+	// PostgresUrl The cell's PostgreSQL, as its application role (never the owner).
+	//
+	// Examples: postgres://tenancy_app:secret@10.0.2.5:5432/tenancy
+	PostgresUrl string `json:"postgresUrl"`
+
+	// RedisUrl Examples: redis://10.0.2.7:6379/0
+	RedisUrl string `json:"redisUrl"`
+
+	// Region A cell or region id; 2 to 32 lowercase letters, digits or hyphens, starting with a letter and not ending with a hyphen.
+	//
+	// Examples: eu-west-2
+	Region CellId `json:"region"`
+
+	// TaskQueue The cell's workers' task queue; empty: the deployment's.
+	TaskQueue *string `json:"taskQueue,omitempty"`
+}
+
+// RegisterCellJSONBodyKind defines parameters for RegisterCell.
+type RegisterCellJSONBodyKind string
 
 // LatestReconciliationParams defines parameters for LatestReconciliation.
 type LatestReconciliationParams struct {
@@ -2186,6 +2338,9 @@ type TenantPutSettingParams struct {
 // Healthz200JSONResponseBodyStatus defines parameters for Healthz.
 type Healthz200JSONResponseBodyStatus string
 
+// RegisterCellJSONRequestBody defines body for RegisterCell for application/json ContentType.
+type RegisterCellJSONRequestBody RegisterCellJSONBody
+
 // StartReconciliationJSONRequestBody defines body for StartReconciliation for application/json ContentType.
 type StartReconciliationJSONRequestBody StartReconciliationJSONBody
 
@@ -2332,6 +2487,84 @@ type ClientInterface interface {
 	//
 	// Corresponds with GET /api/meta-agent/audit/verify (the `VerifyPlatformAudit` operationId).
 	VerifyPlatformAudit(ctx context.Context, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// ListCells Every cell, with its tenants, capacity, state, health and redacted stores.
+	//
+	// Roles: platform-admin, operator, auditor. Each cell's health (its MongoDB and Redis
+	// answer a ping) is checked at once for all cells, within 3 s each. Stores are shown as
+	// `scheme://host:port/database`: never a user, a password or a query.
+	//
+	// Corresponds with GET /api/meta-agent/cells (the `ListCells` operationId).
+	ListCells(ctx context.Context, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// RegisterCellWithBody Register a cell, open, after checking its three stores.
+	//
+	// Roles: platform-admin. Audit action: `cell.register` (platform chain). Every field is
+	// checked first (400 naming each; the connection strings with the drivers' own parsers).
+	// Then, at once and within 5 s each: PostgreSQL connects with the given role and passes
+	// the isolation self-check (the role is no superuser, has no BYPASSRLS and owns no table;
+	// every tenant table is under forced row-level security), MongoDB answers a ping, Redis
+	// answers PING. A store that fails gets `422` (type `cell-stores-refused`, `errors`
+	// naming its field); nothing is stored. The connection strings are kept sealed under the
+	// master key and never shown again, only redacted.
+	//
+	// Takes any type of body and a specified content type.
+	//
+	// Corresponds with POST /api/meta-agent/cells (the `RegisterCell` operationId).
+	RegisterCellWithBody(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// RegisterCell Register a cell, open, after checking its three stores.
+	//
+	// Roles: platform-admin. Audit action: `cell.register` (platform chain). Every field is
+	// checked first (400 naming each; the connection strings with the drivers' own parsers).
+	// Then, at once and within 5 s each: PostgreSQL connects with the given role and passes
+	// the isolation self-check (the role is no superuser, has no BYPASSRLS and owns no table;
+	// every tenant table is under forced row-level security), MongoDB answers a ping, Redis
+	// answers PING. A store that fails gets `422` (type `cell-stores-refused`, `errors`
+	// naming its field); nothing is stored. The connection strings are kept sealed under the
+	// master key and never shown again, only redacted.
+	//
+	// Takes a body of the `application/json` content type.
+	//
+	// Corresponds with POST /api/meta-agent/cells (the `RegisterCell` operationId).
+	RegisterCell(ctx context.Context, body RegisterCellJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// DeleteCell Remove an empty cell.
+	//
+	// Roles: platform-admin. Audit action: `cell.delete` (platform chain). `409` while a tenant
+	// is placed on the cell (whatever its status), and for `default`, the deployment's own
+	// stores.
+	//
+	// Corresponds with DELETE /api/meta-agent/cells/{cellId} (the `DeleteCell` operationId).
+	DeleteCell(ctx context.Context, cellId CellIdPath, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// GetCell One cell, with its health.
+	//
+	// Roles: platform-admin, operator, auditor.
+	//
+	// Corresponds with GET /api/meta-agent/cells/{cellId} (the `GetCell` operationId).
+	GetCell(ctx context.Context, cellId CellIdPath, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// CloseCell Close a cell, which takes no new tenant; the ones it has are still served.
+	//
+	// Roles: platform-admin. Audit action: `cell.close` (platform chain).
+	//
+	// Corresponds with POST /api/meta-agent/cells/{cellId}/close (the `CloseCell` operationId).
+	CloseCell(ctx context.Context, cellId CellIdPath, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// DrainCell Drain a cell, which then takes no new tenant; the ones it has stay.
+	//
+	// Roles: platform-admin. Audit action: `cell.drain` (platform chain).
+	//
+	// Corresponds with POST /api/meta-agent/cells/{cellId}/drain (the `DrainCell` operationId).
+	DrainCell(ctx context.Context, cellId CellIdPath, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// OpenCell Open a cell, which takes new tenants again.
+	//
+	// Roles: platform-admin. Audit action: `cell.open` (platform chain).
+	//
+	// Corresponds with POST /api/meta-agent/cells/{cellId}/open (the `OpenCell` operationId).
+	OpenCell(ctx context.Context, cellId CellIdPath, reqEditors ...RequestEditorFn) (*http.Response, error)
 
 	// DashboardConfig What the dashboard needs to know of its deployment (the Temporal Web UI to link runs to).
 	//
@@ -2983,6 +3216,164 @@ func (c *Client) PlatformAuditSummary(ctx context.Context, params *PlatformAudit
 // Corresponds with GET /api/meta-agent/audit/verify (the `VerifyPlatformAudit` operationId).
 func (c *Client) VerifyPlatformAudit(ctx context.Context, reqEditors ...RequestEditorFn) (*http.Response, error) {
 	req, err := NewVerifyPlatformAuditRequest(c.Server)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// ListCells Every cell, with its tenants, capacity, state, health and redacted stores.
+//
+// Roles: platform-admin, operator, auditor. Each cell's health (its MongoDB and Redis
+// answer a ping) is checked at once for all cells, within 3 s each. Stores are shown as
+// `scheme://host:port/database`: never a user, a password or a query.
+//
+// Corresponds with GET /api/meta-agent/cells (the `ListCells` operationId).
+func (c *Client) ListCells(ctx context.Context, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewListCellsRequest(c.Server)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// RegisterCellWithBody Register a cell, open, after checking its three stores.
+//
+// Roles: platform-admin. Audit action: `cell.register` (platform chain). Every field is
+// checked first (400 naming each; the connection strings with the drivers' own parsers).
+// Then, at once and within 5 s each: PostgreSQL connects with the given role and passes
+// the isolation self-check (the role is no superuser, has no BYPASSRLS and owns no table;
+// every tenant table is under forced row-level security), MongoDB answers a ping, Redis
+// answers PING. A store that fails gets `422` (type `cell-stores-refused`, `errors`
+// naming its field); nothing is stored. The connection strings are kept sealed under the
+// master key and never shown again, only redacted.
+//
+// Takes any type of body and a specified content type.
+//
+// Corresponds with POST /api/meta-agent/cells (the `RegisterCell` operationId).
+func (c *Client) RegisterCellWithBody(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewRegisterCellRequestWithBody(c.Server, contentType, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// RegisterCell Register a cell, open, after checking its three stores.
+//
+// Roles: platform-admin. Audit action: `cell.register` (platform chain). Every field is
+// checked first (400 naming each; the connection strings with the drivers' own parsers).
+// Then, at once and within 5 s each: PostgreSQL connects with the given role and passes
+// the isolation self-check (the role is no superuser, has no BYPASSRLS and owns no table;
+// every tenant table is under forced row-level security), MongoDB answers a ping, Redis
+// answers PING. A store that fails gets `422` (type `cell-stores-refused`, `errors`
+// naming its field); nothing is stored. The connection strings are kept sealed under the
+// master key and never shown again, only redacted.
+//
+// Takes a body of the `application/json` content type.
+//
+// Corresponds with POST /api/meta-agent/cells (the `RegisterCell` operationId).
+func (c *Client) RegisterCell(ctx context.Context, body RegisterCellJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewRegisterCellRequest(c.Server, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// DeleteCell Remove an empty cell.
+//
+// Roles: platform-admin. Audit action: `cell.delete` (platform chain). `409` while a tenant
+// is placed on the cell (whatever its status), and for `default`, the deployment's own
+// stores.
+//
+// Corresponds with DELETE /api/meta-agent/cells/{cellId} (the `DeleteCell` operationId).
+func (c *Client) DeleteCell(ctx context.Context, cellId CellIdPath, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewDeleteCellRequest(c.Server, cellId)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// GetCell One cell, with its health.
+//
+// Roles: platform-admin, operator, auditor.
+//
+// Corresponds with GET /api/meta-agent/cells/{cellId} (the `GetCell` operationId).
+func (c *Client) GetCell(ctx context.Context, cellId CellIdPath, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewGetCellRequest(c.Server, cellId)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// CloseCell Close a cell, which takes no new tenant; the ones it has are still served.
+//
+// Roles: platform-admin. Audit action: `cell.close` (platform chain).
+//
+// Corresponds with POST /api/meta-agent/cells/{cellId}/close (the `CloseCell` operationId).
+func (c *Client) CloseCell(ctx context.Context, cellId CellIdPath, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewCloseCellRequest(c.Server, cellId)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// DrainCell Drain a cell, which then takes no new tenant; the ones it has stay.
+//
+// Roles: platform-admin. Audit action: `cell.drain` (platform chain).
+//
+// Corresponds with POST /api/meta-agent/cells/{cellId}/drain (the `DrainCell` operationId).
+func (c *Client) DrainCell(ctx context.Context, cellId CellIdPath, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewDrainCellRequest(c.Server, cellId)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// OpenCell Open a cell, which takes new tenants again.
+//
+// Roles: platform-admin. Audit action: `cell.open` (platform chain).
+//
+// Corresponds with POST /api/meta-agent/cells/{cellId}/open (the `OpenCell` operationId).
+func (c *Client) OpenCell(ctx context.Context, cellId CellIdPath, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewOpenCellRequest(c.Server, cellId)
 	if err != nil {
 		return nil, err
 	}
@@ -4627,6 +5018,243 @@ func NewVerifyPlatformAuditRequest(server string) (*http.Request, error) {
 	}
 
 	req, err := http.NewRequest(http.MethodGet, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	return req, nil
+}
+
+// NewListCellsRequest constructs an http.Request for the ListCells method
+func NewListCellsRequest(server string) (*http.Request, error) {
+	var err error
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/api/meta-agent/cells")
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodGet, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	return req, nil
+}
+
+// NewRegisterCellRequest calls the generic RegisterCell builder with application/json body
+func NewRegisterCellRequest(server string, body RegisterCellJSONRequestBody) (*http.Request, error) {
+	var bodyReader io.Reader
+	buf, err := json.Marshal(body)
+	if err != nil {
+		return nil, err
+	}
+	bodyReader = bytes.NewReader(buf)
+	return NewRegisterCellRequestWithBody(server, "application/json", bodyReader)
+}
+
+// NewRegisterCellRequestWithBody constructs an http.Request for the RegisterCell method, with any body, and a specified content type
+func NewRegisterCellRequestWithBody(server string, contentType string, body io.Reader) (*http.Request, error) {
+	var err error
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/api/meta-agent/cells")
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodPost, queryURL.String(), body)
+	if err != nil {
+		return nil, err
+	}
+
+	req.Header.Add("Content-Type", contentType)
+
+	return req, nil
+}
+
+// NewDeleteCellRequest constructs an http.Request for the DeleteCell method
+func NewDeleteCellRequest(server string, cellId CellIdPath) (*http.Request, error) {
+	var err error
+
+	var pathParam0 string
+
+	pathParam0, err = runtime.StyleParamWithOptions("simple", false, "cellId", cellId, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "string", Format: ""})
+	if err != nil {
+		return nil, err
+	}
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/api/meta-agent/cells/%s", pathParam0)
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodDelete, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	return req, nil
+}
+
+// NewGetCellRequest constructs an http.Request for the GetCell method
+func NewGetCellRequest(server string, cellId CellIdPath) (*http.Request, error) {
+	var err error
+
+	var pathParam0 string
+
+	pathParam0, err = runtime.StyleParamWithOptions("simple", false, "cellId", cellId, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "string", Format: ""})
+	if err != nil {
+		return nil, err
+	}
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/api/meta-agent/cells/%s", pathParam0)
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodGet, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	return req, nil
+}
+
+// NewCloseCellRequest constructs an http.Request for the CloseCell method
+func NewCloseCellRequest(server string, cellId CellIdPath) (*http.Request, error) {
+	var err error
+
+	var pathParam0 string
+
+	pathParam0, err = runtime.StyleParamWithOptions("simple", false, "cellId", cellId, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "string", Format: ""})
+	if err != nil {
+		return nil, err
+	}
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/api/meta-agent/cells/%s/close", pathParam0)
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodPost, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	return req, nil
+}
+
+// NewDrainCellRequest constructs an http.Request for the DrainCell method
+func NewDrainCellRequest(server string, cellId CellIdPath) (*http.Request, error) {
+	var err error
+
+	var pathParam0 string
+
+	pathParam0, err = runtime.StyleParamWithOptions("simple", false, "cellId", cellId, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "string", Format: ""})
+	if err != nil {
+		return nil, err
+	}
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/api/meta-agent/cells/%s/drain", pathParam0)
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodPost, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	return req, nil
+}
+
+// NewOpenCellRequest constructs an http.Request for the OpenCell method
+func NewOpenCellRequest(server string, cellId CellIdPath) (*http.Request, error) {
+	var err error
+
+	var pathParam0 string
+
+	pathParam0, err = runtime.StyleParamWithOptions("simple", false, "cellId", cellId, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "string", Format: ""})
+	if err != nil {
+		return nil, err
+	}
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/api/meta-agent/cells/%s/open", pathParam0)
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodPost, queryURL.String(), nil)
 	if err != nil {
 		return nil, err
 	}
@@ -8085,6 +8713,96 @@ type ClientWithResponsesInterface interface {
 	// Corresponds with GET /api/meta-agent/audit/verify (the `VerifyPlatformAudit` operationId).
 	VerifyPlatformAuditWithResponse(ctx context.Context, reqEditors ...RequestEditorFn) (*VerifyPlatformAuditResponse, error)
 
+	// ListCellsWithResponse Every cell, with its tenants, capacity, state, health and redacted stores.
+	//
+	// Roles: platform-admin, operator, auditor. Each cell's health (its MongoDB and Redis
+	// answer a ping) is checked at once for all cells, within 3 s each. Stores are shown as
+	// `scheme://host:port/database`: never a user, a password or a query.
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with GET /api/meta-agent/cells (the `ListCells` operationId).
+	ListCellsWithResponse(ctx context.Context, reqEditors ...RequestEditorFn) (*ListCellsResponse, error)
+
+	// RegisterCellWithBodyWithResponse Register a cell, open, after checking its three stores.
+	//
+	// Roles: platform-admin. Audit action: `cell.register` (platform chain). Every field is
+	// checked first (400 naming each; the connection strings with the drivers' own parsers).
+	// Then, at once and within 5 s each: PostgreSQL connects with the given role and passes
+	// the isolation self-check (the role is no superuser, has no BYPASSRLS and owns no table;
+	// every tenant table is under forced row-level security), MongoDB answers a ping, Redis
+	// answers PING. A store that fails gets `422` (type `cell-stores-refused`, `errors`
+	// naming its field); nothing is stored. The connection strings are kept sealed under the
+	// master key and never shown again, only redacted.
+	//
+	// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /api/meta-agent/cells (the `RegisterCell` operationId).
+	RegisterCellWithBodyWithResponse(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*RegisterCellResponse, error)
+
+	// RegisterCellWithResponse Register a cell, open, after checking its three stores.
+	//
+	// Roles: platform-admin. Audit action: `cell.register` (platform chain). Every field is
+	// checked first (400 naming each; the connection strings with the drivers' own parsers).
+	// Then, at once and within 5 s each: PostgreSQL connects with the given role and passes
+	// the isolation self-check (the role is no superuser, has no BYPASSRLS and owns no table;
+	// every tenant table is under forced row-level security), MongoDB answers a ping, Redis
+	// answers PING. A store that fails gets `422` (type `cell-stores-refused`, `errors`
+	// naming its field); nothing is stored. The connection strings are kept sealed under the
+	// master key and never shown again, only redacted.
+	//
+	// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /api/meta-agent/cells (the `RegisterCell` operationId).
+	RegisterCellWithResponse(ctx context.Context, body RegisterCellJSONRequestBody, reqEditors ...RequestEditorFn) (*RegisterCellResponse, error)
+
+	// DeleteCellWithResponse Remove an empty cell.
+	//
+	// Roles: platform-admin. Audit action: `cell.delete` (platform chain). `409` while a tenant
+	// is placed on the cell (whatever its status), and for `default`, the deployment's own
+	// stores.
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with DELETE /api/meta-agent/cells/{cellId} (the `DeleteCell` operationId).
+	DeleteCellWithResponse(ctx context.Context, cellId CellIdPath, reqEditors ...RequestEditorFn) (*DeleteCellResponse, error)
+
+	// GetCellWithResponse One cell, with its health.
+	//
+	// Roles: platform-admin, operator, auditor.
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with GET /api/meta-agent/cells/{cellId} (the `GetCell` operationId).
+	GetCellWithResponse(ctx context.Context, cellId CellIdPath, reqEditors ...RequestEditorFn) (*GetCellResponse, error)
+
+	// CloseCellWithResponse Close a cell, which takes no new tenant; the ones it has are still served.
+	//
+	// Roles: platform-admin. Audit action: `cell.close` (platform chain).
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /api/meta-agent/cells/{cellId}/close (the `CloseCell` operationId).
+	CloseCellWithResponse(ctx context.Context, cellId CellIdPath, reqEditors ...RequestEditorFn) (*CloseCellResponse, error)
+
+	// DrainCellWithResponse Drain a cell, which then takes no new tenant; the ones it has stay.
+	//
+	// Roles: platform-admin. Audit action: `cell.drain` (platform chain).
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /api/meta-agent/cells/{cellId}/drain (the `DrainCell` operationId).
+	DrainCellWithResponse(ctx context.Context, cellId CellIdPath, reqEditors ...RequestEditorFn) (*DrainCellResponse, error)
+
+	// OpenCellWithResponse Open a cell, which takes new tenants again.
+	//
+	// Roles: platform-admin. Audit action: `cell.open` (platform chain).
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /api/meta-agent/cells/{cellId}/open (the `OpenCell` operationId).
+	OpenCellWithResponse(ctx context.Context, cellId CellIdPath, reqEditors ...RequestEditorFn) (*OpenCellResponse, error)
+
 	// DashboardConfigWithResponse What the dashboard needs to know of its deployment (the Temporal Web UI to link runs to).
 	//
 	// Roles: any.
@@ -9166,6 +9884,756 @@ func (r VerifyPlatformAuditResponse) StatusCode() int {
 
 // ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
 func (r VerifyPlatformAuditResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+// ListCellsResponse401Headers the declared response headers of an HTTP 401 response for ListCells
+type ListCellsResponse401Headers struct {
+	WWWAuthenticate *string
+}
+
+// ListCellsResponse429Headers the declared response headers of an HTTP 429 response for ListCells
+type ListCellsResponse429Headers struct {
+	RetryAfter *string
+}
+
+type ListCellsResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *struct {
+		// CanManage Whether the caller's role (platform-admin) may register, drain, close, open and delete cells.
+		CanManage bool   `json:"canManage"`
+		Items     []Cell `json:"items"`
+	}
+	// ApplicationproblemJSON401 the response for an HTTP 401 `application/problem+json` response
+	ApplicationproblemJSON401 *Unauthorized
+	// ApplicationproblemJSON403 the response for an HTTP 403 `application/problem+json` response
+	ApplicationproblemJSON403 *Forbidden
+	// ApplicationproblemJSON429 the response for an HTTP 429 `application/problem+json` response
+	ApplicationproblemJSON429 *TooManyRequests
+	// ApplicationproblemJSON500 the response for an HTTP 500 `application/problem+json` response
+	ApplicationproblemJSON500 *InternalError
+	// ApplicationproblemJSON503 the response for an HTTP 503 `application/problem+json` response
+	ApplicationproblemJSON503 *Unavailable
+	// Headers401 the parsed response headers for an HTTP 401 response
+	Headers401 *ListCellsResponse401Headers
+	// Headers429 the parsed response headers for an HTTP 429 response
+	Headers429 *ListCellsResponse429Headers
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r ListCellsResponse) GetJSON200() *struct {
+	// CanManage Whether the caller's role (platform-admin) may register, drain, close, open and delete cells.
+	CanManage bool   `json:"canManage"`
+	Items     []Cell `json:"items"`
+} {
+	return r.JSON200
+}
+
+// GetApplicationproblemJSON401 returns the response for an HTTP 401 `application/problem+json` response
+func (r ListCellsResponse) GetApplicationproblemJSON401() *Unauthorized {
+	return r.ApplicationproblemJSON401
+}
+
+// GetApplicationproblemJSON403 returns the response for an HTTP 403 `application/problem+json` response
+func (r ListCellsResponse) GetApplicationproblemJSON403() *Forbidden {
+	return r.ApplicationproblemJSON403
+}
+
+// GetApplicationproblemJSON429 returns the response for an HTTP 429 `application/problem+json` response
+func (r ListCellsResponse) GetApplicationproblemJSON429() *TooManyRequests {
+	return r.ApplicationproblemJSON429
+}
+
+// GetApplicationproblemJSON500 returns the response for an HTTP 500 `application/problem+json` response
+func (r ListCellsResponse) GetApplicationproblemJSON500() *InternalError {
+	return r.ApplicationproblemJSON500
+}
+
+// GetApplicationproblemJSON503 returns the response for an HTTP 503 `application/problem+json` response
+func (r ListCellsResponse) GetApplicationproblemJSON503() *Unavailable {
+	return r.ApplicationproblemJSON503
+}
+
+// GetBody returns the raw response body bytes
+func (r ListCellsResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r ListCellsResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r ListCellsResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r ListCellsResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+// RegisterCellResponse201Headers the declared response headers of an HTTP 201 response for RegisterCell
+type RegisterCellResponse201Headers struct {
+	Location *string
+}
+
+// RegisterCellResponse401Headers the declared response headers of an HTTP 401 response for RegisterCell
+type RegisterCellResponse401Headers struct {
+	WWWAuthenticate *string
+}
+
+// RegisterCellResponse429Headers the declared response headers of an HTTP 429 response for RegisterCell
+type RegisterCellResponse429Headers struct {
+	RetryAfter *string
+}
+
+type RegisterCellResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON201 the response for an HTTP 201 `application/json` response
+	JSON201 *Cell
+	// ApplicationproblemJSON400 the response for an HTTP 400 `application/problem+json` response
+	ApplicationproblemJSON400 *BadRequest
+	// ApplicationproblemJSON401 the response for an HTTP 401 `application/problem+json` response
+	ApplicationproblemJSON401 *Unauthorized
+	// ApplicationproblemJSON403 the response for an HTTP 403 `application/problem+json` response
+	ApplicationproblemJSON403 *Forbidden
+	// ApplicationproblemJSON409 the response for an HTTP 409 `application/problem+json` response
+	ApplicationproblemJSON409 *Conflict
+	// ApplicationproblemJSON413 the response for an HTTP 413 `application/problem+json` response
+	ApplicationproblemJSON413 *PayloadTooLarge
+	// ApplicationproblemJSON415 the response for an HTTP 415 `application/problem+json` response
+	ApplicationproblemJSON415 *UnsupportedMediaType
+	// ApplicationproblemJSON422 the response for an HTTP 422 `application/problem+json` response
+	ApplicationproblemJSON422 *Problem
+	// ApplicationproblemJSON429 the response for an HTTP 429 `application/problem+json` response
+	ApplicationproblemJSON429 *TooManyRequests
+	// ApplicationproblemJSON500 the response for an HTTP 500 `application/problem+json` response
+	ApplicationproblemJSON500 *InternalError
+	// ApplicationproblemJSON503 the response for an HTTP 503 `application/problem+json` response
+	ApplicationproblemJSON503 *Unavailable
+	// Headers201 the parsed response headers for an HTTP 201 response
+	Headers201 *RegisterCellResponse201Headers
+	// Headers401 the parsed response headers for an HTTP 401 response
+	Headers401 *RegisterCellResponse401Headers
+	// Headers429 the parsed response headers for an HTTP 429 response
+	Headers429 *RegisterCellResponse429Headers
+}
+
+// GetJSON201 returns the response for an HTTP 201 `application/json` response
+func (r RegisterCellResponse) GetJSON201() *Cell {
+	return r.JSON201
+}
+
+// GetApplicationproblemJSON400 returns the response for an HTTP 400 `application/problem+json` response
+func (r RegisterCellResponse) GetApplicationproblemJSON400() *BadRequest {
+	return r.ApplicationproblemJSON400
+}
+
+// GetApplicationproblemJSON401 returns the response for an HTTP 401 `application/problem+json` response
+func (r RegisterCellResponse) GetApplicationproblemJSON401() *Unauthorized {
+	return r.ApplicationproblemJSON401
+}
+
+// GetApplicationproblemJSON403 returns the response for an HTTP 403 `application/problem+json` response
+func (r RegisterCellResponse) GetApplicationproblemJSON403() *Forbidden {
+	return r.ApplicationproblemJSON403
+}
+
+// GetApplicationproblemJSON409 returns the response for an HTTP 409 `application/problem+json` response
+func (r RegisterCellResponse) GetApplicationproblemJSON409() *Conflict {
+	return r.ApplicationproblemJSON409
+}
+
+// GetApplicationproblemJSON413 returns the response for an HTTP 413 `application/problem+json` response
+func (r RegisterCellResponse) GetApplicationproblemJSON413() *PayloadTooLarge {
+	return r.ApplicationproblemJSON413
+}
+
+// GetApplicationproblemJSON415 returns the response for an HTTP 415 `application/problem+json` response
+func (r RegisterCellResponse) GetApplicationproblemJSON415() *UnsupportedMediaType {
+	return r.ApplicationproblemJSON415
+}
+
+// GetApplicationproblemJSON422 returns the response for an HTTP 422 `application/problem+json` response
+func (r RegisterCellResponse) GetApplicationproblemJSON422() *Problem {
+	return r.ApplicationproblemJSON422
+}
+
+// GetApplicationproblemJSON429 returns the response for an HTTP 429 `application/problem+json` response
+func (r RegisterCellResponse) GetApplicationproblemJSON429() *TooManyRequests {
+	return r.ApplicationproblemJSON429
+}
+
+// GetApplicationproblemJSON500 returns the response for an HTTP 500 `application/problem+json` response
+func (r RegisterCellResponse) GetApplicationproblemJSON500() *InternalError {
+	return r.ApplicationproblemJSON500
+}
+
+// GetApplicationproblemJSON503 returns the response for an HTTP 503 `application/problem+json` response
+func (r RegisterCellResponse) GetApplicationproblemJSON503() *Unavailable {
+	return r.ApplicationproblemJSON503
+}
+
+// GetBody returns the raw response body bytes
+func (r RegisterCellResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r RegisterCellResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r RegisterCellResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r RegisterCellResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+// DeleteCellResponse401Headers the declared response headers of an HTTP 401 response for DeleteCell
+type DeleteCellResponse401Headers struct {
+	WWWAuthenticate *string
+}
+
+// DeleteCellResponse429Headers the declared response headers of an HTTP 429 response for DeleteCell
+type DeleteCellResponse429Headers struct {
+	RetryAfter *string
+}
+
+type DeleteCellResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// ApplicationproblemJSON400 the response for an HTTP 400 `application/problem+json` response
+	ApplicationproblemJSON400 *BadRequest
+	// ApplicationproblemJSON401 the response for an HTTP 401 `application/problem+json` response
+	ApplicationproblemJSON401 *Unauthorized
+	// ApplicationproblemJSON403 the response for an HTTP 403 `application/problem+json` response
+	ApplicationproblemJSON403 *Forbidden
+	// ApplicationproblemJSON404 the response for an HTTP 404 `application/problem+json` response
+	ApplicationproblemJSON404 *NotFound
+	// ApplicationproblemJSON409 the response for an HTTP 409 `application/problem+json` response
+	ApplicationproblemJSON409 *Conflict
+	// ApplicationproblemJSON429 the response for an HTTP 429 `application/problem+json` response
+	ApplicationproblemJSON429 *TooManyRequests
+	// ApplicationproblemJSON500 the response for an HTTP 500 `application/problem+json` response
+	ApplicationproblemJSON500 *InternalError
+	// ApplicationproblemJSON503 the response for an HTTP 503 `application/problem+json` response
+	ApplicationproblemJSON503 *Unavailable
+	// Headers401 the parsed response headers for an HTTP 401 response
+	Headers401 *DeleteCellResponse401Headers
+	// Headers429 the parsed response headers for an HTTP 429 response
+	Headers429 *DeleteCellResponse429Headers
+}
+
+// GetApplicationproblemJSON400 returns the response for an HTTP 400 `application/problem+json` response
+func (r DeleteCellResponse) GetApplicationproblemJSON400() *BadRequest {
+	return r.ApplicationproblemJSON400
+}
+
+// GetApplicationproblemJSON401 returns the response for an HTTP 401 `application/problem+json` response
+func (r DeleteCellResponse) GetApplicationproblemJSON401() *Unauthorized {
+	return r.ApplicationproblemJSON401
+}
+
+// GetApplicationproblemJSON403 returns the response for an HTTP 403 `application/problem+json` response
+func (r DeleteCellResponse) GetApplicationproblemJSON403() *Forbidden {
+	return r.ApplicationproblemJSON403
+}
+
+// GetApplicationproblemJSON404 returns the response for an HTTP 404 `application/problem+json` response
+func (r DeleteCellResponse) GetApplicationproblemJSON404() *NotFound {
+	return r.ApplicationproblemJSON404
+}
+
+// GetApplicationproblemJSON409 returns the response for an HTTP 409 `application/problem+json` response
+func (r DeleteCellResponse) GetApplicationproblemJSON409() *Conflict {
+	return r.ApplicationproblemJSON409
+}
+
+// GetApplicationproblemJSON429 returns the response for an HTTP 429 `application/problem+json` response
+func (r DeleteCellResponse) GetApplicationproblemJSON429() *TooManyRequests {
+	return r.ApplicationproblemJSON429
+}
+
+// GetApplicationproblemJSON500 returns the response for an HTTP 500 `application/problem+json` response
+func (r DeleteCellResponse) GetApplicationproblemJSON500() *InternalError {
+	return r.ApplicationproblemJSON500
+}
+
+// GetApplicationproblemJSON503 returns the response for an HTTP 503 `application/problem+json` response
+func (r DeleteCellResponse) GetApplicationproblemJSON503() *Unavailable {
+	return r.ApplicationproblemJSON503
+}
+
+// GetBody returns the raw response body bytes
+func (r DeleteCellResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r DeleteCellResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r DeleteCellResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r DeleteCellResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+// GetCellResponse401Headers the declared response headers of an HTTP 401 response for GetCell
+type GetCellResponse401Headers struct {
+	WWWAuthenticate *string
+}
+
+// GetCellResponse429Headers the declared response headers of an HTTP 429 response for GetCell
+type GetCellResponse429Headers struct {
+	RetryAfter *string
+}
+
+type GetCellResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *Cell
+	// ApplicationproblemJSON400 the response for an HTTP 400 `application/problem+json` response
+	ApplicationproblemJSON400 *BadRequest
+	// ApplicationproblemJSON401 the response for an HTTP 401 `application/problem+json` response
+	ApplicationproblemJSON401 *Unauthorized
+	// ApplicationproblemJSON403 the response for an HTTP 403 `application/problem+json` response
+	ApplicationproblemJSON403 *Forbidden
+	// ApplicationproblemJSON404 the response for an HTTP 404 `application/problem+json` response
+	ApplicationproblemJSON404 *NotFound
+	// ApplicationproblemJSON429 the response for an HTTP 429 `application/problem+json` response
+	ApplicationproblemJSON429 *TooManyRequests
+	// ApplicationproblemJSON500 the response for an HTTP 500 `application/problem+json` response
+	ApplicationproblemJSON500 *InternalError
+	// ApplicationproblemJSON503 the response for an HTTP 503 `application/problem+json` response
+	ApplicationproblemJSON503 *Unavailable
+	// Headers401 the parsed response headers for an HTTP 401 response
+	Headers401 *GetCellResponse401Headers
+	// Headers429 the parsed response headers for an HTTP 429 response
+	Headers429 *GetCellResponse429Headers
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r GetCellResponse) GetJSON200() *Cell {
+	return r.JSON200
+}
+
+// GetApplicationproblemJSON400 returns the response for an HTTP 400 `application/problem+json` response
+func (r GetCellResponse) GetApplicationproblemJSON400() *BadRequest {
+	return r.ApplicationproblemJSON400
+}
+
+// GetApplicationproblemJSON401 returns the response for an HTTP 401 `application/problem+json` response
+func (r GetCellResponse) GetApplicationproblemJSON401() *Unauthorized {
+	return r.ApplicationproblemJSON401
+}
+
+// GetApplicationproblemJSON403 returns the response for an HTTP 403 `application/problem+json` response
+func (r GetCellResponse) GetApplicationproblemJSON403() *Forbidden {
+	return r.ApplicationproblemJSON403
+}
+
+// GetApplicationproblemJSON404 returns the response for an HTTP 404 `application/problem+json` response
+func (r GetCellResponse) GetApplicationproblemJSON404() *NotFound {
+	return r.ApplicationproblemJSON404
+}
+
+// GetApplicationproblemJSON429 returns the response for an HTTP 429 `application/problem+json` response
+func (r GetCellResponse) GetApplicationproblemJSON429() *TooManyRequests {
+	return r.ApplicationproblemJSON429
+}
+
+// GetApplicationproblemJSON500 returns the response for an HTTP 500 `application/problem+json` response
+func (r GetCellResponse) GetApplicationproblemJSON500() *InternalError {
+	return r.ApplicationproblemJSON500
+}
+
+// GetApplicationproblemJSON503 returns the response for an HTTP 503 `application/problem+json` response
+func (r GetCellResponse) GetApplicationproblemJSON503() *Unavailable {
+	return r.ApplicationproblemJSON503
+}
+
+// GetBody returns the raw response body bytes
+func (r GetCellResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r GetCellResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r GetCellResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r GetCellResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+// CloseCellResponse401Headers the declared response headers of an HTTP 401 response for CloseCell
+type CloseCellResponse401Headers struct {
+	WWWAuthenticate *string
+}
+
+// CloseCellResponse429Headers the declared response headers of an HTTP 429 response for CloseCell
+type CloseCellResponse429Headers struct {
+	RetryAfter *string
+}
+
+type CloseCellResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *Cell
+	// ApplicationproblemJSON400 the response for an HTTP 400 `application/problem+json` response
+	ApplicationproblemJSON400 *BadRequest
+	// ApplicationproblemJSON401 the response for an HTTP 401 `application/problem+json` response
+	ApplicationproblemJSON401 *Unauthorized
+	// ApplicationproblemJSON403 the response for an HTTP 403 `application/problem+json` response
+	ApplicationproblemJSON403 *Forbidden
+	// ApplicationproblemJSON404 the response for an HTTP 404 `application/problem+json` response
+	ApplicationproblemJSON404 *NotFound
+	// ApplicationproblemJSON429 the response for an HTTP 429 `application/problem+json` response
+	ApplicationproblemJSON429 *TooManyRequests
+	// ApplicationproblemJSON500 the response for an HTTP 500 `application/problem+json` response
+	ApplicationproblemJSON500 *InternalError
+	// ApplicationproblemJSON503 the response for an HTTP 503 `application/problem+json` response
+	ApplicationproblemJSON503 *Unavailable
+	// Headers401 the parsed response headers for an HTTP 401 response
+	Headers401 *CloseCellResponse401Headers
+	// Headers429 the parsed response headers for an HTTP 429 response
+	Headers429 *CloseCellResponse429Headers
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r CloseCellResponse) GetJSON200() *Cell {
+	return r.JSON200
+}
+
+// GetApplicationproblemJSON400 returns the response for an HTTP 400 `application/problem+json` response
+func (r CloseCellResponse) GetApplicationproblemJSON400() *BadRequest {
+	return r.ApplicationproblemJSON400
+}
+
+// GetApplicationproblemJSON401 returns the response for an HTTP 401 `application/problem+json` response
+func (r CloseCellResponse) GetApplicationproblemJSON401() *Unauthorized {
+	return r.ApplicationproblemJSON401
+}
+
+// GetApplicationproblemJSON403 returns the response for an HTTP 403 `application/problem+json` response
+func (r CloseCellResponse) GetApplicationproblemJSON403() *Forbidden {
+	return r.ApplicationproblemJSON403
+}
+
+// GetApplicationproblemJSON404 returns the response for an HTTP 404 `application/problem+json` response
+func (r CloseCellResponse) GetApplicationproblemJSON404() *NotFound {
+	return r.ApplicationproblemJSON404
+}
+
+// GetApplicationproblemJSON429 returns the response for an HTTP 429 `application/problem+json` response
+func (r CloseCellResponse) GetApplicationproblemJSON429() *TooManyRequests {
+	return r.ApplicationproblemJSON429
+}
+
+// GetApplicationproblemJSON500 returns the response for an HTTP 500 `application/problem+json` response
+func (r CloseCellResponse) GetApplicationproblemJSON500() *InternalError {
+	return r.ApplicationproblemJSON500
+}
+
+// GetApplicationproblemJSON503 returns the response for an HTTP 503 `application/problem+json` response
+func (r CloseCellResponse) GetApplicationproblemJSON503() *Unavailable {
+	return r.ApplicationproblemJSON503
+}
+
+// GetBody returns the raw response body bytes
+func (r CloseCellResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r CloseCellResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r CloseCellResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r CloseCellResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+// DrainCellResponse401Headers the declared response headers of an HTTP 401 response for DrainCell
+type DrainCellResponse401Headers struct {
+	WWWAuthenticate *string
+}
+
+// DrainCellResponse429Headers the declared response headers of an HTTP 429 response for DrainCell
+type DrainCellResponse429Headers struct {
+	RetryAfter *string
+}
+
+type DrainCellResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *Cell
+	// ApplicationproblemJSON400 the response for an HTTP 400 `application/problem+json` response
+	ApplicationproblemJSON400 *BadRequest
+	// ApplicationproblemJSON401 the response for an HTTP 401 `application/problem+json` response
+	ApplicationproblemJSON401 *Unauthorized
+	// ApplicationproblemJSON403 the response for an HTTP 403 `application/problem+json` response
+	ApplicationproblemJSON403 *Forbidden
+	// ApplicationproblemJSON404 the response for an HTTP 404 `application/problem+json` response
+	ApplicationproblemJSON404 *NotFound
+	// ApplicationproblemJSON429 the response for an HTTP 429 `application/problem+json` response
+	ApplicationproblemJSON429 *TooManyRequests
+	// ApplicationproblemJSON500 the response for an HTTP 500 `application/problem+json` response
+	ApplicationproblemJSON500 *InternalError
+	// ApplicationproblemJSON503 the response for an HTTP 503 `application/problem+json` response
+	ApplicationproblemJSON503 *Unavailable
+	// Headers401 the parsed response headers for an HTTP 401 response
+	Headers401 *DrainCellResponse401Headers
+	// Headers429 the parsed response headers for an HTTP 429 response
+	Headers429 *DrainCellResponse429Headers
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r DrainCellResponse) GetJSON200() *Cell {
+	return r.JSON200
+}
+
+// GetApplicationproblemJSON400 returns the response for an HTTP 400 `application/problem+json` response
+func (r DrainCellResponse) GetApplicationproblemJSON400() *BadRequest {
+	return r.ApplicationproblemJSON400
+}
+
+// GetApplicationproblemJSON401 returns the response for an HTTP 401 `application/problem+json` response
+func (r DrainCellResponse) GetApplicationproblemJSON401() *Unauthorized {
+	return r.ApplicationproblemJSON401
+}
+
+// GetApplicationproblemJSON403 returns the response for an HTTP 403 `application/problem+json` response
+func (r DrainCellResponse) GetApplicationproblemJSON403() *Forbidden {
+	return r.ApplicationproblemJSON403
+}
+
+// GetApplicationproblemJSON404 returns the response for an HTTP 404 `application/problem+json` response
+func (r DrainCellResponse) GetApplicationproblemJSON404() *NotFound {
+	return r.ApplicationproblemJSON404
+}
+
+// GetApplicationproblemJSON429 returns the response for an HTTP 429 `application/problem+json` response
+func (r DrainCellResponse) GetApplicationproblemJSON429() *TooManyRequests {
+	return r.ApplicationproblemJSON429
+}
+
+// GetApplicationproblemJSON500 returns the response for an HTTP 500 `application/problem+json` response
+func (r DrainCellResponse) GetApplicationproblemJSON500() *InternalError {
+	return r.ApplicationproblemJSON500
+}
+
+// GetApplicationproblemJSON503 returns the response for an HTTP 503 `application/problem+json` response
+func (r DrainCellResponse) GetApplicationproblemJSON503() *Unavailable {
+	return r.ApplicationproblemJSON503
+}
+
+// GetBody returns the raw response body bytes
+func (r DrainCellResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r DrainCellResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r DrainCellResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r DrainCellResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+// OpenCellResponse401Headers the declared response headers of an HTTP 401 response for OpenCell
+type OpenCellResponse401Headers struct {
+	WWWAuthenticate *string
+}
+
+// OpenCellResponse429Headers the declared response headers of an HTTP 429 response for OpenCell
+type OpenCellResponse429Headers struct {
+	RetryAfter *string
+}
+
+type OpenCellResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *Cell
+	// ApplicationproblemJSON400 the response for an HTTP 400 `application/problem+json` response
+	ApplicationproblemJSON400 *BadRequest
+	// ApplicationproblemJSON401 the response for an HTTP 401 `application/problem+json` response
+	ApplicationproblemJSON401 *Unauthorized
+	// ApplicationproblemJSON403 the response for an HTTP 403 `application/problem+json` response
+	ApplicationproblemJSON403 *Forbidden
+	// ApplicationproblemJSON404 the response for an HTTP 404 `application/problem+json` response
+	ApplicationproblemJSON404 *NotFound
+	// ApplicationproblemJSON429 the response for an HTTP 429 `application/problem+json` response
+	ApplicationproblemJSON429 *TooManyRequests
+	// ApplicationproblemJSON500 the response for an HTTP 500 `application/problem+json` response
+	ApplicationproblemJSON500 *InternalError
+	// ApplicationproblemJSON503 the response for an HTTP 503 `application/problem+json` response
+	ApplicationproblemJSON503 *Unavailable
+	// Headers401 the parsed response headers for an HTTP 401 response
+	Headers401 *OpenCellResponse401Headers
+	// Headers429 the parsed response headers for an HTTP 429 response
+	Headers429 *OpenCellResponse429Headers
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r OpenCellResponse) GetJSON200() *Cell {
+	return r.JSON200
+}
+
+// GetApplicationproblemJSON400 returns the response for an HTTP 400 `application/problem+json` response
+func (r OpenCellResponse) GetApplicationproblemJSON400() *BadRequest {
+	return r.ApplicationproblemJSON400
+}
+
+// GetApplicationproblemJSON401 returns the response for an HTTP 401 `application/problem+json` response
+func (r OpenCellResponse) GetApplicationproblemJSON401() *Unauthorized {
+	return r.ApplicationproblemJSON401
+}
+
+// GetApplicationproblemJSON403 returns the response for an HTTP 403 `application/problem+json` response
+func (r OpenCellResponse) GetApplicationproblemJSON403() *Forbidden {
+	return r.ApplicationproblemJSON403
+}
+
+// GetApplicationproblemJSON404 returns the response for an HTTP 404 `application/problem+json` response
+func (r OpenCellResponse) GetApplicationproblemJSON404() *NotFound {
+	return r.ApplicationproblemJSON404
+}
+
+// GetApplicationproblemJSON429 returns the response for an HTTP 429 `application/problem+json` response
+func (r OpenCellResponse) GetApplicationproblemJSON429() *TooManyRequests {
+	return r.ApplicationproblemJSON429
+}
+
+// GetApplicationproblemJSON500 returns the response for an HTTP 500 `application/problem+json` response
+func (r OpenCellResponse) GetApplicationproblemJSON500() *InternalError {
+	return r.ApplicationproblemJSON500
+}
+
+// GetApplicationproblemJSON503 returns the response for an HTTP 503 `application/problem+json` response
+func (r OpenCellResponse) GetApplicationproblemJSON503() *Unavailable {
+	return r.ApplicationproblemJSON503
+}
+
+// GetBody returns the raw response body bytes
+func (r OpenCellResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r OpenCellResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r OpenCellResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r OpenCellResponse) ContentType() string {
 	if r.HTTPResponse != nil {
 		return r.HTTPResponse.Header.Get("Content-Type")
 	}
@@ -14824,6 +16292,144 @@ func (c *ClientWithResponses) VerifyPlatformAuditWithResponse(ctx context.Contex
 	return ParseVerifyPlatformAuditResponse(rsp)
 }
 
+// ListCellsWithResponse Every cell, with its tenants, capacity, state, health and redacted stores.
+//
+// Roles: platform-admin, operator, auditor. Each cell's health (its MongoDB and Redis
+// answer a ping) is checked at once for all cells, within 3 s each. Stores are shown as
+// `scheme://host:port/database`: never a user, a password or a query.
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with GET /api/meta-agent/cells (the `ListCells` operationId).
+func (c *ClientWithResponses) ListCellsWithResponse(ctx context.Context, reqEditors ...RequestEditorFn) (*ListCellsResponse, error) {
+	rsp, err := c.ListCells(ctx, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseListCellsResponse(rsp)
+}
+
+// RegisterCellWithBodyWithResponse Register a cell, open, after checking its three stores.
+//
+// Roles: platform-admin. Audit action: `cell.register` (platform chain). Every field is
+// checked first (400 naming each; the connection strings with the drivers' own parsers).
+// Then, at once and within 5 s each: PostgreSQL connects with the given role and passes
+// the isolation self-check (the role is no superuser, has no BYPASSRLS and owns no table;
+// every tenant table is under forced row-level security), MongoDB answers a ping, Redis
+// answers PING. A store that fails gets `422` (type `cell-stores-refused`, `errors`
+// naming its field); nothing is stored. The connection strings are kept sealed under the
+// master key and never shown again, only redacted.
+//
+// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /api/meta-agent/cells (the `RegisterCell` operationId).
+func (c *ClientWithResponses) RegisterCellWithBodyWithResponse(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*RegisterCellResponse, error) {
+	rsp, err := c.RegisterCellWithBody(ctx, contentType, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseRegisterCellResponse(rsp)
+}
+
+// RegisterCellWithResponse Register a cell, open, after checking its three stores.
+//
+// Roles: platform-admin. Audit action: `cell.register` (platform chain). Every field is
+// checked first (400 naming each; the connection strings with the drivers' own parsers).
+// Then, at once and within 5 s each: PostgreSQL connects with the given role and passes
+// the isolation self-check (the role is no superuser, has no BYPASSRLS and owns no table;
+// every tenant table is under forced row-level security), MongoDB answers a ping, Redis
+// answers PING. A store that fails gets `422` (type `cell-stores-refused`, `errors`
+// naming its field); nothing is stored. The connection strings are kept sealed under the
+// master key and never shown again, only redacted.
+//
+// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /api/meta-agent/cells (the `RegisterCell` operationId).
+func (c *ClientWithResponses) RegisterCellWithResponse(ctx context.Context, body RegisterCellJSONRequestBody, reqEditors ...RequestEditorFn) (*RegisterCellResponse, error) {
+	rsp, err := c.RegisterCell(ctx, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseRegisterCellResponse(rsp)
+}
+
+// DeleteCellWithResponse Remove an empty cell.
+//
+// Roles: platform-admin. Audit action: `cell.delete` (platform chain). `409` while a tenant
+// is placed on the cell (whatever its status), and for `default`, the deployment's own
+// stores.
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with DELETE /api/meta-agent/cells/{cellId} (the `DeleteCell` operationId).
+func (c *ClientWithResponses) DeleteCellWithResponse(ctx context.Context, cellId CellIdPath, reqEditors ...RequestEditorFn) (*DeleteCellResponse, error) {
+	rsp, err := c.DeleteCell(ctx, cellId, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseDeleteCellResponse(rsp)
+}
+
+// GetCellWithResponse One cell, with its health.
+//
+// Roles: platform-admin, operator, auditor.
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with GET /api/meta-agent/cells/{cellId} (the `GetCell` operationId).
+func (c *ClientWithResponses) GetCellWithResponse(ctx context.Context, cellId CellIdPath, reqEditors ...RequestEditorFn) (*GetCellResponse, error) {
+	rsp, err := c.GetCell(ctx, cellId, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseGetCellResponse(rsp)
+}
+
+// CloseCellWithResponse Close a cell, which takes no new tenant; the ones it has are still served.
+//
+// Roles: platform-admin. Audit action: `cell.close` (platform chain).
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /api/meta-agent/cells/{cellId}/close (the `CloseCell` operationId).
+func (c *ClientWithResponses) CloseCellWithResponse(ctx context.Context, cellId CellIdPath, reqEditors ...RequestEditorFn) (*CloseCellResponse, error) {
+	rsp, err := c.CloseCell(ctx, cellId, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseCloseCellResponse(rsp)
+}
+
+// DrainCellWithResponse Drain a cell, which then takes no new tenant; the ones it has stay.
+//
+// Roles: platform-admin. Audit action: `cell.drain` (platform chain).
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /api/meta-agent/cells/{cellId}/drain (the `DrainCell` operationId).
+func (c *ClientWithResponses) DrainCellWithResponse(ctx context.Context, cellId CellIdPath, reqEditors ...RequestEditorFn) (*DrainCellResponse, error) {
+	rsp, err := c.DrainCell(ctx, cellId, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseDrainCellResponse(rsp)
+}
+
+// OpenCellWithResponse Open a cell, which takes new tenants again.
+//
+// Roles: platform-admin. Audit action: `cell.open` (platform chain).
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /api/meta-agent/cells/{cellId}/open (the `OpenCell` operationId).
+func (c *ClientWithResponses) OpenCellWithResponse(ctx context.Context, cellId CellIdPath, reqEditors ...RequestEditorFn) (*OpenCellResponse, error) {
+	rsp, err := c.OpenCell(ctx, cellId, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseOpenCellResponse(rsp)
+}
+
 // DashboardConfigWithResponse What the dashboard needs to know of its deployment (the Temporal Web UI to link runs to).
 //
 // Roles: any.
@@ -16285,6 +17891,716 @@ func ParseVerifyPlatformAuditResponse(rsp *http.Response) (*VerifyPlatformAuditR
 		response.Headers401 = &headers
 	case rsp.StatusCode == 429:
 		var headers VerifyPlatformAuditResponse429Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		response.Headers429 = &headers
+	}
+
+	return response, nil
+}
+
+// ParseListCellsResponse parses an HTTP response from a ListCellsWithResponse call
+func ParseListCellsResponse(rsp *http.Response) (*ListCellsResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &ListCellsResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest struct {
+			// CanManage Whether the caller's role (platform-admin) may register, drain, close, open and delete cells.
+			CanManage bool   `json:"canManage"`
+			Items     []Cell `json:"items"`
+		}
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest Unauthorized
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 403:
+		var dest Forbidden
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON403 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 429:
+		var dest TooManyRequests
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON429 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
+		var dest InternalError
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON500 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 503:
+		var dest Unavailable
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON503 = &dest
+
+	}
+
+	switch {
+	case rsp.StatusCode == 401:
+		var headers ListCellsResponse401Headers
+		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "WWW-Authenticate", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.WWWAuthenticate = &value
+		}
+		response.Headers401 = &headers
+	case rsp.StatusCode == 429:
+		var headers ListCellsResponse429Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		response.Headers429 = &headers
+	}
+
+	return response, nil
+}
+
+// ParseRegisterCellResponse parses an HTTP response from a RegisterCellWithResponse call
+func ParseRegisterCellResponse(rsp *http.Response) (*RegisterCellResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &RegisterCellResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 201:
+		var dest Cell
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON201 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
+		var dest BadRequest
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON400 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest Unauthorized
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 403:
+		var dest Forbidden
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON403 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 409:
+		var dest Conflict
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON409 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 413:
+		var dest PayloadTooLarge
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON413 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 415:
+		var dest UnsupportedMediaType
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON415 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 422:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON422 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 429:
+		var dest TooManyRequests
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON429 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
+		var dest InternalError
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON500 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 503:
+		var dest Unavailable
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON503 = &dest
+
+	}
+
+	switch {
+	case rsp.StatusCode == 201:
+		var headers RegisterCellResponse201Headers
+		if values := rsp.Header.Values("Location"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Location", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.Location = &value
+		}
+		response.Headers201 = &headers
+	case rsp.StatusCode == 401:
+		var headers RegisterCellResponse401Headers
+		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "WWW-Authenticate", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.WWWAuthenticate = &value
+		}
+		response.Headers401 = &headers
+	case rsp.StatusCode == 429:
+		var headers RegisterCellResponse429Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		response.Headers429 = &headers
+	}
+
+	return response, nil
+}
+
+// ParseDeleteCellResponse parses an HTTP response from a DeleteCellWithResponse call
+func ParseDeleteCellResponse(rsp *http.Response) (*DeleteCellResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &DeleteCellResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case rsp.StatusCode == 204:
+		break // No content-type
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
+		var dest BadRequest
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON400 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest Unauthorized
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 403:
+		var dest Forbidden
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON403 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 404:
+		var dest NotFound
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON404 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 409:
+		var dest Conflict
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON409 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 429:
+		var dest TooManyRequests
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON429 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
+		var dest InternalError
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON500 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 503:
+		var dest Unavailable
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON503 = &dest
+
+	}
+
+	switch {
+	case rsp.StatusCode == 401:
+		var headers DeleteCellResponse401Headers
+		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "WWW-Authenticate", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.WWWAuthenticate = &value
+		}
+		response.Headers401 = &headers
+	case rsp.StatusCode == 429:
+		var headers DeleteCellResponse429Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		response.Headers429 = &headers
+	}
+
+	return response, nil
+}
+
+// ParseGetCellResponse parses an HTTP response from a GetCellWithResponse call
+func ParseGetCellResponse(rsp *http.Response) (*GetCellResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &GetCellResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest Cell
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
+		var dest BadRequest
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON400 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest Unauthorized
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 403:
+		var dest Forbidden
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON403 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 404:
+		var dest NotFound
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON404 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 429:
+		var dest TooManyRequests
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON429 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
+		var dest InternalError
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON500 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 503:
+		var dest Unavailable
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON503 = &dest
+
+	}
+
+	switch {
+	case rsp.StatusCode == 401:
+		var headers GetCellResponse401Headers
+		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "WWW-Authenticate", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.WWWAuthenticate = &value
+		}
+		response.Headers401 = &headers
+	case rsp.StatusCode == 429:
+		var headers GetCellResponse429Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		response.Headers429 = &headers
+	}
+
+	return response, nil
+}
+
+// ParseCloseCellResponse parses an HTTP response from a CloseCellWithResponse call
+func ParseCloseCellResponse(rsp *http.Response) (*CloseCellResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &CloseCellResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest Cell
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
+		var dest BadRequest
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON400 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest Unauthorized
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 403:
+		var dest Forbidden
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON403 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 404:
+		var dest NotFound
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON404 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 429:
+		var dest TooManyRequests
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON429 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
+		var dest InternalError
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON500 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 503:
+		var dest Unavailable
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON503 = &dest
+
+	}
+
+	switch {
+	case rsp.StatusCode == 401:
+		var headers CloseCellResponse401Headers
+		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "WWW-Authenticate", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.WWWAuthenticate = &value
+		}
+		response.Headers401 = &headers
+	case rsp.StatusCode == 429:
+		var headers CloseCellResponse429Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		response.Headers429 = &headers
+	}
+
+	return response, nil
+}
+
+// ParseDrainCellResponse parses an HTTP response from a DrainCellWithResponse call
+func ParseDrainCellResponse(rsp *http.Response) (*DrainCellResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &DrainCellResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest Cell
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
+		var dest BadRequest
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON400 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest Unauthorized
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 403:
+		var dest Forbidden
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON403 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 404:
+		var dest NotFound
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON404 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 429:
+		var dest TooManyRequests
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON429 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
+		var dest InternalError
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON500 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 503:
+		var dest Unavailable
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON503 = &dest
+
+	}
+
+	switch {
+	case rsp.StatusCode == 401:
+		var headers DrainCellResponse401Headers
+		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "WWW-Authenticate", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.WWWAuthenticate = &value
+		}
+		response.Headers401 = &headers
+	case rsp.StatusCode == 429:
+		var headers DrainCellResponse429Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		response.Headers429 = &headers
+	}
+
+	return response, nil
+}
+
+// ParseOpenCellResponse parses an HTTP response from a OpenCellWithResponse call
+func ParseOpenCellResponse(rsp *http.Response) (*OpenCellResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &OpenCellResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest Cell
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
+		var dest BadRequest
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON400 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest Unauthorized
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 403:
+		var dest Forbidden
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON403 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 404:
+		var dest NotFound
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON404 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 429:
+		var dest TooManyRequests
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON429 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
+		var dest InternalError
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON500 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 503:
+		var dest Unavailable
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON503 = &dest
+
+	}
+
+	switch {
+	case rsp.StatusCode == 401:
+		var headers OpenCellResponse401Headers
+		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "WWW-Authenticate", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.WWWAuthenticate = &value
+		}
+		response.Headers401 = &headers
+	case rsp.StatusCode == 429:
+		var headers OpenCellResponse429Headers
 		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
 			var value string
 			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {

@@ -50,6 +50,12 @@ type Invoker interface {
 	//
 	// POST /api/meta-agent/tenants/{tenantId}/offboard/cancel
 	CancelOffboard(ctx context.Context, params CancelOffboardParams) (CancelOffboardRes, error)
+	// CloseCell invokes closeCell operation.
+	//
+	// Roles: platform-admin. Audit action: `cell.close` (platform chain).
+	//
+	// POST /api/meta-agent/cells/{cellId}/close
+	CloseCell(ctx context.Context, params CloseCellParams) (CloseCellRes, error)
 	// CloseReconciliation invokes closeReconciliation operation.
 	//
 	// Roles: platform-admin. Audit action: `reconciliation.close`.
@@ -76,6 +82,13 @@ type Invoker interface {
 	//
 	// POST /api/meta-agent/reconciliation/{runId}/decisions
 	DecideReconciliationDrift(ctx context.Context, request *DecideReconciliationDriftReq, params DecideReconciliationDriftParams) (DecideReconciliationDriftRes, error)
+	// DeleteCell invokes deleteCell operation.
+	//
+	// Roles: platform-admin. Audit action: `cell.delete` (platform chain). `409` while a tenant is placed
+	// on the cell (whatever its status), and for `default`, the deployment's own stores.
+	//
+	// DELETE /api/meta-agent/cells/{cellId}
+	DeleteCell(ctx context.Context, params DeleteCellParams) (DeleteCellRes, error)
 	// DeleteTenant invokes deleteTenant operation.
 	//
 	// Roles: platform-admin. Audit action: `tenant.delete`.
@@ -95,12 +108,24 @@ type Invoker interface {
 	//
 	// GET /api/meta-agent/archives/{name}
 	DownloadArchive(ctx context.Context, params DownloadArchiveParams) (DownloadArchiveRes, error)
+	// DrainCell invokes drainCell operation.
+	//
+	// Roles: platform-admin. Audit action: `cell.drain` (platform chain).
+	//
+	// POST /api/meta-agent/cells/{cellId}/drain
+	DrainCell(ctx context.Context, params DrainCellParams) (DrainCellRes, error)
 	// GetAuditPolicy invokes getAuditPolicy operation.
 	//
 	// Roles: any.
 	//
 	// GET /api/meta-agent/tenants/{tenantId}/audit/policy
 	GetAuditPolicy(ctx context.Context, params GetAuditPolicyParams) (GetAuditPolicyRes, error)
+	// GetCell invokes getCell operation.
+	//
+	// Roles: platform-admin, operator, auditor.
+	//
+	// GET /api/meta-agent/cells/{cellId}
+	GetCell(ctx context.Context, params GetCellParams) (GetCellRes, error)
 	// GetReconciliation invokes getReconciliation operation.
 	//
 	// Roles: platform-admin, auditor.
@@ -131,6 +156,14 @@ type Invoker interface {
 	//
 	// GET /api/meta-agent/reconciliation
 	LatestReconciliation(ctx context.Context, params LatestReconciliationParams) (LatestReconciliationRes, error)
+	// ListCells invokes listCells operation.
+	//
+	// Roles: platform-admin, operator, auditor. Each cell's health (its MongoDB and Redis answer a ping)
+	// is checked at once for all cells, within 3 s each. Stores are shown as
+	// `scheme://host:port/database`: never a user, a password or a query.
+	//
+	// GET /api/meta-agent/cells
+	ListCells(ctx context.Context) (ListCellsRes, error)
 	// ListPlatformAudit invokes listPlatformAudit operation.
 	//
 	// Roles: any. The platform chain holds registrations, deletions, offboardings, archive downloads and
@@ -171,6 +204,12 @@ type Invoker interface {
 	//
 	// POST /api/meta-agent/tenants/onboard
 	OnboardTenant(ctx context.Context, request *RegisterRequest) (OnboardTenantRes, error)
+	// OpenCell invokes openCell operation.
+	//
+	// Roles: platform-admin. Audit action: `cell.open` (platform chain).
+	//
+	// POST /api/meta-agent/cells/{cellId}/open
+	OpenCell(ctx context.Context, params OpenCellParams) (OpenCellRes, error)
 	// Openapi invokes openapi operation.
 	//
 	// This document, as JSON.
@@ -282,6 +321,18 @@ type Invoker interface {
 	//
 	// GET /readyz
 	Readyz(ctx context.Context) (ReadyzRes, error)
+	// RegisterCell invokes registerCell operation.
+	//
+	// Roles: platform-admin. Audit action: `cell.register` (platform chain). Every field is checked first
+	// (400 naming each; the connection strings with the drivers' own parsers). Then, at once and within 5
+	// s each: PostgreSQL connects with the given role and passes the isolation self-check (the role is no
+	// superuser, has no BYPASSRLS and owns no table; every tenant table is under forced row-level
+	// security), MongoDB answers a ping, Redis answers PING. A store that fails gets `422` (type
+	// `cell-stores-refused`, `errors` naming its field); nothing is stored. The connection strings are
+	// kept sealed under the master key and never shown again, only redacted.
+	//
+	// POST /api/meta-agent/cells
+	RegisterCell(ctx context.Context, request *RegisterCellReq) (RegisterCellRes, error)
 	// RegisterTenant invokes registerTenant operation.
 	//
 	// Roles: platform-admin, operator. Audit action: `tenant.register`.
@@ -861,6 +912,104 @@ func (c *Client) sendCancelOffboard(ctx context.Context, params CancelOffboardPa
 	return result, nil
 }
 
+// CloseCell invokes closeCell operation.
+//
+// Roles: platform-admin. Audit action: `cell.close` (platform chain).
+//
+// POST /api/meta-agent/cells/{cellId}/close
+func (c *Client) CloseCell(ctx context.Context, params CloseCellParams) (CloseCellRes, error) {
+	res, err := c.sendCloseCell(ctx, params)
+	return res, err
+}
+
+func (c *Client) sendCloseCell(ctx context.Context, params CloseCellParams) (res CloseCellRes, err error) {
+
+	u := uri.Clone(c.requestURL(ctx))
+	var pathParts [3]string
+	pathParts[0] = "/api/meta-agent/cells/"
+	{
+		// Encode "cellId" parameter.
+		e := uri.NewPathEncoder(uri.PathEncoderConfig{
+			Param:   "cellId",
+			Style:   uri.PathStyleSimple,
+			Explode: false,
+		})
+		if err := func() error {
+			if unwrapped := string(params.CellId); true {
+				return e.EncodeValue(conv.StringToString(unwrapped))
+			}
+			return nil
+		}(); err != nil {
+			return res, errors.Wrap(err, "encode path")
+		}
+		encoded, err := e.Result()
+		if err != nil {
+			return res, errors.Wrap(err, "encode path")
+		}
+		pathParts[1] = encoded
+	}
+	pathParts[2] = "/close"
+	uri.AddPathParts(u, pathParts[:]...)
+
+	r, err := ht.NewRequest(ctx, "POST", u)
+	if err != nil {
+		return res, errors.Wrap(err, "create request")
+	}
+
+	{
+		type bitset = [1]uint8
+		var satisfied bitset
+		{
+
+			switch err := c.securityOperatorBearer(ctx, CloseCellOperation, r); {
+			case err == nil: // if NO error
+				satisfied[0] |= 1 << 0
+			case errors.Is(err, ogenerrors.ErrSkipClientSecurity):
+				// Skip this security.
+			default:
+				return res, errors.Wrap(err, "security \"OperatorBearer\"")
+			}
+		}
+
+		if ok := func() bool {
+		nextRequirement:
+			for _, requirement := range []bitset{
+				{0b00000001},
+			} {
+				for i, mask := range requirement {
+					if satisfied[i]&mask != mask {
+						continue nextRequirement
+					}
+				}
+				return true
+			}
+			return false
+		}(); !ok {
+			return res, ogenerrors.ErrSecurityRequirementIsNotSatisfied
+		}
+	}
+
+	resp, err := c.cfg.Client.Do(r)
+	if err != nil {
+		return res, errors.Wrap(err, "do request")
+	}
+	body := resp.Body
+	defer func() {
+		// Drain the body to EOF before closing, so the underlying
+		// connection can be reused by the Transport regardless of the
+		// response status code. See https://github.com/ogen-go/ogen/issues/1670.
+		_, _ = io.Copy(io.Discard, body)
+		_ = body.Close()
+	}()
+
+	result, err := decodeCloseCellResponse(resp)
+	if err != nil {
+		return res, errors.Wrap(err, "decode response")
+	}
+
+	return result, nil
+}
+
 // CloseReconciliation invokes closeReconciliation operation.
 //
 // Roles: platform-admin. Audit action: `reconciliation.close`.
@@ -1230,6 +1379,104 @@ func (c *Client) sendDecideReconciliationDrift(ctx context.Context, request *Dec
 	return result, nil
 }
 
+// DeleteCell invokes deleteCell operation.
+//
+// Roles: platform-admin. Audit action: `cell.delete` (platform chain). `409` while a tenant is placed
+// on the cell (whatever its status), and for `default`, the deployment's own stores.
+//
+// DELETE /api/meta-agent/cells/{cellId}
+func (c *Client) DeleteCell(ctx context.Context, params DeleteCellParams) (DeleteCellRes, error) {
+	res, err := c.sendDeleteCell(ctx, params)
+	return res, err
+}
+
+func (c *Client) sendDeleteCell(ctx context.Context, params DeleteCellParams) (res DeleteCellRes, err error) {
+
+	u := uri.Clone(c.requestURL(ctx))
+	var pathParts [2]string
+	pathParts[0] = "/api/meta-agent/cells/"
+	{
+		// Encode "cellId" parameter.
+		e := uri.NewPathEncoder(uri.PathEncoderConfig{
+			Param:   "cellId",
+			Style:   uri.PathStyleSimple,
+			Explode: false,
+		})
+		if err := func() error {
+			if unwrapped := string(params.CellId); true {
+				return e.EncodeValue(conv.StringToString(unwrapped))
+			}
+			return nil
+		}(); err != nil {
+			return res, errors.Wrap(err, "encode path")
+		}
+		encoded, err := e.Result()
+		if err != nil {
+			return res, errors.Wrap(err, "encode path")
+		}
+		pathParts[1] = encoded
+	}
+	uri.AddPathParts(u, pathParts[:]...)
+
+	r, err := ht.NewRequest(ctx, "DELETE", u)
+	if err != nil {
+		return res, errors.Wrap(err, "create request")
+	}
+
+	{
+		type bitset = [1]uint8
+		var satisfied bitset
+		{
+
+			switch err := c.securityOperatorBearer(ctx, DeleteCellOperation, r); {
+			case err == nil: // if NO error
+				satisfied[0] |= 1 << 0
+			case errors.Is(err, ogenerrors.ErrSkipClientSecurity):
+				// Skip this security.
+			default:
+				return res, errors.Wrap(err, "security \"OperatorBearer\"")
+			}
+		}
+
+		if ok := func() bool {
+		nextRequirement:
+			for _, requirement := range []bitset{
+				{0b00000001},
+			} {
+				for i, mask := range requirement {
+					if satisfied[i]&mask != mask {
+						continue nextRequirement
+					}
+				}
+				return true
+			}
+			return false
+		}(); !ok {
+			return res, ogenerrors.ErrSecurityRequirementIsNotSatisfied
+		}
+	}
+
+	resp, err := c.cfg.Client.Do(r)
+	if err != nil {
+		return res, errors.Wrap(err, "do request")
+	}
+	body := resp.Body
+	defer func() {
+		// Drain the body to EOF before closing, so the underlying
+		// connection can be reused by the Transport regardless of the
+		// response status code. See https://github.com/ogen-go/ogen/issues/1670.
+		_, _ = io.Copy(io.Discard, body)
+		_ = body.Close()
+	}()
+
+	result, err := decodeDeleteCellResponse(resp)
+	if err != nil {
+		return res, errors.Wrap(err, "decode response")
+	}
+
+	return result, nil
+}
+
 // DeleteTenant invokes deleteTenant operation.
 //
 // Roles: platform-admin. Audit action: `tenant.delete`.
@@ -1538,6 +1785,104 @@ func (c *Client) sendDownloadArchive(ctx context.Context, params DownloadArchive
 	return result, nil
 }
 
+// DrainCell invokes drainCell operation.
+//
+// Roles: platform-admin. Audit action: `cell.drain` (platform chain).
+//
+// POST /api/meta-agent/cells/{cellId}/drain
+func (c *Client) DrainCell(ctx context.Context, params DrainCellParams) (DrainCellRes, error) {
+	res, err := c.sendDrainCell(ctx, params)
+	return res, err
+}
+
+func (c *Client) sendDrainCell(ctx context.Context, params DrainCellParams) (res DrainCellRes, err error) {
+
+	u := uri.Clone(c.requestURL(ctx))
+	var pathParts [3]string
+	pathParts[0] = "/api/meta-agent/cells/"
+	{
+		// Encode "cellId" parameter.
+		e := uri.NewPathEncoder(uri.PathEncoderConfig{
+			Param:   "cellId",
+			Style:   uri.PathStyleSimple,
+			Explode: false,
+		})
+		if err := func() error {
+			if unwrapped := string(params.CellId); true {
+				return e.EncodeValue(conv.StringToString(unwrapped))
+			}
+			return nil
+		}(); err != nil {
+			return res, errors.Wrap(err, "encode path")
+		}
+		encoded, err := e.Result()
+		if err != nil {
+			return res, errors.Wrap(err, "encode path")
+		}
+		pathParts[1] = encoded
+	}
+	pathParts[2] = "/drain"
+	uri.AddPathParts(u, pathParts[:]...)
+
+	r, err := ht.NewRequest(ctx, "POST", u)
+	if err != nil {
+		return res, errors.Wrap(err, "create request")
+	}
+
+	{
+		type bitset = [1]uint8
+		var satisfied bitset
+		{
+
+			switch err := c.securityOperatorBearer(ctx, DrainCellOperation, r); {
+			case err == nil: // if NO error
+				satisfied[0] |= 1 << 0
+			case errors.Is(err, ogenerrors.ErrSkipClientSecurity):
+				// Skip this security.
+			default:
+				return res, errors.Wrap(err, "security \"OperatorBearer\"")
+			}
+		}
+
+		if ok := func() bool {
+		nextRequirement:
+			for _, requirement := range []bitset{
+				{0b00000001},
+			} {
+				for i, mask := range requirement {
+					if satisfied[i]&mask != mask {
+						continue nextRequirement
+					}
+				}
+				return true
+			}
+			return false
+		}(); !ok {
+			return res, ogenerrors.ErrSecurityRequirementIsNotSatisfied
+		}
+	}
+
+	resp, err := c.cfg.Client.Do(r)
+	if err != nil {
+		return res, errors.Wrap(err, "do request")
+	}
+	body := resp.Body
+	defer func() {
+		// Drain the body to EOF before closing, so the underlying
+		// connection can be reused by the Transport regardless of the
+		// response status code. See https://github.com/ogen-go/ogen/issues/1670.
+		_, _ = io.Copy(io.Discard, body)
+		_ = body.Close()
+	}()
+
+	result, err := decodeDrainCellResponse(resp)
+	if err != nil {
+		return res, errors.Wrap(err, "decode response")
+	}
+
+	return result, nil
+}
+
 // GetAuditPolicy invokes getAuditPolicy operation.
 //
 // Roles: any.
@@ -1629,6 +1974,103 @@ func (c *Client) sendGetAuditPolicy(ctx context.Context, params GetAuditPolicyPa
 	}()
 
 	result, err := decodeGetAuditPolicyResponse(resp)
+	if err != nil {
+		return res, errors.Wrap(err, "decode response")
+	}
+
+	return result, nil
+}
+
+// GetCell invokes getCell operation.
+//
+// Roles: platform-admin, operator, auditor.
+//
+// GET /api/meta-agent/cells/{cellId}
+func (c *Client) GetCell(ctx context.Context, params GetCellParams) (GetCellRes, error) {
+	res, err := c.sendGetCell(ctx, params)
+	return res, err
+}
+
+func (c *Client) sendGetCell(ctx context.Context, params GetCellParams) (res GetCellRes, err error) {
+
+	u := uri.Clone(c.requestURL(ctx))
+	var pathParts [2]string
+	pathParts[0] = "/api/meta-agent/cells/"
+	{
+		// Encode "cellId" parameter.
+		e := uri.NewPathEncoder(uri.PathEncoderConfig{
+			Param:   "cellId",
+			Style:   uri.PathStyleSimple,
+			Explode: false,
+		})
+		if err := func() error {
+			if unwrapped := string(params.CellId); true {
+				return e.EncodeValue(conv.StringToString(unwrapped))
+			}
+			return nil
+		}(); err != nil {
+			return res, errors.Wrap(err, "encode path")
+		}
+		encoded, err := e.Result()
+		if err != nil {
+			return res, errors.Wrap(err, "encode path")
+		}
+		pathParts[1] = encoded
+	}
+	uri.AddPathParts(u, pathParts[:]...)
+
+	r, err := ht.NewRequest(ctx, "GET", u)
+	if err != nil {
+		return res, errors.Wrap(err, "create request")
+	}
+
+	{
+		type bitset = [1]uint8
+		var satisfied bitset
+		{
+
+			switch err := c.securityOperatorBearer(ctx, GetCellOperation, r); {
+			case err == nil: // if NO error
+				satisfied[0] |= 1 << 0
+			case errors.Is(err, ogenerrors.ErrSkipClientSecurity):
+				// Skip this security.
+			default:
+				return res, errors.Wrap(err, "security \"OperatorBearer\"")
+			}
+		}
+
+		if ok := func() bool {
+		nextRequirement:
+			for _, requirement := range []bitset{
+				{0b00000001},
+			} {
+				for i, mask := range requirement {
+					if satisfied[i]&mask != mask {
+						continue nextRequirement
+					}
+				}
+				return true
+			}
+			return false
+		}(); !ok {
+			return res, ogenerrors.ErrSecurityRequirementIsNotSatisfied
+		}
+	}
+
+	resp, err := c.cfg.Client.Do(r)
+	if err != nil {
+		return res, errors.Wrap(err, "do request")
+	}
+	body := resp.Body
+	defer func() {
+		// Drain the body to EOF before closing, so the underlying
+		// connection can be reused by the Transport regardless of the
+		// response status code. See https://github.com/ogen-go/ogen/issues/1670.
+		_, _ = io.Copy(io.Discard, body)
+		_ = body.Close()
+	}()
+
+	result, err := decodeGetCellResponse(resp)
 	if err != nil {
 		return res, errors.Wrap(err, "decode response")
 	}
@@ -2129,6 +2571,84 @@ func (c *Client) sendLatestReconciliation(ctx context.Context, params LatestReco
 	}()
 
 	result, err := decodeLatestReconciliationResponse(resp)
+	if err != nil {
+		return res, errors.Wrap(err, "decode response")
+	}
+
+	return result, nil
+}
+
+// ListCells invokes listCells operation.
+//
+// Roles: platform-admin, operator, auditor. Each cell's health (its MongoDB and Redis answer a ping)
+// is checked at once for all cells, within 3 s each. Stores are shown as
+// `scheme://host:port/database`: never a user, a password or a query.
+//
+// GET /api/meta-agent/cells
+func (c *Client) ListCells(ctx context.Context) (ListCellsRes, error) {
+	res, err := c.sendListCells(ctx)
+	return res, err
+}
+
+func (c *Client) sendListCells(ctx context.Context) (res ListCellsRes, err error) {
+
+	u := uri.Clone(c.requestURL(ctx))
+	var pathParts [1]string
+	pathParts[0] = "/api/meta-agent/cells"
+	uri.AddPathParts(u, pathParts[:]...)
+
+	r, err := ht.NewRequest(ctx, "GET", u)
+	if err != nil {
+		return res, errors.Wrap(err, "create request")
+	}
+
+	{
+		type bitset = [1]uint8
+		var satisfied bitset
+		{
+
+			switch err := c.securityOperatorBearer(ctx, ListCellsOperation, r); {
+			case err == nil: // if NO error
+				satisfied[0] |= 1 << 0
+			case errors.Is(err, ogenerrors.ErrSkipClientSecurity):
+				// Skip this security.
+			default:
+				return res, errors.Wrap(err, "security \"OperatorBearer\"")
+			}
+		}
+
+		if ok := func() bool {
+		nextRequirement:
+			for _, requirement := range []bitset{
+				{0b00000001},
+			} {
+				for i, mask := range requirement {
+					if satisfied[i]&mask != mask {
+						continue nextRequirement
+					}
+				}
+				return true
+			}
+			return false
+		}(); !ok {
+			return res, ogenerrors.ErrSecurityRequirementIsNotSatisfied
+		}
+	}
+
+	resp, err := c.cfg.Client.Do(r)
+	if err != nil {
+		return res, errors.Wrap(err, "do request")
+	}
+	body := resp.Body
+	defer func() {
+		// Drain the body to EOF before closing, so the underlying
+		// connection can be reused by the Transport regardless of the
+		// response status code. See https://github.com/ogen-go/ogen/issues/1670.
+		_, _ = io.Copy(io.Discard, body)
+		_ = body.Close()
+	}()
+
+	result, err := decodeListCellsResponse(resp)
 	if err != nil {
 		return res, errors.Wrap(err, "decode response")
 	}
@@ -3135,6 +3655,104 @@ func (c *Client) sendOnboardTenant(ctx context.Context, request *RegisterRequest
 	}()
 
 	result, err := decodeOnboardTenantResponse(resp)
+	if err != nil {
+		return res, errors.Wrap(err, "decode response")
+	}
+
+	return result, nil
+}
+
+// OpenCell invokes openCell operation.
+//
+// Roles: platform-admin. Audit action: `cell.open` (platform chain).
+//
+// POST /api/meta-agent/cells/{cellId}/open
+func (c *Client) OpenCell(ctx context.Context, params OpenCellParams) (OpenCellRes, error) {
+	res, err := c.sendOpenCell(ctx, params)
+	return res, err
+}
+
+func (c *Client) sendOpenCell(ctx context.Context, params OpenCellParams) (res OpenCellRes, err error) {
+
+	u := uri.Clone(c.requestURL(ctx))
+	var pathParts [3]string
+	pathParts[0] = "/api/meta-agent/cells/"
+	{
+		// Encode "cellId" parameter.
+		e := uri.NewPathEncoder(uri.PathEncoderConfig{
+			Param:   "cellId",
+			Style:   uri.PathStyleSimple,
+			Explode: false,
+		})
+		if err := func() error {
+			if unwrapped := string(params.CellId); true {
+				return e.EncodeValue(conv.StringToString(unwrapped))
+			}
+			return nil
+		}(); err != nil {
+			return res, errors.Wrap(err, "encode path")
+		}
+		encoded, err := e.Result()
+		if err != nil {
+			return res, errors.Wrap(err, "encode path")
+		}
+		pathParts[1] = encoded
+	}
+	pathParts[2] = "/open"
+	uri.AddPathParts(u, pathParts[:]...)
+
+	r, err := ht.NewRequest(ctx, "POST", u)
+	if err != nil {
+		return res, errors.Wrap(err, "create request")
+	}
+
+	{
+		type bitset = [1]uint8
+		var satisfied bitset
+		{
+
+			switch err := c.securityOperatorBearer(ctx, OpenCellOperation, r); {
+			case err == nil: // if NO error
+				satisfied[0] |= 1 << 0
+			case errors.Is(err, ogenerrors.ErrSkipClientSecurity):
+				// Skip this security.
+			default:
+				return res, errors.Wrap(err, "security \"OperatorBearer\"")
+			}
+		}
+
+		if ok := func() bool {
+		nextRequirement:
+			for _, requirement := range []bitset{
+				{0b00000001},
+			} {
+				for i, mask := range requirement {
+					if satisfied[i]&mask != mask {
+						continue nextRequirement
+					}
+				}
+				return true
+			}
+			return false
+		}(); !ok {
+			return res, ogenerrors.ErrSecurityRequirementIsNotSatisfied
+		}
+	}
+
+	resp, err := c.cfg.Client.Do(r)
+	if err != nil {
+		return res, errors.Wrap(err, "do request")
+	}
+	body := resp.Body
+	defer func() {
+		// Drain the body to EOF before closing, so the underlying
+		// connection can be reused by the Transport regardless of the
+		// response status code. See https://github.com/ogen-go/ogen/issues/1670.
+		_, _ = io.Copy(io.Discard, body)
+		_ = body.Close()
+	}()
+
+	result, err := decodeOpenCellResponse(resp)
 	if err != nil {
 		return res, errors.Wrap(err, "decode response")
 	}
@@ -4432,6 +5050,91 @@ func (c *Client) sendReadyz(ctx context.Context) (res ReadyzRes, err error) {
 	}()
 
 	result, err := decodeReadyzResponse(resp)
+	if err != nil {
+		return res, errors.Wrap(err, "decode response")
+	}
+
+	return result, nil
+}
+
+// RegisterCell invokes registerCell operation.
+//
+// Roles: platform-admin. Audit action: `cell.register` (platform chain). Every field is checked first
+// (400 naming each; the connection strings with the drivers' own parsers). Then, at once and within 5
+// s each: PostgreSQL connects with the given role and passes the isolation self-check (the role is no
+// superuser, has no BYPASSRLS and owns no table; every tenant table is under forced row-level
+// security), MongoDB answers a ping, Redis answers PING. A store that fails gets `422` (type
+// `cell-stores-refused`, `errors` naming its field); nothing is stored. The connection strings are
+// kept sealed under the master key and never shown again, only redacted.
+//
+// POST /api/meta-agent/cells
+func (c *Client) RegisterCell(ctx context.Context, request *RegisterCellReq) (RegisterCellRes, error) {
+	res, err := c.sendRegisterCell(ctx, request)
+	return res, err
+}
+
+func (c *Client) sendRegisterCell(ctx context.Context, request *RegisterCellReq) (res RegisterCellRes, err error) {
+
+	u := uri.Clone(c.requestURL(ctx))
+	var pathParts [1]string
+	pathParts[0] = "/api/meta-agent/cells"
+	uri.AddPathParts(u, pathParts[:]...)
+
+	r, err := ht.NewRequest(ctx, "POST", u)
+	if err != nil {
+		return res, errors.Wrap(err, "create request")
+	}
+	if err := encodeRegisterCellRequest(request, r); err != nil {
+		return res, errors.Wrap(err, "encode request")
+	}
+
+	{
+		type bitset = [1]uint8
+		var satisfied bitset
+		{
+
+			switch err := c.securityOperatorBearer(ctx, RegisterCellOperation, r); {
+			case err == nil: // if NO error
+				satisfied[0] |= 1 << 0
+			case errors.Is(err, ogenerrors.ErrSkipClientSecurity):
+				// Skip this security.
+			default:
+				return res, errors.Wrap(err, "security \"OperatorBearer\"")
+			}
+		}
+
+		if ok := func() bool {
+		nextRequirement:
+			for _, requirement := range []bitset{
+				{0b00000001},
+			} {
+				for i, mask := range requirement {
+					if satisfied[i]&mask != mask {
+						continue nextRequirement
+					}
+				}
+				return true
+			}
+			return false
+		}(); !ok {
+			return res, ogenerrors.ErrSecurityRequirementIsNotSatisfied
+		}
+	}
+
+	resp, err := c.cfg.Client.Do(r)
+	if err != nil {
+		return res, errors.Wrap(err, "do request")
+	}
+	body := resp.Body
+	defer func() {
+		// Drain the body to EOF before closing, so the underlying
+		// connection can be reused by the Transport regardless of the
+		// response status code. See https://github.com/ogen-go/ogen/issues/1670.
+		_, _ = io.Copy(io.Discard, body)
+		_ = body.Close()
+	}()
+
+	result, err := decodeRegisterCellResponse(resp)
 	if err != nil {
 		return res, errors.Wrap(err, "decode response")
 	}

@@ -17,6 +17,10 @@ type CancelOffboardRes interface {
 	cancelOffboardRes()
 }
 
+type CloseCellRes interface {
+	closeCellRes()
+}
+
 type CloseReconciliationRes interface {
 	closeReconciliationRes()
 }
@@ -33,6 +37,10 @@ type DecideReconciliationDriftRes interface {
 	decideReconciliationDriftRes()
 }
 
+type DeleteCellRes interface {
+	deleteCellRes()
+}
+
 type DeleteTenantRes interface {
 	deleteTenantRes()
 }
@@ -45,8 +53,16 @@ type DownloadArchiveRes interface {
 	downloadArchiveRes()
 }
 
+type DrainCellRes interface {
+	drainCellRes()
+}
+
 type GetAuditPolicyRes interface {
 	getAuditPolicyRes()
+}
+
+type GetCellRes interface {
+	getCellRes()
 }
 
 type GetReconciliationRes interface {
@@ -63,6 +79,10 @@ type GetTenantSettingRes interface {
 
 type LatestReconciliationRes interface {
 	latestReconciliationRes()
+}
+
+type ListCellsRes interface {
+	listCellsRes()
 }
 
 type ListPlatformAuditRes interface {
@@ -87,6 +107,10 @@ type OffboardTenantRes interface {
 
 type OnboardTenantRes interface {
 	onboardTenantRes()
+}
+
+type OpenCellRes interface {
+	openCellRes()
 }
 
 type OverviewRes interface {
@@ -135,6 +159,10 @@ type PutTenantSettingRes interface {
 
 type ReadyzRes interface {
 	readyzRes()
+}
+
+type RegisterCellRes interface {
+	registerCellRes()
 }
 
 type RegisterTenantRes interface {

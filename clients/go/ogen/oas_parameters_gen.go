@@ -23,6 +23,11 @@ type CancelOffboardParams struct {
 	TenantId TenantId
 }
 
+// CloseCellParams is parameters of closeCell operation.
+type CloseCellParams struct {
+	CellId CellId
+}
+
 // CloseReconciliationParams is parameters of closeReconciliation operation.
 type CloseReconciliationParams struct {
 	// A reconciliation run's id (its workflow id), from the report or the start answer.
@@ -38,6 +43,11 @@ type CurrentOperationParams struct {
 type DecideReconciliationDriftParams struct {
 	// A reconciliation run's id (its workflow id), from the report or the start answer.
 	RunId string
+}
+
+// DeleteCellParams is parameters of deleteCell operation.
+type DeleteCellParams struct {
+	CellId CellId
 }
 
 // DeleteTenantParams is parameters of deleteTenant operation.
@@ -57,9 +67,19 @@ type DownloadArchiveParams struct {
 	Name string
 }
 
+// DrainCellParams is parameters of drainCell operation.
+type DrainCellParams struct {
+	CellId CellId
+}
+
 // GetAuditPolicyParams is parameters of getAuditPolicy operation.
 type GetAuditPolicyParams struct {
 	TenantId TenantId
+}
+
+// GetCellParams is parameters of getCell operation.
+type GetCellParams struct {
+	CellId CellId
 }
 
 // GetReconciliationParams is parameters of getReconciliation operation.
@@ -155,6 +175,11 @@ type ListTenantsParams struct {
 // OffboardTenantParams is parameters of offboardTenant operation.
 type OffboardTenantParams struct {
 	TenantId TenantId
+}
+
+// OpenCellParams is parameters of openCell operation.
+type OpenCellParams struct {
+	CellId CellId
 }
 
 // PlatformAuditSummaryParams is parameters of platformAuditSummary operation.

@@ -86,6 +86,20 @@ func encodePutTenantSettingRequest(
 	return nil
 }
 
+func encodeRegisterCellRequest(
+	req *RegisterCellReq,
+	r *http.Request,
+) error {
+	const contentType = "application/json"
+	e := new(jx.Encoder)
+	{
+		req.Encode(e)
+	}
+	encoded := e.Bytes()
+	ht.SetBody(r, bytes.NewReader(encoded), contentType)
+	return nil
+}
+
 func encodeRegisterTenantRequest(
 	req *RegisterRequest,
 	r *http.Request,

@@ -647,6 +647,321 @@ type CancelOffboardServiceUnavailable Problem
 
 func (*CancelOffboardServiceUnavailable) cancelOffboardRes() {}
 
+// A cell, as operators see it; its stores redacted (no user, password or query).
+// Ref: #/components/schemas/Cell
+type Cell struct {
+	CellId CellId `json:"cellId"`
+	Region CellId `json:"region"`
+	// Pooled: tenants share it, least-loaded first; dedicated: one enterprise tenant.
+	Kind CellKind `json:"kind"`
+	// The most tenants it takes.
+	Capacity int `json:"capacity"`
+	// Only an open cell takes new tenants; the others keep serving theirs.
+	State     CellState `json:"state"`
+	TaskQueue OptString `json:"taskQueue"`
+	// Tenants placed on it, whatever their status.
+	Tenants int `json:"tenants"`
+	// Its MongoDB and Redis answered a ping just now.
+	Healthy bool `json:"healthy"`
+	// Where its stores are; absent for `default`, the deployment's own stores.
+	Stores    OptCellStores `json:"stores"`
+	CreatedAt time.Time     `json:"createdAt"`
+	UpdatedAt time.Time     `json:"updatedAt"`
+}
+
+// GetCellId returns the value of CellId.
+func (s *Cell) GetCellId() CellId {
+	return s.CellId
+}
+
+// GetRegion returns the value of Region.
+func (s *Cell) GetRegion() CellId {
+	return s.Region
+}
+
+// GetKind returns the value of Kind.
+func (s *Cell) GetKind() CellKind {
+	return s.Kind
+}
+
+// GetCapacity returns the value of Capacity.
+func (s *Cell) GetCapacity() int {
+	return s.Capacity
+}
+
+// GetState returns the value of State.
+func (s *Cell) GetState() CellState {
+	return s.State
+}
+
+// GetTaskQueue returns the value of TaskQueue.
+func (s *Cell) GetTaskQueue() OptString {
+	return s.TaskQueue
+}
+
+// GetTenants returns the value of Tenants.
+func (s *Cell) GetTenants() int {
+	return s.Tenants
+}
+
+// GetHealthy returns the value of Healthy.
+func (s *Cell) GetHealthy() bool {
+	return s.Healthy
+}
+
+// GetStores returns the value of Stores.
+func (s *Cell) GetStores() OptCellStores {
+	return s.Stores
+}
+
+// GetCreatedAt returns the value of CreatedAt.
+func (s *Cell) GetCreatedAt() time.Time {
+	return s.CreatedAt
+}
+
+// GetUpdatedAt returns the value of UpdatedAt.
+func (s *Cell) GetUpdatedAt() time.Time {
+	return s.UpdatedAt
+}
+
+// SetCellId sets the value of CellId.
+func (s *Cell) SetCellId(val CellId) {
+	s.CellId = val
+}
+
+// SetRegion sets the value of Region.
+func (s *Cell) SetRegion(val CellId) {
+	s.Region = val
+}
+
+// SetKind sets the value of Kind.
+func (s *Cell) SetKind(val CellKind) {
+	s.Kind = val
+}
+
+// SetCapacity sets the value of Capacity.
+func (s *Cell) SetCapacity(val int) {
+	s.Capacity = val
+}
+
+// SetState sets the value of State.
+func (s *Cell) SetState(val CellState) {
+	s.State = val
+}
+
+// SetTaskQueue sets the value of TaskQueue.
+func (s *Cell) SetTaskQueue(val OptString) {
+	s.TaskQueue = val
+}
+
+// SetTenants sets the value of Tenants.
+func (s *Cell) SetTenants(val int) {
+	s.Tenants = val
+}
+
+// SetHealthy sets the value of Healthy.
+func (s *Cell) SetHealthy(val bool) {
+	s.Healthy = val
+}
+
+// SetStores sets the value of Stores.
+func (s *Cell) SetStores(val OptCellStores) {
+	s.Stores = val
+}
+
+// SetCreatedAt sets the value of CreatedAt.
+func (s *Cell) SetCreatedAt(val time.Time) {
+	s.CreatedAt = val
+}
+
+// SetUpdatedAt sets the value of UpdatedAt.
+func (s *Cell) SetUpdatedAt(val time.Time) {
+	s.UpdatedAt = val
+}
+
+func (*Cell) closeCellRes() {}
+func (*Cell) drainCellRes() {}
+func (*Cell) getCellRes()   {}
+func (*Cell) openCellRes()  {}
+
+// CellHeaders wraps Cell with response headers.
+type CellHeaders struct {
+	Location OptString
+	Response Cell
+}
+
+// GetLocation returns the value of Location.
+func (s *CellHeaders) GetLocation() OptString {
+	return s.Location
+}
+
+// GetResponse returns the value of Response.
+func (s *CellHeaders) GetResponse() Cell {
+	return s.Response
+}
+
+// SetLocation sets the value of Location.
+func (s *CellHeaders) SetLocation(val OptString) {
+	s.Location = val
+}
+
+// SetResponse sets the value of Response.
+func (s *CellHeaders) SetResponse(val Cell) {
+	s.Response = val
+}
+
+func (*CellHeaders) registerCellRes() {}
+
+type CellId string
+
+// Pooled: tenants share it, least-loaded first; dedicated: one enterprise tenant.
+type CellKind string
+
+const (
+	CellKindPooled    CellKind = "pooled"
+	CellKindDedicated CellKind = "dedicated"
+)
+
+// AllValues returns all CellKind values.
+func (CellKind) AllValues() []CellKind {
+	return []CellKind{
+		CellKindPooled,
+		CellKindDedicated,
+	}
+}
+
+// MarshalText implements encoding.TextMarshaler.
+func (s CellKind) MarshalText() ([]byte, error) {
+	switch s {
+	case CellKindPooled:
+		return []byte(s), nil
+	case CellKindDedicated:
+		return []byte(s), nil
+	default:
+		return nil, errors.Errorf("invalid value: %q", s)
+	}
+}
+
+// UnmarshalText implements encoding.TextUnmarshaler.
+func (s *CellKind) UnmarshalText(data []byte) error {
+	switch CellKind(data) {
+	case CellKindPooled:
+		*s = CellKindPooled
+		return nil
+	case CellKindDedicated:
+		*s = CellKindDedicated
+		return nil
+	default:
+		return errors.Errorf("invalid value: %q", data)
+	}
+}
+
+// Only an open cell takes new tenants; the others keep serving theirs.
+type CellState string
+
+const (
+	CellStateOpen     CellState = "open"
+	CellStateDraining CellState = "draining"
+	CellStateClosed   CellState = "closed"
+)
+
+// AllValues returns all CellState values.
+func (CellState) AllValues() []CellState {
+	return []CellState{
+		CellStateOpen,
+		CellStateDraining,
+		CellStateClosed,
+	}
+}
+
+// MarshalText implements encoding.TextMarshaler.
+func (s CellState) MarshalText() ([]byte, error) {
+	switch s {
+	case CellStateOpen:
+		return []byte(s), nil
+	case CellStateDraining:
+		return []byte(s), nil
+	case CellStateClosed:
+		return []byte(s), nil
+	default:
+		return nil, errors.Errorf("invalid value: %q", s)
+	}
+}
+
+// UnmarshalText implements encoding.TextUnmarshaler.
+func (s *CellState) UnmarshalText(data []byte) error {
+	switch CellState(data) {
+	case CellStateOpen:
+		*s = CellStateOpen
+		return nil
+	case CellStateDraining:
+		*s = CellStateDraining
+		return nil
+	case CellStateClosed:
+		*s = CellStateClosed
+		return nil
+	default:
+		return errors.Errorf("invalid value: %q", data)
+	}
+}
+
+// Where its stores are; absent for `default`, the deployment's own stores.
+type CellStores struct {
+	Postgres string `json:"postgres"`
+	Mongo    string `json:"mongo"`
+	Redis    string `json:"redis"`
+}
+
+// GetPostgres returns the value of Postgres.
+func (s *CellStores) GetPostgres() string {
+	return s.Postgres
+}
+
+// GetMongo returns the value of Mongo.
+func (s *CellStores) GetMongo() string {
+	return s.Mongo
+}
+
+// GetRedis returns the value of Redis.
+func (s *CellStores) GetRedis() string {
+	return s.Redis
+}
+
+// SetPostgres sets the value of Postgres.
+func (s *CellStores) SetPostgres(val string) {
+	s.Postgres = val
+}
+
+// SetMongo sets the value of Mongo.
+func (s *CellStores) SetMongo(val string) {
+	s.Mongo = val
+}
+
+// SetRedis sets the value of Redis.
+func (s *CellStores) SetRedis(val string) {
+	s.Redis = val
+}
+
+type CloseCellBadRequest Problem
+
+func (*CloseCellBadRequest) closeCellRes() {}
+
+type CloseCellForbidden Problem
+
+func (*CloseCellForbidden) closeCellRes() {}
+
+type CloseCellInternalServerError Problem
+
+func (*CloseCellInternalServerError) closeCellRes() {}
+
+type CloseCellNotFound Problem
+
+func (*CloseCellNotFound) closeCellRes() {}
+
+type CloseCellServiceUnavailable Problem
+
+func (*CloseCellServiceUnavailable) closeCellRes() {}
+
 type CloseReconciliationBadRequest Problem
 
 func (*CloseReconciliationBadRequest) closeReconciliationRes() {}
@@ -859,6 +1174,35 @@ type DecideReconciliationDriftUnsupportedMediaType Problem
 
 func (*DecideReconciliationDriftUnsupportedMediaType) decideReconciliationDriftRes() {}
 
+type DeleteCellBadRequest Problem
+
+func (*DeleteCellBadRequest) deleteCellRes() {}
+
+type DeleteCellConflict Problem
+
+func (*DeleteCellConflict) deleteCellRes() {}
+
+type DeleteCellForbidden Problem
+
+func (*DeleteCellForbidden) deleteCellRes() {}
+
+type DeleteCellInternalServerError Problem
+
+func (*DeleteCellInternalServerError) deleteCellRes() {}
+
+// DeleteCellNoContent is response for DeleteCell operation.
+type DeleteCellNoContent struct{}
+
+func (*DeleteCellNoContent) deleteCellRes() {}
+
+type DeleteCellNotFound Problem
+
+func (*DeleteCellNotFound) deleteCellRes() {}
+
+type DeleteCellServiceUnavailable Problem
+
+func (*DeleteCellServiceUnavailable) deleteCellRes() {}
+
 type DeleteTenantBadRequest Problem
 
 func (*DeleteTenantBadRequest) deleteTenantRes() {}
@@ -970,6 +1314,26 @@ func (*DownloadArchiveOKHeaders) downloadArchiveRes() {}
 type DownloadArchiveServiceUnavailable Problem
 
 func (*DownloadArchiveServiceUnavailable) downloadArchiveRes() {}
+
+type DrainCellBadRequest Problem
+
+func (*DrainCellBadRequest) drainCellRes() {}
+
+type DrainCellForbidden Problem
+
+func (*DrainCellForbidden) drainCellRes() {}
+
+type DrainCellInternalServerError Problem
+
+func (*DrainCellInternalServerError) drainCellRes() {}
+
+type DrainCellNotFound Problem
+
+func (*DrainCellNotFound) drainCellRes() {}
+
+type DrainCellServiceUnavailable Problem
+
+func (*DrainCellServiceUnavailable) drainCellRes() {}
 
 // Ref: #/components/schemas/Drift
 type Drift struct {
@@ -1446,6 +1810,26 @@ type GetAuditPolicyNotFound Problem
 
 func (*GetAuditPolicyNotFound) getAuditPolicyRes() {}
 
+type GetCellBadRequest Problem
+
+func (*GetCellBadRequest) getCellRes() {}
+
+type GetCellForbidden Problem
+
+func (*GetCellForbidden) getCellRes() {}
+
+type GetCellInternalServerError Problem
+
+func (*GetCellInternalServerError) getCellRes() {}
+
+type GetCellNotFound Problem
+
+func (*GetCellNotFound) getCellRes() {}
+
+type GetCellServiceUnavailable Problem
+
+func (*GetCellServiceUnavailable) getCellRes() {}
+
 type GetReconciliationBadRequest Problem
 
 func (*GetReconciliationBadRequest) getReconciliationRes() {}
@@ -1539,6 +1923,46 @@ func (*LatestReconciliationInternalServerError) latestReconciliationRes() {}
 type LatestReconciliationNotFound Problem
 
 func (*LatestReconciliationNotFound) latestReconciliationRes() {}
+
+type ListCellsForbidden Problem
+
+func (*ListCellsForbidden) listCellsRes() {}
+
+type ListCellsInternalServerError Problem
+
+func (*ListCellsInternalServerError) listCellsRes() {}
+
+type ListCellsOK struct {
+	Items []Cell `json:"items"`
+	// Whether the caller's role (platform-admin) may register, drain, close, open and delete cells.
+	CanManage bool `json:"canManage"`
+}
+
+// GetItems returns the value of Items.
+func (s *ListCellsOK) GetItems() []Cell {
+	return s.Items
+}
+
+// GetCanManage returns the value of CanManage.
+func (s *ListCellsOK) GetCanManage() bool {
+	return s.CanManage
+}
+
+// SetItems sets the value of Items.
+func (s *ListCellsOK) SetItems(val []Cell) {
+	s.Items = val
+}
+
+// SetCanManage sets the value of CanManage.
+func (s *ListCellsOK) SetCanManage(val bool) {
+	s.CanManage = val
+}
+
+func (*ListCellsOK) listCellsRes() {}
+
+type ListCellsServiceUnavailable Problem
+
+func (*ListCellsServiceUnavailable) listCellsRes() {}
 
 type ListPlatformAuditBadRequest Problem
 
@@ -2050,6 +2474,26 @@ func (*OnboardTenantServiceUnavailable) onboardTenantRes() {}
 type OnboardTenantUnsupportedMediaType Problem
 
 func (*OnboardTenantUnsupportedMediaType) onboardTenantRes() {}
+
+type OpenCellBadRequest Problem
+
+func (*OpenCellBadRequest) openCellRes() {}
+
+type OpenCellForbidden Problem
+
+func (*OpenCellForbidden) openCellRes() {}
+
+type OpenCellInternalServerError Problem
+
+func (*OpenCellInternalServerError) openCellRes() {}
+
+type OpenCellNotFound Problem
+
+func (*OpenCellNotFound) openCellRes() {}
+
+type OpenCellServiceUnavailable Problem
+
+func (*OpenCellServiceUnavailable) openCellRes() {}
 
 type OpenapiOK struct{}
 
@@ -3051,6 +3495,52 @@ func (o OptBool) Get() (v bool, ok bool) {
 
 // Or returns value if set, or given parameter if does not.
 func (o OptBool) Or(d bool) bool {
+	if v, ok := o.Get(); ok {
+		return v
+	}
+	return d
+}
+
+// NewOptCellStores returns new OptCellStores with value set to v.
+func NewOptCellStores(v CellStores) OptCellStores {
+	return OptCellStores{
+		Value: v,
+		Set:   true,
+	}
+}
+
+// OptCellStores is optional CellStores.
+type OptCellStores struct {
+	Value CellStores
+	Set   bool
+}
+
+// IsSet returns true if OptCellStores was set.
+func (o OptCellStores) IsSet() bool { return o.Set }
+
+// Reset unsets value.
+func (o *OptCellStores) Reset() {
+	var v CellStores
+	o.Value = v
+	o.Set = false
+}
+
+// SetTo sets value to v.
+func (o *OptCellStores) SetTo(v CellStores) {
+	o.Set = true
+	o.Value = v
+}
+
+// Get returns value and boolean that denotes whether value was set.
+func (o OptCellStores) Get() (v CellStores, ok bool) {
+	if !o.Set {
+		return v, false
+	}
+	return o.Value, true
+}
+
+// Or returns value if set, or given parameter if does not.
+func (o OptCellStores) Or(d CellStores) CellStores {
 	if v, ok := o.Get(); ok {
 		return v
 	}
@@ -5191,6 +5681,7 @@ const (
 	ProblemTypeHTTPSDocsMisybotDevProblemsTooManyPreflights     ProblemType = "https://docs.misybot.dev/problems/too-many-preflights"
 	ProblemTypeHTTPSDocsMisybotDevProblemsServiceUnavailable    ProblemType = "https://docs.misybot.dev/problems/service-unavailable"
 	ProblemTypeHTTPSDocsMisybotDevProblemsLimitExceeded         ProblemType = "https://docs.misybot.dev/problems/limit-exceeded"
+	ProblemTypeHTTPSDocsMisybotDevProblemsCellStoresRefused     ProblemType = "https://docs.misybot.dev/problems/cell-stores-refused"
 	ProblemTypeHTTPSDocsMisybotDevProblemsTenantBusy            ProblemType = "https://docs.misybot.dev/problems/tenant-busy"
 	ProblemTypeHTTPSDocsMisybotDevProblemsInternal              ProblemType = "https://docs.misybot.dev/problems/internal"
 	ProblemTypeHTTPSDocsMisybotDevProblemsHTTPError             ProblemType = "https://docs.misybot.dev/problems/http-error"
@@ -5213,6 +5704,7 @@ func (ProblemType) AllValues() []ProblemType {
 		ProblemTypeHTTPSDocsMisybotDevProblemsTooManyPreflights,
 		ProblemTypeHTTPSDocsMisybotDevProblemsServiceUnavailable,
 		ProblemTypeHTTPSDocsMisybotDevProblemsLimitExceeded,
+		ProblemTypeHTTPSDocsMisybotDevProblemsCellStoresRefused,
 		ProblemTypeHTTPSDocsMisybotDevProblemsTenantBusy,
 		ProblemTypeHTTPSDocsMisybotDevProblemsInternal,
 		ProblemTypeHTTPSDocsMisybotDevProblemsHTTPError,
@@ -5249,6 +5741,8 @@ func (s ProblemType) MarshalText() ([]byte, error) {
 	case ProblemTypeHTTPSDocsMisybotDevProblemsServiceUnavailable:
 		return []byte(s), nil
 	case ProblemTypeHTTPSDocsMisybotDevProblemsLimitExceeded:
+		return []byte(s), nil
+	case ProblemTypeHTTPSDocsMisybotDevProblemsCellStoresRefused:
 		return []byte(s), nil
 	case ProblemTypeHTTPSDocsMisybotDevProblemsTenantBusy:
 		return []byte(s), nil
@@ -5305,6 +5799,9 @@ func (s *ProblemType) UnmarshalText(data []byte) error {
 		return nil
 	case ProblemTypeHTTPSDocsMisybotDevProblemsLimitExceeded:
 		*s = ProblemTypeHTTPSDocsMisybotDevProblemsLimitExceeded
+		return nil
+	case ProblemTypeHTTPSDocsMisybotDevProblemsCellStoresRefused:
+		*s = ProblemTypeHTTPSDocsMisybotDevProblemsCellStoresRefused
 		return nil
 	case ProblemTypeHTTPSDocsMisybotDevProblemsTenantBusy:
 		*s = ProblemTypeHTTPSDocsMisybotDevProblemsTenantBusy
@@ -5999,6 +6496,172 @@ func (s *ReconciliationReportSummaryByState) init() ReconciliationReportSummaryB
 	}
 	return m
 }
+
+type RegisterCellBadRequest Problem
+
+func (*RegisterCellBadRequest) registerCellRes() {}
+
+type RegisterCellConflict Problem
+
+func (*RegisterCellConflict) registerCellRes() {}
+
+type RegisterCellForbidden Problem
+
+func (*RegisterCellForbidden) registerCellRes() {}
+
+type RegisterCellInternalServerError Problem
+
+func (*RegisterCellInternalServerError) registerCellRes() {}
+
+type RegisterCellReq struct {
+	CellId   CellId              `json:"cellId"`
+	Region   CellId              `json:"region"`
+	Kind     RegisterCellReqKind `json:"kind"`
+	Capacity int                 `json:"capacity"`
+	// The cell's workers' task queue; empty: the deployment's.
+	TaskQueue OptString `json:"taskQueue"`
+	// The cell's PostgreSQL, as its application role (never the owner).
+	PostgresUrl string `json:"postgresUrl"`
+	MongoUrl    string `json:"mongoUrl"`
+	RedisUrl    string `json:"redisUrl"`
+}
+
+// GetCellId returns the value of CellId.
+func (s *RegisterCellReq) GetCellId() CellId {
+	return s.CellId
+}
+
+// GetRegion returns the value of Region.
+func (s *RegisterCellReq) GetRegion() CellId {
+	return s.Region
+}
+
+// GetKind returns the value of Kind.
+func (s *RegisterCellReq) GetKind() RegisterCellReqKind {
+	return s.Kind
+}
+
+// GetCapacity returns the value of Capacity.
+func (s *RegisterCellReq) GetCapacity() int {
+	return s.Capacity
+}
+
+// GetTaskQueue returns the value of TaskQueue.
+func (s *RegisterCellReq) GetTaskQueue() OptString {
+	return s.TaskQueue
+}
+
+// GetPostgresUrl returns the value of PostgresUrl.
+func (s *RegisterCellReq) GetPostgresUrl() string {
+	return s.PostgresUrl
+}
+
+// GetMongoUrl returns the value of MongoUrl.
+func (s *RegisterCellReq) GetMongoUrl() string {
+	return s.MongoUrl
+}
+
+// GetRedisUrl returns the value of RedisUrl.
+func (s *RegisterCellReq) GetRedisUrl() string {
+	return s.RedisUrl
+}
+
+// SetCellId sets the value of CellId.
+func (s *RegisterCellReq) SetCellId(val CellId) {
+	s.CellId = val
+}
+
+// SetRegion sets the value of Region.
+func (s *RegisterCellReq) SetRegion(val CellId) {
+	s.Region = val
+}
+
+// SetKind sets the value of Kind.
+func (s *RegisterCellReq) SetKind(val RegisterCellReqKind) {
+	s.Kind = val
+}
+
+// SetCapacity sets the value of Capacity.
+func (s *RegisterCellReq) SetCapacity(val int) {
+	s.Capacity = val
+}
+
+// SetTaskQueue sets the value of TaskQueue.
+func (s *RegisterCellReq) SetTaskQueue(val OptString) {
+	s.TaskQueue = val
+}
+
+// SetPostgresUrl sets the value of PostgresUrl.
+func (s *RegisterCellReq) SetPostgresUrl(val string) {
+	s.PostgresUrl = val
+}
+
+// SetMongoUrl sets the value of MongoUrl.
+func (s *RegisterCellReq) SetMongoUrl(val string) {
+	s.MongoUrl = val
+}
+
+// SetRedisUrl sets the value of RedisUrl.
+func (s *RegisterCellReq) SetRedisUrl(val string) {
+	s.RedisUrl = val
+}
+
+type RegisterCellReqKind string
+
+const (
+	RegisterCellReqKindPooled    RegisterCellReqKind = "pooled"
+	RegisterCellReqKindDedicated RegisterCellReqKind = "dedicated"
+)
+
+// AllValues returns all RegisterCellReqKind values.
+func (RegisterCellReqKind) AllValues() []RegisterCellReqKind {
+	return []RegisterCellReqKind{
+		RegisterCellReqKindPooled,
+		RegisterCellReqKindDedicated,
+	}
+}
+
+// MarshalText implements encoding.TextMarshaler.
+func (s RegisterCellReqKind) MarshalText() ([]byte, error) {
+	switch s {
+	case RegisterCellReqKindPooled:
+		return []byte(s), nil
+	case RegisterCellReqKindDedicated:
+		return []byte(s), nil
+	default:
+		return nil, errors.Errorf("invalid value: %q", s)
+	}
+}
+
+// UnmarshalText implements encoding.TextUnmarshaler.
+func (s *RegisterCellReqKind) UnmarshalText(data []byte) error {
+	switch RegisterCellReqKind(data) {
+	case RegisterCellReqKindPooled:
+		*s = RegisterCellReqKindPooled
+		return nil
+	case RegisterCellReqKindDedicated:
+		*s = RegisterCellReqKindDedicated
+		return nil
+	default:
+		return errors.Errorf("invalid value: %q", data)
+	}
+}
+
+type RegisterCellRequestEntityTooLarge Problem
+
+func (*RegisterCellRequestEntityTooLarge) registerCellRes() {}
+
+type RegisterCellServiceUnavailable Problem
+
+func (*RegisterCellServiceUnavailable) registerCellRes() {}
+
+type RegisterCellUnprocessableEntity Problem
+
+func (*RegisterCellUnprocessableEntity) registerCellRes() {}
+
+type RegisterCellUnsupportedMediaType Problem
+
+func (*RegisterCellUnsupportedMediaType) registerCellRes() {}
 
 // Merged schema.
 // Ref: #/components/schemas/RegisterRequest
@@ -8343,28 +9006,35 @@ func (*TooManyRequestsHeaders) abortOperationRes()               {}
 func (*TooManyRequestsHeaders) approveReconciliationRepairsRes() {}
 func (*TooManyRequestsHeaders) approveTenantRes()                {}
 func (*TooManyRequestsHeaders) cancelOffboardRes()               {}
+func (*TooManyRequestsHeaders) closeCellRes()                    {}
 func (*TooManyRequestsHeaders) closeReconciliationRes()          {}
 func (*TooManyRequestsHeaders) currentOperationRes()             {}
 func (*TooManyRequestsHeaders) dashboardConfigRes()              {}
 func (*TooManyRequestsHeaders) decideReconciliationDriftRes()    {}
+func (*TooManyRequestsHeaders) deleteCellRes()                   {}
 func (*TooManyRequestsHeaders) deleteTenantRes()                 {}
 func (*TooManyRequestsHeaders) deleteTenantSettingRes()          {}
 func (*TooManyRequestsHeaders) downloadArchiveRes()              {}
+func (*TooManyRequestsHeaders) drainCellRes()                    {}
 func (*TooManyRequestsHeaders) getAuditPolicyRes()               {}
+func (*TooManyRequestsHeaders) getCellRes()                      {}
 func (*TooManyRequestsHeaders) getReconciliationRes()            {}
 func (*TooManyRequestsHeaders) getTenantRes()                    {}
 func (*TooManyRequestsHeaders) getTenantSettingRes()             {}
 func (*TooManyRequestsHeaders) latestReconciliationRes()         {}
+func (*TooManyRequestsHeaders) listCellsRes()                    {}
 func (*TooManyRequestsHeaders) listPlatformAuditRes()            {}
 func (*TooManyRequestsHeaders) listTenantAuditRes()              {}
 func (*TooManyRequestsHeaders) listTenantSettingsRes()           {}
 func (*TooManyRequestsHeaders) listTenantsRes()                  {}
 func (*TooManyRequestsHeaders) offboardTenantRes()               {}
 func (*TooManyRequestsHeaders) onboardTenantRes()                {}
+func (*TooManyRequestsHeaders) openCellRes()                     {}
 func (*TooManyRequestsHeaders) overviewRes()                     {}
 func (*TooManyRequestsHeaders) platformAuditSummaryRes()         {}
 func (*TooManyRequestsHeaders) putAuditPolicyRes()               {}
 func (*TooManyRequestsHeaders) putTenantSettingRes()             {}
+func (*TooManyRequestsHeaders) registerCellRes()                 {}
 func (*TooManyRequestsHeaders) registerTenantRes()               {}
 func (*TooManyRequestsHeaders) rejectTenantRes()                 {}
 func (*TooManyRequestsHeaders) restoreTenantRes()                {}
@@ -8418,28 +9088,35 @@ func (*UnauthorizedHeaders) abortOperationRes()               {}
 func (*UnauthorizedHeaders) approveReconciliationRepairsRes() {}
 func (*UnauthorizedHeaders) approveTenantRes()                {}
 func (*UnauthorizedHeaders) cancelOffboardRes()               {}
+func (*UnauthorizedHeaders) closeCellRes()                    {}
 func (*UnauthorizedHeaders) closeReconciliationRes()          {}
 func (*UnauthorizedHeaders) currentOperationRes()             {}
 func (*UnauthorizedHeaders) dashboardConfigRes()              {}
 func (*UnauthorizedHeaders) decideReconciliationDriftRes()    {}
+func (*UnauthorizedHeaders) deleteCellRes()                   {}
 func (*UnauthorizedHeaders) deleteTenantRes()                 {}
 func (*UnauthorizedHeaders) deleteTenantSettingRes()          {}
 func (*UnauthorizedHeaders) downloadArchiveRes()              {}
+func (*UnauthorizedHeaders) drainCellRes()                    {}
 func (*UnauthorizedHeaders) getAuditPolicyRes()               {}
+func (*UnauthorizedHeaders) getCellRes()                      {}
 func (*UnauthorizedHeaders) getReconciliationRes()            {}
 func (*UnauthorizedHeaders) getTenantRes()                    {}
 func (*UnauthorizedHeaders) getTenantSettingRes()             {}
 func (*UnauthorizedHeaders) latestReconciliationRes()         {}
+func (*UnauthorizedHeaders) listCellsRes()                    {}
 func (*UnauthorizedHeaders) listPlatformAuditRes()            {}
 func (*UnauthorizedHeaders) listTenantAuditRes()              {}
 func (*UnauthorizedHeaders) listTenantSettingsRes()           {}
 func (*UnauthorizedHeaders) listTenantsRes()                  {}
 func (*UnauthorizedHeaders) offboardTenantRes()               {}
 func (*UnauthorizedHeaders) onboardTenantRes()                {}
+func (*UnauthorizedHeaders) openCellRes()                     {}
 func (*UnauthorizedHeaders) overviewRes()                     {}
 func (*UnauthorizedHeaders) platformAuditSummaryRes()         {}
 func (*UnauthorizedHeaders) putAuditPolicyRes()               {}
 func (*UnauthorizedHeaders) putTenantSettingRes()             {}
+func (*UnauthorizedHeaders) registerCellRes()                 {}
 func (*UnauthorizedHeaders) registerTenantRes()               {}
 func (*UnauthorizedHeaders) rejectTenantRes()                 {}
 func (*UnauthorizedHeaders) restoreTenantRes()                {}
