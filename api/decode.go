@@ -15,6 +15,7 @@ import (
 	"github.com/go-playground/validator/v10"
 	"github.com/labstack/echo/v4"
 
+	"github.com/misybot/tenancy/internal/domain/cells"
 	"github.com/misybot/tenancy/internal/model/tenant"
 	"github.com/misybot/tenancy/internal/platform/jsontext"
 )
@@ -172,6 +173,9 @@ func newValidator() *validator.Validate {
 	must(v.RegisterValidation("notblank", func(fl validator.FieldLevel) bool {
 		return strings.TrimSpace(fl.Field().String()) != ""
 	}))
+	must(v.RegisterValidation("cellid", func(fl validator.FieldLevel) bool {
+		return cells.ValidID(fl.Field().String())
+	}))
 	must(v.RegisterValidation("origin", func(fl validator.FieldLevel) bool {
 		return validOrigin(fl.Field().String())
 	}))
@@ -223,7 +227,7 @@ func fieldPath(fe validator.FieldError) string {
 	if !found {
 		return fe.Field()
 	}
-	return strings.ReplaceAll(path, "tenantFields.", "")
+	return strings.NewReplacer("tenantFields.", "", "registerRequest.", "").Replace(path)
 }
 
 func fieldMessage(fe validator.FieldError) string {
@@ -249,6 +253,8 @@ func fieldMessage(fe validator.FieldError) string {
 		return "must be an origin such as https://app.example.com (scheme, host, optional port; lowercase; no path or wildcard)"
 	case "notblank":
 		return "must not be blank"
+	case "cellid":
+		return "must be 2 to 32 lowercase letters, digits or hyphens, starting with a letter and not ending with a hyphen"
 	case "printascii":
 		return "must be printable ASCII"
 	case "unique":

@@ -12,7 +12,9 @@ import (
 	"google.golang.org/grpc/status"
 
 	"github.com/misybot/tenancy/internal/control/lifecycle"
+	"github.com/misybot/tenancy/internal/domain/cells"
 	"github.com/misybot/tenancy/internal/domain/registry"
+	"github.com/misybot/tenancy/workflows"
 )
 
 // operationResponse is the 202 answer of every lifecycle endpoint.
@@ -35,6 +37,7 @@ type operationRequest struct {
 func lifecycleError(err error) error {
 	var illegal *lifecycle.IllegalTransitionError
 	var busy *lifecycle.BusyError
+	var noRoom *cells.NoRoomError
 	switch {
 	case errors.As(err, &illegal):
 		p := conflict(illegal.Error())
@@ -46,6 +49,14 @@ func lifecycleError(err error) error {
 		return p
 	case errors.Is(err, lifecycle.ErrNoOperation):
 		return notFound(err.Error())
+	case errors.As(err, &noRoom):
+		if noRoom.Unknown && noRoom.Want.Cell != "" {
+			return notFound(noRoom.Error())
+		}
+		if noRoom.Unknown {
+			return validationProblem(FieldError{Field: "region", Message: noRoom.Error()})
+		}
+		return conflict(noRoom.Error() + "; nothing was started")
 	case errors.Is(err, lifecycle.ErrNoDecisions):
 		return newProblem(http.StatusServiceUnavailable, ProblemUnavailable, "Service unavailable", err.Error())
 	case unreachable(err):
@@ -65,10 +76,18 @@ func (s *Server) accepted(c echo.Context, op lifecycle.Operation, tenantID strin
 	return operationResponse{Run: run, Operation: op, TenantID: tenantID, Progress: TenantsPath + "/" + tenantID + "/operations/current"}
 }
 
+// onboardRequest is a registration (used when the tenant is new) and, optionally, where to
+// place it: a cell by id, or a region (cells.Registry.Place has the rules).
+type onboardRequest struct {
+	registerRequest
+	CellID string `json:"cellId,omitempty" validate:"omitempty,cellid"`
+	Region string `json:"region,omitempty" validate:"omitempty,cellid"`
+}
+
 // onboardTenant registers the tenant if it is new (answering with its secret, exactly once)
 // and starts its onboarding.
 func (s *Server) onboardTenant(c echo.Context) error {
-	var req registerRequest
+	var req onboardRequest
 	if err := decodeJSON(c, &req); err != nil {
 		return err
 	}
@@ -84,7 +103,7 @@ func (s *Server) onboardTenant(c echo.Context) error {
 	var secret string
 	registered := false
 	if errors.Is(err, registry.ErrNotFound) {
-		t, secret, err = s.register(ctx, req)
+		t, secret, err = s.register(ctx, req.registerRequest)
 		registered = err == nil
 		if errors.Is(err, registry.ErrExists) { // a concurrent request registered it first
 			t, err = s.registry.Get(ctx, req.ID)
@@ -93,7 +112,7 @@ func (s *Server) onboardTenant(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	run, err := s.lifecycle.Start(ctx, lifecycle.Onboard, t, operatorOf(c).Name, "")
+	run, err := s.lifecycle.Onboard(ctx, t, operatorOf(c).Name, workflows.Placement{Cell: req.CellID, Region: req.Region})
 	if err != nil {
 		if registered {
 			// The tenant exists now even though onboarding did not start: hand over the secret,

@@ -44,6 +44,7 @@ func API(cfg config.Config, c *clients.Clients, sealer *seal.Sealer, logger *slo
 		Lifecycle: lifecycle.New(c.Temporal, lifecycle.Options{
 			TaskQueue: cfg.TaskQueue, OffboardGrace: cfg.OffboardGrace, Logger: logger,
 			Decisions: decision.New(c.Postgres),
+			Cells:     cells.Registry(), Healthy: cells.Healthy,
 		}),
 		Sealer:        sealer,
 		Operators:     operators.New(c.Postgres, cfg.OperatorToken),

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -143,6 +144,9 @@ func lifecycleEnvOf(t *testing.T, s *testsuite.WorkflowTestSuite, fail map[strin
 		"ApplyProfileChange": func(_ context.Context, in activities.ProfileChange) error {
 			return result("ApplyProfileChange:" + string(in.Type))
 		},
+		"PlaceTenant": func(_ context.Context, in activities.PlaceInput) (activities.PlaceResult, error) {
+			return activities.PlaceResult{Cell: "eu-1"}, result("PlaceTenant:" + in.Cell + "/" + in.Region)
+		},
 	}
 	for name, fn := range simple {
 		env.OnActivity(name, mock.Anything, mock.Anything).Return(fn)
@@ -192,6 +196,35 @@ func TestOnboardHappyPath(t *testing.T) {
 		require.False(t, s.StartedAt.IsZero())
 		require.False(t, s.EndedAt.IsZero())
 	}
+}
+
+// An onboarding whose input asks for a placement places the tenant before anything else touches
+// a store; one started before cells (no placement in its input) places nothing.
+func TestOnboardPlacesTheTenantFirst(t *testing.T) {
+	t.Parallel()
+	env, rec := lifecycleEnv(t, nil)
+	env.ExecuteWorkflow(workflows.OnboardTenant, workflows.OnboardInput{TenantID: "acme", RequestedBy: "ops", Placement: &workflows.Placement{Region: "eu"}})
+	require.NoError(t, env.GetWorkflowError())
+	var res workflows.OnboardResult
+	require.NoError(t, env.GetWorkflowResult(&res))
+	require.Equal(t, "eu-1", res.Cell)
+	calls := rec.list()
+	require.Equal(t, []string{"TransitionStatus:onboarding", "PlaceTenant:/eu", "EnsureKeys"}, calls[:3])
+	require.Equal(t, "place=completed", stepNames(progress(t, env))[1])
+
+	old, oldRec := lifecycleEnv(t, nil)
+	old.ExecuteWorkflow(workflows.OnboardTenant, workflows.OnboardInput{TenantID: "acme", RequestedBy: "ops"})
+	require.NoError(t, old.GetWorkflowError())
+	require.NotContains(t, strings.Join(oldRec.list(), " "), "PlaceTenant")
+
+	// No cell with room fails the run before any key or store exists, and marks it failed.
+	full, fullRec := lifecycleEnv(t, map[string]error{"PlaceTenant:/eu": temporal.NewNonRetryableApplicationError("no cell in region eu", activities.ErrTypeNoCell, nil)})
+	full.ExecuteWorkflow(workflows.OnboardTenant, workflows.OnboardInput{TenantID: "acme", RequestedBy: "ops", Placement: &workflows.Placement{Region: "eu"}})
+	require.Error(t, full.GetWorkflowError())
+	calls = fullRec.list()
+	require.NotContains(t, calls, "EnsureKeys")
+	require.NotContains(t, calls, "ProvisionMongo")
+	require.Contains(t, calls, "TransitionStatus:failed")
 }
 
 // Each step failing permanently runs the compensations of the steps before it, newest first,

@@ -28,6 +28,17 @@ type OnboardInput struct {
 	// SearchAttributesVersion is the search-attribute behaviour of the run (the starter sets
 	// SearchAttributesVersion; 0, in runs started before, leaves it to a GetVersion marker).
 	SearchAttributesVersion int
+	// Placement asks for the tenant's cell. The starter always sets it; a run started before
+	// cells has none, places nothing, and its tenant lives on the default cell. Carried in the
+	// input rather than behind a GetVersion marker: a marker costs every onboarding a
+	// visibility write (see README, "Changing workflow code").
+	Placement *Placement `json:",omitempty"`
+}
+
+// Placement is what an operator asked of a tenant's cell: a cell, a region, or neither.
+type Placement struct {
+	Cell   string `json:",omitempty"`
+	Region string `json:",omitempty"`
 }
 
 // OnboardResult is what an onboarding did.
@@ -35,6 +46,7 @@ type OnboardResult struct {
 	TenantID    string
 	Status      tenant.Status
 	ApprovedBy  string `json:",omitempty"`
+	Cell        string `json:",omitempty"`
 	Provisioned ProvisionResult
 }
 
@@ -106,6 +118,21 @@ func (r *run) onboard(ctx workflow.Context, in OnboardInput, res *OnboardResult,
 		res.ApprovedBy = cmp.Or(approver, "operator")
 		if err := record(ctx, activities.AuditInput{
 			Event: event("approved", "tenant.onboard.approve", activities.OutcomeSuccess, "approved by "+res.ApprovedBy), Platform: true,
+		}); err != nil {
+			return err
+		}
+	}
+
+	// The cell first: every store the next steps touch is the cell's. No compensation: a
+	// failed tenant keeps its cell, so onboarding it again finds what the first try left.
+	if in.Placement != nil {
+		if err := r.step("place", func(ctx workflow.Context) error {
+			var placed activities.PlaceResult
+			err := workflow.ExecuteActivity(ctx, a.PlaceTenant, activities.PlaceInput{
+				TenantID: in.TenantID, Cell: in.Placement.Cell, Region: in.Placement.Region,
+			}).Get(ctx, &placed)
+			res.Cell = placed.Cell
+			return err
 		}); err != nil {
 			return err
 		}

@@ -17,6 +17,7 @@ import (
 	"go.temporal.io/sdk/client"
 	"go.temporal.io/sdk/converter"
 
+	"github.com/misybot/tenancy/internal/domain/cells"
 	"github.com/misybot/tenancy/internal/domain/decision"
 	"github.com/misybot/tenancy/internal/model/tenant"
 	"github.com/misybot/tenancy/workflows"
@@ -97,6 +98,10 @@ type Options struct {
 	// Decisions records the operator decisions sent to waiting runs (approve, reject, retry,
 	// abort, cancel-offboard); without it those are refused with ErrNoDecisions.
 	Decisions *decision.Store
+	// Cells, when set, is asked before an onboarding starts whether a cell can take the tenant
+	// (a *cells.NoRoomError otherwise, and nothing starts); Healthy says which cells answer.
+	Cells   *cells.Registry
+	Healthy cells.Healthy
 }
 
 // Service starts and inspects lifecycle workflows.
@@ -118,6 +123,16 @@ func New(c client.Client, opts Options) *Service {
 // Start checks t's status against op, then starts op's workflow for t. requestedBy names the
 // operator for the audit; reason is optional.
 func (s *Service) Start(ctx context.Context, op Operation, t tenant.Tenant, requestedBy, reason string) (Run, error) {
+	return s.start(ctx, op, t, requestedBy, reason, workflows.Placement{})
+}
+
+// Onboard starts an onboarding that places the tenant as want asks (see cells.Registry.Place):
+// refused at once with a *cells.NoRoomError when no cell can take it now.
+func (s *Service) Onboard(ctx context.Context, t tenant.Tenant, requestedBy string, want workflows.Placement) (Run, error) {
+	return s.start(ctx, Onboard, t, requestedBy, "", want)
+}
+
+func (s *Service) start(ctx context.Context, op Operation, t tenant.Tenant, requestedBy, reason string, place workflows.Placement) (Run, error) {
 	sp, ok := specs[op]
 	if !ok {
 		return Run{}, fmt.Errorf("lifecycle: unknown operation %q", op)
@@ -138,7 +153,17 @@ func (s *Service) Start(ctx context.Context, op Operation, t tenant.Tenant, requ
 	var input any
 	switch op {
 	case Onboard:
-		input = workflows.OnboardInput{TenantID: t.ID, NeedsApproval: t.Type.NeedsApproval(), RequestedBy: requestedBy, StepAttempts: s.opts.StepAttempts, StepTimeout: s.opts.StepTimeout, SearchAttributesVersion: workflows.SearchAttributesVersion}
+		if s.opts.Cells != nil {
+			healthy := s.opts.Healthy
+			if healthy == nil {
+				healthy = func(context.Context, string) bool { return true }
+			}
+			if err := s.opts.Cells.Check(ctx, t.ID, t.Type, cells.Want{Cell: place.Cell, Region: place.Region}, healthy); err != nil {
+				return Run{}, err
+			}
+		}
+		input = workflows.OnboardInput{TenantID: t.ID, NeedsApproval: t.Type.NeedsApproval(), RequestedBy: requestedBy, StepAttempts: s.opts.StepAttempts, StepTimeout: s.opts.StepTimeout, SearchAttributesVersion: workflows.SearchAttributesVersion,
+			Placement: &place}
 	case Suspend, Restore:
 		input = workflows.StatusChangeInput{TenantID: t.ID, RequestedBy: requestedBy, Reason: reason, StepAttempts: s.opts.StepAttempts, StepTimeout: s.opts.StepTimeout, SearchAttributesVersion: workflows.SearchAttributesVersion}
 	case RotateKeys:

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 
 	"github.com/jackc/pgx/v5"
 
@@ -21,6 +22,8 @@ type Want struct {
 type NoRoomError struct {
 	Want   Want
 	Reason string
+	// Unknown: the cell or region asked for does not exist (rather than being full).
+	Unknown bool
 }
 
 func (e *NoRoomError) Error() string {
@@ -107,7 +110,10 @@ func choose(ctx context.Context, all []Cell, typ tenant.Type, want Want, healthy
 			}
 			return c.ID, nil
 		}
-		return "", &NoRoomError{Want: want, Reason: "it is not registered"}
+		return "", &NoRoomError{Want: want, Reason: "it is not registered", Unknown: true}
+	}
+	if want.Region != "" && !slices.ContainsFunc(all, func(c Cell) bool { return c.Region == want.Region }) {
+		return "", &NoRoomError{Want: want, Reason: "no cell is registered there", Unknown: true}
 	}
 	if typ == tenant.TypeEnterprise {
 		for _, c := range all {
@@ -138,4 +144,19 @@ func choose(ctx context.Context, all []Cell, typ tenant.Type, want Want, healthy
 		return "", &NoRoomError{Want: want, Reason: reason}
 	}
 	return best.ID, nil
+}
+
+// Check answers whether Place would find the tenant a cell now, writing nothing: nil when it
+// is placed already or a cell fits, *NoRoomError otherwise. The API asks it before starting an
+// onboarding, so an operator hears "no room" at once rather than from a failed run.
+func (r *Registry) Check(ctx context.Context, tenantID string, typ tenant.Type, want Want, healthy Healthy) error {
+	if _, placed, err := r.Placement(ctx, tenantID); err != nil || placed {
+		return err
+	}
+	all, err := r.List(ctx)
+	if err != nil {
+		return err
+	}
+	_, err = choose(ctx, all, typ, want, healthy)
+	return err
 }

@@ -87,13 +87,14 @@ type NewTenant struct {
 }
 
 const columns = `tenant_id, site_id, tenant_name, contact_email, website_url, business_industry,
-	allowed_origins, permissions, tenant_type, status, status_reason, is_active, created_at, updated_at`
+	allowed_origins, permissions, tenant_type, status, status_reason, is_active, created_at, updated_at,
+	coalesce(cell_id, '')`
 
 func scan(row pgx.Row) (tenant.Tenant, error) {
 	var t tenant.Tenant
 	var perms []string
 	err := row.Scan(&t.ID, &t.SiteID, &t.Name, &t.ContactEmail, &t.WebsiteURL, &t.BusinessIndustry,
-		&t.AllowedOrigins, &perms, &t.Type, &t.Status, &t.StatusReason, &t.IsActive, &t.CreatedAt, &t.UpdatedAt)
+		&t.AllowedOrigins, &perms, &t.Type, &t.Status, &t.StatusReason, &t.IsActive, &t.CreatedAt, &t.UpdatedAt, &t.CellID)
 	if err != nil {
 		return tenant.Tenant{}, err
 	}

@@ -167,6 +167,8 @@ type Tenant struct {
 	IsActive     bool      `json:"isActive"`
 	CreatedAt    time.Time `json:"createdAt"`
 	UpdatedAt    time.Time `json:"updatedAt"`
+	// CellID is the cell the tenant's data lives on; empty until onboarding places it.
+	CellID string `json:"cellId,omitempty"`
 }
 
 // Deletable reports whether the tenant can be removed from the registry outright: only while

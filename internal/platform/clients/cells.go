@@ -100,6 +100,11 @@ func (r *CellRouter) CellOf(ctx context.Context, tenantID string) (string, error
 		return cell.(string), nil
 	}
 	cell, placed, err := r.registry.Placement(ctx, tenantID)
+	if errors.Is(err, cells.ErrNoTenant) {
+		// Not in the registry: what reconciliation finds when it lists the default cell's
+		// stores (an orphan), or a tenant being removed; it is looked for where it was found.
+		return cells.Default, nil
+	}
 	if err != nil {
 		return "", err
 	}
