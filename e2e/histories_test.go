@@ -216,3 +216,17 @@ func recordLifecycle(t *testing.T, s *stack, save func(string, map[string]any)) 
 	require.Equal(t, http.StatusAccepted, code, body)
 	save("offboard", body)
 }
+
+// TestRecordCellPlacementHistory records an onboarding that places its tenant on a cell (the
+// input carries the placement: no marker). It runs only with RECORD_HISTORIES=cell-placement.
+func TestRecordCellPlacementHistory(t *testing.T) {
+	if os.Getenv("RECORD_HISTORIES") != "cell-placement" {
+		t.Skip("set RECORD_HISTORIES=cell-placement to record an onboarding that places its tenant")
+	}
+	s := newStack(t, true)
+	save := s.historySaver(t)
+	id := testenv.TenantID("hist")
+	code, body := s.do(http.MethodPost, api.TenantsPath+"/onboard", onboardBody(id, "standard"))
+	require.Equal(t, http.StatusAccepted, code, body)
+	save("onboard-cell-placement", body)
+}
