@@ -68,8 +68,8 @@ type Activities struct {
 	Decisions *decision.Store
 	// Cells places tenants on cells and routes their stores (PlaceTenant); nil in tests that
 	// build Activities by hand: every tenant is then on the default cell.
-	Cells *clients.CellRouter
-	Logger    *slog.Logger
+	Cells  *clients.CellRouter
+	Logger *slog.Logger
 }
 
 // TenantRef names the tenant an activity works on.

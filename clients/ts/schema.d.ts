@@ -96,7 +96,11 @@ export interface paths {
          * Register the tenant if new, and start its onboarding (OnboardTenant workflow).
          * @description Roles: platform-admin, operator. Audit action: `tenant.onboard.request`. Allowed from
          *     `pending` and `failed`. `enterprise` and `owner` tenants wait for an approval
-         *     (`POST …/{tenantId}/approve`) before anything is provisioned.
+         *     (`POST …/{tenantId}/approve`) before anything is provisioned. The run first places the
+         *     tenant on a cell: `cellId` names one, `region` asks for one there; otherwise an
+         *     `enterprise` tenant gets a free dedicated cell when one exists, and others the
+         *     least-loaded open pooled cell. 409 when no cell can take it now, 404 for an unknown cell,
+         *     400 for a region no cell is in; nothing is started then.
          */
         post: operations["onboardTenant"];
         delete?: never;
@@ -1249,6 +1253,13 @@ export interface components {
         RegisterRequest: {
             tenantId: components["schemas"]["TenantId"];
         } & WithRequired<components["schemas"]["TenantFields"], "tenantName" | "contactEmail" | "tenantType">;
+        OnboardRequest: {
+            tenantId: components["schemas"]["TenantId"];
+            /** @description The cell to place the tenant on. */
+            cellId?: string;
+            /** @description A region: the tenant goes to a cell there. */
+            region?: string;
+        } & WithRequired<components["schemas"]["TenantFields"], "tenantName" | "contactEmail" | "tenantType">;
         UpdateRequest: {
             /** @description May be repeated; must then match the path (a tenant id cannot change). */
             tenantId?: string;
@@ -1271,6 +1282,8 @@ export interface components {
             createdAt: string;
             /** Format: date-time */
             updatedAt: string;
+            /** @description The cell the tenant's data lives on; absent until onboarding places it. */
+            cellId?: string;
         };
         /** @description A registered tenant; never its secret. */
         Tenant: components["schemas"]["TenantRecord"];
@@ -1968,7 +1981,7 @@ export interface operations {
         };
         requestBody: {
             content: {
-                "application/json": components["schemas"]["RegisterRequest"];
+                "application/json": components["schemas"]["OnboardRequest"];
             };
         };
         responses: {
@@ -1999,6 +2012,7 @@ export interface operations {
             400: components["responses"]["BadRequest"];
             401: components["responses"]["Unauthorized"];
             403: components["responses"]["Forbidden"];
+            404: components["responses"]["NotFound"];
             409: components["responses"]["Conflict"];
             413: components["responses"]["PayloadTooLarge"];
             415: components["responses"]["UnsupportedMediaType"];

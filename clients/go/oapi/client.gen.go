@@ -1173,6 +1173,35 @@ type MessageRole string
 // NextCursor Present when more items follow; send it back as `cursor`.
 type NextCursor = string
 
+// OnboardRequest defines model for OnboardRequest.
+type OnboardRequest struct {
+	AllowedOrigins   *[]AllowedOrigin `json:"allowedOrigins,omitempty"`
+	BusinessIndustry *string          `json:"businessIndustry,omitempty"`
+
+	// CellId The cell to place the tenant on.
+	CellId       *string             `json:"cellId,omitempty"`
+	ContactEmail openapi_types.Email `json:"contactEmail"`
+
+	// Permissions Within the type's ceiling; absent at registration, the whole ceiling.
+	Permissions *[]Permission `json:"permissions,omitempty"`
+
+	// Region A region: the tenant goes to a cell there.
+	Region *string `json:"region,omitempty"`
+	SiteId *string `json:"siteId,omitempty"`
+
+	// TenantId 3 to 40 lowercase letters, digits or hyphens, starting with a letter and not ending with a hyphen.
+	//
+	// Examples: acme
+	TenantId   TenantId `json:"tenantId"`
+	TenantName string   `json:"tenantName"`
+
+	// TenantType Bounds the permissions (`trial` < `standard` < `enterprise` = `owner`); enterprise and owner onboardings wait for approval.
+	TenantType TenantType `json:"tenantType"`
+
+	// WebsiteUrl An http or https URL, or empty.
+	WebsiteUrl *string `json:"websiteUrl,omitempty"`
+}
+
 // OperationAccepted The 202 answer of the lifecycle endpoints.
 type OperationAccepted struct {
 	// Existing The request found the same operation already running.
@@ -1451,15 +1480,18 @@ type RegisterRequest struct {
 
 // RegisteredNotOnboarded defines model for RegisteredNotOnboarded.
 type RegisteredNotOnboarded struct {
-	AllowedOrigins   *[]string     `json:"allowedOrigins"`
-	BusinessIndustry string        `json:"businessIndustry"`
-	ContactEmail     string        `json:"contactEmail"`
-	CreatedAt        time.Time     `json:"createdAt"`
-	IsActive         bool          `json:"isActive"`
-	OnboardingError  string        `json:"onboardingError"`
-	Permissions      *[]Permission `json:"permissions"`
-	SiteId           string        `json:"siteId"`
-	Status           TenantStatus  `json:"status"`
+	AllowedOrigins   *[]string `json:"allowedOrigins"`
+	BusinessIndustry string    `json:"businessIndustry"`
+
+	// CellId The cell the tenant's data lives on; absent until onboarding places it.
+	CellId          *string       `json:"cellId,omitempty"`
+	ContactEmail    string        `json:"contactEmail"`
+	CreatedAt       time.Time     `json:"createdAt"`
+	IsActive        bool          `json:"isActive"`
+	OnboardingError string        `json:"onboardingError"`
+	Permissions     *[]Permission `json:"permissions"`
+	SiteId          string        `json:"siteId"`
+	Status          TenantStatus  `json:"status"`
 
 	// StatusReason Why the last lifecycle change happened (e.g. why onboarding failed).
 	StatusReason *string `json:"statusReason,omitempty"`
@@ -1481,14 +1513,17 @@ type RegisteredNotOnboarded struct {
 
 // RegisteredTenant The answer to a registration, the only one that carries the secret.
 type RegisteredTenant struct {
-	AllowedOrigins   *[]string     `json:"allowedOrigins"`
-	BusinessIndustry string        `json:"businessIndustry"`
-	ContactEmail     string        `json:"contactEmail"`
-	CreatedAt        time.Time     `json:"createdAt"`
-	IsActive         bool          `json:"isActive"`
-	Permissions      *[]Permission `json:"permissions"`
-	SiteId           string        `json:"siteId"`
-	Status           TenantStatus  `json:"status"`
+	AllowedOrigins   *[]string `json:"allowedOrigins"`
+	BusinessIndustry string    `json:"businessIndustry"`
+
+	// CellId The cell the tenant's data lives on; absent until onboarding places it.
+	CellId       *string       `json:"cellId,omitempty"`
+	ContactEmail string        `json:"contactEmail"`
+	CreatedAt    time.Time     `json:"createdAt"`
+	IsActive     bool          `json:"isActive"`
+	Permissions  *[]Permission `json:"permissions"`
+	SiteId       string        `json:"siteId"`
+	Status       TenantStatus  `json:"status"`
 
 	// StatusReason Why the last lifecycle change happened (e.g. why onboarding failed).
 	StatusReason *string `json:"statusReason,omitempty"`
@@ -1566,14 +1601,17 @@ type TenantId = string
 
 // TenantRecord defines model for TenantRecord.
 type TenantRecord struct {
-	AllowedOrigins   *[]string     `json:"allowedOrigins"`
-	BusinessIndustry string        `json:"businessIndustry"`
-	ContactEmail     string        `json:"contactEmail"`
-	CreatedAt        time.Time     `json:"createdAt"`
-	IsActive         bool          `json:"isActive"`
-	Permissions      *[]Permission `json:"permissions"`
-	SiteId           string        `json:"siteId"`
-	Status           TenantStatus  `json:"status"`
+	AllowedOrigins   *[]string `json:"allowedOrigins"`
+	BusinessIndustry string    `json:"businessIndustry"`
+
+	// CellId The cell the tenant's data lives on; absent until onboarding places it.
+	CellId       *string       `json:"cellId,omitempty"`
+	ContactEmail string        `json:"contactEmail"`
+	CreatedAt    time.Time     `json:"createdAt"`
+	IsActive     bool          `json:"isActive"`
+	Permissions  *[]Permission `json:"permissions"`
+	SiteId       string        `json:"siteId"`
+	Status       TenantStatus  `json:"status"`
 
 	// StatusReason Why the last lifecycle change happened (e.g. why onboarding failed).
 	StatusReason *string `json:"statusReason,omitempty"`
@@ -2351,7 +2389,7 @@ type DecideReconciliationDriftJSONRequestBody DecideReconciliationDriftJSONBody
 type RegisterTenantJSONRequestBody = RegisterRequest
 
 // OnboardTenantJSONRequestBody defines body for OnboardTenant for application/json ContentType.
-type OnboardTenantJSONRequestBody = RegisterRequest
+type OnboardTenantJSONRequestBody = OnboardRequest
 
 // UpdateTenantJSONRequestBody defines body for UpdateTenant for application/json ContentType.
 type UpdateTenantJSONRequestBody = UpdateRequest
@@ -2680,7 +2718,11 @@ type ClientInterface interface {
 	//
 	// Roles: platform-admin, operator. Audit action: `tenant.onboard.request`. Allowed from
 	// `pending` and `failed`. `enterprise` and `owner` tenants wait for an approval
-	// (`POST …/{tenantId}/approve`) before anything is provisioned.
+	// (`POST …/{tenantId}/approve`) before anything is provisioned. The run first places the
+	// tenant on a cell: `cellId` names one, `region` asks for one there; otherwise an
+	// `enterprise` tenant gets a free dedicated cell when one exists, and others the
+	// least-loaded open pooled cell. 409 when no cell can take it now, 404 for an unknown cell,
+	// 400 for a region no cell is in; nothing is started then.
 	//
 	// Takes any type of body and a specified content type.
 	//
@@ -2691,7 +2733,11 @@ type ClientInterface interface {
 	//
 	// Roles: platform-admin, operator. Audit action: `tenant.onboard.request`. Allowed from
 	// `pending` and `failed`. `enterprise` and `owner` tenants wait for an approval
-	// (`POST …/{tenantId}/approve`) before anything is provisioned.
+	// (`POST …/{tenantId}/approve`) before anything is provisioned. The run first places the
+	// tenant on a cell: `cellId` names one, `region` asks for one there; otherwise an
+	// `enterprise` tenant gets a free dedicated cell when one exists, and others the
+	// least-loaded open pooled cell. 409 when no cell can take it now, 404 for an unknown cell,
+	// 400 for a region no cell is in; nothing is started then.
 	//
 	// Takes a body of the `application/json` content type.
 	//
@@ -3628,7 +3674,11 @@ func (c *Client) RegisterTenant(ctx context.Context, body RegisterTenantJSONRequ
 //
 // Roles: platform-admin, operator. Audit action: `tenant.onboard.request`. Allowed from
 // `pending` and `failed`. `enterprise` and `owner` tenants wait for an approval
-// (`POST …/{tenantId}/approve`) before anything is provisioned.
+// (`POST …/{tenantId}/approve`) before anything is provisioned. The run first places the
+// tenant on a cell: `cellId` names one, `region` asks for one there; otherwise an
+// `enterprise` tenant gets a free dedicated cell when one exists, and others the
+// least-loaded open pooled cell. 409 when no cell can take it now, 404 for an unknown cell,
+// 400 for a region no cell is in; nothing is started then.
 //
 // Takes any type of body and a specified content type.
 //
@@ -3649,7 +3699,11 @@ func (c *Client) OnboardTenantWithBody(ctx context.Context, contentType string, 
 //
 // Roles: platform-admin, operator. Audit action: `tenant.onboard.request`. Allowed from
 // `pending` and `failed`. `enterprise` and `owner` tenants wait for an approval
-// (`POST …/{tenantId}/approve`) before anything is provisioned.
+// (`POST …/{tenantId}/approve`) before anything is provisioned. The run first places the
+// tenant on a cell: `cellId` names one, `region` asks for one there; otherwise an
+// `enterprise` tenant gets a free dedicated cell when one exists, and others the
+// least-loaded open pooled cell. 409 when no cell can take it now, 404 for an unknown cell,
+// 400 for a region no cell is in; nothing is started then.
 //
 // Takes a body of the `application/json` content type.
 //
@@ -8931,7 +8985,11 @@ type ClientWithResponsesInterface interface {
 	//
 	// Roles: platform-admin, operator. Audit action: `tenant.onboard.request`. Allowed from
 	// `pending` and `failed`. `enterprise` and `owner` tenants wait for an approval
-	// (`POST …/{tenantId}/approve`) before anything is provisioned.
+	// (`POST …/{tenantId}/approve`) before anything is provisioned. The run first places the
+	// tenant on a cell: `cellId` names one, `region` asks for one there; otherwise an
+	// `enterprise` tenant gets a free dedicated cell when one exists, and others the
+	// least-loaded open pooled cell. 409 when no cell can take it now, 404 for an unknown cell,
+	// 400 for a region no cell is in; nothing is started then.
 	//
 	// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
 	//
@@ -8942,7 +9000,11 @@ type ClientWithResponsesInterface interface {
 	//
 	// Roles: platform-admin, operator. Audit action: `tenant.onboard.request`. Allowed from
 	// `pending` and `failed`. `enterprise` and `owner` tenants wait for an approval
-	// (`POST …/{tenantId}/approve`) before anything is provisioned.
+	// (`POST …/{tenantId}/approve`) before anything is provisioned. The run first places the
+	// tenant on a cell: `cellId` names one, `region` asks for one there; otherwise an
+	// `enterprise` tenant gets a free dedicated cell when one exists, and others the
+	// least-loaded open pooled cell. 409 when no cell can take it now, 404 for an unknown cell,
+	// 400 for a region no cell is in; nothing is started then.
 	//
 	// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
 	//
@@ -11774,6 +11836,8 @@ type OnboardTenantResponse struct {
 	ApplicationproblemJSON401 *Unauthorized
 	// ApplicationproblemJSON403 the response for an HTTP 403 `application/problem+json` response
 	ApplicationproblemJSON403 *Forbidden
+	// ApplicationproblemJSON404 the response for an HTTP 404 `application/problem+json` response
+	ApplicationproblemJSON404 *NotFound
 	// ApplicationproblemJSON409 the response for an HTTP 409 `application/problem+json` response
 	ApplicationproblemJSON409 *Conflict
 	// ApplicationproblemJSON413 the response for an HTTP 413 `application/problem+json` response
@@ -11815,6 +11879,11 @@ func (r OnboardTenantResponse) GetApplicationproblemJSON401() *Unauthorized {
 // GetApplicationproblemJSON403 returns the response for an HTTP 403 `application/problem+json` response
 func (r OnboardTenantResponse) GetApplicationproblemJSON403() *Forbidden {
 	return r.ApplicationproblemJSON403
+}
+
+// GetApplicationproblemJSON404 returns the response for an HTTP 404 `application/problem+json` response
+func (r OnboardTenantResponse) GetApplicationproblemJSON404() *NotFound {
+	return r.ApplicationproblemJSON404
 }
 
 // GetApplicationproblemJSON409 returns the response for an HTTP 409 `application/problem+json` response
@@ -16636,7 +16705,11 @@ func (c *ClientWithResponses) RegisterTenantWithResponse(ctx context.Context, bo
 //
 // Roles: platform-admin, operator. Audit action: `tenant.onboard.request`. Allowed from
 // `pending` and `failed`. `enterprise` and `owner` tenants wait for an approval
-// (`POST …/{tenantId}/approve`) before anything is provisioned.
+// (`POST …/{tenantId}/approve`) before anything is provisioned. The run first places the
+// tenant on a cell: `cellId` names one, `region` asks for one there; otherwise an
+// `enterprise` tenant gets a free dedicated cell when one exists, and others the
+// least-loaded open pooled cell. 409 when no cell can take it now, 404 for an unknown cell,
+// 400 for a region no cell is in; nothing is started then.
 //
 // Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
 //
@@ -16653,7 +16726,11 @@ func (c *ClientWithResponses) OnboardTenantWithBodyWithResponse(ctx context.Cont
 //
 // Roles: platform-admin, operator. Audit action: `tenant.onboard.request`. Allowed from
 // `pending` and `failed`. `enterprise` and `owner` tenants wait for an approval
-// (`POST …/{tenantId}/approve`) before anything is provisioned.
+// (`POST …/{tenantId}/approve`) before anything is provisioned. The run first places the
+// tenant on a cell: `cellId` names one, `region` asks for one there; otherwise an
+// `enterprise` tenant gets a free dedicated cell when one exists, and others the
+// least-loaded open pooled cell. 409 when no cell can take it now, 404 for an unknown cell,
+// 400 for a region no cell is in; nothing is started then.
 //
 // Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
 //
@@ -19677,6 +19754,13 @@ func ParseOnboardTenantResponse(rsp *http.Response) (*OnboardTenantResponse, err
 			return nil, err
 		}
 		response.ApplicationproblemJSON403 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 404:
+		var dest NotFound
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON404 = &dest
 
 	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 409:
 		var dest Conflict

@@ -200,10 +200,13 @@ type Invoker interface {
 	//
 	// Roles: platform-admin, operator. Audit action: `tenant.onboard.request`. Allowed from `pending` and
 	// `failed`. `enterprise` and `owner` tenants wait for an approval (`POST …/{tenantId}/approve`)
-	// before anything is provisioned.
+	// before anything is provisioned. The run first places the tenant on a cell: `cellId` names one,
+	// `region` asks for one there; otherwise an `enterprise` tenant gets a free dedicated cell when one
+	// exists, and others the least-loaded open pooled cell. 409 when no cell can take it now, 404 for an
+	// unknown cell, 400 for a region no cell is in; nothing is started then.
 	//
 	// POST /api/meta-agent/tenants/onboard
-	OnboardTenant(ctx context.Context, request *RegisterRequest) (OnboardTenantRes, error)
+	OnboardTenant(ctx context.Context, request *OnboardRequest) (OnboardTenantRes, error)
 	// OpenCell invokes openCell operation.
 	//
 	// Roles: platform-admin. Audit action: `cell.open` (platform chain).
@@ -3585,15 +3588,18 @@ func (c *Client) sendOffboardTenant(ctx context.Context, request OptOffboardTena
 //
 // Roles: platform-admin, operator. Audit action: `tenant.onboard.request`. Allowed from `pending` and
 // `failed`. `enterprise` and `owner` tenants wait for an approval (`POST …/{tenantId}/approve`)
-// before anything is provisioned.
+// before anything is provisioned. The run first places the tenant on a cell: `cellId` names one,
+// `region` asks for one there; otherwise an `enterprise` tenant gets a free dedicated cell when one
+// exists, and others the least-loaded open pooled cell. 409 when no cell can take it now, 404 for an
+// unknown cell, 400 for a region no cell is in; nothing is started then.
 //
 // POST /api/meta-agent/tenants/onboard
-func (c *Client) OnboardTenant(ctx context.Context, request *RegisterRequest) (OnboardTenantRes, error) {
+func (c *Client) OnboardTenant(ctx context.Context, request *OnboardRequest) (OnboardTenantRes, error) {
 	res, err := c.sendOnboardTenant(ctx, request)
 	return res, err
 }
 
-func (c *Client) sendOnboardTenant(ctx context.Context, request *RegisterRequest) (res OnboardTenantRes, err error) {
+func (c *Client) sendOnboardTenant(ctx context.Context, request *OnboardRequest) (res OnboardTenantRes, err error) {
 
 	u := uri.Clone(c.requestURL(ctx))
 	var pathParts [1]string

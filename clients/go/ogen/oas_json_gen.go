@@ -8030,6 +8030,269 @@ func (s *OffboardTenantUnsupportedMediaType) UnmarshalJSON(data []byte) error {
 	return s.Decode(d)
 }
 
+// Encode implements json.Marshaler.
+func (s *OnboardRequest) Encode(e *jx.Encoder) {
+	e.ObjStart()
+	s.encodeFields(e)
+	e.ObjEnd()
+}
+
+// encodeFields encodes fields.
+func (s *OnboardRequest) encodeFields(e *jx.Encoder) {
+	{
+		if s.SiteId.Set {
+			e.FieldStart("siteId")
+			s.SiteId.Encode(e)
+		}
+	}
+	{
+		e.FieldStart("tenantName")
+		e.Str(s.TenantName)
+	}
+	{
+		e.FieldStart("contactEmail")
+		e.Str(s.ContactEmail)
+	}
+	{
+		if s.WebsiteUrl.Set {
+			e.FieldStart("websiteUrl")
+			s.WebsiteUrl.Encode(e)
+		}
+	}
+	{
+		if s.BusinessIndustry.Set {
+			e.FieldStart("businessIndustry")
+			s.BusinessIndustry.Encode(e)
+		}
+	}
+	{
+		if s.AllowedOrigins.Set {
+			e.FieldStart("allowedOrigins")
+			s.AllowedOrigins.Encode(e)
+		}
+	}
+	{
+		if s.Permissions.Set {
+			e.FieldStart("permissions")
+			s.Permissions.Encode(e)
+		}
+	}
+	{
+		e.FieldStart("tenantType")
+		s.TenantType.Encode(e)
+	}
+	{
+		e.FieldStart("tenantId")
+		s.TenantId.Encode(e)
+	}
+	{
+		if s.CellId.Set {
+			e.FieldStart("cellId")
+			s.CellId.Encode(e)
+		}
+	}
+	{
+		if s.Region.Set {
+			e.FieldStart("region")
+			s.Region.Encode(e)
+		}
+	}
+}
+
+var jsonFieldsNameOfOnboardRequest = [11]string{
+	0:  "siteId",
+	1:  "tenantName",
+	2:  "contactEmail",
+	3:  "websiteUrl",
+	4:  "businessIndustry",
+	5:  "allowedOrigins",
+	6:  "permissions",
+	7:  "tenantType",
+	8:  "tenantId",
+	9:  "cellId",
+	10: "region",
+}
+
+// Decode decodes OnboardRequest from json.
+func (s *OnboardRequest) Decode(d *jx.Decoder) error {
+	if s == nil {
+		return errors.New("invalid: unable to decode OnboardRequest to nil")
+	}
+	var requiredBitSet [2]uint8
+
+	if err := d.ObjBytes(func(d *jx.Decoder, k []byte) error {
+		switch string(k) {
+		case "siteId":
+			if err := func() error {
+				s.SiteId.Reset()
+				if err := s.SiteId.Decode(d); err != nil {
+					return err
+				}
+				return nil
+			}(); err != nil {
+				return errors.Wrap(err, "decode field \"siteId\"")
+			}
+		case "tenantName":
+			requiredBitSet[0] |= 1 << 1
+			if err := func() error {
+				v, err := d.Str()
+				s.TenantName = string(v)
+				if err != nil {
+					return err
+				}
+				return nil
+			}(); err != nil {
+				return errors.Wrap(err, "decode field \"tenantName\"")
+			}
+		case "contactEmail":
+			requiredBitSet[0] |= 1 << 2
+			if err := func() error {
+				v, err := d.Str()
+				s.ContactEmail = string(v)
+				if err != nil {
+					return err
+				}
+				return nil
+			}(); err != nil {
+				return errors.Wrap(err, "decode field \"contactEmail\"")
+			}
+		case "websiteUrl":
+			if err := func() error {
+				s.WebsiteUrl.Reset()
+				if err := s.WebsiteUrl.Decode(d); err != nil {
+					return err
+				}
+				return nil
+			}(); err != nil {
+				return errors.Wrap(err, "decode field \"websiteUrl\"")
+			}
+		case "businessIndustry":
+			if err := func() error {
+				s.BusinessIndustry.Reset()
+				if err := s.BusinessIndustry.Decode(d); err != nil {
+					return err
+				}
+				return nil
+			}(); err != nil {
+				return errors.Wrap(err, "decode field \"businessIndustry\"")
+			}
+		case "allowedOrigins":
+			if err := func() error {
+				s.AllowedOrigins.Reset()
+				if err := s.AllowedOrigins.Decode(d); err != nil {
+					return err
+				}
+				return nil
+			}(); err != nil {
+				return errors.Wrap(err, "decode field \"allowedOrigins\"")
+			}
+		case "permissions":
+			if err := func() error {
+				s.Permissions.Reset()
+				if err := s.Permissions.Decode(d); err != nil {
+					return err
+				}
+				return nil
+			}(); err != nil {
+				return errors.Wrap(err, "decode field \"permissions\"")
+			}
+		case "tenantType":
+			requiredBitSet[0] |= 1 << 7
+			if err := func() error {
+				if err := s.TenantType.Decode(d); err != nil {
+					return err
+				}
+				return nil
+			}(); err != nil {
+				return errors.Wrap(err, "decode field \"tenantType\"")
+			}
+		case "tenantId":
+			requiredBitSet[1] |= 1 << 0
+			if err := func() error {
+				if err := s.TenantId.Decode(d); err != nil {
+					return err
+				}
+				return nil
+			}(); err != nil {
+				return errors.Wrap(err, "decode field \"tenantId\"")
+			}
+		case "cellId":
+			if err := func() error {
+				s.CellId.Reset()
+				if err := s.CellId.Decode(d); err != nil {
+					return err
+				}
+				return nil
+			}(); err != nil {
+				return errors.Wrap(err, "decode field \"cellId\"")
+			}
+		case "region":
+			if err := func() error {
+				s.Region.Reset()
+				if err := s.Region.Decode(d); err != nil {
+					return err
+				}
+				return nil
+			}(); err != nil {
+				return errors.Wrap(err, "decode field \"region\"")
+			}
+		default:
+			return d.Skip()
+		}
+		return nil
+	}); err != nil {
+		return errors.Wrap(err, "decode OnboardRequest")
+	}
+	// Validate required fields.
+	var failures []validate.FieldError
+	for i, mask := range [2]uint8{
+		0b10000110,
+		0b00000001,
+	} {
+		if result := (requiredBitSet[i] & mask) ^ mask; result != 0 {
+			// Mask only required fields and check equality to mask using XOR.
+			//
+			// If XOR result is not zero, result is not equal to expected, so some fields are missed.
+			// Bits of fields which would be set are actually bits of missed fields.
+			missed := bits.OnesCount8(result)
+			for bitN := 0; bitN < missed; bitN++ {
+				bitIdx := bits.TrailingZeros8(result)
+				fieldIdx := i*8 + bitIdx
+				var name string
+				if fieldIdx < len(jsonFieldsNameOfOnboardRequest) {
+					name = jsonFieldsNameOfOnboardRequest[fieldIdx]
+				} else {
+					name = strconv.Itoa(fieldIdx)
+				}
+				failures = append(failures, validate.FieldError{
+					Name:  name,
+					Error: validate.ErrFieldRequired,
+				})
+				// Reset bit.
+				result &^= 1 << bitIdx
+			}
+		}
+	}
+	if len(failures) > 0 {
+		return &validate.Error{Fields: failures}
+	}
+
+	return nil
+}
+
+// MarshalJSON implements stdjson.Marshaler.
+func (s *OnboardRequest) MarshalJSON() ([]byte, error) {
+	e := jx.Encoder{}
+	s.Encode(&e)
+	return e.Bytes(), nil
+}
+
+// UnmarshalJSON implements stdjson.Unmarshaler.
+func (s *OnboardRequest) UnmarshalJSON(data []byte) error {
+	d := jx.DecodeBytes(data)
+	return s.Decode(d)
+}
+
 // Encode encodes OnboardTenantBadRequest as json.
 func (s *OnboardTenantBadRequest) Encode(e *jx.Encoder) {
 	unwrapped := (*Problem)(s)
@@ -8178,6 +8441,44 @@ func (s *OnboardTenantInternalServerError) MarshalJSON() ([]byte, error) {
 
 // UnmarshalJSON implements stdjson.Unmarshaler.
 func (s *OnboardTenantInternalServerError) UnmarshalJSON(data []byte) error {
+	d := jx.DecodeBytes(data)
+	return s.Decode(d)
+}
+
+// Encode encodes OnboardTenantNotFound as json.
+func (s *OnboardTenantNotFound) Encode(e *jx.Encoder) {
+	unwrapped := (*Problem)(s)
+
+	unwrapped.Encode(e)
+}
+
+// Decode decodes OnboardTenantNotFound from json.
+func (s *OnboardTenantNotFound) Decode(d *jx.Decoder) error {
+	if s == nil {
+		return errors.New("invalid: unable to decode OnboardTenantNotFound to nil")
+	}
+	var unwrapped Problem
+	if err := func() error {
+		if err := unwrapped.Decode(d); err != nil {
+			return err
+		}
+		return nil
+	}(); err != nil {
+		return errors.Wrap(err, "alias")
+	}
+	*s = OnboardTenantNotFound(unwrapped)
+	return nil
+}
+
+// MarshalJSON implements stdjson.Marshaler.
+func (s *OnboardTenantNotFound) MarshalJSON() ([]byte, error) {
+	e := jx.Encoder{}
+	s.Encode(&e)
+	return e.Bytes(), nil
+}
+
+// UnmarshalJSON implements stdjson.Unmarshaler.
+func (s *OnboardTenantNotFound) UnmarshalJSON(data []byte) error {
 	d := jx.DecodeBytes(data)
 	return s.Decode(d)
 }
@@ -16507,6 +16808,12 @@ func (s *RegisteredNotOnboarded) encodeFields(e *jx.Encoder) {
 		json.EncodeDateTime(e, s.UpdatedAt)
 	}
 	{
+		if s.CellId.Set {
+			e.FieldStart("cellId")
+			s.CellId.Encode(e)
+		}
+	}
+	{
 		e.FieldStart("tenantSecret")
 		s.TenantSecret.Encode(e)
 	}
@@ -16516,7 +16823,7 @@ func (s *RegisteredNotOnboarded) encodeFields(e *jx.Encoder) {
 	}
 }
 
-var jsonFieldsNameOfRegisteredNotOnboarded = [16]string{
+var jsonFieldsNameOfRegisteredNotOnboarded = [17]string{
 	0:  "tenantId",
 	1:  "siteId",
 	2:  "tenantName",
@@ -16531,8 +16838,9 @@ var jsonFieldsNameOfRegisteredNotOnboarded = [16]string{
 	11: "isActive",
 	12: "createdAt",
 	13: "updatedAt",
-	14: "tenantSecret",
-	15: "onboardingError",
+	14: "cellId",
+	15: "tenantSecret",
+	16: "onboardingError",
 }
 
 // Decode decodes RegisteredNotOnboarded from json.
@@ -16540,7 +16848,7 @@ func (s *RegisteredNotOnboarded) Decode(d *jx.Decoder) error {
 	if s == nil {
 		return errors.New("invalid: unable to decode RegisteredNotOnboarded to nil")
 	}
-	var requiredBitSet [2]uint8
+	var requiredBitSet [3]uint8
 
 	if err := d.ObjBytes(func(d *jx.Decoder, k []byte) error {
 		switch string(k) {
@@ -16734,8 +17042,18 @@ func (s *RegisteredNotOnboarded) Decode(d *jx.Decoder) error {
 			}(); err != nil {
 				return errors.Wrap(err, "decode field \"updatedAt\"")
 			}
+		case "cellId":
+			if err := func() error {
+				s.CellId.Reset()
+				if err := s.CellId.Decode(d); err != nil {
+					return err
+				}
+				return nil
+			}(); err != nil {
+				return errors.Wrap(err, "decode field \"cellId\"")
+			}
 		case "tenantSecret":
-			requiredBitSet[1] |= 1 << 6
+			requiredBitSet[1] |= 1 << 7
 			if err := func() error {
 				if err := s.TenantSecret.Decode(d); err != nil {
 					return err
@@ -16745,7 +17063,7 @@ func (s *RegisteredNotOnboarded) Decode(d *jx.Decoder) error {
 				return errors.Wrap(err, "decode field \"tenantSecret\"")
 			}
 		case "onboardingError":
-			requiredBitSet[1] |= 1 << 7
+			requiredBitSet[2] |= 1 << 0
 			if err := func() error {
 				v, err := d.Str()
 				s.OnboardingError = string(v)
@@ -16765,9 +17083,10 @@ func (s *RegisteredNotOnboarded) Decode(d *jx.Decoder) error {
 	}
 	// Validate required fields.
 	var failures []validate.FieldError
-	for i, mask := range [2]uint8{
+	for i, mask := range [3]uint8{
 		0b11111111,
-		0b11111011,
+		0b10111011,
+		0b00000001,
 	} {
 		if result := (requiredBitSet[i] & mask) ^ mask; result != 0 {
 			// Mask only required fields and check equality to mask using XOR.
@@ -16897,12 +17216,18 @@ func (s *RegisteredTenant) encodeFields(e *jx.Encoder) {
 		json.EncodeDateTime(e, s.UpdatedAt)
 	}
 	{
+		if s.CellId.Set {
+			e.FieldStart("cellId")
+			s.CellId.Encode(e)
+		}
+	}
+	{
 		e.FieldStart("tenantSecret")
 		s.TenantSecret.Encode(e)
 	}
 }
 
-var jsonFieldsNameOfRegisteredTenant = [15]string{
+var jsonFieldsNameOfRegisteredTenant = [16]string{
 	0:  "tenantId",
 	1:  "siteId",
 	2:  "tenantName",
@@ -16917,7 +17242,8 @@ var jsonFieldsNameOfRegisteredTenant = [15]string{
 	11: "isActive",
 	12: "createdAt",
 	13: "updatedAt",
-	14: "tenantSecret",
+	14: "cellId",
+	15: "tenantSecret",
 }
 
 // Decode decodes RegisteredTenant from json.
@@ -17119,8 +17445,18 @@ func (s *RegisteredTenant) Decode(d *jx.Decoder) error {
 			}(); err != nil {
 				return errors.Wrap(err, "decode field \"updatedAt\"")
 			}
+		case "cellId":
+			if err := func() error {
+				s.CellId.Reset()
+				if err := s.CellId.Decode(d); err != nil {
+					return err
+				}
+				return nil
+			}(); err != nil {
+				return errors.Wrap(err, "decode field \"cellId\"")
+			}
 		case "tenantSecret":
-			requiredBitSet[1] |= 1 << 6
+			requiredBitSet[1] |= 1 << 7
 			if err := func() error {
 				if err := s.TenantSecret.Decode(d); err != nil {
 					return err
@@ -17140,7 +17476,7 @@ func (s *RegisteredTenant) Decode(d *jx.Decoder) error {
 	var failures []validate.FieldError
 	for i, mask := range [2]uint8{
 		0b11111111,
-		0b01111011,
+		0b10111011,
 	} {
 		if result := (requiredBitSet[i] & mask) ^ mask; result != 0 {
 			// Mask only required fields and check equality to mask using XOR.
@@ -23156,9 +23492,15 @@ func (s *TenantRecord) encodeFields(e *jx.Encoder) {
 		e.FieldStart("updatedAt")
 		json.EncodeDateTime(e, s.UpdatedAt)
 	}
+	{
+		if s.CellId.Set {
+			e.FieldStart("cellId")
+			s.CellId.Encode(e)
+		}
+	}
 }
 
-var jsonFieldsNameOfTenantRecord = [14]string{
+var jsonFieldsNameOfTenantRecord = [15]string{
 	0:  "tenantId",
 	1:  "siteId",
 	2:  "tenantName",
@@ -23173,6 +23515,7 @@ var jsonFieldsNameOfTenantRecord = [14]string{
 	11: "isActive",
 	12: "createdAt",
 	13: "updatedAt",
+	14: "cellId",
 }
 
 // Decode decodes TenantRecord from json.
@@ -23373,6 +23716,16 @@ func (s *TenantRecord) Decode(d *jx.Decoder) error {
 				return nil
 			}(); err != nil {
 				return errors.Wrap(err, "decode field \"updatedAt\"")
+			}
+		case "cellId":
+			if err := func() error {
+				s.CellId.Reset()
+				if err := s.CellId.Decode(d); err != nil {
+					return err
+				}
+				return nil
+			}(); err != nil {
+				return errors.Wrap(err, "decode field \"cellId\"")
 			}
 		default:
 			return d.Skip()

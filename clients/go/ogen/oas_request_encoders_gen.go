@@ -45,7 +45,7 @@ func encodeOffboardTenantRequest(
 }
 
 func encodeOnboardTenantRequest(
-	req *RegisterRequest,
+	req *OnboardRequest,
 	r *http.Request,
 ) error {
 	const contentType = "application/json"

@@ -2447,6 +2447,136 @@ type OffboardTenantUnsupportedMediaType Problem
 
 func (*OffboardTenantUnsupportedMediaType) offboardTenantRes() {}
 
+// Merged schema.
+// Ref: #/components/schemas/OnboardRequest
+type OnboardRequest struct {
+	SiteId       OptString `json:"siteId"`
+	TenantName   string    `json:"tenantName"`
+	ContactEmail string    `json:"contactEmail"`
+	// An http or https URL, or empty.
+	WebsiteUrl       OptString                `json:"websiteUrl"`
+	BusinessIndustry OptString                `json:"businessIndustry"`
+	AllowedOrigins   OptNilAllowedOriginArray `json:"allowedOrigins"`
+	// Within the type's ceiling; absent at registration, the whole ceiling.
+	Permissions OptNilPermissionArray `json:"permissions"`
+	TenantType  TenantType            `json:"tenantType"`
+	TenantId    TenantId              `json:"tenantId"`
+	// The cell to place the tenant on.
+	CellId OptString `json:"cellId"`
+	// A region: the tenant goes to a cell there.
+	Region OptString `json:"region"`
+}
+
+// GetSiteId returns the value of SiteId.
+func (s *OnboardRequest) GetSiteId() OptString {
+	return s.SiteId
+}
+
+// GetTenantName returns the value of TenantName.
+func (s *OnboardRequest) GetTenantName() string {
+	return s.TenantName
+}
+
+// GetContactEmail returns the value of ContactEmail.
+func (s *OnboardRequest) GetContactEmail() string {
+	return s.ContactEmail
+}
+
+// GetWebsiteUrl returns the value of WebsiteUrl.
+func (s *OnboardRequest) GetWebsiteUrl() OptString {
+	return s.WebsiteUrl
+}
+
+// GetBusinessIndustry returns the value of BusinessIndustry.
+func (s *OnboardRequest) GetBusinessIndustry() OptString {
+	return s.BusinessIndustry
+}
+
+// GetAllowedOrigins returns the value of AllowedOrigins.
+func (s *OnboardRequest) GetAllowedOrigins() OptNilAllowedOriginArray {
+	return s.AllowedOrigins
+}
+
+// GetPermissions returns the value of Permissions.
+func (s *OnboardRequest) GetPermissions() OptNilPermissionArray {
+	return s.Permissions
+}
+
+// GetTenantType returns the value of TenantType.
+func (s *OnboardRequest) GetTenantType() TenantType {
+	return s.TenantType
+}
+
+// GetTenantId returns the value of TenantId.
+func (s *OnboardRequest) GetTenantId() TenantId {
+	return s.TenantId
+}
+
+// GetCellId returns the value of CellId.
+func (s *OnboardRequest) GetCellId() OptString {
+	return s.CellId
+}
+
+// GetRegion returns the value of Region.
+func (s *OnboardRequest) GetRegion() OptString {
+	return s.Region
+}
+
+// SetSiteId sets the value of SiteId.
+func (s *OnboardRequest) SetSiteId(val OptString) {
+	s.SiteId = val
+}
+
+// SetTenantName sets the value of TenantName.
+func (s *OnboardRequest) SetTenantName(val string) {
+	s.TenantName = val
+}
+
+// SetContactEmail sets the value of ContactEmail.
+func (s *OnboardRequest) SetContactEmail(val string) {
+	s.ContactEmail = val
+}
+
+// SetWebsiteUrl sets the value of WebsiteUrl.
+func (s *OnboardRequest) SetWebsiteUrl(val OptString) {
+	s.WebsiteUrl = val
+}
+
+// SetBusinessIndustry sets the value of BusinessIndustry.
+func (s *OnboardRequest) SetBusinessIndustry(val OptString) {
+	s.BusinessIndustry = val
+}
+
+// SetAllowedOrigins sets the value of AllowedOrigins.
+func (s *OnboardRequest) SetAllowedOrigins(val OptNilAllowedOriginArray) {
+	s.AllowedOrigins = val
+}
+
+// SetPermissions sets the value of Permissions.
+func (s *OnboardRequest) SetPermissions(val OptNilPermissionArray) {
+	s.Permissions = val
+}
+
+// SetTenantType sets the value of TenantType.
+func (s *OnboardRequest) SetTenantType(val TenantType) {
+	s.TenantType = val
+}
+
+// SetTenantId sets the value of TenantId.
+func (s *OnboardRequest) SetTenantId(val TenantId) {
+	s.TenantId = val
+}
+
+// SetCellId sets the value of CellId.
+func (s *OnboardRequest) SetCellId(val OptString) {
+	s.CellId = val
+}
+
+// SetRegion sets the value of Region.
+func (s *OnboardRequest) SetRegion(val OptString) {
+	s.Region = val
+}
+
 type OnboardTenantBadRequest Problem
 
 func (*OnboardTenantBadRequest) onboardTenantRes() {}
@@ -2462,6 +2592,10 @@ func (*OnboardTenantForbidden) onboardTenantRes() {}
 type OnboardTenantInternalServerError Problem
 
 func (*OnboardTenantInternalServerError) onboardTenantRes() {}
+
+type OnboardTenantNotFound Problem
+
+func (*OnboardTenantNotFound) onboardTenantRes() {}
 
 type OnboardTenantRequestEntityTooLarge Problem
 
@@ -6807,10 +6941,12 @@ type RegisteredNotOnboarded struct {
 	TenantType       TenantType   `json:"tenantType"`
 	Status           TenantStatus `json:"status"`
 	// Why the last lifecycle change happened (e.g. why onboarding failed).
-	StatusReason    OptString    `json:"statusReason"`
-	IsActive        bool         `json:"isActive"`
-	CreatedAt       time.Time    `json:"createdAt"`
-	UpdatedAt       time.Time    `json:"updatedAt"`
+	StatusReason OptString `json:"statusReason"`
+	IsActive     bool      `json:"isActive"`
+	CreatedAt    time.Time `json:"createdAt"`
+	UpdatedAt    time.Time `json:"updatedAt"`
+	// The cell the tenant's data lives on; absent until onboarding places it.
+	CellId          OptString    `json:"cellId"`
 	TenantSecret    TenantSecret `json:"tenantSecret"`
 	OnboardingError string       `json:"onboardingError"`
 }
@@ -6883,6 +7019,11 @@ func (s *RegisteredNotOnboarded) GetCreatedAt() time.Time {
 // GetUpdatedAt returns the value of UpdatedAt.
 func (s *RegisteredNotOnboarded) GetUpdatedAt() time.Time {
 	return s.UpdatedAt
+}
+
+// GetCellId returns the value of CellId.
+func (s *RegisteredNotOnboarded) GetCellId() OptString {
+	return s.CellId
 }
 
 // GetTenantSecret returns the value of TenantSecret.
@@ -6965,6 +7106,11 @@ func (s *RegisteredNotOnboarded) SetUpdatedAt(val time.Time) {
 	s.UpdatedAt = val
 }
 
+// SetCellId sets the value of CellId.
+func (s *RegisteredNotOnboarded) SetCellId(val OptString) {
+	s.CellId = val
+}
+
 // SetTenantSecret sets the value of TenantSecret.
 func (s *RegisteredNotOnboarded) SetTenantSecret(val TenantSecret) {
 	s.TenantSecret = val
@@ -6991,10 +7137,12 @@ type RegisteredTenant struct {
 	TenantType       TenantType   `json:"tenantType"`
 	Status           TenantStatus `json:"status"`
 	// Why the last lifecycle change happened (e.g. why onboarding failed).
-	StatusReason OptString    `json:"statusReason"`
-	IsActive     bool         `json:"isActive"`
-	CreatedAt    time.Time    `json:"createdAt"`
-	UpdatedAt    time.Time    `json:"updatedAt"`
+	StatusReason OptString `json:"statusReason"`
+	IsActive     bool      `json:"isActive"`
+	CreatedAt    time.Time `json:"createdAt"`
+	UpdatedAt    time.Time `json:"updatedAt"`
+	// The cell the tenant's data lives on; absent until onboarding places it.
+	CellId       OptString    `json:"cellId"`
 	TenantSecret TenantSecret `json:"tenantSecret"`
 }
 
@@ -7066,6 +7214,11 @@ func (s *RegisteredTenant) GetCreatedAt() time.Time {
 // GetUpdatedAt returns the value of UpdatedAt.
 func (s *RegisteredTenant) GetUpdatedAt() time.Time {
 	return s.UpdatedAt
+}
+
+// GetCellId returns the value of CellId.
+func (s *RegisteredTenant) GetCellId() OptString {
+	return s.CellId
 }
 
 // GetTenantSecret returns the value of TenantSecret.
@@ -7141,6 +7294,11 @@ func (s *RegisteredTenant) SetCreatedAt(val time.Time) {
 // SetUpdatedAt sets the value of UpdatedAt.
 func (s *RegisteredTenant) SetUpdatedAt(val time.Time) {
 	s.UpdatedAt = val
+}
+
+// SetCellId sets the value of CellId.
+func (s *RegisteredTenant) SetCellId(val OptString) {
+	s.CellId = val
 }
 
 // SetTenantSecret sets the value of TenantSecret.
@@ -8571,6 +8729,8 @@ type TenantRecord struct {
 	IsActive     bool      `json:"isActive"`
 	CreatedAt    time.Time `json:"createdAt"`
 	UpdatedAt    time.Time `json:"updatedAt"`
+	// The cell the tenant's data lives on; absent until onboarding places it.
+	CellId OptString `json:"cellId"`
 }
 
 // GetTenantId returns the value of TenantId.
@@ -8643,6 +8803,11 @@ func (s *TenantRecord) GetUpdatedAt() time.Time {
 	return s.UpdatedAt
 }
 
+// GetCellId returns the value of CellId.
+func (s *TenantRecord) GetCellId() OptString {
+	return s.CellId
+}
+
 // SetTenantId sets the value of TenantId.
 func (s *TenantRecord) SetTenantId(val TenantId) {
 	s.TenantId = val
@@ -8711,6 +8876,11 @@ func (s *TenantRecord) SetCreatedAt(val time.Time) {
 // SetUpdatedAt sets the value of UpdatedAt.
 func (s *TenantRecord) SetUpdatedAt(val time.Time) {
 	s.UpdatedAt = val
+}
+
+// SetCellId sets the value of CellId.
+func (s *TenantRecord) SetCellId(val OptString) {
+	s.CellId = val
 }
 
 func (*TenantRecord) getTenantRes()    {}
