@@ -102,7 +102,12 @@ func (s *Server) onboardTenant(c echo.Context) error {
 	t, err := s.registry.Get(ctx, req.ID)
 	var secret string
 	registered := false
+	want := workflows.Placement{Cell: req.CellID, Region: req.Region}
 	if errors.Is(err, registry.ErrNotFound) {
+		// Before registering: a tenant no cell can take is refused with nothing created.
+		if err := s.lifecycle.CheckPlacement(ctx, req.ID, req.Type, want); err != nil {
+			return lifecycleError(err)
+		}
 		t, secret, err = s.register(ctx, req.registerRequest)
 		registered = err == nil
 		if errors.Is(err, registry.ErrExists) { // a concurrent request registered it first
@@ -112,7 +117,7 @@ func (s *Server) onboardTenant(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	run, err := s.lifecycle.Onboard(ctx, t, operatorOf(c).Name, workflows.Placement{Cell: req.CellID, Region: req.Region})
+	run, err := s.lifecycle.Onboard(ctx, t, operatorOf(c).Name, want)
 	if err != nil {
 		if registered {
 			// The tenant exists now even though onboarding did not start: hand over the secret,

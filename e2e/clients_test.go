@@ -44,7 +44,10 @@ func TestOnboardingThroughTheGeneratedClient(t *testing.T) {
 	secret := registered.JSON201.TenantSecret
 	require.Len(t, secret, 64, "the secret comes once, with the 201")
 
-	onboarded, err := c.OnboardTenantWithResponse(ctx, req)
+	onboarded, err := c.OnboardTenantWithResponse(ctx, oapi.OnboardRequest{
+		TenantId: req.TenantId, TenantName: req.TenantName, ContactEmail: req.ContactEmail,
+		TenantType: req.TenantType, AllowedOrigins: req.AllowedOrigins,
+	})
 	require.NoError(t, err)
 	require.Equal(t, http.StatusAccepted, onboarded.StatusCode(), string(onboarded.Body))
 	require.NotNil(t, onboarded.JSON202, "the 202 decodes as OperationAccepted")

@@ -41,8 +41,6 @@ import (
 	"github.com/misybot/tenancy/internal/platform/operators"
 	"github.com/misybot/tenancy/internal/stores/rls"
 	"github.com/misybot/tenancy/internal/stores/tenantdb"
-	"github.com/misybot/tenancy/internal/stores/tenantmongo"
-	"github.com/misybot/tenancy/internal/stores/tenantredis"
 	"github.com/misybot/tenancy/internal/testkit/testenv"
 	"github.com/misybot/tenancy/workflows"
 )
@@ -75,6 +73,8 @@ type stack struct {
 	// its platform chain holds only events written under this stack's key.
 	platformDB string
 	app        *pgxpool.Pool
+	// cells routes tenant data to each tenant's cell.
+	cells *clients.CellRouter
 }
 
 // audit is a writer over the stack's chains, with the key the API and the workers use, to
@@ -111,19 +111,23 @@ func newStack(t *testing.T, withWorker bool) *stack {
 	s.app = app
 	sealer, err := seal.New(masterKey)
 	require.NoError(t, err)
-	s.conversations = conversations.New(tenantmongo.New(s.mongo), keyring.New(app, sealer), tenantredis.New(s.redis), tenantdb.New(app), limits.Default())
 	s.platformDB = strings.ReplaceAll(testenv.TenantID("platform_e2e"), "-", "_")
 	t.Cleanup(func() { _ = s.mongo.Database(s.platformDB).Drop(context.Background()) })
 	cl := &clients.Clients{Postgres: app, Mongo: s.mongo, Redis: s.redis, AuditPlatformDatabase: s.platformDB}
+	// Tenant data through the cell router, as the product wires it (wiring.API).
+	s.cells = cl.Cells(sealer, testenv.Logger(t))
+	s.conversations = conversations.New(s.cells.TenantMongo(), keyring.New(app, sealer), s.cells.TenantRedis(), tenantdb.New(app), limits.Default())
 	e := api.New(api.Config{
 		Registry: registry.New(app), Settings: tenantdb.New(app), Sealer: sealer, Operators: operators.New(app, token),
-		Lifecycle: lifecycle.New(s.temporal, lifecycle.Options{TaskQueue: s.queue, StepTimeout: 3 * time.Second, KeySettleDelay: time.Second, Decisions: decision.New(app)}),
-		Redis:     tenantredis.New(s.redis), Conversations: s.conversations, SecretOverlap: time.Hour,
+		Lifecycle: lifecycle.New(s.temporal, lifecycle.Options{TaskQueue: s.queue, StepTimeout: 3 * time.Second, KeySettleDelay: time.Second, Decisions: decision.New(app),
+			Cells: s.cells.Registry(), Healthy: s.cells.Healthy}),
+		Redis: s.cells.TenantRedis(), Conversations: s.conversations, SecretOverlap: time.Hour,
 		Audit:     cl.AuditWriter(sealer),
 		ExportDir: s.exports,
 		Logger:    testenv.Logger(t),
 
 		Reconciliation: &api.Reconciliation{Reports: reconcile.NewReports(app), Reconciler: lifecycle.NewReconciler(s.temporal, s.queue, decision.New(app))},
+		Cells:          s.cells,
 	})
 	srv := httptest.NewServer(checkOpenAPI(t, e)) // every request and answer checked against the API's OpenAPI document
 	t.Cleanup(srv.Close)

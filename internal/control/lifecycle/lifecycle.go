@@ -132,6 +132,19 @@ func (s *Service) Onboard(ctx context.Context, t tenant.Tenant, requestedBy stri
 	return s.start(ctx, Onboard, t, requestedBy, "", want)
 }
 
+// CheckPlacement answers whether an onboarding of the tenant (registered or not yet) would
+// find a cell now: nil, or a *cells.NoRoomError. Nothing is written.
+func (s *Service) CheckPlacement(ctx context.Context, tenantID string, typ tenant.Type, want workflows.Placement) error {
+	if s.opts.Cells == nil {
+		return nil
+	}
+	healthy := s.opts.Healthy
+	if healthy == nil {
+		healthy = func(context.Context, string) bool { return true }
+	}
+	return s.opts.Cells.Check(ctx, tenantID, typ, cells.Want{Cell: want.Cell, Region: want.Region}, healthy)
+}
+
 func (s *Service) start(ctx context.Context, op Operation, t tenant.Tenant, requestedBy, reason string, place workflows.Placement) (Run, error) {
 	sp, ok := specs[op]
 	if !ok {
@@ -153,14 +166,8 @@ func (s *Service) start(ctx context.Context, op Operation, t tenant.Tenant, requ
 	var input any
 	switch op {
 	case Onboard:
-		if s.opts.Cells != nil {
-			healthy := s.opts.Healthy
-			if healthy == nil {
-				healthy = func(context.Context, string) bool { return true }
-			}
-			if err := s.opts.Cells.Check(ctx, t.ID, t.Type, cells.Want{Cell: place.Cell, Region: place.Region}, healthy); err != nil {
-				return Run{}, err
-			}
+		if err := s.CheckPlacement(ctx, t.ID, t.Type, place); err != nil {
+			return Run{}, err
 		}
 		input = workflows.OnboardInput{TenantID: t.ID, NeedsApproval: t.Type.NeedsApproval(), RequestedBy: requestedBy, StepAttempts: s.opts.StepAttempts, StepTimeout: s.opts.StepTimeout, SearchAttributesVersion: workflows.SearchAttributesVersion,
 			Placement: &place}

@@ -150,7 +150,8 @@ func choose(ctx context.Context, all []Cell, typ tenant.Type, want Want, healthy
 // is placed already or a cell fits, *NoRoomError otherwise. The API asks it before starting an
 // onboarding, so an operator hears "no room" at once rather than from a failed run.
 func (r *Registry) Check(ctx context.Context, tenantID string, typ tenant.Type, want Want, healthy Healthy) error {
-	if _, placed, err := r.Placement(ctx, tenantID); err != nil || placed {
+	// A tenant not registered yet (onboarding registers it) is not placed either.
+	if _, placed, err := r.Placement(ctx, tenantID); placed || (err != nil && !errors.Is(err, ErrNoTenant)) {
 		return err
 	}
 	all, err := r.List(ctx)
