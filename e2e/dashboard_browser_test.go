@@ -5,7 +5,10 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
+	"net/url"
+	"os"
 	"os/exec"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
@@ -27,8 +30,9 @@ const browserWait = 90 * time.Second
 
 // TestDashboardInABrowser drives the real dashboard in headless Chromium against the API and a
 // worker on the real servers, as an operator does: sign in with the token, register and onboard
-// a standard tenant (no approval), see it become active, suspend it, read its audit trail, and
-// read the overview. Each step checks what the page shows.
+// a standard tenant (no approval), see it become active (and its cell, when the API names it),
+// suspend it, read its audit trail, read the overview, and on the Cells page drain a cell
+// registered for the test. Each step checks what the page shows.
 func TestDashboardInABrowser(t *testing.T) {
 	chromium := chromiumFor(t)
 	s := newStack(t, true)
@@ -67,6 +71,12 @@ func TestDashboardInABrowser(t *testing.T) {
 	require.Contains(t, b.text("#op-body"), workflows.OnboardWorkflow)
 	onboard := s.currentRun(id)
 	require.Equal(t, runURL(workflows.WorkflowID(id), onboard), b.attr("#op-body a.temporal-link", "href"), "linked to its run in the Web UI")
+	// The tenant's cell, on its page, when the API's answer names it.
+	code, rec := s.do(http.MethodGet, api.TenantsPath+"/"+id, "")
+	require.Equal(t, http.StatusOK, code, rec)
+	if cell, _ := rec["cellId"].(string); cell != "" {
+		b.waitFor("the tenant's cell shown", `document.querySelector('#t-cell')?.textContent === `+jsString(cell))
+	}
 	// Not looked for in the tenant list: that list is paged, and under `make test` the test
 	// database holds the other packages' tenants too, so a new one may be on a later page.
 
@@ -113,6 +123,66 @@ func TestDashboardInABrowser(t *testing.T) {
 		}
 	}
 	require.Equal(t, after["total"], sum, "the total is the sum of the statuses shown")
+
+	// The Cells page: the default cell, and one registered for this test on cell-2's stores
+	// (closed at once, in a region of its own, so that no other test's onboarding lands on it),
+	// which this platform admin drains from its row.
+	pg, password := cell2Postgres(t)
+	cell := "e2e" + strings.ReplaceAll(testenv.TenantID("c"), "-", "")
+	code, reg := s.do(http.MethodPost, api.CellsPath, `{"cellId":`+jsString(cell)+`,"region":`+jsString(cell)+`,"kind":"dedicated","capacity":5,`+
+		`"postgresUrl":`+jsString(pg)+`,"mongoUrl":`+jsString(testenv.Cell2MongoURI)+`,"redisUrl":`+jsString(testenv.Cell2RedisURL)+`}`)
+	require.Equal(t, http.StatusCreated, code, reg)
+	t.Cleanup(func() {
+		s.do(http.MethodPost, api.CellsPath+"/"+cell+"/close", "")
+		s.do(http.MethodDelete, api.CellsPath+"/"+cell, "")
+	})
+	code, reg = s.do(http.MethodPost, api.CellsPath+"/"+cell+"/close", "")
+	require.Equal(t, http.StatusOK, code, reg)
+	b.do("open the cells page", chromedp.Click(chromedp.CSS("#cells-link")), chromedp.WaitVisible(chromedp.CSS("#cells-view")))
+	row := `#cells-table tr[data-cell="` + cell + `"]`
+	b.waitFor("the cells listed", `document.querySelector(`+jsString(row)+`) !== null`)
+	mine := b.text(row)
+	for _, want := range []string{cell, "0 / 5", "closed", "dedicated", "healthy", "postgres://127.0.0.1:5442/tenancy_test"} {
+		require.Contains(t, mine, want)
+	}
+	def := b.text(`#cells-table tr[data-cell="default"]`)
+	for _, want := range []string{"default", "local", "pooled", "healthy", "the deployment's own stores"} {
+		require.Contains(t, def, want)
+	}
+	require.NotContains(t, b.text("#cells-view"), password, "no store's password on the page")
+	b.do("drain the cell",
+		chromedp.Click(chromedp.CSS(row+` button[data-action="drain"]`)),
+		chromedp.WaitVisible(chromedp.CSS("#confirm-dialog")),
+		chromedp.Click(chromedp.CSS("#confirm-ok")))
+	b.waitFor("the cell draining", `document.querySelector(`+jsString(row)+`).textContent.includes('draining')`)
+	require.Contains(t, b.text("#cells-error"), "is draining")
+	code, reg = s.do(http.MethodGet, api.CellsPath+"/"+cell, "")
+	require.Equal(t, http.StatusOK, code, reg)
+	require.Equal(t, "draining", reg["state"], "the API agrees with the page")
+}
+
+// cell2Postgres is cell-2's PostgreSQL as its application role (scripts/cells.sh env cell-2):
+// TEST_CELL2_POSTGRES_URL, or built from the password file scripts/cells.sh writes.
+func cell2Postgres(t *testing.T) (dsn, password string) {
+	t.Helper()
+	if v := os.Getenv("TEST_CELL2_POSTGRES_URL"); v != "" {
+		u, err := url.Parse(v)
+		require.NoError(t, err, "TEST_CELL2_POSTGRES_URL")
+		pw, _ := u.User.Password()
+		return v, pw
+	}
+	raw, err := os.ReadFile(filepath.Join("..", ".state", "cells", "cell-2", "pg-password"))
+	require.NoError(t, err, "cell-2's password: start the cells with `make cells` (scripts/cells.sh up), or set TEST_CELL2_POSTGRES_URL")
+	for line := range strings.SplitSeq(string(raw), "\n") {
+		parts := strings.SplitN(line, ":", 5) // host:port:database:user:password
+		if len(parts) == 5 && parts[3] == "tenancy_app" {
+			u := url.URL{Scheme: "postgres", User: url.UserPassword("tenancy_app", parts[4]), Host: parts[0] + ":" + parts[1],
+				Path: "/tenancy_test", RawQuery: "sslmode=disable"}
+			return u.String(), parts[4]
+		}
+	}
+	t.Fatal("cell-2's password file names no tenancy_app")
+	return "", ""
 }
 
 // TestDashboardApprovesAndRejects: two enterprise onboardings requested by one operator wait

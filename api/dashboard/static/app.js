@@ -9,6 +9,7 @@
 const API = '/api/meta-agent/tenants';
 const RECONCILE_API = '/api/meta-agent/reconciliation';
 const OVERVIEW_API = '/api/meta-agent/overview';
+const CELLS_API = '/api/meta-agent/cells';
 const CONFIG_API = '/api/meta-agent/dashboard/config';
 const TOKEN_KEY = 'misybot.operatorToken';
 const POLL_MS = 2000;
@@ -220,7 +221,7 @@ const state = {
 // ---- Views ----
 
 function showOnly(id) {
-  for (const v of ['overview-view', 'tenant-view', 'register-view', 'reconcile-view']) $(v).hidden = v !== id;
+  for (const v of ['overview-view', 'tenant-view', 'register-view', 'reconcile-view', 'cells-view']) $(v).hidden = v !== id;
 }
 
 function showLogin() {
@@ -257,6 +258,7 @@ function parseRoute() {
   }
   if (parts[0] === 'new') return { view: 'new' };
   if (parts[0] === 'reconciliation') return { view: 'reconciliation', runId: parts[1] || '' };
+  if (parts[0] === 'cells') return { view: 'cells' };
   if (parts[0] === 'tenants' && ID_RE.test(parts[1] || '')) {
     return { view: 'tenant', id: parts[1], tab: TABS.includes(parts[2]) ? parts[2] : 'overview' };
   }
@@ -280,6 +282,9 @@ async function route() {
   } else if (r.view === 'reconciliation') {
     showOnly('reconcile-view');
     await loadReconciliation(r.runId);
+  } else if (r.view === 'cells') {
+    showOnly('cells-view');
+    await loadCells(nav);
   } else {
     showOnly('overview-view');
     await loadOverview(nav);
@@ -419,6 +424,7 @@ function renderTenant(t) {
     ...field('Website', t.websiteUrl ? safeHTTPLink(t.websiteUrl) : '—'),
     ...field('Business industry', t.businessIndustry || '—'),
     ...field('Type', t.tenantType),
+    ...(t.cellId ? field('Cell', el('a', { href: '#/cells', class: 'mono', id: 't-cell' }, t.cellId)) : []),
     ...field('Status', badge(t.status), t.isActive ? ' (serving requests)' : ' (not serving requests)'),
     ...field('Status reason', t.statusReason || '—'),
     ...field('Allowed origins', ...listOrNone(t.allowedOrigins, true)),
@@ -1073,6 +1079,73 @@ async function reconcileDecide(runId, d) {
   }
 }
 
+// ---- Cells ----
+
+// loadCells shows every cell: its tenants against its capacity, state, region, kind and health;
+// platform admins (canManage) get the buttons that drain, close and open it.
+async function loadCells(nav) {
+  clearSlot('cells-error');
+  let list;
+  try {
+    list = await getJSON(CELLS_API);
+  } catch (err) {
+    if (nav === undefined || nav === state.nav) {
+      $('cells-body').replaceChildren();
+      showError('cells-error', err);
+    }
+    return;
+  }
+  if (nav !== undefined && nav !== state.nav) return;
+  $('cells-generated').textContent = 'as of ' + fmtTime(new Date().toISOString());
+  const cells = list.items || [];
+  const rows = cells.map((c) => el('tr', { 'data-cell': c.cellId },
+    el('td', { class: 'mono' }, c.cellId, c.stores ? el('div', { class: 'small muted' }, c.stores.postgres) : el('div', { class: 'small muted' }, 'the deployment\'s own stores')),
+    el('td', null, capacityBar(c.tenants, c.capacity)),
+    el('td', null, badge(c.state)),
+    el('td', { class: 'mono' }, c.region),
+    el('td', null, c.kind),
+    el('td', { 'data-healthy': String(!!c.healthy) }, badge(c.healthy ? 'healthy' : 'unreachable')),
+    el('td', { class: 'actions' }, list.canManage ? cellButtons(c) : null)));
+  $('cells-body').replaceChildren(el('div', { class: 'table-wrap' }, el('table', { class: 'steps cells', id: 'cells-table' },
+    el('thead', null, el('tr', null, ['Cell', 'Tenants / capacity', 'State', 'Region', 'Kind', 'Health', ''].map((h) => el('th', { scope: 'col' }, h)))),
+    el('tbody', null, rows.length ? rows : el('tr', null, el('td', { colspan: 7, class: 'muted' }, 'No cell.'))))));
+}
+
+// capacityBar is a <meter> (no inline style: the CSP allows none) and the count beside it.
+function capacityBar(tenants, capacity) {
+  const n = Number(tenants) || 0, cap = Math.max(1, Number(capacity) || 1);
+  return el('div', { class: 'capacity' },
+    el('meter', { min: 0, max: cap, value: Math.min(n, cap), low: Math.ceil(cap * 0.7), high: Math.ceil(cap * 0.9), optimum: 0,
+      title: n + ' of ' + cap + ' (' + Math.round((100 * n) / cap) + '%)' }),
+    el('span', { class: 'small' }, n + ' / ' + cap));
+}
+
+const CELL_ACTIONS = [
+  { action: 'drain', label: 'Drain', from: ['open', 'closed'], message: 'The cell takes no new tenant; the ones it has stay and are served.' },
+  { action: 'close', label: 'Close', from: ['open', 'draining'], message: 'The cell takes no new tenant and is marked out of service; its tenants are still served.', danger: true },
+  { action: 'open', label: 'Open', from: ['draining', 'closed'], message: 'The cell takes new tenants again (the least-loaded open cell gets the next one).' },
+];
+
+function cellButtons(c) {
+  return CELL_ACTIONS.filter((a) => a.from.includes(c.state)).map((a) =>
+    el('button', { type: 'button', class: a.danger ? 'danger' : 'ghost', 'data-action': a.action, onclick: () => cellAction(c, a) }, a.label));
+}
+
+async function cellAction(c, a) {
+  const ok = await confirmDialog({
+    title: a.label + ' cell ' + c.cellId + '?', message: a.message + ' This is audited under your name.',
+    okLabel: a.label, danger: !!a.danger,
+  });
+  if (!ok) return;
+  try {
+    const { data } = await send('POST', CELLS_API + '/' + enc(c.cellId) + '/' + a.action);
+    await loadCells();
+    note('cells-error', 'success', 'Cell ' + data.cellId + ' is ' + data.state + '.');
+  } catch (err) {
+    showError('cells-error', err);
+  }
+}
+
 // ---- Overview ----
 
 // Outcomes in the order the chart stacks them, with the CSS class of each.
@@ -1317,6 +1390,7 @@ function init() {
   $('rc-start').addEventListener('click', startReconciliation);
   $('ov-refresh').addEventListener('click', () => loadOverview());
   $('rc-refresh').addEventListener('click', () => loadReconciliation(parseRoute().runId || ''));
+  $('cells-refresh').addEventListener('click', () => loadCells());
 
   $('audit-filters').addEventListener('submit', (e) => { e.preventDefault(); loadAudit(true); });
   $('audit-more').addEventListener('click', () => loadAudit(false));
