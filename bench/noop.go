@@ -82,7 +82,7 @@ func (b *bench) noopOnboarding(rounds, burst int) error {
 	onboard := func(ctx context.Context) error {
 		id := fmt.Sprintf("%sn%05d", b.prefix, b.seq.Add(1))
 		return start(ctx, client.StartWorkflowOptions{ID: workflows.WorkflowID(id),
-			TypedSearchAttributes: workflows.StartSearchAttributes(id, "onboard", tenant.TypeStandard, tenant.StatusPending)},
+			TypedSearchAttributes: workflows.StartSearchAttributes(id, "onboard", tenant.TypeStandard, tenant.StatusPending, "")},
 			workflows.OnboardWorkflow, workflows.OnboardInput{TenantID: id, RequestedBy: "bench", SearchAttributesVersion: workflows.SearchAttributesVersion})
 	}
 	for i := range rounds {

@@ -380,7 +380,7 @@ up_temporal() {
 # The custom search attributes every lifecycle run sets (workflows/searchattrs.go), so that
 # `temporal workflow list --query 'TenantId="acme"'` and the Web UI's filter work. Registered on
 # the dev server whoever started it (the workflows cannot start without them); idempotent.
-TEMPORAL_SEARCH_ATTRIBUTES=(TenantId LifecycleOperation TenantType TenantStatus)
+TEMPORAL_SEARCH_ATTRIBUTES=(TenantId LifecycleOperation TenantType TenantStatus CellId)
 
 temporal_search_attributes() {
 	local have missing=() name

@@ -250,7 +250,7 @@ func rotateMasterKey(ctx context.Context, cfg config.Config, logger *slog.Logger
 	run, err := c.Temporal.ExecuteWorkflow(ctx, client.StartWorkflowOptions{
 		ID: workflows.MasterKeyRotationID, TaskQueue: cfg.TaskQueue,
 		WorkflowIDConflictPolicy: enumspb.WORKFLOW_ID_CONFLICT_POLICY_FAIL, WorkflowExecutionErrorWhenAlreadyStarted: true,
-		TypedSearchAttributes: workflows.StartSearchAttributes("", "rotate-master-key", "", ""),
+		TypedSearchAttributes: workflows.StartSearchAttributes("", "rotate-master-key", "", "", ""),
 	}, workflows.RotateMasterKey, workflows.RotateMasterKeyInput{RequestedBy: "cli:" + os.Getenv("USER"), Version: cfg.MasterKeyVersion})
 	if err != nil {
 		return fmt.Errorf("start the master key rotation: %w", err)

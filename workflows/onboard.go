@@ -72,7 +72,7 @@ func OnboardTenant(ctx workflow.Context, in OnboardInput) (OnboardResult, error)
 
 	err = r.onboard(sctx, in, &res, event)
 	if err == nil {
-		setTenantSearchAttributes(sctx, tenant.StatusActive, "")
+		setTenantSearchAttributesIn(sctx, tenant.StatusActive, "", res.Cell)
 		r.progress.State = StateCompleted
 		res.Status = tenant.StatusActive
 		return res, nil

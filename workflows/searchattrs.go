@@ -16,18 +16,27 @@ var (
 	LifecycleOperationAttribute = temporal.NewSearchAttributeKeyKeyword("LifecycleOperation")
 	TenantTypeAttribute         = temporal.NewSearchAttributeKeyKeyword("TenantType")
 	TenantStatusAttribute       = temporal.NewSearchAttributeKeyKeyword("TenantStatus")
+	// CellIDAttribute is the tenant's cell: set at the start of a run whose tenant is placed,
+	// and by an onboarding in the same upsert as its final status, so it costs no extra write.
+	CellIDAttribute = temporal.NewSearchAttributeKeyKeyword("CellId")
 )
+
+// SearchAttributeKeys are every custom search attribute lifecycle runs use, for whoever
+// registers them on a server.
+var SearchAttributeKeys = []temporal.SearchAttributeKeyKeyword{
+	TenantIDAttribute, LifecycleOperationAttribute, TenantTypeAttribute, TenantStatusAttribute, CellIDAttribute,
+}
 
 // StartSearchAttributes are the attributes a lifecycle run starts with (StartWorkflowOptions.
 // TypedSearchAttributes): the tenant, the operation (the name the run's progress reports), and
 // the tenant's type and status at the start. Empty values are left out (the master key
 // rotation concerns no tenant).
-func StartSearchAttributes(tenantID, operation string, typ tenant.Type, status tenant.Status) temporal.SearchAttributes {
+func StartSearchAttributes(tenantID, operation string, typ tenant.Type, status tenant.Status, cell string) temporal.SearchAttributes {
 	var updates []temporal.SearchAttributeUpdate
 	for _, kv := range []struct {
 		key   temporal.SearchAttributeKeyKeyword
 		value string
-	}{{TenantIDAttribute, tenantID}, {LifecycleOperationAttribute, operation}, {TenantTypeAttribute, string(typ)}, {TenantStatusAttribute, string(status)}} {
+	}{{TenantIDAttribute, tenantID}, {LifecycleOperationAttribute, operation}, {TenantTypeAttribute, string(typ)}, {TenantStatusAttribute, string(status)}, {CellIDAttribute, cell}} {
 		if kv.value != "" {
 			updates = append(updates, kv.key.ValueSet(kv.value))
 		}
@@ -78,10 +87,16 @@ func searchAttributesVersion(ctx workflow.Context) workflow.Version {
 // state. Called once after each status transition of a lifecycle workflow that the run stays
 // in (passStatus for one it passes through).
 func setTenantSearchAttributes(ctx workflow.Context, status tenant.Status, typ tenant.Type) {
+	setTenantSearchAttributesIn(ctx, status, typ, "")
+}
+
+// setTenantSearchAttributesIn is setTenantSearchAttributes that also records the tenant's cell
+// (when not empty) in the same upsert.
+func setTenantSearchAttributesIn(ctx workflow.Context, status tenant.Status, typ tenant.Type, cell string) {
 	if searchAttributesVersion(ctx) < 1 {
 		return
 	}
-	upsertTenantSearchAttributes(ctx, status, typ)
+	upsertTenantSearchAttributes(ctx, status, typ, cell)
 }
 
 // passStatus records a status the run passes through on its way to another. From version 2 it
@@ -91,7 +106,7 @@ func (r *run) passStatus(ctx workflow.Context, status tenant.Status) {
 	switch searchAttributesVersion(ctx) {
 	case workflow.DefaultVersion:
 	case 1:
-		upsertTenantSearchAttributes(ctx, status, "")
+		upsertTenantSearchAttributes(ctx, status, "", "")
 	default:
 		r.passing = status
 	}
@@ -103,15 +118,18 @@ func (r *run) flushStatus() {
 	if r.passing == "" {
 		return
 	}
-	upsertTenantSearchAttributes(r.ctx, r.passing, "")
+	upsertTenantSearchAttributes(r.ctx, r.passing, "", "")
 	r.passing = ""
 }
 
 // upsertTenantSearchAttributes upserts the status and type given (empty ones are left as they
 // are). A failed upsert is logged, never fatal: searching is a convenience, the registry holds
 // the truth.
-func upsertTenantSearchAttributes(ctx workflow.Context, status tenant.Status, typ tenant.Type) {
+func upsertTenantSearchAttributes(ctx workflow.Context, status tenant.Status, typ tenant.Type, cell string) {
 	var updates []temporal.SearchAttributeUpdate
+	if cell != "" {
+		updates = append(updates, CellIDAttribute.ValueSet(cell))
+	}
 	if status != "" {
 		updates = append(updates, TenantStatusAttribute.ValueSet(string(status)))
 	}

@@ -38,6 +38,23 @@ func TestOnboardingUpsertsOnlyTheStatusItEndsIn(t *testing.T) {
 	require.Equal(t, []string{"active"}, *got)
 }
 
+// An onboarding that places its tenant records the cell in the same upsert as its final
+// status: findable by CellId, at no extra visibility write.
+func TestOnboardingRecordsItsCellWithItsFinalStatus(t *testing.T) {
+	t.Parallel()
+	env, _ := lifecycleEnv(t, nil)
+	var upserts []string
+	env.OnUpsertTypedSearchAttributes(mock.Anything).Run(func(args mock.Arguments) {
+		attrs := args.Get(0).(temporal.SearchAttributes)
+		status, _ := attrs.GetKeyword(workflows.TenantStatusAttribute)
+		cell, _ := attrs.GetKeyword(workflows.CellIDAttribute)
+		upserts = append(upserts, status+"@"+cell)
+	}).Return(nil)
+	env.ExecuteWorkflow(workflows.OnboardTenant, workflows.OnboardInput{TenantID: "acme", Placement: &workflows.Placement{}})
+	require.NoError(t, env.GetWorkflowError())
+	require.Equal(t, []string{"active@eu-1"}, upserts)
+}
+
 // An onboarding waiting for approval is found in the onboarding status while it waits.
 func TestOnboardingWaitingForApprovalUpsertsItsStatusFirst(t *testing.T) {
 	t.Parallel()

@@ -29,7 +29,7 @@ func (s *Service) StartProfileChange(ctx context.Context, in workflows.ProfileCh
 		WorkflowIDReusePolicy:                    enumspb.WORKFLOW_ID_REUSE_POLICY_ALLOW_DUPLICATE,
 		WorkflowExecutionErrorWhenAlreadyStarted: true,
 		// The type is set on the run once the change is applied.
-		TypedSearchAttributes: workflows.StartSearchAttributes(in.Change.TenantID, string(ProfileChange), "", ""),
+		TypedSearchAttributes: workflows.StartSearchAttributes(in.Change.TenantID, string(ProfileChange), "", "", ""),
 	}, workflows.ChangeTenantProfile, in)
 	var started *serviceerror.WorkflowExecutionAlreadyStarted
 	if errors.As(err, &started) {

@@ -186,7 +186,7 @@ func (s *Service) start(ctx context.Context, op Operation, t tenant.Tenant, requ
 		WorkflowIDReusePolicy:                    enumspb.WORKFLOW_ID_REUSE_POLICY_ALLOW_DUPLICATE,
 		WorkflowExecutionErrorWhenAlreadyStarted: true,
 		// Findable by tenant from the start: temporal workflow list --query 'TenantId="…"'.
-		TypedSearchAttributes: workflows.StartSearchAttributes(t.ID, string(op), t.Type, t.Status),
+		TypedSearchAttributes: workflows.StartSearchAttributes(t.ID, string(op), t.Type, t.Status, t.CellID),
 	}, sp.workflow, input)
 	var started *serviceerror.WorkflowExecutionAlreadyStarted
 	if errors.As(err, &started) { // lost a race with another request

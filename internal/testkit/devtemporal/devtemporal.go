@@ -28,7 +28,7 @@ var Tuning = []string{
 // API starts carries (make services registers them on the shared server instead).
 func SearchAttributeFlags() []string {
 	var flags []string
-	for _, key := range []interface{ GetName() string }{workflows.TenantIDAttribute, workflows.LifecycleOperationAttribute, workflows.TenantTypeAttribute, workflows.TenantStatusAttribute} {
+	for _, key := range workflows.SearchAttributeKeys {
 		flags = append(flags, "--search-attribute", key.GetName()+"=Keyword")
 	}
 	return flags

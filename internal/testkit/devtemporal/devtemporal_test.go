@@ -26,7 +26,7 @@ func TestServicesScriptStartsTheDevServerWithTheSameTuning(t *testing.T) {
 
 func TestSearchAttributeFlagsRegisterEveryLifecycleAttributeAsKeyword(t *testing.T) {
 	got := strings.Join(SearchAttributeFlags(), " ")
-	for _, name := range []string{"TenantId", "LifecycleOperation", "TenantType", "TenantStatus"} {
+	for _, name := range []string{"TenantId", "LifecycleOperation", "TenantType", "TenantStatus", "CellId"} {
 		if !strings.Contains(got, "--search-attribute "+name+"=Keyword") {
 			t.Errorf("flags %q do not register %s", got, name)
 		}
