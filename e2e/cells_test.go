@@ -83,7 +83,10 @@ func TestOnboardingOnAnotherCell(t *testing.T) {
 	// Refused before anything starts: an unknown cell (404), a closed one (409), a region no
 	// cell is in (400).
 	other := testenv.TenantID("cellx")
-	withCell := func(extra string) string { b := onboardBody(other, "standard"); return b[:len(b)-1] + "," + extra + "}" }
+	withCell := func(extra string) string {
+		b := onboardBody(other, "standard")
+		return b[:len(b)-1] + "," + extra + "}"
+	}
 	code, body = s.do(http.MethodPost, api.TenantsPath+"/onboard", withCell(`"cellId":"no-such-cell"`))
 	require.Equal(t, http.StatusNotFound, code, body)
 	code, body = s.do(http.MethodPost, api.TenantsPath+"/onboard", withCell(`"cellId":"`+cell+`"`))
