@@ -29,7 +29,9 @@ const ErrTypeNoCell = "NoCellWithRoom"
 // PlaceTenant records the tenant's cell in the registry (cells.Registry.Place), before any of
 // its stores is touched. Idempotent by construction: a tenant placed once keeps its cell, so a
 // retried attempt, or the same activity after a worker was killed, answers the same cell.
-// No cell with room is permanent (NoCellWithRoom): nothing was placed or created.
+// No cell with room is permanent (NoCellWithRoom): nothing was placed or created. A cell that
+// would do but does not answer is not: the step is retried (and parks for an operator past its
+// budget), as for any store outage.
 func (a *Activities) PlaceTenant(ctx context.Context, in PlaceInput) (PlaceResult, error) {
 	if a.Cells == nil {
 		return PlaceResult{Cell: cells.Default}, nil
@@ -40,7 +42,7 @@ func (a *Activities) PlaceTenant(ctx context.Context, in PlaceInput) (PlaceResul
 	}
 	cell, err := a.Cells.Registry().Place(ctx, in.TenantID, t.Type, cells.Want{Cell: in.Cell, Region: in.Region}, a.Cells.Healthy)
 	var noRoom *cells.NoRoomError
-	if errors.As(err, &noRoom) {
+	if errors.As(err, &noRoom) && !noRoom.Unhealthy {
 		return PlaceResult{}, temporal.NewNonRetryableApplicationError(noRoom.Error(), ErrTypeNoCell, err)
 	}
 	if err != nil {

@@ -426,6 +426,9 @@ func (h *cellHandlers) delete(c echo.Context) error {
 	case err != nil:
 		return err
 	}
+	// This process's clients to it go; other processes keep theirs until they restart (a cell
+	// registered again under this id should name new stores under a new id).
+	h.router.Drop(c.Request().Context(), cell.ID)
 	return c.NoContent(http.StatusNoContent)
 }
 

@@ -49,6 +49,8 @@ func lifecycleError(err error) error {
 		return p
 	case errors.Is(err, lifecycle.ErrNoOperation):
 		return notFound(err.Error())
+	case errors.As(err, &noRoom) && noRoom.Unhealthy:
+		return newProblem(http.StatusServiceUnavailable, ProblemUnavailable, "Service unavailable", noRoom.Error()+"; nothing was started, try again")
 	case errors.As(err, &noRoom):
 		if noRoom.Unknown && noRoom.Want.Cell != "" {
 			return notFound(noRoom.Error())

@@ -24,6 +24,8 @@ type NoRoomError struct {
 	Reason string
 	// Unknown: the cell or region asked for does not exist (rather than being full).
 	Unknown bool
+	// Unhealthy: a cell that would do did not answer; trying again later may succeed.
+	Unhealthy bool
 }
 
 func (e *NoRoomError) Error() string {
@@ -47,13 +49,24 @@ type Healthy func(ctx context.Context, cellID string) bool
 // pooled cell with room (likewise). Placements are serialized by a transaction-scoped lock, so
 // two onboardings cannot both take a cell's last slot. *NoRoomError when no cell fits.
 func (r *Registry) Place(ctx context.Context, tenantID string, typ tenant.Type, want Want, healthy Healthy) (string, error) {
+	// A tenant placed already (a retried attempt) needs no lock.
+	if cell, placed, err := r.Placement(ctx, tenantID); err != nil || placed {
+		return cell, err
+	}
 	var placed string
 	err := pgx.BeginFunc(ctx, r.pool, func(tx pgx.Tx) error {
+		// Bounded waits: a placement stuck behind a lock fails (and is retried) instead of
+		// holding every other placement behind the advisory lock.
+		if _, err := tx.Exec(ctx, `SELECT set_config('lock_timeout', '5s', true)`); err != nil {
+			return err
+		}
 		if _, err := tx.Exec(ctx, `SELECT pg_advisory_xact_lock(hashtextextended('cell-placement', 0))`); err != nil {
 			return err
 		}
 		var current *string
-		err := tx.QueryRow(ctx, `SELECT cell_id FROM tenants WHERE tenant_id = $1 FOR UPDATE`, tenantID).Scan(&current)
+		// NO KEY UPDATE, not UPDATE: rows that reference the tenant (its settings, being
+		// written) hold KEY SHARE locks on it, which this does not wait for.
+		err := tx.QueryRow(ctx, `SELECT cell_id FROM tenants WHERE tenant_id = $1 FOR NO KEY UPDATE`, tenantID).Scan(&current)
 		if errors.Is(err, pgx.ErrNoRows) {
 			return fmt.Errorf("cells: place %s: %w", tenantID, ErrNoTenant)
 		}
@@ -106,7 +119,7 @@ func choose(ctx context.Context, all []Cell, typ tenant.Type, want Want, healthy
 			case c.Kind == KindDedicated && c.Tenants > 0:
 				return "", &NoRoomError{Want: want, Reason: "it is a dedicated cell with a tenant already"}
 			case !healthy(ctx, c.ID):
-				return "", &NoRoomError{Want: want, Reason: "its stores do not answer"}
+				return "", &NoRoomError{Want: want, Reason: "its stores do not answer", Unhealthy: true}
 			}
 			return c.ID, nil
 		}
@@ -141,7 +154,7 @@ func choose(ctx context.Context, all []Cell, typ tenant.Type, want Want, healthy
 		if unhealthy > 0 {
 			reason = fmt.Sprintf("%d open cell(s) with room do not answer, the others are full; check their stores", unhealthy)
 		}
-		return "", &NoRoomError{Want: want, Reason: reason}
+		return "", &NoRoomError{Want: want, Reason: reason, Unhealthy: unhealthy > 0}
 	}
 	return best.ID, nil
 }

@@ -37,7 +37,18 @@ type CellRouter struct {
 	mu     sync.Mutex
 	open   map[string]*cellClients
 	placed sync.Map // tenant id → cell id
+	health sync.Map // cell id → checked
 }
+
+// checked is a health check's answer and when it was made.
+type checked struct {
+	ok bool
+	at time.Time
+}
+
+// healthTTL is how long a health check's answer is reused: placements come in bursts, and two
+// pings per candidate cell per onboarding would cost more than the placement itself.
+const healthTTL = 2 * time.Second
 
 type cellClients struct {
 	mongo *mongo.Client
@@ -93,6 +104,19 @@ func (r *CellRouter) Redis(ctx context.Context) (redis.UniversalClient, error) {
 
 // Forget drops what the router knows of a tenant's cell (after a move).
 func (r *CellRouter) Forget(tenantID string) { r.placed.Delete(tenantID) }
+
+// Drop closes and forgets a cell's clients (after the cell is deleted: one registered again
+// under the same id may name other stores).
+func (r *CellRouter) Drop(ctx context.Context, cell string) {
+	r.mu.Lock()
+	cc, ok := r.open[cell]
+	delete(r.open, cell)
+	r.mu.Unlock()
+	r.health.Delete(cell)
+	if ok {
+		_ = cc.close(ctx)
+	}
+}
 
 // CellOf is the tenant's cell, from the router's memory when it has it.
 func (r *CellRouter) CellOf(ctx context.Context, tenantID string) (string, error) {
@@ -191,8 +215,18 @@ func (r *CellRouter) OpenCells() int {
 	return len(r.open)
 }
 
-// Healthy pings a cell's MongoDB and Redis within 2 s; placement skips a cell that fails.
+// Healthy pings a cell's MongoDB and Redis within 2 s, or reuses an answer under healthTTL
+// old; placement skips a cell that fails.
 func (r *CellRouter) Healthy(ctx context.Context, cell string) bool {
+	if c, ok := r.health.Load(cell); ok && time.Since(c.(checked).at) < healthTTL {
+		return c.(checked).ok
+	}
+	ok := r.ping(ctx, cell)
+	r.health.Store(cell, checked{ok: ok, at: time.Now()})
+	return ok
+}
+
+func (r *CellRouter) ping(ctx context.Context, cell string) bool {
 	cc, err := r.clientsOf(ctx, cell)
 	if err != nil {
 		r.logger.Warn("cell unreachable", "cell_id", cell, "err", err)
