@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Sends one signed request to the tenant API: the signing recipe of README.md as a script.
+# Sends one signed request to the tenant API: the signing recipe of docs/tenant-api.md as a script.
 #   TENANT=acme SECRET=<tenantSecret> scripts/tenant-request.sh METHOD PATH [JSON_BODY]
 #   e.g. scripts/tenant-request.sh PUT '/api/tenant/v1/settings/theme' '{"value":"dark"}'
 # API (default http://127.0.0.1:8080) and ORIGIN (sent as Origin when set) are optional.

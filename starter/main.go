@@ -59,7 +59,7 @@ commands:
             re-wrap every tenant's data keys and secrets under TENANT_MASTER_KEY's version
             (after every process runs with it and the old key in TENANT_MASTER_KEY_PREVIOUS)
   reconcile [run|show|repair|decide|close] …
-            compare the registry with the stores and repair drift (see README, Reconciliation)
+            compare the registry with the stores and repair drift (see docs/reconciliation.md)
   decide <retry|abort|cancel-offboard> <tenantId> | decide <retry|abort> --workflow <workflowId>
             record an operator decision and send it to the run waiting for it (a raw
             temporal workflow signal is refused: the run acts only on recorded decisions)
@@ -80,7 +80,7 @@ commands:
             check, as the application role, that every tenant table is under forced
             row-level security and that the role cannot bypass it
 
-Configuration comes from the environment; see README.md.`
+Configuration comes from the environment; see docs/configuration.md.`
 
 func main() {
 	if len(os.Args) < 2 || os.Args[1] == "help" || os.Args[1] == "-h" || os.Args[1] == "--help" {

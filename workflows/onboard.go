@@ -31,7 +31,7 @@ type OnboardInput struct {
 	// Placement asks for the tenant's cell. The starter always sets it; a run started before
 	// cells has none, places nothing, and its tenant lives on the default cell. Carried in the
 	// input rather than behind a GetVersion marker: a marker costs every onboarding a
-	// visibility write (see README, "Changing workflow code").
+	// visibility write (see docs/lifecycle.md, "Changing workflow code").
 	Placement *Placement `json:",omitempty"`
 }
 

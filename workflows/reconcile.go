@@ -32,7 +32,7 @@ const (
 	DefaultReconcilePage = 100
 	// DefaultReconcileParallel is how many tenants of a page are checked at once: the checks
 	// wait on the stores' round trips, which overlap; on a 2-core machine running the stores
-	// too, more than a few only adds contention (README, Reconciliation).
+	// too, more than a few only adds contention (docs/reconciliation.md).
 	DefaultReconcileParallel = 4
 	// DefaultReconcileTenantsPerRun bounds one run's history: past it, the run continues as new.
 	DefaultReconcileTenantsPerRun = 2000

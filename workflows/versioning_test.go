@@ -13,7 +13,7 @@ import (
 	"github.com/misybot/tenancy/workflows"
 )
 
-// The rule for changing workflow code with runs in flight (README, "Changing workflow code"),
+// The rule for changing workflow code with runs in flight (docs/lifecycle.md, "Changing workflow code"),
 // applied once: the four-eyes rule of approvals came in behind workflow.GetVersion with the
 // change id "approver-differs-from-requester". These tests hold the two halves of the rule.
 

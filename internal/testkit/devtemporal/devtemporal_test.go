@@ -7,7 +7,7 @@ import (
 )
 
 // The shared dev server (scripts/services.sh) must run with the tuning the bench and the chaos
-// suite measure with, or `make dev` behaves unlike what the README's figures describe.
+// suite measure with, or `make dev` behaves unlike what docs/performance.md's figures describe.
 func TestServicesScriptStartsTheDevServerWithTheSameTuning(t *testing.T) {
 	script, err := os.ReadFile("../../../scripts/services.sh")
 	if err != nil {
