@@ -35,11 +35,11 @@ func floorOptions(ctx workflow.Context) workflow.Context {
 	return workflow.WithActivityOptions(ctx, workflows.StepActivityOptions(0, 0))
 }
 
-// floorOnboard mirrors OnboardTenant: mark onboarding, keys, provision (child), audit, mark
-// active.
+// floorOnboard mirrors OnboardTenant: mark onboarding, place, keys, provision (child), audit,
+// mark active.
 func floorOnboard(ctx workflow.Context, id string) error {
 	ctx = floorOptions(ctx)
-	for _, step := range []string{"mark-onboarding", "keys"} {
+	for _, step := range []string{"mark-onboarding", "place", "keys"} {
 		if err := workflow.ExecuteActivity(ctx, floorActivity, step).Get(ctx, nil); err != nil {
 			return err
 		}

@@ -30,6 +30,10 @@ func (*noopActivities) TransitionStatus(_ context.Context, in activities.Transit
 	return activities.TransitionResult{Status: in.To, Changed: true}, nil
 }
 
+func (*noopActivities) PlaceTenant(context.Context, activities.PlaceInput) (activities.PlaceResult, error) {
+	return activities.PlaceResult{Cell: "default"}, nil
+}
+
 func (*noopActivities) EnsureKeys(context.Context, activities.TenantRef) (activities.KeysResult, error) {
 	return activities.KeysResult{Created: true}, nil
 }
@@ -83,7 +87,8 @@ func (b *bench) noopOnboarding(rounds, burst int) error {
 		id := fmt.Sprintf("%sn%05d", b.prefix, b.seq.Add(1))
 		return start(ctx, client.StartWorkflowOptions{ID: workflows.WorkflowID(id),
 			TypedSearchAttributes: workflows.StartSearchAttributes(id, "onboard", tenant.TypeStandard, tenant.StatusPending, "")},
-			workflows.OnboardWorkflow, workflows.OnboardInput{TenantID: id, RequestedBy: "bench", SearchAttributesVersion: workflows.SearchAttributesVersion})
+			workflows.OnboardWorkflow, workflows.OnboardInput{TenantID: id, RequestedBy: "bench", SearchAttributesVersion: workflows.SearchAttributesVersion,
+				Placement: &workflows.Placement{}})
 	}
 	for i := range rounds {
 		// Alternating order, as the report's rounds: the dev server's cost per run drifts up

@@ -614,7 +614,7 @@ func (s *stack) tenantChain(id string) *audit.Chain {
 // onboardedSteps are the audit events of one onboarding, one per step: mark onboarding, keys,
 // the three stores, the onboarding event and mark active.
 var onboardedSteps = []string{"tenant.onboard",
-	"workflow.step.EnsureKeys", "workflow.step.ProvisionMongo", "workflow.step.ProvisionPostgres", "workflow.step.ProvisionRedis",
+	"workflow.step.EnsureKeys", "workflow.step.PlaceTenant", "workflow.step.ProvisionMongo", "workflow.step.ProvisionPostgres", "workflow.step.ProvisionRedis",
 	"workflow.step.TransitionStatus", "workflow.step.TransitionStatus"}
 
 // tally counts what a scenario checked, for its report line.

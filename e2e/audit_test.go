@@ -81,7 +81,7 @@ func TestAuditTrailEndToEnd(t *testing.T) {
 	require.ElementsMatch(t, []string{
 		// Every onboarding step is in the tenant's own chain, from the first (its chain is open
 		// from registration on, before its MongoDB database exists).
-		"workflow.step.TransitionStatus", "workflow.step.EnsureKeys", "workflow.step.ProvisionPostgres",
+		"workflow.step.TransitionStatus", "workflow.step.PlaceTenant", "workflow.step.EnsureKeys", "workflow.step.ProvisionPostgres",
 		"workflow.step.ProvisionMongo", "workflow.step.ProvisionRedis", "tenant.onboard", "workflow.step.TransitionStatus",
 		"tenant.setting.put",
 		"tenant.suspend.request", "workflow.step.TransitionStatus", "workflow.step.RevokeSessions", "tenant.suspend",

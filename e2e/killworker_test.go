@@ -147,7 +147,7 @@ func TestWorkerKilledMidProvisioning(t *testing.T) {
 	}
 	require.Equal(t, []string{"tenant.onboard.request", "tenant.register"}, actions(s.platform()))
 	require.Equal(t, []string{"tenant.onboard",
-		"workflow.step.EnsureKeys", "workflow.step.ProvisionMongo", "workflow.step.ProvisionPostgres", "workflow.step.ProvisionRedis",
+		"workflow.step.EnsureKeys", "workflow.step.PlaceTenant", "workflow.step.ProvisionMongo", "workflow.step.ProvisionPostgres", "workflow.step.ProvisionRedis",
 		"workflow.step.TransitionStatus", "workflow.step.TransitionStatus"}, actions(s.mongo.Database("tenant_"+id).Collection(audit.Collection)))
 	for _, c := range []*audit.Chain{s.audit().PlatformChain(), s.tenantChain(id)} {
 		rep, err := c.Verify(ctx)
