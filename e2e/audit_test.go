@@ -90,10 +90,10 @@ func TestAuditTrailEndToEnd(t *testing.T) {
 	code, rep := s.do(http.MethodGet, base+"/audit/verify", "")
 	require.Equal(t, http.StatusOK, code)
 	require.Equal(t, true, rep["ok"], rep)
-	require.EqualValues(t, 15, rep["checked"])
+	require.EqualValues(t, 16, rep["checked"])
 	code, sum := s.do(http.MethodGet, base+"/audit/summary", "")
 	require.Equal(t, http.StatusOK, code)
-	require.EqualValues(t, 15, sum["total"])
+	require.EqualValues(t, 16, sum["total"])
 
 	// An edit in the database is named; undoing it heals the chain.
 	events := s.mongo.Database("tenant_" + id).Collection(audit.Collection)
@@ -140,7 +140,7 @@ func TestAuditTrailEndToEnd(t *testing.T) {
 	var summary audit.Event
 	require.NoError(t, s.platform().FindOne(ctx, bson.D{{Key: "tenantId", Value: id}, {Key: "action", Value: "tenant.offboard"}}).Decode(&summary))
 	lines := strings.Split(strings.TrimSpace(string(archiveFile(t, summary.Details["archive"], "mongodb/audit_events.jsonl"))), "\n")
-	require.Len(t, lines, 15)
+	require.Len(t, lines, 16)
 	// (Which of the restore's events is last depends on the API's and the worker's timing.)
 	var exported []string
 	for _, l := range lines {

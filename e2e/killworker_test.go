@@ -112,9 +112,9 @@ func TestWorkerKilledMidProvisioning(t *testing.T) {
 
 	st := s.state(id)
 	requireProvisioned(t, id, st)
-	// One event per step, none twice: mark-onboarding, EnsureKeys, the three provisioning steps,
+	// One event per step, none twice: mark-onboarding, PlaceTenant, EnsureKeys, the three provisioning steps,
 	// the onboarding event and mark-active.
-	require.Equal(t, map[string]int64{"conversations": 0, "messages": 0, "audit_events": 7}, st.Mongo, "one event per step, nothing else")
+	require.Equal(t, map[string]int64{"conversations": 0, "messages": 0, "audit_events": 8}, st.Mongo, "one event per step, nothing else")
 	require.Len(t, st.RedisKeys, 1, "only the context record")
 
 	var locale string

@@ -66,7 +66,7 @@ func TestWorkerSIGTERMFinishesItsStep(t *testing.T) {
 	require.Equal(t, tenant.StatusActive, s.status(id))
 	st := s.state(id)
 	requireProvisioned(t, id, st)
-	require.Equal(t, map[string]int64{"conversations": 0, "messages": 0, "audit_events": 7}, st.Mongo, "one event per step, none twice")
+	require.Equal(t, map[string]int64{"conversations": 0, "messages": 0, "audit_events": 8}, st.Mongo, "one event per step, none twice")
 
 	// The step completed on the first worker, at its first attempt: nothing was cut off. (Read
 	// once the run is over: the server holds back an activity's events while a workflow task
