@@ -63,6 +63,7 @@ func API(cfg config.Config, c *clients.Clients, sealer *seal.Sealer, logger *slo
 		Throttle:       throttle.New(c.Redis),
 		ExportDir:      cfg.ExportDir,
 		TrustedProxies: cfg.TrustedProxies,
+		Cells:          cells,
 		Reconciliation: &api.Reconciliation{Reports: reconcile.NewReports(c.Postgres), Reconciler: lifecycle.NewReconciler(c.Temporal, cfg.TaskQueue, decision.New(c.Postgres))},
 		TemporalUI:     api.TemporalUI{URL: cfg.TemporalUIURL, Namespace: cfg.TemporalNamespace},
 		Logger:         logger,

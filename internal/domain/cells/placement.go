@@ -29,14 +29,13 @@ type NoRoomError struct {
 }
 
 func (e *NoRoomError) Error() string {
-	where := "any region"
-	if e.Want.Region != "" {
-		where = "region " + e.Want.Region
+	switch {
+	case e.Want.Cell != "":
+		return fmt.Sprintf("cell %s cannot take the tenant: %s", e.Want.Cell, e.Reason)
+	case e.Want.Region != "":
+		return fmt.Sprintf("no cell in region %s can take the tenant: %s", e.Want.Region, e.Reason)
 	}
-	if e.Want.Cell != "" {
-		where = "cell " + e.Want.Cell
-	}
-	return fmt.Sprintf("no cell in %s can take the tenant: %s", where, e.Reason)
+	return "no cell can take the tenant: " + e.Reason
 }
 
 // Healthy tells whether a cell's stores answer; placement skips a cell that does not.
