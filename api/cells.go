@@ -15,6 +15,7 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/labstack/echo/v4"
+	"github.com/prometheus/client_golang/prometheus"
 	"go.mongodb.org/mongo-driver/mongo"
 	"go.mongodb.org/mongo-driver/mongo/options"
 	"go.mongodb.org/mongo-driver/mongo/readpref"
@@ -68,6 +69,11 @@ func (s *Server) cellRoutes(e *echo.Echo, router *clients.CellRouter, read, admi
 		return
 	}
 	h := &cellHandlers{router: router, logger: s.logger}
+	// Registered once per server; tests build several servers over one router.
+	_ = s.metrics.registry.Register(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Name: "tenancy_cell_clients_open",
+		Help: "Cells other than the default this API process holds MongoDB and Redis clients to (each pools at most clients.MaxCellPool MongoDB connections).",
+	}, func() float64 { return float64(router.OpenCells()) }))
 	e.GET(CellsPath, h.list, read...)
 	s.audited(e.POST(CellsPath, h.register, admin...), "cell.register")
 	e.GET(CellsPath+"/:cellId", h.get, read...)

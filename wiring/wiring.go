@@ -59,6 +59,7 @@ func API(cfg config.Config, c *clients.Clients, sealer *seal.Sealer, logger *slo
 			{Name: "temporal", Probe: c.PingTemporal},
 			api.AuditShippingCheck(auditWriter, auditShippingLag),
 			api.AuditQuarantineCheck(auditWriter),
+			api.CellsCheck(cells),
 		},
 		Throttle:       throttle.New(c.Redis),
 		ExportDir:      cfg.ExportDir,
