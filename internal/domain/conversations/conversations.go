@@ -38,6 +38,10 @@ const cacheKind = "conversation_cache"
 // cacheTTL bounds a cached read; writes invalidate it sooner.
 const cacheTTL = 5 * time.Minute
 
+// maxCachedBytes bounds a cached page as Redis holds it; a larger first page is read from
+// MongoDB every time.
+const maxCachedBytes = 256 << 10
+
 // ErrNotFound: no such conversation in this tenant.
 var ErrNotFound = errors.New("conversation not found")
 
@@ -263,7 +267,9 @@ func (s *Store) Get(ctx context.Context, id, after string, limit int) (Page, err
 		return Page{}, err
 	}
 	if cacheable {
-		if raw, err := json.Marshal(c); err == nil {
+		// Only small pages: Redis answers one command at a time, and a multi-megabyte value
+		// would hold every other tenant's commands behind it while it is written out.
+		if raw, err := json.Marshal(c); err == nil && len(raw) <= maxCachedBytes {
 			_ = scope.Set(ctx, cacheKind, id, string(raw), cacheTTL) // a failed cache write only costs the next read
 		}
 	}
