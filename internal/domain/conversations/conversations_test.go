@@ -148,3 +148,33 @@ func TestConversationListPages(t *testing.T) {
 	require.ElementsMatch(t, []string{"c0", "c1", "c2", "c3", "c4"}, titles)
 	require.Len(t, titles, 5)
 }
+
+// The cache holds a small first page, never a large one: Redis would hold every tenant's
+// commands behind a multi-megabyte value.
+func TestOnlySmallPagesAreCached(t *testing.T) {
+	ctx, store := setup(t, limits.Default())
+	rc := testenv.RedisClient(t)
+	id, err := tenant.IDFrom(ctx)
+	require.NoError(t, err)
+	cachedKey := func(conv string) bool {
+		return rc.Exists(ctx, tenantredis.Key(id, "conversation_cache", conv)).Val() == 1
+	}
+	small, err := store.Create(ctx, "small")
+	require.NoError(t, err)
+	_, err = store.AddMessage(ctx, small.ID, "user", "hello")
+	require.NoError(t, err)
+	_, err = store.Get(ctx, small.ID, "", limits.DefaultPage)
+	require.NoError(t, err)
+	require.True(t, cachedKey(small.ID), "a small first page is cached")
+
+	big, err := store.Create(ctx, "big")
+	require.NoError(t, err)
+	for range 20 {
+		_, err := store.AddMessage(ctx, big.ID, "user", strings.Repeat("m", limits.Default().MaxMessageBytes))
+		require.NoError(t, err)
+	}
+	p, err := store.Get(ctx, big.ID, "", limits.DefaultPage)
+	require.NoError(t, err)
+	require.Len(t, p.Messages, 20)
+	require.False(t, cachedKey(big.ID), "a first page over 256 KiB is not")
+}
