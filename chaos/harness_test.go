@@ -148,6 +148,16 @@ type stack struct {
 	pg, mongoProxy, redisProxy *testenv.Proxy
 	pgURL, mongoURL, redisURL  string
 	http                       *http.Client
+	// cellStores are the MongoDB and Redis (direct, not through a proxy) of each test cell a
+	// scenario registered, by cell id: where holdingsOf looks for the cell's tenants.
+	cellStores map[string]cellStores
+	audit      func() *audit.Writer
+}
+
+// cellStores are a test cell's MongoDB and Redis, reached directly, to inspect.
+type cellStores struct {
+	mongo *mongo.Client
+	redis *redis.Client
 }
 
 // newStack starts the API on a new task queue, talking to the Temporal server at
@@ -158,8 +168,9 @@ func newStack(t *testing.T, temporalAddr string) *stack {
 	s := &stack{
 		t: t, dir: t.TempDir(), queue: "chaos-" + testenv.TenantID("q"), temporalAddr: cmpOr(temporalAddr, testenv.TemporalAddress),
 		owner: testenv.OwnerPool(t), app: testenv.AppPool(t), mongo: testenv.MongoClient(t), redis: testenv.RedisClient(t),
-		http: &http.Client{Timeout: time.Minute},
+		http: &http.Client{Timeout: time.Minute}, cellStores: map[string]cellStores{},
 	}
+	s.audit = sync.OnceValue(s.newAuditWriter)
 	s.temporal = s.temporalClient("test")
 	s.platformDB = strings.ReplaceAll(testenv.TenantID("platform_chaos"), "-", "_")
 	t.Cleanup(func() { _ = s.mongo.Database(s.platformDB).Drop(context.Background()) })
@@ -569,11 +580,12 @@ func (s *stack) holdingsOf(id string) holdings {
 		}
 		return nil
 	}))
-	dbs, err := s.mongo.ListDatabaseNames(ctx, bson.D{{Key: "name", Value: tenantmongo.DatabasePrefix + id}})
+	mc, rc := s.storesOf(id)
+	dbs, err := mc.ListDatabaseNames(ctx, bson.D{{Key: "name", Value: tenantmongo.DatabasePrefix + id}})
 	require.NoError(s.t, err)
 	h.MongoDBs = len(dbs)
 	if h.MongoDBs == 1 {
-		db := s.mongo.Database(tenantmongo.DatabasePrefix + id)
+		db := mc.Database(tenantmongo.DatabasePrefix + id)
 		names, err := db.ListCollectionNames(ctx, bson.D{})
 		require.NoError(s.t, err)
 		for _, n := range names {
@@ -587,7 +599,7 @@ func (s *stack) holdingsOf(id string) holdings {
 	}
 	var cursor uint64
 	for {
-		keys, next, err := s.redis.Scan(ctx, cursor, "tenant:{"+id+"}:*", 1000).Result()
+		keys, next, err := rc.Scan(ctx, cursor, "tenant:{"+id+"}:*", 1000).Result()
 		require.NoError(s.t, err)
 		h.RedisKeys = append(h.RedisKeys, keys...)
 		if cursor = next; cursor == 0 {
@@ -598,11 +610,33 @@ func (s *stack) holdingsOf(id string) holdings {
 	return h
 }
 
-// auditWriter reads and verifies the stack's chains with the key the API and workers use.
-func (s *stack) auditWriter() *audit.Writer {
+// storesOf are the MongoDB and Redis of the tenant's cell: the stack's own for the default
+// cell (or a tenant not placed), a test cell's (cellStores) otherwise.
+func (s *stack) storesOf(id string) (*mongo.Client, *redis.Client) {
+	s.t.Helper()
+	var cell *string
+	require.NoError(s.t, s.owner.QueryRow(context.Background(), `SELECT cell_id FROM tenants WHERE tenant_id = $1`, id).Scan(&cell))
+	if cell == nil {
+		return s.mongo, s.redis
+	}
+	if cs, ok := s.cellStores[*cell]; ok {
+		return cs.mongo, cs.redis
+	}
+	return s.mongo, s.redis
+}
+
+// auditWriter reads and verifies the stack's chains with the key the API and workers use. It
+// is made once per stack: its cell router keeps a client per cell it reaches (a tenant chain
+// on a test cell), closed when the test ends.
+func (s *stack) auditWriter() *audit.Writer { return s.audit() }
+
+func (s *stack) newAuditWriter() *audit.Writer {
 	sealer, err := seal.New(masterKey)
 	require.NoError(s.t, err)
-	return (&clients.Clients{Postgres: s.app, Mongo: s.mongo, AuditPlatformDatabase: s.platformDB}).AuditWriter(sealer)
+	cl := &clients.Clients{Postgres: s.app, Mongo: s.mongo, AuditPlatformDatabase: s.platformDB}
+	router := cl.Cells(sealer, s.fileLogger("inspect")) // the router AuditWriter uses
+	s.t.Cleanup(func() { _ = router.Close(context.Background()) })
+	return cl.AuditWriter(sealer)
 }
 
 func (s *stack) tenantChain(id string) *audit.Chain {
