@@ -100,7 +100,7 @@ func New(db DB, sealer *seal.Sealer) *Registry {
 
 const selectCells = `
 	SELECT c.cell_id, c.region, c.kind, c.capacity, c.state, c.task_queue, c.created_at, c.updated_at,
-	       (SELECT count(*) FROM tenants t WHERE t.cell_id = c.cell_id)::int
+	       (SELECT count(*) FROM tenants t WHERE t.cell_id = c.cell_id AND t.status <> 'offboarded')::int
 	FROM cells c`
 
 func scanCell(row pgx.Row) (Cell, error) {
@@ -200,18 +200,28 @@ func (r *Registry) SetState(ctx context.Context, id, state string) (Cell, error)
 	return r.Get(ctx, id)
 }
 
-// Delete removes an empty cell: ErrNotEmpty while a tenant is placed on it (whatever its
-// status), ErrDefault for the default cell.
+// Delete removes an empty cell: ErrNotEmpty while a tenant that is not offboarded is placed
+// on it, ErrDefault for the default cell. Offboarded tenants (tombstones, with nothing left in
+// the cell) let go of it.
 func (r *Registry) Delete(ctx context.Context, id string) error {
 	if id == Default {
 		return ErrDefault
 	}
-	tag, err := r.pool.Exec(ctx, `DELETE FROM cells c WHERE c.cell_id = $1
-		AND NOT EXISTS (SELECT 1 FROM tenants t WHERE t.cell_id = c.cell_id)`, id)
+	var deleted int64
+	err := pgx.BeginFunc(ctx, r.pool, func(tx pgx.Tx) error {
+		if _, err := tx.Exec(ctx, `UPDATE tenants SET cell_id = NULL WHERE cell_id = $1 AND status = 'offboarded'
+			AND NOT EXISTS (SELECT 1 FROM tenants o WHERE o.cell_id = $1 AND o.status <> 'offboarded')`, id); err != nil {
+			return err
+		}
+		tag, err := tx.Exec(ctx, `DELETE FROM cells c WHERE c.cell_id = $1
+			AND NOT EXISTS (SELECT 1 FROM tenants t WHERE t.cell_id = c.cell_id)`, id)
+		deleted = tag.RowsAffected()
+		return err
+	})
 	if err != nil {
 		return fmt.Errorf("cells: delete %s: %w", id, err)
 	}
-	if tag.RowsAffected() == 1 {
+	if deleted == 1 {
 		return nil
 	}
 	if _, err := r.Get(ctx, id); err != nil {
