@@ -167,3 +167,38 @@ func TestPlacementNeverOverfillsACell(t *testing.T) {
 	wg.Wait()
 	require.Equal(t, map[string]int{cell: 3, "*cells.NoRoomError": 7}, placed)
 }
+
+// A tombstone keeps nothing in its cell: it takes no capacity and does not keep the cell from
+// being deleted; a live tenant does.
+func TestOffboardedTenantsLetGoOfTheirCell(t *testing.T) {
+	reg, tx := setup(t)
+	ctx := context.Background()
+	region := "r" + testenv.TenantID("x")[1:8]
+	_, err := reg.Create(ctx, cells.Cell{ID: "t-tomb", Region: region, Kind: cells.KindPooled, Capacity: 1}, stores)
+	require.NoError(t, err)
+	id := register(t, tx, tenant.TypeStandard)
+	_, err = reg.Place(ctx, id, tenant.TypeStandard, cells.Want{Cell: "t-tomb"}, always)
+	require.NoError(t, err)
+	require.ErrorIs(t, reg.Delete(ctx, "t-tomb"), cells.ErrNotEmpty)
+
+	_, err = tx.Exec(ctx, `UPDATE tenants SET status = 'offboarded' WHERE tenant_id = $1`, id)
+	require.NoError(t, err)
+	c, err := reg.Get(ctx, "t-tomb")
+	require.NoError(t, err)
+	require.Zero(t, c.Tenants, "a tombstone takes no capacity")
+	_, err = reg.Place(ctx, register(t, tx, tenant.TypeStandard), tenant.TypeStandard, cells.Want{Cell: "t-tomb"}, always)
+	require.NoError(t, err, "so its slot is free")
+	require.ErrorIs(t, reg.Delete(ctx, "t-tomb"), cells.ErrNotEmpty, "the new tenant is live")
+
+	// A cell holding tombstones only is deleted; they let go of it.
+	_, err = reg.Create(ctx, cells.Cell{ID: "t-tomb2", Region: region, Kind: cells.KindPooled, Capacity: 1}, stores)
+	require.NoError(t, err)
+	gone := register(t, tx, tenant.TypeStandard)
+	_, err = reg.Place(ctx, gone, tenant.TypeStandard, cells.Want{Cell: "t-tomb2"}, always)
+	require.NoError(t, err)
+	_, err = tx.Exec(ctx, `UPDATE tenants SET status = 'offboarded' WHERE tenant_id = $1`, gone)
+	require.NoError(t, err)
+	require.NoError(t, reg.Delete(ctx, "t-tomb2"))
+	_, err = reg.Get(ctx, "t-tomb2")
+	require.ErrorIs(t, err, cells.ErrNotFound)
+}
