@@ -1,13 +1,17 @@
 #!/usr/bin/env bash
 # Builds, caches and prints the paths of the development tool binaries: the Temporal CLI
 # (which embeds the dev server and the Web UI), FerretDB (MongoDB wire protocol on SQLite),
-# golangci-lint (`make lint`) and the client generators oapi-codegen and ogen (`make clients`).
+# golangci-lint (`make lint`), the client generators oapi-codegen and ogen (`make clients`), and
+# a real Temporal server with its schema tool (scripts/temporal-server.sh, `make temporal-server`).
 #
 # Usage:
 #   scripts/tools.sh temporal            print the Temporal CLI path, building it if absent
 #   scripts/tools.sh ferretdb            print the FerretDB path, building it if absent
 #   scripts/tools.sh golangci-lint       print the golangci-lint path, building it if absent
 #   scripts/tools.sh oapi-codegen|ogen   print a client generator's path, building it if absent
+#   scripts/tools.sh temporal-server|temporal-sql-tool
+#                                        print the Temporal server's (or its SQL schema tool's)
+#                                        path, building it if absent
 #   scripts/tools.sh [all]               build both if absent, print TEMPORAL_BIN=… FERRETDB_BIN=…
 #   scripts/tools.sh --cached NAME       print the path only if already built (exit 1 otherwise)
 #
@@ -18,6 +22,8 @@
 #   ${MISYBOT_TOOLS_CACHE:-$HOME/.cache/misybot/tools}/golangci-lint-v2.15.0/golangci-lint
 #   ${MISYBOT_TOOLS_CACHE:-$HOME/.cache/misybot/tools}/oapi-codegen-v2.8.2/oapi-codegen
 #   ${MISYBOT_TOOLS_CACHE:-$HOME/.cache/misybot/tools}/ogen-v1.25.0/ogen
+#   ${MISYBOT_TOOLS_CACHE:-$HOME/.cache/misybot/tools}/temporal-server-v1.29.7/temporal-server
+#   ${MISYBOT_TOOLS_CACHE:-$HOME/.cache/misybot/tools}/temporal-sql-tool-v1.29.7/temporal-sql-tool
 # and symlinked into .tools/bin/ (gitignored) for convenience. Only paths go to stdout; build
 # progress goes to stderr. A build writes a temporary file and renames it into place, so an
 # interrupted build never leaves a broken binary in the cache; a lock per tool keeps two callers
@@ -32,6 +38,7 @@ FERRETDB_VERSION=v1.24.2
 GOLANGCI_LINT_VERSION=v2.15.0 # keep in step with tools/lint/go.mod
 OAPI_CODEGEN_VERSION=v2.8.2   # keep in step with tools/codegen/go.mod
 OGEN_VERSION=v1.25.0          # keep in step with tools/codegen/go.mod
+TEMPORAL_SERVER_VERSION=v1.29.7 # keep in step with tools/temporal-server/go.mod and deploy/docker-compose.prod.yml
 
 log() { echo "tools: $*" >&2; }
 die() {
@@ -47,7 +54,9 @@ cached_path() {
 	golangci-lint) echo "$CACHE/golangci-lint-$GOLANGCI_LINT_VERSION/golangci-lint" ;;
 	oapi-codegen) echo "$CACHE/oapi-codegen-$OAPI_CODEGEN_VERSION/oapi-codegen" ;;
 	ogen) echo "$CACHE/ogen-$OGEN_VERSION/ogen" ;;
-	*) die "unknown tool '$1' (expected temporal, ferretdb, golangci-lint, oapi-codegen or ogen)" ;;
+	temporal-server) echo "$CACHE/temporal-server-$TEMPORAL_SERVER_VERSION/temporal-server" ;;
+	temporal-sql-tool) echo "$CACHE/temporal-sql-tool-$TEMPORAL_SERVER_VERSION/temporal-sql-tool" ;;
+	*) die "unknown tool '$1' (expected temporal, ferretdb, golangci-lint, oapi-codegen, ogen, temporal-server or temporal-sql-tool)" ;;
 	esac
 }
 
@@ -79,6 +88,20 @@ build_oapi-codegen() { # $1: temporary output file
 build_ogen() { # $1: temporary output file
 	[[ -f $REPO/tools/codegen/go.mod ]] || die "missing $REPO/tools/codegen/go.mod (the codegen tools module)"
 	(cd "$REPO/tools/codegen" && go build -o "$1" github.com/ogen-go/ogen/cmd/ogen)
+}
+
+# The Temporal server and its schema tool share a module of their own (tools/temporal-server):
+# the server pulls about 200 modules, which must meet neither the CLI's (a different server
+# version) nor the service's. Both are `tool` directives there, which keeps go.sum complete (a
+# bare `go get go.temporal.io/server@…` leaves it short and the build fails).
+build_temporal-server() { # $1: temporary output file
+	[[ -f $REPO/tools/temporal-server/go.mod ]] || die "missing $REPO/tools/temporal-server/go.mod (the Temporal server tools module)"
+	(cd "$REPO/tools/temporal-server" && go build -o "$1" go.temporal.io/server/cmd/server)
+}
+
+build_temporal-sql-tool() { # $1: temporary output file
+	[[ -f $REPO/tools/temporal-server/go.mod ]] || die "missing $REPO/tools/temporal-server/go.mod (the Temporal server tools module)"
+	(cd "$REPO/tools/temporal-server" && go build -o "$1" go.temporal.io/server/cmd/tools/sql)
 }
 
 # FerretDB cannot be built with `go install …@version`: that binary panics at start with
@@ -133,20 +156,20 @@ ensure() {
 main() {
 	local cmd=${1:-all} bin
 	case $cmd in
-	temporal | ferretdb | golangci-lint | oapi-codegen | ogen) ensure "$cmd" ;;
+	temporal | ferretdb | golangci-lint | oapi-codegen | ogen | temporal-server | temporal-sql-tool) ensure "$cmd" ;;
 	all)
 		echo "TEMPORAL_BIN=$(ensure temporal)"
 		echo "FERRETDB_BIN=$(ensure ferretdb)"
 		;;
 	--cached)
-		[[ $# -eq 2 ]] || die "usage: $0 --cached temporal|ferretdb|golangci-lint|oapi-codegen|ogen"
+		[[ $# -eq 2 ]] || die "usage: $0 --cached temporal|ferretdb|golangci-lint|oapi-codegen|ogen|temporal-server|temporal-sql-tool"
 		bin=$(cached_path "$2")
 		[[ -x $bin ]] || exit 1
 		link "$2" "$bin"
 		echo "$bin"
 		;;
 	-h | --help | help) sed -n '2,/^set -euo/{/^#/s/^# \{0,1\}//p}' "${BASH_SOURCE[0]}" ;;
-	*) die "unknown command '$cmd' (try: temporal, ferretdb, golangci-lint, oapi-codegen, ogen, all, --cached NAME)" ;;
+	*) die "unknown command '$cmd' (try: temporal, ferretdb, golangci-lint, oapi-codegen, ogen, temporal-server, temporal-sql-tool, all, --cached NAME)" ;;
 	esac
 }
 
