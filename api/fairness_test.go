@@ -1,7 +1,9 @@
 package api
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
 	"net/http"
 	"net/http/httptest"
 	"sync"
@@ -12,6 +14,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/misybot/tenancy/internal/model/tenant"
+	"github.com/misybot/tenancy/internal/stores/tenantdb"
 )
 
 // A tenant with its slots taken waits, then is answered 429 when its queue is full or its
@@ -93,4 +96,24 @@ func TestLimitTenantRefusesPastTheQueue(t *testing.T) {
 	slots.mu.Lock()
 	defer slots.mu.Unlock()
 	require.Equal(t, 1+tenantQueue, slots.tenants["t"].users, "the refused request did not join the queue")
+}
+
+// settingsPage writes what encoding/json would, byte for byte once compacted, without
+// re-validating the values.
+func TestSettingsPageMatchesTheEncoder(t *testing.T) {
+	at := time.Date(2026, 12, 6, 21, 0, 0, 123456789, time.UTC)
+	items := []tenantdb.Setting{
+		{Key: "theme", Value: json.RawMessage(`{"dark": true, "n": [1, 2.5]}`), UpdatedAt: at},
+		{Key: "a.b-c_d", Value: json.RawMessage(`"é \"x\" \u2028"`), UpdatedAt: at.Add(time.Second)},
+	}
+	for _, next := range []string{"", "theme"} {
+		want, err := json.Marshal(page{Items: items, NextCursor: next})
+		require.NoError(t, err)
+		got := settingsPage(items, next)
+		var compact bytes.Buffer
+		require.NoError(t, json.Compact(&compact, got))
+		require.JSONEq(t, string(want), string(got))
+		require.Equal(t, string(want), compact.String())
+	}
+	require.JSONEq(t, `{"items":[]}`, string(settingsPage(nil, "")))
 }

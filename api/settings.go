@@ -1,6 +1,7 @@
 package api
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -75,7 +76,42 @@ func (s *Server) listSettings(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	return c.JSON(http.StatusOK, page{Items: items, NextCursor: next})
+	return c.JSONBlob(http.StatusOK, settingsPage(items, next))
+}
+
+// settingsPage writes a page of settings as page{Items, NextCursor} would encode it, copying
+// each value as PostgreSQL returned it: jsonb's text is valid JSON already, and encoding/json
+// would validate and compact every byte of it again (a third of the CPU of a page of large
+// values, measured by BenchmarkNoisyNeighbour's profile).
+func settingsPage(items []tenantdb.Setting, next string) []byte {
+	n := 32
+	for _, it := range items {
+		n += len(it.Key) + len(it.Value) + 80
+	}
+	buf := bytes.NewBuffer(make([]byte, 0, n))
+	buf.WriteString(`{"items":[`)
+	for i, it := range items {
+		if i > 0 {
+			buf.WriteByte(',')
+		}
+		key, _ := json.Marshal(it.Key)
+		at, _ := it.UpdatedAt.MarshalJSON()
+		buf.WriteString(`{"key":`)
+		buf.Write(key)
+		buf.WriteString(`,"value":`)
+		buf.Write(it.Value)
+		buf.WriteString(`,"updatedAt":`)
+		buf.Write(at)
+		buf.WriteByte('}')
+	}
+	buf.WriteByte(']')
+	if next != "" {
+		cursor, _ := json.Marshal(next)
+		buf.WriteString(`,"nextCursor":`)
+		buf.Write(cursor)
+	}
+	buf.WriteByte('}')
+	return buf.Bytes()
 }
 
 // page is every paginated answer of the tenant API: nextCursor is absent on the last page.
