@@ -20,6 +20,11 @@ redis-cluster: ## start a local three-master Redis Cluster on 7001-7003 for the 
 cells: ## start the local cells cell-2 and cell-3 beside the services (own PostgreSQL, Redis, FerretDB each; idempotent); URLs: scripts/cells.sh env cell-2
 	@scripts/cells.sh up
 
+# Not part of `make test` (building it takes minutes the first time); docs/deployment.md.
+.PHONY: temporal-server
+temporal-server: ## start a real Temporal server (v1.29.7 on the local PostgreSQL, SQL visibility) on 127.0.0.1:17233 beside the dev server (idempotent; scripts/temporal-server.sh down stops it)
+	@scripts/temporal-server.sh up
+
 .PHONY: dev
 dev: services ## run everything: services, migrations, worker and API; prints the URLs
 	@scripts/packages.sh dev
