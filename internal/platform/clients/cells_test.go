@@ -44,8 +44,9 @@ func TestRoutedStoresKeepEachTenantOnItsCell(t *testing.T) {
 	mk := func(prefix string) string {
 		id := testenv.TenantID(prefix)
 		_, err := owner.Exec(ctx, `INSERT INTO tenants (tenant_id, site_id, tenant_name, contact_email, tenant_type, secret_ciphertext)
-			VALUES ($1, 's', 'n', 'x@y.zz', 'standard', '\x01')`, id)
+			VALUES ($1, 's', 'n', 'x@y.zz', 'trial', '\x01')`, id)
 		require.NoError(t, err)
+		t.Cleanup(func() { _, _ = owner.Exec(context.Background(), `DELETE FROM tenants WHERE tenant_id = $1`, id) })
 		return id
 	}
 	onCell, onDefault := mk("oncell"), mk("ondef")
