@@ -79,5 +79,6 @@ func goBenchRows(benches []goBench) []row {
 	pair("Signed tenant request in process (ns/op) vs the same read by an operator", "BenchmarkSignatureVerification/signed-request", "BenchmarkSignatureVerification/operator-request-same-read", "ns/op", "")
 	metricPair("Redis purge of 100k keys (s), among 1M other tenants' keys vs alone", "BenchmarkPurge", "purge-among-1M-s", "purge-alone-s", "")
 	metricPair("Tenant B's GET /me p99 (µs) while tenant A reads its largest pages 30 at once, vs A idle", "BenchmarkNoisyNeighbour", "p99-loaded-µs", "p99-idle-µs", "≤ 2")
+	metricPair("A page of 40 messages (µs), among 3,000 in other conversations vs alone", "BenchmarkPageAmongOtherConversations", "p50-among-3000-µs", "p50-alone-µs", "")
 	return rows
 }

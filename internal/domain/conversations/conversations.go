@@ -18,6 +18,7 @@ import (
 	"go.mongodb.org/mongo-driver/bson"
 	"go.mongodb.org/mongo-driver/mongo"
 	"go.mongodb.org/mongo-driver/mongo/options"
+	"golang.org/x/sync/errgroup"
 
 	"github.com/misybot/tenancy/internal/keys/keyring"
 	"github.com/misybot/tenancy/internal/model/limits"
@@ -302,18 +303,8 @@ func (s *Store) load(ctx context.Context, id string, skip, limit int) (cached, e
 			return cached{}, err
 		}
 		last := min(skip+limit, c.Conversation.MessageCount)
-		if skip < last {
-			ids := make(bson.A, 0, last-skip)
-			for seq := skip + 1; seq <= last; seq++ {
-				ids = append(ids, messageID(id, seq))
-			}
-			cur, err := msgs.Find(ctx, bson.D{{Key: "_id", Value: bson.D{{Key: "$in", Value: ids}}}}, options.Find().SetSort(bson.D{{Key: "seq", Value: 1}}))
-			if err != nil {
-				return cached{}, fmt.Errorf("conversations: messages: %w", err)
-			}
-			if err := cur.All(ctx, &c.Messages); err != nil {
-				return cached{}, fmt.Errorf("conversations: messages: %w", err)
-			}
+		if c.Messages, err = pageByID(ctx, msgs, id, skip+1, last); err != nil {
+			return cached{}, err
 		}
 		if last < c.Conversation.MessageCount {
 			c.Next = strconv.Itoa(last)
@@ -333,6 +324,32 @@ func (s *Store) load(ctx context.Context, id string, skip, limit int) (cached, e
 		c.Messages, c.Next = c.Messages[:limit], strconv.Itoa(skip+limit)
 	}
 	return c, nil
+}
+
+// pageLookups bounds the _id lookups of one page read in flight at once.
+const pageLookups = 8
+
+// pageByID reads messages first..last of a numbered conversation by their ids, a few at a
+// time: lookups by _id are what FerretDB answers without reading the whole collection, so a
+// page costs the same however many messages the tenant's other conversations hold (a filter
+// on conversationId, or $in, reads them all there).
+func pageByID(ctx context.Context, msgs *mongo.Collection, conversationID string, first, last int) ([]storedMessage, error) {
+	if first > last {
+		return []storedMessage{}, nil
+	}
+	out := make([]storedMessage, last-first+1)
+	g, gctx := errgroup.WithContext(ctx)
+	g.SetLimit(pageLookups)
+	for i := range out {
+		g.Go(func() error {
+			err := msgs.FindOne(gctx, bson.D{{Key: "_id", Value: messageID(conversationID, first+i)}}).Decode(&out[i])
+			if err != nil {
+				return fmt.Errorf("conversations: message %d: %w", first+i, err)
+			}
+			return nil
+		})
+	}
+	return out, g.Wait()
 }
 
 // messageID is the id of a numbered conversation's message seq: unique, so two writers can

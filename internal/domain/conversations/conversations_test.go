@@ -23,7 +23,7 @@ import (
 
 // setup registers and provisions a tenant (registry row, data key, MongoDB database) and
 // returns its context with a Store under bounds.
-func setup(t *testing.T, bounds limits.Tenant) (context.Context, *conversations.Store) {
+func setup(t testing.TB, bounds limits.Tenant) (context.Context, *conversations.Store) {
 	t.Helper()
 	owner, app := testenv.OwnerPool(t), testenv.AppPool(t)
 	id := testenv.TenantID("conv")
