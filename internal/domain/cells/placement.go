@@ -151,7 +151,7 @@ func choose(ctx context.Context, all []Cell, typ tenant.Type, want Want, healthy
 	if !found {
 		reason := "every open pooled cell is full, draining or closed; register a cell (POST /api/meta-agent/cells) or raise a capacity"
 		if unhealthy > 0 {
-			reason = fmt.Sprintf("%d open cell(s) with room do not answer, the others are full; check their stores", unhealthy)
+			reason = fmt.Sprintf("%d open cell(s) with room do not answer and no other has room; check their stores", unhealthy)
 		}
 		return "", &NoRoomError{Want: want, Reason: reason, Unhealthy: unhealthy > 0}
 	}
