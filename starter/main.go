@@ -38,7 +38,6 @@ import (
 	"github.com/misybot/tenancy/internal/platform/config"
 	"github.com/misybot/tenancy/internal/platform/operators"
 	"github.com/misybot/tenancy/internal/stores/rls"
-	"github.com/misybot/tenancy/migrations"
 	"github.com/misybot/tenancy/wiring"
 	"github.com/misybot/tenancy/workflows"
 )
@@ -47,7 +46,7 @@ const usage = `usage: starter <command>
 
 commands:
   serve     run the management API on API_ADDR
-  migrate   apply pending database migrations (as MIGRATE_DATABASE_URL's owner role)
+  migrate   apply pending database migrations (as MIGRATE_DATABASE_URL's owner role), then the cell migrations to each registered cell
   register <tenantId> <owner|enterprise|standard|trial> <name> <contactEmail>
             register a tenant (pending) with the type's permissions; prints it and its
             secret (JSON), the only time the secret is ever shown
@@ -118,7 +117,7 @@ func main() {
 	case "serve":
 		err = serve(ctx, cfg, logger)
 	case "migrate":
-		err = migrations.Up(ctx, cfg.MigrateDatabaseURL, logger)
+		err = migrate(ctx, cfg, logger)
 	case "register":
 		err = register(ctx, cfg, logger, os.Args[2:])
 	case "onboard", "suspend", "restore", "offboard", "status":
