@@ -322,11 +322,11 @@ func New(d Deps) *Activities {
 	redisStore := cells.TenantRedis()
 	return &Activities{
 		Registry:      registry.New(c.Postgres),
-		Tenants:       tenantdb.New(c.Postgres),
+		Tenants:       cells.TenantDB(),
 		Keys:          keys,
 		Mongo:         mongoStore,
 		Redis:         redisStore,
-		Conversations: conversations.New(mongoStore, keys, redisStore, tenantdb.New(c.Postgres), limits.Default()),
+		Conversations: conversations.New(mongoStore, keys, redisStore, cells.TenantDB(), limits.Default()),
 		Audit:         c.AuditWriter(d.Sealer),
 		Sealer:        d.Sealer,
 		ExportDir:     d.ExportDir,

@@ -5,7 +5,10 @@ import (
 	"net/http"
 	"slices"
 	"testing"
+	"time"
 
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/stretchr/testify/require"
 	"go.mongodb.org/mongo-driver/bson"
 
@@ -13,6 +16,7 @@ import (
 	"github.com/misybot/tenancy/internal/domain/cells"
 	"github.com/misybot/tenancy/internal/model/tenant"
 	"github.com/misybot/tenancy/internal/stores/redisurl"
+	"github.com/misybot/tenancy/internal/stores/rls"
 	"github.com/misybot/tenancy/internal/stores/tenantmongo"
 	"github.com/misybot/tenancy/internal/stores/tenantredis"
 	"github.com/misybot/tenancy/internal/testkit/testenv"
@@ -31,7 +35,7 @@ func TestOnboardingOnAnotherCell(t *testing.T) {
 	// placement keeps (a tenant placed once keeps its cell).
 	cell := "t-" + testenv.TenantID("e")[2:10]
 	_, err := reg.Create(ctx, cells.Cell{ID: cell, Region: "local", Kind: cells.KindPooled, Capacity: 10},
-		cells.Stores{PostgresURL: "postgres://127.0.0.1:5442/tenancy_test", MongoURL: testenv.Cell2MongoURI, RedisURL: testenv.Cell2RedisURL})
+		cells.Stores{PostgresURL: testenv.CellPostgresOf(t, 2).AppURL, MongoURL: testenv.Cell2MongoURI, RedisURL: testenv.Cell2RedisURL})
 	require.NoError(t, err)
 	_, err = reg.SetState(ctx, cell, cells.StateClosed)
 	require.NoError(t, err)
@@ -70,6 +74,31 @@ func TestOnboardingOnAnotherCell(t *testing.T) {
 	record := tenantredis.Key(id, "context", "record")
 	require.EqualValues(t, 1, cellRedis.Exists(ctx, record).Val(), "its context record on its cell's Redis")
 	require.Zero(t, s.redis.Exists(ctx, record).Val(), "and not on the default one")
+
+	// Its PostgreSQL rows are in its cell's database, not in the control plane's; a setting the
+	// operator changes is written there, and the change's audit event, committed with it in the
+	// cell, reaches the tenant's chain (the relay).
+	cellPG := testenv.CellOwnerPool(t, 2)
+	settingsIn := func(p *pgxpool.Pool) int {
+		var n int
+		require.NoError(t, rls.Tx(tenant.WithID(ctx, id), p, func(tx pgx.Tx) error {
+			return tx.QueryRow(ctx, `SELECT count(*) FROM tenant_settings WHERE tenant_id = $1`, id).Scan(&n)
+		}))
+		return n
+	}
+	require.Equal(t, 3, settingsIn(cellPG), "provisioned on its cell's PostgreSQL")
+	require.Zero(t, settingsIn(s.owner), "and not in the control plane's database")
+	code, body = s.do(http.MethodPut, api.TenantsPath+"/"+id+"/settings/theme.mode", `{"value":"dark"}`)
+	require.Equal(t, http.StatusOK, code, body)
+	require.Equal(t, 4, settingsIn(cellPG))
+	require.Zero(t, settingsIn(s.owner))
+	require.Eventually(t, func() bool {
+		var n int
+		require.NoError(t, rls.Tx(tenant.WithID(ctx, id), s.owner, func(tx pgx.Tx) error {
+			return tx.QueryRow(ctx, `SELECT count(*) FROM audit_outbox WHERE tenant_id = $1 AND convert_from(payload, 'UTF8') LIKE '%"tenant.setting.put"%'`, id).Scan(&n)
+		}))
+		return n == 1
+	}, 10*time.Second, 100*time.Millisecond, "the setting's audit event reaches the control plane's chain once")
 
 	// The signed tenant API finds it on its cell, and writes there.
 	require.Equal(t, http.StatusOK, s.signedGet(id, secret, "/me"))

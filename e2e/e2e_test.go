@@ -116,9 +116,9 @@ func newStack(t *testing.T, withWorker bool) *stack {
 	cl := &clients.Clients{Postgres: app, Mongo: s.mongo, Redis: s.redis, AuditPlatformDatabase: s.platformDB}
 	// Tenant data through the cell router, as the product wires it (wiring.API).
 	s.cells = cl.Cells(sealer, testenv.Logger(t))
-	s.conversations = conversations.New(s.cells.TenantMongo(), keyring.New(app, sealer), s.cells.TenantRedis(), tenantdb.New(app), limits.Default())
+	s.conversations = conversations.New(s.cells.TenantMongo(), keyring.New(app, sealer), s.cells.TenantRedis(), s.cells.TenantDB(), limits.Default())
 	e := api.New(api.Config{
-		Registry: registry.New(app), Settings: tenantdb.New(app), Sealer: sealer, Operators: operators.New(app, token),
+		Registry: registry.New(app), Settings: s.cells.TenantDB(), Sealer: sealer, Operators: operators.New(app, token),
 		Lifecycle: lifecycle.New(s.temporal, lifecycle.Options{TaskQueue: s.queue, StepTimeout: 3 * time.Second, KeySettleDelay: time.Second, Decisions: decision.New(app),
 			Cells: s.cells.Registry(), Healthy: s.cells.Healthy}),
 		Redis: s.cells.TenantRedis(), Conversations: s.conversations, SecretOverlap: time.Hour,
@@ -143,6 +143,7 @@ func newStack(t *testing.T, withWorker bool) *stack {
 		t.Cleanup(w.Stop)
 		shipCtx, stop := context.WithCancel(context.Background())
 		go acts.Audit.NewShipper(testenv.Logger(t)).Run(shipCtx)
+		go acts.Audit.NewRelay(acts.Cells.RelaySources, testenv.Logger(t)).Run(shipCtx)
 		t.Cleanup(stop)
 	}
 	return s

@@ -26,7 +26,6 @@ import (
 	"github.com/misybot/tenancy/internal/platform/config"
 	"github.com/misybot/tenancy/internal/platform/operators"
 	"github.com/misybot/tenancy/internal/platform/throttle"
-	"github.com/misybot/tenancy/internal/stores/tenantdb"
 	"github.com/misybot/tenancy/workflows"
 )
 
@@ -40,7 +39,7 @@ func API(cfg config.Config, c *clients.Clients, sealer *seal.Sealer, logger *slo
 	cells := c.Cells(sealer, logger)
 	return api.NewApp(api.Config{
 		Registry: registry.New(c.Postgres),
-		Settings: tenantdb.New(c.Postgres),
+		Settings: cells.TenantDB(),
 		Lifecycle: lifecycle.New(c.Temporal, lifecycle.Options{
 			TaskQueue: cfg.TaskQueue, OffboardGrace: cfg.OffboardGrace, Logger: logger,
 			Decisions: decision.New(c.Postgres),
@@ -49,7 +48,7 @@ func API(cfg config.Config, c *clients.Clients, sealer *seal.Sealer, logger *slo
 		Sealer:        sealer,
 		Operators:     operators.New(c.Postgres, cfg.OperatorToken),
 		Redis:         cells.TenantRedis(),
-		Conversations: conversations.New(cells.TenantMongo(), keyring.New(c.Postgres, sealer), cells.TenantRedis(), tenantdb.New(c.Postgres), limits.Default()),
+		Conversations: conversations.New(cells.TenantMongo(), keyring.New(c.Postgres, sealer), cells.TenantRedis(), cells.TenantDB(), limits.Default()),
 		SecretOverlap: cfg.SecretOverlap,
 		Audit:         auditWriter,
 		Checks: []api.Check{
@@ -105,6 +104,12 @@ func StopTimeout(d time.Duration) WorkerOption {
 // Shipper is the audit outbox shipper of a worker process.
 func Shipper(acts *activities.Activities, logger *slog.Logger) *audit.Shipper {
 	return acts.Audit.NewShipper(logger)
+}
+
+// Relay is the audit relay of a worker process: it hands the audit events that cells'
+// PostgreSQL keep to the control plane's outbox (audit.Relay).
+func Relay(acts *activities.Activities, logger *slog.Logger) *audit.Relay {
+	return acts.Audit.NewRelay(acts.Cells.RelaySources, logger)
 }
 
 // Pollers sets how many long polls the worker keeps open for workflow tasks, and as many for

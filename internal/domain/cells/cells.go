@@ -66,11 +66,15 @@ type Cell struct {
 	UpdatedAt time.Time `json:"updatedAt"`
 }
 
-// Stores are a cell's connection strings; each may hold a password.
+// Stores are a cell's connection strings; each may hold a password. PostgresURL connects as
+// the cell's application role (subject to row-level security), for the tenant paths;
+// PostgresMigrateURL as its owner role, only to apply the cell migrations (at registration and
+// by `starter migrate`); it is empty for a cell registered with its schema applied already.
 type Stores struct {
-	PostgresURL string `json:"postgresUrl"`
-	MongoURL    string `json:"mongoUrl"`
-	RedisURL    string `json:"redisUrl"`
+	PostgresURL        string `json:"postgresUrl"`
+	PostgresMigrateURL string `json:"postgresMigrateUrl,omitempty"`
+	MongoURL           string `json:"mongoUrl"`
+	RedisURL           string `json:"redisUrl"`
 }
 
 // storesField names the sealed stores in the encryption's associated data.

@@ -9,15 +9,18 @@ import (
 	"sync"
 	"time"
 
+	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/redis/go-redis/v9"
 	"go.mongodb.org/mongo-driver/mongo"
 	"go.mongodb.org/mongo-driver/mongo/options"
 	"go.mongodb.org/mongo-driver/mongo/readpref"
 
+	"github.com/misybot/tenancy/internal/domain/audit"
 	"github.com/misybot/tenancy/internal/domain/cells"
 	"github.com/misybot/tenancy/internal/keys/seal"
 	"github.com/misybot/tenancy/internal/model/tenant"
 	"github.com/misybot/tenancy/internal/stores/redisurl"
+	"github.com/misybot/tenancy/internal/stores/tenantdb"
 	"github.com/misybot/tenancy/internal/stores/tenantmongo"
 	"github.com/misybot/tenancy/internal/stores/tenantredis"
 )
@@ -30,6 +33,7 @@ import (
 // since onboarding is about to place it.
 type CellRouter struct {
 	registry *cells.Registry
+	postgres *pgxpool.Pool
 	mongo    *mongo.Client
 	redis    redis.UniversalClient
 	logger   *slog.Logger
@@ -51,13 +55,19 @@ type checked struct {
 const healthTTL = 2 * time.Second
 
 type cellClients struct {
-	mongo *mongo.Client
-	redis redis.UniversalClient
+	postgres *pgxpool.Pool
+	mongo    *mongo.Client
+	redis    redis.UniversalClient
 }
 
 // MaxCellPool bounds each cell's MongoDB connection pool in every process: with many cells,
 // a process must not hold the driver's default of 100 connections to each.
 const MaxCellPool = 20
+
+// MaxCellPostgresConns bounds each cell's PostgreSQL pool in every process: a cell's server
+// serves every API and worker process (max_connections is 100 by default), and idle
+// connections are closed after a minute so a cell a process seldom touches costs it none.
+const MaxCellPostgresConns = 8
 
 // Cells returns the process's cell router, made on first call.
 func (c *Clients) Cells(sealer *seal.Sealer, logger *slog.Logger) *CellRouter {
@@ -65,7 +75,7 @@ func (c *Clients) Cells(sealer *seal.Sealer, logger *slog.Logger) *CellRouter {
 		logger = slog.Default()
 	}
 	c.cellsOnce.Do(func() {
-		c.cells = &CellRouter{registry: cells.New(c.Postgres, sealer), mongo: c.Mongo, redis: c.Redis,
+		c.cells = &CellRouter{registry: cells.New(c.Postgres, sealer), postgres: c.Postgres, mongo: c.Mongo, redis: c.Redis,
 			logger: logger, open: map[string]*cellClients{}}
 	})
 	return c.cells
@@ -73,6 +83,11 @@ func (c *Clients) Cells(sealer *seal.Sealer, logger *slog.Logger) *CellRouter {
 
 // Registry is the cell registry the router reads.
 func (r *CellRouter) Registry() *cells.Registry { return r.registry }
+
+// TenantDB is a tenantdb.Store that reaches each tenant's rows in its cell's PostgreSQL.
+func (r *CellRouter) TenantDB() *tenantdb.Store {
+	return tenantdb.NewRouted(r.postgres, r.Postgres)
+}
 
 // TenantMongo is a tenantmongo.Store that reaches each tenant's database on its cell.
 func (r *CellRouter) TenantMongo() *tenantmongo.Store {
@@ -82,6 +97,47 @@ func (r *CellRouter) TenantMongo() *tenantmongo.Store {
 // TenantRedis is a tenantredis.Store that reaches each tenant's keys on its cell.
 func (r *CellRouter) TenantRedis() *tenantredis.Store {
 	return tenantredis.NewRouted(r.redis, r.Redis)
+}
+
+// Postgres is the PostgreSQL pool of the context tenant's cell.
+func (r *CellRouter) Postgres(ctx context.Context) (*pgxpool.Pool, error) {
+	cc, err := r.forTenant(ctx)
+	if err != nil {
+		return nil, err
+	}
+	return cc.postgres, nil
+}
+
+// CellPostgres is a cell's PostgreSQL pool (the audit relay's way in).
+func (r *CellRouter) CellPostgres(ctx context.Context, cell string) (*pgxpool.Pool, error) {
+	cc, err := r.clientsOf(ctx, cell)
+	if err != nil {
+		return nil, err
+	}
+	return cc.postgres, nil
+}
+
+// RelaySources are the PostgreSQL pools of every registered cell but the default one, for the
+// audit relay (audit.Relay).
+func (r *CellRouter) RelaySources(ctx context.Context) ([]audit.RelaySource, error) {
+	list, err := r.registry.List(ctx)
+	if err != nil {
+		return nil, err
+	}
+	var out []audit.RelaySource
+	var errs []error
+	for _, c := range list {
+		if c.ID == cells.Default {
+			continue
+		}
+		pool, err := r.CellPostgres(ctx, c.ID)
+		if err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		out = append(out, audit.RelaySource{Cell: c.ID, Pool: pool})
+	}
+	return out, errors.Join(errs...)
 }
 
 // Mongo is the MongoDB client of the context tenant's cell.
@@ -154,7 +210,7 @@ func (r *CellRouter) forTenant(ctx context.Context) (*cellClients, error) {
 // the first command), so the lock is not held across the network.
 func (r *CellRouter) clientsOf(ctx context.Context, cell string) (*cellClients, error) {
 	if cell == cells.Default {
-		return &cellClients{mongo: r.mongo, redis: r.redis}, nil
+		return &cellClients{postgres: r.postgres, mongo: r.mongo, redis: r.redis}, nil
 	}
 	r.mu.Lock()
 	cc, ok := r.open[cell]
@@ -183,16 +239,28 @@ func (r *CellRouter) clientsOf(ctx context.Context, cell string) (*cellClients, 
 
 // connect builds a cell's clients; errors never carry the URLs (they hold passwords).
 func connect(s cells.Stores) (*cellClients, error) {
+	pcfg, err := pgxpool.ParseConfig(s.PostgresURL)
+	if err != nil {
+		return nil, fmt.Errorf("postgresql pool: %w", redactURL(err))
+	}
+	pcfg.MaxConns = MaxCellPostgresConns
+	pcfg.MaxConnIdleTime = time.Minute
+	pg, err := pgxpool.NewWithConfig(context.Background(), pcfg) // dials on first use
+	if err != nil {
+		return nil, fmt.Errorf("postgresql pool: %w", redactURL(err))
+	}
 	m, err := mongo.Connect(context.Background(), options.Client().ApplyURI(s.MongoURL).SetMaxPoolSize(MaxCellPool))
 	if err != nil {
+		pg.Close()
 		return nil, fmt.Errorf("mongodb client: %w", redactURL(err))
 	}
 	rc, err := redisurl.NewClient(s.RedisURL)
 	if err != nil {
+		pg.Close()
 		_ = m.Disconnect(context.Background())
 		return nil, fmt.Errorf("redis client: %w", redactURL(err))
 	}
-	return &cellClients{mongo: m, redis: rc}, nil
+	return &cellClients{postgres: pg, mongo: m, redis: rc}, nil
 }
 
 // redactURL keeps a driver's error but not a connection string it may quote, which can hold
@@ -205,6 +273,7 @@ func redactURL(err error) error {
 }
 
 func (cc *cellClients) close(ctx context.Context) error {
+	cc.postgres.Close()
 	return errors.Join(cc.mongo.Disconnect(ctx), cc.redis.Close())
 }
 
@@ -215,7 +284,7 @@ func (r *CellRouter) OpenCells() int {
 	return len(r.open)
 }
 
-// Healthy pings a cell's MongoDB and Redis within 2 s, or reuses an answer under healthTTL
+// Healthy pings a cell's PostgreSQL, MongoDB and Redis within 2 s, or reuses an answer under healthTTL
 // old; placement skips a cell that fails.
 func (r *CellRouter) Healthy(ctx context.Context, cell string) bool {
 	if c, ok := r.health.Load(cell); ok && time.Since(c.(checked).at) < healthTTL {
@@ -234,6 +303,10 @@ func (r *CellRouter) ping(ctx context.Context, cell string) bool {
 	}
 	ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
 	defer cancel()
+	if err := cc.postgres.Ping(ctx); err != nil {
+		r.logger.Warn("cell's PostgreSQL does not answer", "cell_id", cell, "err", redactURL(err))
+		return false
+	}
 	if err := cc.mongo.Ping(ctx, readpref.Primary()); err != nil {
 		r.logger.Warn("cell's MongoDB does not answer", "cell_id", cell, "err", err)
 		return false

@@ -6,6 +6,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/stretchr/testify/require"
 	"go.mongodb.org/mongo-driver/bson"
 
@@ -14,13 +16,15 @@ import (
 	"github.com/misybot/tenancy/internal/model/tenant"
 	"github.com/misybot/tenancy/internal/platform/clients"
 	"github.com/misybot/tenancy/internal/stores/redisurl"
+	"github.com/misybot/tenancy/internal/stores/rls"
+	"github.com/misybot/tenancy/internal/stores/tenantdb"
 	"github.com/misybot/tenancy/internal/stores/tenantmongo"
 	"github.com/misybot/tenancy/internal/stores/tenantredis"
 	"github.com/misybot/tenancy/internal/testkit/testenv"
 )
 
-// A tenant placed on cell-2 has its MongoDB database and its Redis keys on cell-2's servers
-// and nowhere else; a tenant of the default cell has its own on the default servers only; and
+// A tenant placed on cell-2 has its PostgreSQL rows, its MongoDB database and its Redis keys on
+// cell-2's servers and nowhere else; a tenant of the default cell has its own on the default servers only; and
 // reading tenant A's database and keys straight from the other cell's servers finds nothing.
 func TestRoutedStoresKeepEachTenantOnItsCell(t *testing.T) {
 	ctx := context.Background()
@@ -36,7 +40,7 @@ func TestRoutedStoresKeepEachTenantOnItsCell(t *testing.T) {
 	// still routed there.
 	cell := "t-" + testenv.TenantID("r")[2:10]
 	_, err = router.Registry().Create(ctx, cells.Cell{ID: cell, Region: "local", Kind: cells.KindPooled, Capacity: 10},
-		cells.Stores{PostgresURL: "postgres://127.0.0.1:5442/tenancy_test", MongoURL: testenv.Cell2MongoURI, RedisURL: testenv.Cell2RedisURL})
+		cells.Stores{PostgresURL: testenv.CellPostgresOf(t, 2).AppURL, MongoURL: testenv.Cell2MongoURI, RedisURL: testenv.Cell2RedisURL})
 	require.NoError(t, err)
 	_, err = router.Registry().SetState(ctx, cell, cells.StateClosed)
 	require.NoError(t, err)
@@ -55,11 +59,15 @@ func TestRoutedStoresKeepEachTenantOnItsCell(t *testing.T) {
 	_, err = owner.Exec(ctx, `UPDATE tenants SET cell_id = 'default' WHERE tenant_id = $1`, onDefault)
 	require.NoError(t, err)
 
-	m, r := router.TenantMongo(), router.TenantRedis()
+	m, r, pg := router.TenantMongo(), router.TenantRedis(), router.TenantDB()
 	for _, id := range []string{onCell, onDefault} {
 		tctx := tenant.WithID(ctx, id)
 		_, err := m.Provision(tctx)
 		require.NoError(t, err)
+		rep, err := pg.Provision(tctx, tenantdb.ProvisionInput{DisplayName: id, OwnerUserID: "owner@" + id})
+		require.NoError(t, err)
+		require.Equal(t, 3, rep.SettingsCreated)
+		t.Cleanup(func() { _, _ = pg.Deprovision(tctx) })
 		require.NoError(t, r.WriteContext(tctx, tenantredis.ContextRecord{Status: "active", Type: "standard", UpdatedAt: time.Now()}))
 		t.Cleanup(func() { _, _ = m.Deprovision(tctx) })
 	}
@@ -104,4 +112,36 @@ func TestRoutedStoresKeepEachTenantOnItsCell(t *testing.T) {
 	_, err = tenantredis.New(defRedis).ReadContext(tenant.WithID(ctx, onCell))
 	require.ErrorIs(t, err, tenantredis.ErrNotFound)
 	require.Equal(t, 1, router.OpenCells())
+
+	// PostgreSQL: hand-written SQL as each database's owner (row-level security forced, so
+	// under each tenant's context in turn) finds each tenant's rows in its cell's database only.
+	cell2, cell3 := testenv.CellOwnerPool(t, 2), testenv.CellOwnerPool(t, 3)
+	rows := func(p *pgxpool.Pool, id string) int {
+		var n int
+		require.NoError(t, rls.Tx(tenant.WithID(ctx, id), p, func(tx pgx.Tx) error {
+			return tx.QueryRow(ctx, `SELECT (SELECT count(*) FROM tenant_settings WHERE tenant_id = $1) + (SELECT count(*) FROM tenant_members WHERE tenant_id = $1)`, id).Scan(&n)
+		}))
+		return n
+	}
+	require.Equal(t, 4, rows(cell2, onCell), "its settings and owner on its cell's PostgreSQL")
+	require.Zero(t, rows(owner, onCell), "and not in the control plane's database")
+	require.Zero(t, rows(cell3, onCell), "nor on another cell's")
+	require.Equal(t, 4, rows(owner, onDefault))
+	require.Zero(t, rows(cell2, onDefault))
+	// Tenant B's context on cell-2 does not see tenant A's rows (the policy), and the
+	// application role with no tenant set sees nothing at all.
+	require.Zero(t, func() int {
+		var n int
+		require.NoError(t, rls.Tx(tenant.WithID(ctx, onDefault), testenv.CellAppPool(t, 2), func(tx pgx.Tx) error {
+			return tx.QueryRow(ctx, `SELECT count(*) FROM tenant_settings WHERE tenant_id = $1`, onCell).Scan(&n)
+		}))
+		return n
+	}())
+	var bare int
+	require.NoError(t, testenv.CellAppPool(t, 2).QueryRow(ctx, `SELECT count(*) FROM tenant_settings`).Scan(&bare))
+	require.Zero(t, bare)
+	// Through the routed store each reads its own setting back.
+	got, err := pg.Setting(tenant.WithID(ctx, onCell), "branding.display_name")
+	require.NoError(t, err)
+	require.JSONEq(t, `"`+onCell+`"`, string(got.Value))
 }

@@ -9,6 +9,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"sync"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -23,13 +24,56 @@ import (
 // ErrNotFound: no such setting for this tenant (whether it exists for another is not told).
 var ErrNotFound = errors.New("not found")
 
-// Store reaches tenant-scoped tables through a pool connected as the application role.
+// Store reaches tenant-scoped tables through a pool connected as the application role: one
+// pool, or with cells, the pool of the context tenant's cell.
 type Store struct {
-	pool *pgxpool.Pool
+	pool     *pgxpool.Pool
+	route    func(context.Context) (*pgxpool.Pool, error)
+	catalogs sync.Map // a cell's *pgxpool.Pool → catalog
 }
 
 // New returns a Store over pool.
 func New(pool *pgxpool.Pool) *Store { return &Store{pool: pool} }
+
+// NewRouted returns a Store that reaches each tenant's rows in the pool route gives for the
+// context tenant (its cell's); pool serves what has no tenant (the catalog read of
+// PurgedTables).
+func NewRouted(pool *pgxpool.Pool, route func(context.Context) (*pgxpool.Pool, error)) *Store {
+	return &Store{pool: pool, route: route}
+}
+
+// poolFor is the context tenant's pool.
+func (s *Store) poolFor(ctx context.Context) (*pgxpool.Pool, error) {
+	if s.route == nil {
+		return s.pool, nil
+	}
+	if _, err := tenant.IDFrom(ctx); err != nil {
+		return nil, err
+	}
+	pool, err := s.route(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("tenantdb: the tenant's cell: %w", err)
+	}
+	return pool, nil
+}
+
+// tx is rls.Tx on the context tenant's pool.
+func (s *Store) tx(ctx context.Context, fn func(pgx.Tx) error) error {
+	pool, err := s.poolFor(ctx)
+	if err != nil {
+		return err
+	}
+	return rls.Tx(ctx, pool, fn)
+}
+
+// readRow is rls.ReadRow on the context tenant's pool.
+func (s *Store) readRow(ctx context.Context, sql string, args []any, dest ...any) error {
+	pool, err := s.poolFor(ctx)
+	if err != nil {
+		return err
+	}
+	return rls.ReadRow(ctx, pool, sql, args, dest...)
+}
 
 // Setting is one key of a tenant's configuration or branding.
 type Setting struct {
@@ -42,7 +86,7 @@ type Setting struct {
 // a key after `after` ("" starts at the first), and the key to continue after ("" at the end).
 func (s *Store) Settings(ctx context.Context, after string, limit int) ([]Setting, string, error) {
 	out := []Setting{}
-	err := rls.Tx(ctx, s.pool, func(tx pgx.Tx) error {
+	err := s.tx(ctx, func(tx pgx.Tx) error {
 		rows, err := tx.Query(ctx, `SELECT key, value, updated_at FROM tenant_settings WHERE key > $1 ORDER BY key LIMIT $2`, after, limit+1)
 		if err != nil {
 			return err
@@ -64,7 +108,7 @@ func (s *Store) Settings(ctx context.Context, after string, limit int) ([]Settin
 func (s *Store) Setting(ctx context.Context, key string) (Setting, error) {
 	var out Setting
 	// The tenant API's hottest read: one round trip (rls.ReadRow).
-	err := rls.ReadRow(ctx, s.pool, `SELECT key, value, updated_at FROM tenant_settings WHERE key = $1`, []any{key},
+	err := s.readRow(ctx, `SELECT key, value, updated_at FROM tenant_settings WHERE key = $1`, []any{key},
 		&out.Key, &out.Value, &out.UpdatedAt)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return Setting{}, fmt.Errorf("setting %q: %w", key, ErrNotFound)
@@ -89,7 +133,7 @@ func (s *Store) PutSetting(ctx context.Context, key string, value json.RawMessag
 		return Setting{}, &limits.Exceeded{Bound: limits.BoundSettingBytes, Limit: int64(bounds.MaxSettingBytes), TooLarge: true}
 	}
 	var out Setting
-	err = rls.Tx(ctx, s.pool, func(tx pgx.Tx) error {
+	err = s.tx(ctx, func(tx pgx.Tx) error {
 		var size, count int
 		var total int64
 		err := tx.QueryRow(ctx, `
@@ -126,7 +170,7 @@ func (s *Store) PutSetting(ctx context.Context, key string, value json.RawMessag
 // DeleteSetting removes one setting of the context tenant; ErrNotFound when it has none.
 func (s *Store) DeleteSetting(ctx context.Context, key string) error {
 	var n int64
-	err := rls.Tx(ctx, s.pool, func(tx pgx.Tx) error {
+	err := s.tx(ctx, func(tx pgx.Tx) error {
 		tag, err := tx.Exec(ctx, `DELETE FROM tenant_settings WHERE key = $1`, key)
 		n = tag.RowsAffected()
 		return err
@@ -171,7 +215,7 @@ func (s *Store) Provision(ctx context.Context, in ProvisionInput) (ProvisionRepo
 	var rep ProvisionReport
 	// Both inserts in one round trip (a batch): provisioning runs once per onboarding, where
 	// every round trip is CPU the whole platform shares.
-	err = rls.Tx(ctx, s.pool, func(tx pgx.Tx) error {
+	err = s.tx(ctx, func(tx pgx.Tx) error {
 		b := &pgx.Batch{}
 		b.Queue(`INSERT INTO tenant_settings (tenant_id, key, value)
 			SELECT $1, k, v FROM unnest($2::text[], $3::jsonb[]) AS d(k, v)
@@ -205,7 +249,7 @@ func (s *Store) Deprovision(ctx context.Context) (map[string]int64, error) {
 		return nil, err
 	}
 	deleted := map[string]int64{}
-	err = rls.Tx(ctx, s.pool, func(tx pgx.Tx) error {
+	err = s.tx(ctx, func(tx pgx.Tx) error {
 		tables, err := TenantTables(ctx, tx)
 		if err != nil {
 			return err
@@ -260,7 +304,7 @@ func (s *Store) ExportRows(ctx context.Context, fn func(table string, rows pgx.R
 	if err != nil {
 		return err
 	}
-	return rls.Tx(ctx, s.pool, func(tx pgx.Tx) error {
+	return s.tx(ctx, func(tx pgx.Tx) error {
 		tables, err := TenantTables(ctx, tx)
 		if err != nil {
 			return err
@@ -302,7 +346,7 @@ func (s *Store) ReserveDocuments(ctx context.Context, conversations int, bytes i
 	if err := over(conversations, bytes); err != nil {
 		return err
 	}
-	return rls.Tx(ctx, s.pool, func(tx pgx.Tx) error {
+	return s.tx(ctx, func(tx pgx.Tx) error {
 		var convs int
 		var total int64
 		err := tx.QueryRow(ctx, `
@@ -327,7 +371,7 @@ func (s *Store) ReserveDocuments(ctx context.Context, conversations int, bytes i
 // ReleaseDocuments gives back what ReserveDocuments counted for a write that did not happen
 // (never below zero).
 func (s *Store) ReleaseDocuments(ctx context.Context, conversations int, bytes int64) error {
-	return rls.Tx(ctx, s.pool, func(tx pgx.Tx) error {
+	return s.tx(ctx, func(tx pgx.Tx) error {
 		_, err := tx.Exec(ctx, `UPDATE tenant_usage SET conversations = greatest(conversations - $1, 0),
 			document_bytes = greatest(document_bytes - $2, 0), updated_at = now()`, conversations, bytes)
 		return err
@@ -336,7 +380,7 @@ func (s *Store) ReleaseDocuments(ctx context.Context, conversations int, bytes i
 
 // Usage is what the context tenant keeps in MongoDB, as ReserveDocuments counted it.
 func (s *Store) Usage(ctx context.Context) (conversations int, bytes int64, err error) {
-	err = rls.Tx(ctx, s.pool, func(tx pgx.Tx) error {
+	err = s.tx(ctx, func(tx pgx.Tx) error {
 		err := tx.QueryRow(ctx, `SELECT conversations, document_bytes FROM tenant_usage`).Scan(&conversations, &bytes)
 		if errors.Is(err, pgx.ErrNoRows) {
 			return nil

@@ -70,8 +70,8 @@ func DepsOver(c *clients.Clients, sealer *seal.Sealer, apiURL, token string, pro
 	redis := cells.TenantRedis()
 	return Deps{
 		APIURL: apiURL, Token: token, HTTP: &http.Client{Timeout: time.Minute}, Temporal: c.Temporal,
-		Registry: registry.New(c.Postgres), Settings: tenantdb.New(c.Postgres),
-		Conversations: conversations.New(cells.TenantMongo(), keyring.New(c.Postgres, sealer), redis, tenantdb.New(c.Postgres), limits.Default()),
+		Registry: registry.New(c.Postgres), Settings: cells.TenantDB(),
+		Conversations: conversations.New(cells.TenantMongo(), keyring.New(c.Postgres, sealer), redis, cells.TenantDB(), limits.Default()),
 		Redis:         redis, Progress: progress,
 	}
 }
