@@ -100,6 +100,8 @@ func main() {
 	shipper.OnRound = m.ObserveShip
 	go func() { defer close(shipped); shipper.Run(shipCtx) }()
 	defer func() { stopShipper(); <-shipped }()
+	// The relay brings the events of changes made in cells' PostgreSQL to that outbox.
+	go wiring.Relay(acts, logger).Run(shipCtx)
 
 	ops := api.NewHTTPServer(cfg.WorkerMetricsAddr, m.Handler(), api.DefaultTimeouts)
 	opsErr := make(chan error, 1)

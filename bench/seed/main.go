@@ -75,6 +75,7 @@ func run(ctx context.Context, opts seed.Options) error {
 	shipCtx, stopShipper := context.WithCancel(ctx)
 	defer stopShipper()
 	go wiring.Shipper(acts, logger).Run(shipCtx)
+	go wiring.Relay(acts, logger).Run(shipCtx)
 	srv := httptest.NewServer(wiring.API(cfg, c, sealer, logger).Public)
 	defer srv.Close()
 
