@@ -26,7 +26,7 @@ func TestCellsCheckNamesTheCellThatDoesNotAnswer(t *testing.T) {
 	good, bad := "t-"+testenv.TenantID("g")[2:10], "t-"+testenv.TenantID("b")[2:10]
 	for id, redisURL := range map[string]string{good: testenv.Cell2RedisURL, bad: "redis://127.0.0.1:1/0"} {
 		_, err := reg.Create(ctx, cells.Cell{ID: id, Region: region, Kind: cells.KindPooled, Capacity: 1},
-			cells.Stores{PostgresURL: "postgres://127.0.0.1:5442/x", MongoURL: testenv.Cell2MongoURI, RedisURL: redisURL})
+			cells.Stores{PostgresURL: testenv.CellPostgresOf(t, 2).AppURL, MongoURL: testenv.Cell2MongoURI, RedisURL: redisURL})
 		require.NoError(t, err)
 		// Draining: no other test's onboarding is placed there, and it is still checked.
 		_, err = reg.SetState(ctx, id, cells.StateDraining)

@@ -26,6 +26,7 @@ import (
 	"github.com/misybot/tenancy/internal/platform/operators"
 	"github.com/misybot/tenancy/internal/stores/redisurl"
 	"github.com/misybot/tenancy/internal/stores/rls"
+	"github.com/misybot/tenancy/migrations"
 )
 
 // CellsPath is the prefix of the cell endpoints:
@@ -173,13 +174,17 @@ type registerCellRequest struct {
 	Capacity    *int   `json:"capacity"`
 	TaskQueue   string `json:"taskQueue"`
 	PostgresURL string `json:"postgresUrl"`
-	MongoURL    string `json:"mongoUrl"`
-	RedisURL    string `json:"redisUrl"`
+	// PostgresMigrateURL is the same database as its owner role: registration applies the
+	// cell migrations with it. Optional when the cell's schema is current already.
+	PostgresMigrateURL string `json:"postgresMigrateUrl"`
+	MongoURL           string `json:"mongoUrl"`
+	RedisURL           string `json:"redisUrl"`
 }
 
 // parsedStores are a request's connection strings, parsed.
 type parsedStores struct {
 	postgres *pgx.ConnConfig
+	migrate  string // the owner role's connection string, or ""
 	mongo    *connstring.ConnString
 }
 
@@ -214,6 +219,19 @@ func (r registerCellRequest) validate() (parsedStores, []FieldError) {
 			bad("postgresUrl", "is not a PostgreSQL connection string pgx accepts (its text is not repeated: it may hold a password)")
 		} else {
 			p.postgres = cfg
+		}
+	}
+	if r.PostgresMigrateURL != "" {
+		cfg, err := pgx.ParseConfig(r.PostgresMigrateURL)
+		switch {
+		case len(r.PostgresMigrateURL) > maxStoreURL || err != nil:
+			bad("postgresMigrateUrl", "is not a PostgreSQL connection string pgx accepts, of at most 2000 characters (its text is not repeated: it may hold a password)")
+		case p.postgres != nil && (cfg.Host != p.postgres.Host || cfg.Port != p.postgres.Port || cfg.Database != p.postgres.Database):
+			bad("postgresMigrateUrl", "must name the same server, port and database as postgresUrl (as the owner role)")
+		case p.postgres != nil && cfg.User == p.postgres.User:
+			bad("postgresMigrateUrl", "must connect as the database's owner role, not as postgresUrl's application role")
+		default:
+			p.migrate = r.PostgresMigrateURL
 		}
 	}
 	switch {
@@ -272,7 +290,7 @@ func (h *cellHandlers) register(c echo.Context) error {
 	} else if !errors.Is(err, cells.ErrNotFound) {
 		return err
 	}
-	stores := cells.Stores{PostgresURL: req.PostgresURL, MongoURL: req.MongoURL, RedisURL: req.RedisURL}
+	stores := cells.Stores{PostgresURL: req.PostgresURL, PostgresMigrateURL: req.PostgresMigrateURL, MongoURL: req.MongoURL, RedisURL: req.RedisURL}
 	if refused := h.checkStores(ctx, req.CellID, parsed, stores); len(refused) > 0 {
 		names := make([]string, len(refused))
 		for i, f := range refused {
@@ -310,7 +328,7 @@ func (h *cellHandlers) checkStores(ctx context.Context, cellID string, p parsedS
 		field string
 		run   func(context.Context) (string, error)
 	}{
-		{"postgresUrl", func(ctx context.Context) (string, error) { return checkPostgres(ctx, p.postgres) }},
+		{"postgresUrl", func(ctx context.Context) (string, error) { return h.checkPostgres(ctx, cellID, p) }},
 		{"mongoUrl", func(ctx context.Context) (string, error) { return checkMongo(ctx, s.MongoURL) }},
 		{"redisUrl", func(ctx context.Context) (string, error) { return checkRedis(ctx, s.RedisURL) }},
 	}
@@ -337,13 +355,36 @@ func (h *cellHandlers) checkStores(ctx context.Context, cellID string, p parsedS
 	return out
 }
 
-// checkPostgres connects (one connection, closed after) and runs the isolation self-check.
-func checkPostgres(ctx context.Context, cfg *pgx.ConnConfig) (string, error) {
-	conn, err := pgx.ConnectConfig(ctx, cfg)
+// checkPostgres applies the cell migrations as the owner role when given one, then connects as
+// the application role (one connection, closed after), checks the cell schema is current and
+// runs the isolation self-check. A database that is the control plane's own is refused: it
+// is the default cell already.
+func (h *cellHandlers) checkPostgres(ctx context.Context, cellID string, p parsedStores) (string, error) {
+	if p.migrate != "" {
+		if err := migrations.UpCell(ctx, p.migrate, h.logger.With("cell_id", cellID)); err != nil {
+			if ctx.Err() != nil {
+				return "PostgreSQL did not complete the cell migrations within " + cellStoreTimeout.String(), err
+			}
+			if errors.Is(err, migrations.ErrControlPlane) {
+				return err.Error(), err
+			}
+			return "the cell migrations could not be applied as postgresMigrateUrl's role (server down, wrong role or password, or not the database's owner)", err
+		}
+	}
+	conn, err := pgx.ConnectConfig(ctx, p.postgres)
 	if err != nil {
 		return "PostgreSQL did not accept a connection within " + cellStoreTimeout.String() + " (server down, or wrong host, role or password)", err
 	}
 	defer func() { _ = conn.Close(context.WithoutCancel(ctx)) }()
+	switch v, err := migrations.CellSchemaVersion(ctx, conn); {
+	case errors.Is(err, migrations.ErrControlPlane):
+		return err.Error(), err
+	case err != nil:
+		return "PostgreSQL did not answer which cell migrations it has", err
+	case v < migrations.CellVersion():
+		return fmt.Sprintf("the database has cell migrations up to %d of %d: give postgresMigrateUrl (the owner role) so that registration applies them", v, migrations.CellVersion()),
+			fmt.Errorf("cell schema at %d of %d", v, migrations.CellVersion())
+	}
 	if err := rls.Verify(ctx, conn); err != nil {
 		if ctx.Err() != nil || pgconn.Timeout(err) {
 			return "PostgreSQL did not complete the isolation self-check within " + cellStoreTimeout.String(), err
@@ -387,7 +428,7 @@ func withheld(err error, s cells.Stores) error {
 	if strings.Contains(msg, "://") {
 		return errors.New("(the error quotes a connection string; withheld)")
 	}
-	for _, raw := range []string{s.PostgresURL, s.MongoURL, s.RedisURL} {
+	for _, raw := range []string{s.PostgresURL, s.PostgresMigrateURL, s.MongoURL, s.RedisURL} {
 		if u, perr := url.Parse(raw); perr == nil && u.User != nil {
 			if pw, ok := u.User.Password(); ok && pw != "" && strings.Contains(msg, pw) {
 				return errors.New("(the error quotes a password; withheld)")

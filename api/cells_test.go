@@ -1,13 +1,10 @@
 package api_test
 
 import (
-	"bufio"
 	"context"
 	"encoding/json"
 	"net/http"
 	"net/url"
-	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 
@@ -40,30 +37,12 @@ func cellsSetup(t *testing.T) cellsBundle {
 	return cellsBundle{auditBundle: b, router: router}
 }
 
-// cell2Postgres is cell-2's PostgreSQL as its application role (scripts/cells.sh env cell-2):
-// TEST_CELL2_POSTGRES_URL, or built from the password file scripts/cells.sh writes.
+// cell2Postgres is cell-2's PostgreSQL as its application role, with the cell migrations
+// applied.
 func cell2Postgres(t *testing.T) (dsn, password string) {
 	t.Helper()
-	if v := os.Getenv("TEST_CELL2_POSTGRES_URL"); v != "" {
-		u, err := url.Parse(v)
-		require.NoError(t, err, "TEST_CELL2_POSTGRES_URL")
-		pw, _ := u.User.Password()
-		return v, pw
-	}
-	f, err := os.Open(filepath.Join("..", ".state", "cells", "cell-2", "pg-password"))
-	require.NoError(t, err, "cell-2's password: start the cells with `make cells` (scripts/cells.sh up), or set TEST_CELL2_POSTGRES_URL")
-	defer f.Close()
-	sc := bufio.NewScanner(f)
-	for sc.Scan() {
-		parts := strings.SplitN(sc.Text(), ":", 5) // host:port:database:user:password
-		if len(parts) == 5 && parts[3] == "tenancy_app" {
-			u := url.URL{Scheme: "postgres", User: url.UserPassword("tenancy_app", parts[4]), Host: parts[0] + ":" + parts[1],
-				Path: "/tenancy_test", RawQuery: "sslmode=disable"}
-			return u.String(), parts[4]
-		}
-	}
-	t.Fatal("cell-2's password file names no tenancy_app")
-	return "", ""
+	c := testenv.CellPostgresOf(t, 2)
+	return c.AppURL, c.Password
 }
 
 // newCell is a registration of cell id on cell-2's stores, with fields replaced or added by
@@ -275,6 +254,10 @@ func TestCellsRegisterRefusesStoresThatFailTheirCheck(t *testing.T) {
 	t.Parallel()
 	b := cellsSetup(t)
 	_, password := cell2Postgres(t)
+	cell2 := testenv.CellPostgresOf(t, 2)
+	ownerPW, _ := url.Parse(cell2.OwnerURL)
+	ownerPassword, _ := ownerPW.User.Password()
+	noSchema := strings.Replace(cell2.AppURL, "/tenancy_test?", "/postgres?", 1)
 	for _, tc := range []struct {
 		name      string
 		overrides []any
@@ -283,8 +266,12 @@ func TestCellsRegisterRefusesStoresThatFailTheirCheck(t *testing.T) {
 	}{
 		{"redis on a closed port", []any{"redisUrl", "redis://:s3cret-pw@127.0.0.1:1/1"}, []string{"redisUrl"}, "Redis did not answer PING"},
 		{"postgres on a closed port", []any{"postgresUrl", "postgres://tenancy_app:s3cret-pw@127.0.0.1:1/tenancy_test?sslmode=disable"}, []string{"postgresUrl"}, "PostgreSQL did not accept a connection"},
-		{"postgres as a table owner, and mongodb on a closed port", []any{"postgresUrl", testenv.OwnerDatabaseURL, "mongoUrl", "mongodb://u:s3cret-pw@127.0.0.1:1/"},
+		{"postgres as a table owner, and mongodb on a closed port", []any{"postgresUrl", cell2.OwnerURL, "mongoUrl", "mongodb://u:s3cret-pw@127.0.0.1:1/"},
 			[]string{"postgresUrl", "mongoUrl"}, "owns table"},
+		{"postgres: the control plane's own database", []any{"postgresUrl", testenv.AppDatabaseURL}, []string{"postgresUrl"}, "the control plane's database"},
+		{"postgres: a database without the cell migrations, and no owner to apply them", []any{"postgresUrl", noSchema}, []string{"postgresUrl"}, "cell migrations up to 0 of"},
+		{"postgres: migrations as a role that cannot apply them", []any{"postgresUrl", noSchema, "postgresMigrateUrl", strings.Replace(noSchema, "tenancy_app:", "tenancy_nobody:", 1)},
+			[]string{"postgresUrl"}, "the cell migrations could not be applied"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
@@ -301,7 +288,7 @@ func TestCellsRegisterRefusesStoresThatFailTheirCheck(t *testing.T) {
 			require.Contains(t, res.Raw, tc.says)
 			// No connection string (the owner's password is its role's name, which the
 			// self-check's findings name, so the URLs' hosts stand for it).
-			for _, secret := range []string{"s3cret-pw", password, "127.0.0.1"} {
+			for _, secret := range []string{"s3cret-pw", password, ownerPassword, "127.0.0.1"} {
 				require.NotContains(t, res.Raw, secret)
 			}
 			_, err := b.router.Registry().Get(context.Background(), id)

@@ -3868,6 +3868,11 @@ export interface operations {
                      * @example postgres://tenancy_app:secret@10.0.2.5:5432/tenancy
                      */
                     postgresUrl: string;
+                    /**
+                     * @description The same database as its owner role: registration applies the cell migrations with it, and `starter migrate` the later ones. Optional when the cell's schema is current already. Kept sealed, never shown.
+                     * @example postgres://tenancy_owner:secret@10.0.2.5:5432/tenancy
+                     */
+                    postgresMigrateUrl?: string;
                     /** @example mongodb://10.0.2.6:27017/ */
                     mongoUrl: string;
                     /** @example redis://10.0.2.7:6379/0 */

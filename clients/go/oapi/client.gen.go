@@ -1901,6 +1901,11 @@ type RegisterCellJSONBody struct {
 	// MongoUrl Examples: mongodb://10.0.2.6:27017/
 	MongoUrl string `json:"mongoUrl"`
 
+	// PostgresMigrateUrl The same database as its owner role: registration applies the cell migrations with it, and `starter migrate` the later ones. Optional when the cell's schema is current already. Kept sealed, never shown.
+	//
+	// Examples: postgres://tenancy_owner:secret@10.0.2.5:5432/tenancy
+	PostgresMigrateUrl *string `json:"postgresMigrateUrl,omitempty"`
+
 	// PostgresUrl The cell's PostgreSQL, as its application role (never the owner).
 	//
 	// Examples: postgres://tenancy_app:secret@10.0.2.5:5432/tenancy

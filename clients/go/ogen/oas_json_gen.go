@@ -15902,6 +15902,12 @@ func (s *RegisterCellReq) encodeFields(e *jx.Encoder) {
 		e.Str(s.PostgresUrl)
 	}
 	{
+		if s.PostgresMigrateUrl.Set {
+			e.FieldStart("postgresMigrateUrl")
+			s.PostgresMigrateUrl.Encode(e)
+		}
+	}
+	{
 		e.FieldStart("mongoUrl")
 		e.Str(s.MongoUrl)
 	}
@@ -15911,15 +15917,16 @@ func (s *RegisterCellReq) encodeFields(e *jx.Encoder) {
 	}
 }
 
-var jsonFieldsNameOfRegisterCellReq = [8]string{
+var jsonFieldsNameOfRegisterCellReq = [9]string{
 	0: "cellId",
 	1: "region",
 	2: "kind",
 	3: "capacity",
 	4: "taskQueue",
 	5: "postgresUrl",
-	6: "mongoUrl",
-	7: "redisUrl",
+	6: "postgresMigrateUrl",
+	7: "mongoUrl",
+	8: "redisUrl",
 }
 
 // Decode decodes RegisterCellReq from json.
@@ -15927,7 +15934,7 @@ func (s *RegisterCellReq) Decode(d *jx.Decoder) error {
 	if s == nil {
 		return errors.New("invalid: unable to decode RegisterCellReq to nil")
 	}
-	var requiredBitSet [1]uint8
+	var requiredBitSet [2]uint8
 
 	if err := d.ObjBytes(func(d *jx.Decoder, k []byte) error {
 		switch string(k) {
@@ -15995,8 +16002,18 @@ func (s *RegisterCellReq) Decode(d *jx.Decoder) error {
 			}(); err != nil {
 				return errors.Wrap(err, "decode field \"postgresUrl\"")
 			}
+		case "postgresMigrateUrl":
+			if err := func() error {
+				s.PostgresMigrateUrl.Reset()
+				if err := s.PostgresMigrateUrl.Decode(d); err != nil {
+					return err
+				}
+				return nil
+			}(); err != nil {
+				return errors.Wrap(err, "decode field \"postgresMigrateUrl\"")
+			}
 		case "mongoUrl":
-			requiredBitSet[0] |= 1 << 6
+			requiredBitSet[0] |= 1 << 7
 			if err := func() error {
 				v, err := d.Str()
 				s.MongoUrl = string(v)
@@ -16008,7 +16025,7 @@ func (s *RegisterCellReq) Decode(d *jx.Decoder) error {
 				return errors.Wrap(err, "decode field \"mongoUrl\"")
 			}
 		case "redisUrl":
-			requiredBitSet[0] |= 1 << 7
+			requiredBitSet[1] |= 1 << 0
 			if err := func() error {
 				v, err := d.Str()
 				s.RedisUrl = string(v)
@@ -16028,8 +16045,9 @@ func (s *RegisterCellReq) Decode(d *jx.Decoder) error {
 	}
 	// Validate required fields.
 	var failures []validate.FieldError
-	for i, mask := range [1]uint8{
-		0b11101111,
+	for i, mask := range [2]uint8{
+		0b10101111,
+		0b00000001,
 	} {
 		if result := (requiredBitSet[i] & mask) ^ mask; result != 0 {
 			// Mask only required fields and check equality to mask using XOR.

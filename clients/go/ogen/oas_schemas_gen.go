@@ -6656,8 +6656,12 @@ type RegisterCellReq struct {
 	TaskQueue OptString `json:"taskQueue"`
 	// The cell's PostgreSQL, as its application role (never the owner).
 	PostgresUrl string `json:"postgresUrl"`
-	MongoUrl    string `json:"mongoUrl"`
-	RedisUrl    string `json:"redisUrl"`
+	// The same database as its owner role: registration applies the cell migrations with it, and
+	// `starter migrate` the later ones. Optional when the cell's schema is current already. Kept sealed,
+	// never shown.
+	PostgresMigrateUrl OptString `json:"postgresMigrateUrl"`
+	MongoUrl           string    `json:"mongoUrl"`
+	RedisUrl           string    `json:"redisUrl"`
 }
 
 // GetCellId returns the value of CellId.
@@ -6688,6 +6692,11 @@ func (s *RegisterCellReq) GetTaskQueue() OptString {
 // GetPostgresUrl returns the value of PostgresUrl.
 func (s *RegisterCellReq) GetPostgresUrl() string {
 	return s.PostgresUrl
+}
+
+// GetPostgresMigrateUrl returns the value of PostgresMigrateUrl.
+func (s *RegisterCellReq) GetPostgresMigrateUrl() OptString {
+	return s.PostgresMigrateUrl
 }
 
 // GetMongoUrl returns the value of MongoUrl.
@@ -6728,6 +6737,11 @@ func (s *RegisterCellReq) SetTaskQueue(val OptString) {
 // SetPostgresUrl sets the value of PostgresUrl.
 func (s *RegisterCellReq) SetPostgresUrl(val string) {
 	s.PostgresUrl = val
+}
+
+// SetPostgresMigrateUrl sets the value of PostgresMigrateUrl.
+func (s *RegisterCellReq) SetPostgresMigrateUrl(val OptString) {
+	s.PostgresMigrateUrl = val
 }
 
 // SetMongoUrl sets the value of MongoUrl.
