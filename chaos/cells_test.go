@@ -31,8 +31,7 @@ var suspendedSteps = []string{"tenant.suspend.request", "workflow.step.Transitio
 // and the decision the run acted on.
 var retriedSteps = []string{"tenant.operation.retry", "workflow.signal.retry"}
 
-// Every store of one of three cells stopped (its MongoDB and Redis: PostgreSQL is not routed per
-// cell yet) while onboardings and suspensions run across all three (issue 26). Every operation
+// Every store of one of three cells stopped (its PostgreSQL, MongoDB and Redis) while onboardings and suspensions run across all three (issue 26). Every operation
 // of the tenants on the other two cells completes while the cell is stopped; those on the
 // stopped cell wait, retried by Temporal within the suite's step budget, and complete once the
 // stores are back (one that spent its budget and parked gets the operator's retry, recorded
@@ -45,8 +44,8 @@ func TestCellStoppedDuringOperations(t *testing.T) {
 	s := newStack(t, "")
 	s.startWorker("worker")
 	all := []*testCell{{id: cells.Default, name: "default"},
-		s.addCell("cell-2", testenv.Cell2MongoURI, testenv.Cell2RedisURL),
-		s.addCell("cell-3", testenv.Cell3MongoURI, testenv.Cell3RedisURL)}
+		s.addCell(2, testenv.Cell2MongoURI, testenv.Cell2RedisURL),
+		s.addCell(3, testenv.Cell3MongoURI, testenv.Cell3RedisURL)}
 	stopped := all[2]
 	cellOf := func(i int) *testCell { return all[i%len(all)] }
 
@@ -91,7 +90,7 @@ func TestCellStoppedDuringOperations(t *testing.T) {
 	// set of resources on its cell and one audit event per step.
 	require.Equal(t, len(others), s.waitAll(runsOf(others)), "every operation on the other cells completes while %s is stopped", stopped.name)
 	c := s.checkCellOps(others)
-	s.logf("%s stopped (MongoDB and Redis cut): %d onboardings and %d suspensions across 3 cells (%s); on the other cells %d/%d completed during the cut; %s",
+	s.logf("%s stopped (PostgreSQL, MongoDB and Redis cut): %d onboardings and %d suspensions across 3 cells (%s); on the other cells %d/%d completed during the cut; %s",
 		stopped.name, n, n, perCell(ops), len(others), len(others), c)
 
 	// None of the stopped cell's operations can finish without its stores: each waits.
@@ -107,24 +106,27 @@ func TestCellStoppedDuringOperations(t *testing.T) {
 }
 
 // testCell is one of the scenario's cells: the default cell, or one registered on a local
-// cell's MongoDB and Redis through proxies the scenario can cut.
+// cell's stores through proxies the scenario can cut.
 type testCell struct {
-	id, name           string
-	mongo, redis       *testenv.Proxy
-	mongoURI, redisURL string
+	id, name               string
+	postgres, mongo, redis *testenv.Proxy
+	mongoURI, redisURL     string
 }
 
-func (c *testCell) cut()     { c.mongo.Cut(); c.redis.Cut() }
-func (c *testCell) restore() { c.mongo.Restore(); c.redis.Restore() }
+func (c *testCell) cut()     { c.postgres.Cut(); c.mongo.Cut(); c.redis.Cut() }
+func (c *testCell) restore() { c.postgres.Restore(); c.mongo.Restore(); c.redis.Restore() }
 
 // addCell registers a cell on the local cell name's MongoDB and Redis, each reached through a
 // proxy, and closes it at once, so that no concurrent test's onboarding is placed on it (the
 // scenario places its own tenants by hand, and placement keeps a tenant already placed). The
 // test's tenants are taken off it and the cell deleted when the test ends.
-func (s *stack) addCell(name, mongoURI, redisURL string) *testCell {
+func (s *stack) addCell(k int, mongoURI, redisURL string) *testCell {
 	s.t.Helper()
+	name := fmt.Sprintf("cell-%d", k)
+	pg := testenv.CellPostgresOf(s.t, k)
 	c := &testCell{id: "t-" + testenv.TenantID("c")[2:10], name: name, mongoURI: mongoURI, redisURL: redisURL,
-		mongo: testenv.StartProxy(s.t, hostOf(s.t, mongoURI)), redis: testenv.StartProxy(s.t, hostOf(s.t, redisURL))}
+		postgres: testenv.StartProxy(s.t, hostOf(s.t, pg.AppURL)),
+		mongo:    testenv.StartProxy(s.t, hostOf(s.t, mongoURI)), redis: testenv.StartProxy(s.t, hostOf(s.t, redisURL))}
 	c.name = name + " (" + c.id + ")"
 	// A cut proxy accepts and closes every connection: the driver would wait its default 30 s
 	// for a server before each command fails; 2 s lets a cut attempt fail well inside the
@@ -137,7 +139,7 @@ func (s *stack) addCell(name, mongoURI, redisURL string) *testCell {
 	reg := cells.New(s.app, sealer)
 	ctx := context.Background()
 	_, err = reg.Create(ctx, cells.Cell{ID: c.id, Region: "local", Kind: cells.KindPooled, Capacity: 100},
-		cells.Stores{PostgresURL: "postgres://127.0.0.1:5442/tenancy_test", MongoURL: mu.String(), RedisURL: withHost(s.t, redisURL, c.redis.Addr)})
+		cells.Stores{PostgresURL: withHost(s.t, pg.AppURL, c.postgres.Addr), MongoURL: mu.String(), RedisURL: withHost(s.t, redisURL, c.redis.Addr)})
 	require.NoError(s.t, err)
 	s.t.Cleanup(func() {
 		_, _ = s.owner.Exec(context.Background(), `UPDATE tenants SET cell_id = NULL WHERE cell_id = $1`, c.id)
@@ -150,7 +152,7 @@ func (s *stack) addCell(name, mongoURI, redisURL string) *testCell {
 	require.NoError(s.t, err)
 	rc := redis.NewClient(ropts)
 	s.t.Cleanup(func() { _ = rc.Close() })
-	s.cellStores[c.id] = cellStores{mongo: testenv.MongoClientAt(s.t, mongoURI), redis: rc}
+	s.cellStores[c.id] = cellStores{postgres: testenv.CellOwnerPool(s.t, k), mongo: testenv.MongoClientAt(s.t, mongoURI), redis: rc}
 	return c
 }
 

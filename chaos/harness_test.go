@@ -148,16 +148,18 @@ type stack struct {
 	pg, mongoProxy, redisProxy *testenv.Proxy
 	pgURL, mongoURL, redisURL  string
 	http                       *http.Client
-	// cellStores are the MongoDB and Redis (direct, not through a proxy) of each test cell a
+	// cellStores are the PostgreSQL, MongoDB and Redis (direct, not through a proxy) of each test cell a
 	// scenario registered, by cell id: where holdingsOf looks for the cell's tenants.
 	cellStores map[string]cellStores
 	audit      func() *audit.Writer
 }
 
-// cellStores are a test cell's MongoDB and Redis, reached directly, to inspect.
+// cellStores are a test cell's PostgreSQL (as its owner), MongoDB and Redis, reached directly,
+// to inspect.
 type cellStores struct {
-	mongo *mongo.Client
-	redis *redis.Client
+	postgres *pgxpool.Pool
+	mongo    *mongo.Client
+	redis    *redis.Client
 }
 
 // newStack starts the API on a new task queue, talking to the Temporal server at
@@ -564,22 +566,30 @@ func (s *stack) holdingsOf(id string) holdings {
 		_, err := s.tenantChain(id).Ship(ctx)
 		require.NoError(s.t, err)
 	}
-	require.NoError(s.t, rls.Tx(tenant.WithID(ctx, id), s.owner, func(tx pgx.Tx) error {
-		tables, err := tenantdb.TenantTables(ctx, tx)
-		if err != nil {
-			return err
-		}
-		for _, table := range tables {
-			var n int
-			if err := tx.QueryRow(ctx, `SELECT count(*) FROM `+table.Sanitize()+` WHERE tenant_id = $1`, id).Scan(&n); err != nil {
+	// The control plane's database (keys, audit outbox; every table for the default cell's
+	// tenants) and, for a test cell's tenant, its cell's (its tenant tables).
+	pools := []*pgxpool.Pool{s.owner}
+	if p := s.postgresOf(id); p != s.owner {
+		pools = append(pools, p)
+	}
+	for _, p := range pools {
+		require.NoError(s.t, rls.Tx(tenant.WithID(ctx, id), p, func(tx pgx.Tx) error {
+			tables, err := tenantdb.TenantTables(ctx, tx)
+			if err != nil {
 				return err
 			}
-			if n > 0 {
-				h.Postgres[table[len(table)-1]] = n
+			for _, table := range tables {
+				var n int
+				if err := tx.QueryRow(ctx, `SELECT count(*) FROM `+table.Sanitize()+` WHERE tenant_id = $1`, id).Scan(&n); err != nil {
+					return err
+				}
+				if n > 0 {
+					h.Postgres[table[len(table)-1]] += n
+				}
 			}
-		}
-		return nil
-	}))
+			return nil
+		}))
+	}
 	mc, rc := s.storesOf(id)
 	dbs, err := mc.ListDatabaseNames(ctx, bson.D{{Key: "name", Value: tenantmongo.DatabasePrefix + id}})
 	require.NoError(s.t, err)
@@ -608,6 +618,20 @@ func (s *stack) holdingsOf(id string) holdings {
 	}
 	slices.Sort(h.RedisKeys)
 	return h
+}
+
+// postgresOf is the PostgreSQL (as its owner) of the tenant's cell: the stack's for the default
+// cell, a test cell's otherwise.
+func (s *stack) postgresOf(id string) *pgxpool.Pool {
+	s.t.Helper()
+	var cell *string
+	require.NoError(s.t, s.owner.QueryRow(context.Background(), `SELECT cell_id FROM tenants WHERE tenant_id = $1`, id).Scan(&cell))
+	if cell != nil {
+		if cs, ok := s.cellStores[*cell]; ok {
+			return cs.postgres
+		}
+	}
+	return s.owner
 }
 
 // storesOf are the MongoDB and Redis of the tenant's cell: the stack's own for the default
