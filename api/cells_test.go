@@ -105,9 +105,20 @@ func TestCellsRegisterListAndLifecycle(t *testing.T) {
 	b.removeCell(t, id)
 	_, password := cell2Postgres(t)
 	require.NotEmpty(t, password)
+	owner := testenv.CellPostgresOf(t, 2).OwnerURL
+	ou, err := url.Parse(owner)
+	require.NoError(t, err)
+	ownerPassword, _ := ou.User.Password()
 
-	res := b.do(t, http.MethodPost, api.CellsPath, newCell(t, id))
+	// With the owner's URL, registration applies the cell migrations (the test database has
+	// them already: nothing to do, and the URL is kept sealed for `starter migrate`).
+	res := b.do(t, http.MethodPost, api.CellsPath, newCell(t, id, "postgresMigrateUrl", owner))
 	require.Equal(t, http.StatusCreated, res.Code, res.Raw)
+	require.NotContains(t, res.Raw, ownerPassword)
+	require.NotContains(t, res.Raw, "tenancy_owner")
+	stores, _, err := b.router.Registry().Stores(context.Background(), id)
+	require.NoError(t, err)
+	require.Equal(t, owner, stores.PostgresMigrateURL)
 	// Closed at once: an open cell with room could take another package's onboarding.
 	closed := b.do(t, http.MethodPost, api.CellsPath+"/"+id+"/close", "")
 	require.Equal(t, http.StatusOK, closed.Code, closed.Raw)

@@ -556,12 +556,18 @@ type holdings struct {
 	Events    []audit.Event
 }
 
-// holdingsOf reads what the tenant has, directly from the stores, after shipping its audit
-// chain's backlog (what the worker's shipper would have done by now).
+// holdingsOf reads what the tenant has, directly from the stores, after relaying the events
+// its cell's PostgreSQL keeps and shipping its audit chain's backlog (what the worker's relay
+// and shipper would have done by now).
 func (s *stack) holdingsOf(id string) holdings {
 	s.t.Helper()
 	ctx := context.Background()
 	h := holdings{Postgres: map[string]int{}, Mongo: map[string]int64{}}
+	if p := s.postgresOf(id); p != s.owner {
+		src := audit.RelaySource{Cell: "of " + id, Pool: p}
+		_, err := s.audit().NewRelay(nil, s.fileLogger("relay")).Drain(ctx, src)
+		require.NoError(s.t, err)
+	}
 	if s.status(id) != tenant.StatusOffboarded { // an offboarded tenant's chain went with it
 		_, err := s.tenantChain(id).Ship(ctx)
 		require.NoError(s.t, err)
