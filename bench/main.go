@@ -44,6 +44,7 @@ import (
 	"go.temporal.io/sdk/worker"
 
 	"github.com/misybot/tenancy/activities"
+	"github.com/misybot/tenancy/internal/domain/cells"
 	"github.com/misybot/tenancy/internal/keys/seal"
 	"github.com/misybot/tenancy/internal/platform/clients"
 	"github.com/misybot/tenancy/internal/platform/config"
@@ -67,6 +68,7 @@ func main() {
 	noopRounds := flag.Int("noop-onboarding", 0, "instead of the report: this many rounds at concurrency 16 of the floor against OnboardTenant itself with no-op activities, on a worker without interceptors (what the workflow's own Temporal work costs: search attributes, version marker, payloads)")
 	apartRounds := flag.Int("apart-rounds", 4, "floor/onboarding pairs at concurrency 16 with PostgreSQL, FerretDB and Redis confined to one core and Temporal and the bench to the others, as when the stores run on machines of their own (0 skips them; skipped on one core, or when the stores are not on this machine)")
 	pollerRounds := flag.Int("poller-rounds", 2, "pairs at concurrency 16 of onboarding on a worker with the SDK's default pollers against one with WORKER_POLLERS (0 skips them)")
+	cellSamples := flag.Int("cell-samples", 30, "onboardings of each side of the cells figure: placed among 3 cells (the local cells cell-2 and cell-3 registered beside the default one) against named onto the default cell, interleaved at concurrency 1 (0 skips it; skipped when the local cells are not running)")
 	ownTemporal := flag.Bool("own-temporal", true, "run on a dev server of the bench's own, restarted on a fresh file before each concurrency-1 pair (false: TEMPORAL_ADDRESS's)")
 	flag.Parse()
 	if *cpuProfile != "" {
@@ -81,7 +83,7 @@ func main() {
 		defer pprof.StopCPUProfile()
 	}
 	opts := options{tenants: *tenants, samples: *samples, burst: *burst, rounds: max(*rounds, 1), scale: *scale,
-		sustain: *sustain, apiLoad: *apiLoad, goBench: *goBenchFile, out: *out, ownTemporal: *ownTemporal, noopRounds: *noopRounds, pollerRounds: *pollerRounds, apartRounds: *apartRounds}
+		sustain: *sustain, apiLoad: *apiLoad, goBench: *goBenchFile, out: *out, ownTemporal: *ownTemporal, noopRounds: *noopRounds, pollerRounds: *pollerRounds, apartRounds: *apartRounds, cellSamples: *cellSamples}
 	if err := run(opts); err != nil {
 		pprof.StopCPUProfile()
 		fmt.Fprintln(os.Stderr, "bench:", err)
@@ -109,6 +111,8 @@ type bench struct {
 	startWorker func() error
 	// pollers is the worker's pollers of each kind (WORKER_POLLERS; 0: the SDK's default).
 	pollers int
+	// cells is the cell registry (the cells figure registers the local cells there).
+	cells *cells.Registry
 }
 
 // freshTemporal restarts the bench's own dev server on an empty file (see devServer) with a
@@ -133,10 +137,10 @@ func (b *bench) freshTemporal() error {
 }
 
 type options struct {
-	tenants, samples, burst, rounds, scale, noopRounds, pollerRounds, apartRounds int
-	sustain, apiLoad                                                              time.Duration
-	goBench, out                                                                  string
-	ownTemporal                                                                   bool
+	tenants, samples, burst, rounds, scale, noopRounds, pollerRounds, apartRounds, cellSamples int
+	sustain, apiLoad                                                                           time.Duration
+	goBench, out                                                                               string
+	ownTemporal                                                                                bool
 }
 
 func run(o options) error {
@@ -201,9 +205,11 @@ func run(o options) error {
 	}
 	defer func() { b.worker.Stop() }()
 	b.dev = dev
+	b.cells = acts.Cells.Registry()
 	shipCtx, stopShipper := context.WithCancel(ctx)
 	defer stopShipper()
 	go wiring.Shipper(acts, logger).Run(shipCtx)
+	go wiring.Relay(acts, logger).Run(shipCtx)
 	srv := httptest.NewServer(wiring.API(cfg, c, sealer, logger).Public)
 	defer srv.Close()
 	b.url = srv.URL
@@ -287,6 +293,21 @@ func run(o options) error {
 		sustainedPhases = []phase{sf, so}
 		extra = append(extra, row{fmt.Sprintf("Onboarding throughput (runs/s) sustained for %s, concurrency 16, vs floor (%s before it and %[2]s after)", o.sustain, o.sustain/2), so.Throughput, sf.Throughput, ratio(so.Throughput, sf.Throughput), "≥ 0.8"})
 	}
+	var cellPhases []phase
+	if o.cellSamples > 0 {
+		one, three, err := b.cellsPair(ctx, o.cellSamples)
+		switch {
+		case errors.Is(err, errNoLocalCells):
+			say("no cells figure: " + err.Error())
+		case err != nil:
+			return err
+		default:
+			cellPhases = []phase{one, three}
+			extra = append(extra,
+				row{"Onboarding p50 (ms), concurrency 1, placed among 3 cells (landing on cell-2 and cell-3) vs named onto the default cell", three.P50, one.P50, ratio(three.P50, one.P50), "≤ 1.05"},
+				row{"Onboarding p99 (ms), concurrency 1, placed among 3 cells vs named onto the default cell", three.P99, one.P99, ratio(three.P99, one.P99), ""})
+		}
+	}
 	// 1,500 reads at each size (50 per concurrency-1 sample), about a second of each: 150 took
 	// 50 ms. More samples steady the p50 against a burst, not against the host's drift: at one
 	// size (1,300 tenants), four measurements 30 s apart read a list p50 of 1.1, 0.9, 1.9 and
@@ -361,6 +382,7 @@ func run(o options) error {
 	}
 	r.Phases = append(r.Phases, pollerPhases...)
 	r.Phases = append(r.Phases, sustainedPhases...)
+	r.Phases = append(r.Phases, cellPhases...)
 	r.Phases = append(r.Phases, full1, floorAfter)
 	if err := writeHistogram(filepath.Join(outDir, "latency.svg"), []phase{floor1, empty1, floor16, onb16, floorAfter, full1}); err != nil {
 		return err
@@ -378,7 +400,7 @@ func reset(ctx context.Context, cfg config.Config, c *clients.Clients) error {
 	}
 	defer owner.Close()
 	rows, err := owner.Query(ctx, `SELECT format('%I.%I', schemaname, tablename) FROM pg_tables
-		WHERE schemaname = 'public' AND tablename NOT LIKE 'goose%'`)
+		WHERE schemaname = 'public' AND tablename NOT LIKE 'goose%' AND tablename <> 'cells'`)
 	if err != nil {
 		return err
 	}
@@ -387,6 +409,10 @@ func reset(ctx context.Context, cfg config.Config, c *clients.Clients) error {
 		return err
 	}
 	if _, err := owner.Exec(ctx, `TRUNCATE `+strings.Join(tables, ", ")+` RESTART IDENTITY CASCADE`); err != nil {
+		return fmt.Errorf("empty the bench database: %w", err)
+	}
+	// The cells but the default one (migration 00019's row, which the bench keeps).
+	if _, err := owner.Exec(ctx, `DELETE FROM cells WHERE cell_id <> 'default'`); err != nil {
 		return fmt.Errorf("empty the bench database: %w", err)
 	}
 	if err := dropTenantDatabases(ctx, cfg, c); err != nil {
