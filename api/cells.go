@@ -15,7 +15,6 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/labstack/echo/v4"
-	"github.com/prometheus/client_golang/prometheus"
 	"go.mongodb.org/mongo-driver/mongo"
 	"go.mongodb.org/mongo-driver/mongo/options"
 	"go.mongodb.org/mongo-driver/mongo/readpref"
@@ -24,6 +23,7 @@ import (
 	"github.com/misybot/tenancy/internal/domain/cells"
 	"github.com/misybot/tenancy/internal/platform/clients"
 	"github.com/misybot/tenancy/internal/platform/operators"
+	"github.com/misybot/tenancy/internal/platform/opsmetrics"
 	"github.com/misybot/tenancy/internal/stores/redisurl"
 	"github.com/misybot/tenancy/internal/stores/rls"
 	"github.com/misybot/tenancy/migrations"
@@ -71,10 +71,7 @@ func (s *Server) cellRoutes(e *echo.Echo, router *clients.CellRouter, read, admi
 	}
 	h := &cellHandlers{router: router, logger: s.logger}
 	// Registered once per server; tests build several servers over one router.
-	_ = s.metrics.registry.Register(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
-		Name: "tenancy_cell_clients_open",
-		Help: "Cells other than the default this API process holds MongoDB and Redis clients to (each pools at most clients.MaxCellPool MongoDB connections).",
-	}, func() float64 { return float64(router.OpenCells()) }))
+	_ = s.metrics.registry.Register(opsmetrics.CellClientsOpen(router.OpenCells))
 	e.GET(CellsPath, h.list, read...)
 	s.audited(e.POST(CellsPath, h.register, admin...), "cell.register")
 	e.GET(CellsPath+"/:cellId", h.get, read...)

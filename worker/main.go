@@ -94,6 +94,7 @@ func main() {
 	// The shipper moves audit events from the PostgreSQL outbox to MongoDB; while MongoDB is
 	// down they wait there, and lifecycle changes go on.
 	m.WatchAuditBacklog(acts.Audit.Backlog)
+	m.WatchCells(acts.Cells.OpenCells)
 	shipCtx, stopShipper := context.WithCancel(context.Background())
 	shipped := make(chan struct{})
 	shipper := wiring.Shipper(acts, logger)

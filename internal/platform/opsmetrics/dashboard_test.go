@@ -66,3 +66,25 @@ func TestDashboardNamesExportedMetrics(t *testing.T) {
 	}
 	require.Positive(t, queried)
 }
+
+// The worker exports the cells it holds clients to, read when scraped.
+func TestWorkerExportsItsOpenCells(t *testing.T) {
+	m, err := opsmetrics.NewWorker()
+	require.NoError(t, err)
+	open := 0
+	m.WatchCells(func() int { return open })
+	value := func() float64 {
+		families, err := m.Registry().Gather()
+		require.NoError(t, err)
+		for _, f := range families {
+			if f.GetName() == "tenancy_cell_clients_open" {
+				return f.GetMetric()[0].GetGauge().GetValue()
+			}
+		}
+		t.Fatal("no tenancy_cell_clients_open")
+		return 0
+	}
+	require.Zero(t, value())
+	open = 2
+	require.EqualValues(t, 2, value())
+}

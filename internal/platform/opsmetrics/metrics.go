@@ -96,6 +96,21 @@ func (w *Worker) WatchAuditBacklog(backlog func(context.Context) (audit.Backlog,
 	w.registry.MustRegister(NewAuditBacklog(backlog))
 }
 
+// WatchCells exports how many cells other than the default one the worker holds clients to
+// (tenancy_cell_clients_open, as the API does): each costs it a PostgreSQL pool, a MongoDB and
+// a Redis client.
+func (w *Worker) WatchCells(open func() int) {
+	w.registry.MustRegister(CellClientsOpen(open))
+}
+
+// CellClientsOpen is the gauge of the cells a process holds clients to.
+func CellClientsOpen(open func() int) prometheus.Collector {
+	return prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Name: "tenancy_cell_clients_open",
+		Help: "Cells other than the default this process holds clients to (each: a PostgreSQL pool of at most clients.MaxCellPostgresConns connections, a MongoDB pool of at most clients.MaxCellPool, a Redis client).",
+	}, func() float64 { return float64(open()) })
+}
+
 // TemporalHandler is the handler to pass as client.Options.MetricsHandler: the SDK's metrics,
 // and whatever workflows record with workflow.GetMetricsHandler, land in this registry.
 func (w *Worker) TemporalHandler() client.MetricsHandler { return w.handler }
