@@ -44,14 +44,22 @@ type RotateMasterKeyResult struct {
 	Tenants  int
 	DataKeys int
 	Secrets  int
+	// Cells counts the cells whose store addresses were re-sealed (runs started before
+	// resealCellStoresChange re-seal none).
+	Cells int
 }
+
+// resealCellStoresChange is the GetVersion change id of the step that re-seals the cells' store
+// addresses after the tenants: runs started before it replay without the step.
+const resealCellStoresChange = "reseal-cell-stores"
 
 // RotateMasterKey re-wraps every tenant's data keys and re-seals its secrets under the current
 // master key version (start it once every worker and API process runs with the new
-// TENANT_MASTER_KEY and the old one in TENANT_MASTER_KEY_PREVIOUS). Data keys do not change,
-// so no data is re-encrypted. Resumable: it pages through tenants by id and continues as new
-// every rewrapsPerRun tenants; each re-wrap is idempotent. Audited per tenant (step events)
-// and once at the end, in the platform chain.
+// TENANT_MASTER_KEY and the old one in TENANT_MASTER_KEY_PREVIOUS), then re-seals every cell's
+// store addresses. Data keys do not change, so no data is re-encrypted. Resumable: it pages
+// through tenants by id and continues as new every rewrapsPerRun tenants; each re-wrap and the
+// re-seal are idempotent. Audited per tenant (step events) and once at the end, in the
+// platform chain.
 func RotateMasterKey(ctx workflow.Context, in RotateMasterKeyInput) (RotateMasterKeyResult, error) {
 	r, err := newRun(ctx, "rotate-master-key", "", in.StepAttempts, in.StepTimeout)
 	if err != nil {
@@ -100,6 +108,22 @@ func RotateMasterKey(ctx workflow.Context, in RotateMasterKeyInput) (RotateMaste
 			return res, workflow.NewContinueAsNewError(ctx, RotateMasterKey, in)
 		}
 	}
+	// The cells' store addresses are sealed under the master key too: without this step they
+	// would stop opening, and every tenant on those cells with them, once the previous key goes.
+	resealCells := workflow.GetVersion(ctx, resealCellStoresChange, workflow.DefaultVersion, 1) >= 1
+	if resealCells {
+		if err := r.step("reseal cells", func(ctx workflow.Context) error {
+			var rc activities.ResealCellsResult
+			if err := workflow.ExecuteActivity(ctx, a.ResealCellStores, activities.ResealCellsInput{Version: in.Version}).Get(ctx, &rc); err != nil {
+				return err
+			}
+			res.Cells = rc.Cells
+			return nil
+		}); err != nil {
+			r.progress.State = StateFailed
+			return res, err
+		}
+	}
 	info := workflow.GetInfo(ctx)
 	if err := r.step("audit", func(ctx workflow.Context) error {
 		ev := r.event("", "platform.master-key.rotate", operator(in.RequestedBy), activities.OutcomeSuccess, "")
@@ -107,6 +131,9 @@ func RotateMasterKey(ctx workflow.Context, in RotateMasterKeyInput) (RotateMaste
 		ev.ID, ev.Resource = fmt.Sprintf("%s/v%d/%s/done", info.WorkflowExecution.ID, in.Version, info.OriginalRunID), "platform"
 		ev.Details = map[string]string{"version": fmt.Sprint(in.Version), "tenants": fmt.Sprint(res.Tenants),
 			"dataKeysRewrapped": fmt.Sprint(res.DataKeys), "secretsResealed": fmt.Sprint(res.Secrets)}
+		if resealCells {
+			ev.Details["cellStoresResealed"] = fmt.Sprint(res.Cells)
+		}
 		return record(ctx, activities.AuditInput{Event: ev, Platform: true})
 	}); err != nil {
 		r.progress.State = StateFailed

@@ -30,7 +30,7 @@ func TestReplayCommittedHistories(t *testing.T) {
 		names[filepath.Base(f)] = true
 	}
 	for _, want := range []string{"onboard-with-approval.json", "provision.json", "suspend.json", "restore.json", "offboard.json", "offboard-cancelled.json",
-		"onboard-four-eyes.json", "profile-change.json", "rotate-master-key.json",
+		"onboard-four-eyes.json", "profile-change.json", "rotate-master-key.json", "rotate-master-key-reseal-cells.json",
 		"rotate-tenant-key.json", "audit-retention-continue-as-new.json", "offboard-parked-retry.json", "offboard-parked-abort.json", "reconcile.json",
 		"onboard-operator-decisions.json", "profile-change-operator-decisions.json", "offboard-operator-decisions.json"} {
 		require.True(t, names[want], "missing history %s", want)

@@ -133,3 +133,16 @@ func TestCommittedHistoriesCoverBothSidesOfOperatorDecisions(t *testing.T) {
 		require.Contains(t, markers(t, "testdata/histories/"+recorded), "operator-decisions", recorded)
 	}
 }
+
+// The "reseal-cell-stores" change (workflows/masterkey.go) has histories on both sides: a
+// rotation recorded before it went from the tenants to the audit and records no marker; one
+// recorded after records the marker and re-seals the cells before the audit. The replay test
+// replays both, so deleting the GetVersion call, or running the step unconditionally, fails.
+func TestCommittedHistoriesCoverBothSidesOfTheCellReseal(t *testing.T) {
+	t.Parallel()
+	require.NotContains(t, markers(t, "testdata/histories/rotate-master-key.json"), "reseal-cell-stores", "recorded before the change")
+	require.Equal(t, []string{"reseal-cell-stores"}, markers(t, "testdata/histories/rotate-master-key-reseal-cells.json"))
+	raw, err := os.ReadFile("testdata/histories/rotate-master-key-reseal-cells.json")
+	require.NoError(t, err)
+	require.Contains(t, string(raw), `"ResealCellStores"`, "the step ran")
+}
