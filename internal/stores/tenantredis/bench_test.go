@@ -33,11 +33,14 @@ const (
 // benchClient connects to database benchDB and empties it, at the start and at the end. It
 // refuses to flush a database holding anything but this benchmark's keys (a leftover of an
 // interrupted run is fine; someone else's data in database 15 is not).
-func benchClient(b *testing.B) *redis.Client {
+func benchClient(b *testing.B) *redis.Client { return benchClientOn(b, benchDB) }
+
+// benchClientOn is benchClient on database db.
+func benchClientOn(b *testing.B, db int) *redis.Client {
 	b.Helper()
 	opts, err := redis.ParseURL(testenv.RedisURL)
 	require.NoError(b, err, "TEST_REDIS_URL")
-	opts.DB = benchDB
+	opts.DB = db
 	rc := redis.NewClient(opts)
 	b.Cleanup(func() { _ = rc.Close() })
 	ctx := context.Background()
@@ -46,7 +49,7 @@ func benchClient(b *testing.B) *redis.Client {
 		iter := rc.Scan(ctx, 0, "*", 10_000).Iterator()
 		for iter.Next(ctx) {
 			if !strings.HasPrefix(iter.Val(), benchTenantStart) {
-				b.Fatalf("Redis database %d holds keys that are not this benchmark's (e.g. %q); not flushing it", benchDB, iter.Val())
+				b.Fatalf("Redis database %d holds keys that are not this benchmark's (e.g. %q); not flushing it", db, iter.Val())
 			}
 		}
 		require.NoError(b, iter.Err())
@@ -165,4 +168,83 @@ func readUntil(reader *tenantredis.Scope, stop <-chan struct{}) (time.Duration, 
 		}
 		lat = append(lat, time.Since(t))
 	}
+}
+
+// indexBenchDB is the database of BenchmarkPurgeIndexed, apart from BenchmarkPurge's.
+const indexBenchDB = 5
+
+const (
+	indexBenchVictimKeys = 1000
+	indexBenchOtherKeys  = 200_000
+	indexBenchReps       = 25 // purges per size and path, of which the median is reported
+)
+
+// BenchmarkPurgeIndexed measures finding and deleting the keys of a tenant with 1000 keys
+// (Store.Purge, batches of 1000) alone in the database, then among 200,000 keys of 100 other
+// tenants, by both paths in the same run: the index of a tenant written through the store, and
+// the SCAN walk of a tenant from before the index (the same keys written raw, no mark). Each
+// figure is the median of indexBenchReps purges.
+//
+// Metrics: index-alone-ms, index-among-200k-ms, index-ratio (among / alone), and the same for
+// scan-*.
+func BenchmarkPurgeIndexed(b *testing.B) {
+	rc := benchClientOn(b, indexBenchDB)
+	store := tenantredis.New(rc)
+	ctx := context.Background()
+	const victim = "bench-ivictim"
+	vctx := tenant.WithID(ctx, victim)
+	sc, err := store.Scope(vctx)
+	require.NoError(b, err)
+
+	purge := func(indexed bool) time.Duration {
+		b.Helper()
+		if indexed {
+			require.NoError(b, store.WriteContext(vctx, tenantredis.ContextRecord{Status: "active", Type: "standard"}))
+			for i := range indexBenchVictimKeys {
+				require.NoError(b, sc.Set(ctx, "item", fmt.Sprint(i), victim, 0))
+			}
+		} else {
+			fill(b, rc, victim, 0, indexBenchVictimKeys)
+		}
+		start := time.Now()
+		prog, err := store.Purge(vctx, tenantredis.PurgeProgress{}, 1000, nil)
+		d := time.Since(start)
+		require.NoError(b, err)
+		require.True(b, prog.Done)
+		require.GreaterOrEqual(b, prog.Deleted, int64(indexBenchVictimKeys))
+		return d
+	}
+	median := func(indexed bool) time.Duration {
+		ds := make([]time.Duration, indexBenchReps)
+		for i := range ds {
+			ds[i] = purge(indexed)
+		}
+		slices.Sort(ds)
+		return ds[len(ds)/2]
+	}
+
+	var idxAlone, idxAmong, scanAlone, scanAmong time.Duration
+	b.ResetTimer()
+	for range b.N {
+		b.StopTimer()
+		require.NoError(b, rc.FlushDB(ctx).Err())
+		b.StartTimer()
+		idxAlone += median(true)
+		scanAlone += median(false)
+		b.StopTimer()
+		for i := range 100 {
+			fill(b, rc, fmt.Sprintf("bench-io%03d", i), 0, indexBenchOtherKeys/100)
+		}
+		b.StartTimer()
+		idxAmong += median(true)
+		scanAmong += median(false)
+	}
+	n := float64(b.N)
+	ms := func(d time.Duration) float64 { return d.Seconds() * 1000 / n }
+	b.ReportMetric(ms(idxAlone), "index-alone-ms")
+	b.ReportMetric(ms(idxAmong), "index-among-200k-ms")
+	b.ReportMetric(idxAmong.Seconds()/idxAlone.Seconds(), "index-ratio")
+	b.ReportMetric(ms(scanAlone), "scan-alone-ms")
+	b.ReportMetric(ms(scanAmong), "scan-among-200k-ms")
+	b.ReportMetric(scanAmong.Seconds()/scanAlone.Seconds(), "scan-ratio")
 }

@@ -117,8 +117,9 @@ func tenantOn(t *testing.T, rc *redis.ClusterClient, prefix, addr string, want b
 	return ""
 }
 
-// Purge in a cluster deletes every key of the tenant and nothing else, and SCANs only the master
-// that owns the tenant's slot, in batches, however many other tenants share that master.
+// Purge in a cluster of a tenant from before the index deletes every key of the tenant and
+// nothing else, and SCANs only the master that owns the tenant's slot, in batches, however many
+// other tenants share that master.
 func TestClusterPurgeScansOnlyTheSlotOwner(t *testing.T) {
 	t.Parallel()
 	rc, scans, cleanup := clusterSetup(t)
@@ -139,8 +140,11 @@ func TestClusterPurgeScansOnlyTheSlotOwner(t *testing.T) {
 			require.NoError(t, sc.Set(ctx, "item", fmt.Sprint(i), id, 0))
 		}
 		require.NoError(t, store.WriteContext(ctxOf(id), tenantredis.ContextRecord{Status: "active", Type: "standard"}))
-		require.Len(t, clusterKeysOf(t, rc, id), n+1)
+		require.Len(t, clusterKeysOf(t, rc, id), n+2)
 	}
+	// The victim predates the index: no mark, no index, so its keys are found with SCAN.
+	require.NoError(t, rc.HDel(ctx, tenantredis.Key(victim, "context", "record"), "keysIndexed").Err())
+	require.NoError(t, rc.Del(ctx, tenantredis.Key(victim, "_keys")).Err())
 
 	before := scans.snapshot()
 	var batches int
@@ -152,7 +156,7 @@ func TestClusterPurgeScansOnlyTheSlotOwner(t *testing.T) {
 
 	require.Empty(t, clusterKeysOf(t, rc, victim), "every key of the victim is gone")
 	for _, id := range []string{neighbour, elsewhere, sibling} {
-		require.Len(t, clusterKeysOf(t, rc, id), n+1, "tenant %s keeps every key", id)
+		require.Len(t, clusterKeysOf(t, rc, id), n+2, "tenant %s keeps every key", id)
 		rec, err := store.ReadContext(ctxOf(id))
 		require.NoError(t, err)
 		require.Equal(t, "active", rec.Status)
@@ -166,6 +170,42 @@ func TestClusterPurgeScansOnlyTheSlotOwner(t *testing.T) {
 	}
 	require.Equal(t, []string{home}, keys(scanned), "SCAN ran on the slot's owner only: %v", scanned)
 	require.Equal(t, batches, scanned[home], "one SCAN per batch")
+}
+
+// Purge in a cluster of an indexed tenant walks its index (in its slot, like its keys): it
+// deletes every key written through the store, the record and the index, sends no SCAN to any
+// node, and leaves the tenants on the same master and elsewhere alone.
+func TestClusterPurgeWalksTheIndex(t *testing.T) {
+	t.Parallel()
+	rc, scans, cleanup := clusterSetup(t)
+	ctx := context.Background()
+	store := tenantredis.New(rc)
+	victim := testenv.TenantID("cl-ivictim")
+	neighbour := tenantOn(t, rc, "cl-ineigh", owner(t, rc, victim), true)
+	elsewhere := tenantOn(t, rc, "cl-ifar", owner(t, rc, victim), false)
+	cleanup(victim, neighbour, elsewhere)
+
+	const n = 300
+	for _, id := range []string{victim, neighbour, elsewhere} {
+		require.NoError(t, store.WriteContext(ctxOf(id), tenantredis.ContextRecord{Status: "active", Type: "standard"}))
+		sc := scope(t, store, id)
+		for i := range n {
+			require.NoError(t, sc.Set(ctx, "item", fmt.Sprint(i), id, time.Duration(i%2)*time.Hour))
+		}
+		_, err := sc.SetNX(ctx, tenantredis.KindSession, "s", "u", time.Hour)
+		require.NoError(t, err)
+		require.Len(t, clusterKeysOf(t, rc, id), n+3)
+	}
+
+	before := scans.snapshot()
+	prog, err := store.Purge(ctxOf(victim), tenantredis.PurgeProgress{}, 50, nil)
+	require.NoError(t, err)
+	require.Equal(t, before, scans.snapshot(), "no SCAN on any node")
+	require.Equal(t, tenantredis.PurgeProgress{Deleted: n + 2, Done: true}, prog, "the keys and the record (the emptied index went by itself)")
+	require.Empty(t, clusterKeysOf(t, rc, victim))
+	for _, id := range []string{neighbour, elsewhere} {
+		require.Len(t, clusterKeysOf(t, rc, id), n+3, "tenant %s keeps every key", id)
+	}
 }
 
 func keys(m map[string]int) []string {

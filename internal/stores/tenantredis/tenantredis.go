@@ -22,6 +22,13 @@
 //   - <name> is free-form: any bytes, 1 to 512 of them, ':' '}' '*' included. It comes last, after
 //     a fixed prefix, so it can neither change the tenant nor the kind, and it never enters a
 //     MATCH pattern.
+//   - tenant:{<id>}:_keys is the tenant's key index (see Purge): a sorted set of the keys written
+//     through a Scope. No Scope key can be it: a kind starts with a letter, never '_'.
+//
+// Finding a tenant's keys does not walk the keyspace: every Scope write adds its key to the
+// index in the same MULTI/EXEC, and Purge and RevokeSessions walk the index (ZSCAN), whose
+// size is the tenant's, not the database's. Only tenants whose record predates the index (no
+// keysIndexed field, see WriteContext) are still found with SCAN.
 package tenantredis
 
 import (
@@ -29,6 +36,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"math"
 	"regexp"
 	"strconv"
 	"strings"
@@ -47,7 +55,16 @@ const (
 	// kindContext holds the context record; reserved, Scope refuses it.
 	kindContext = "context"
 	recordName  = "record"
+	// indexName is the last part of the index key, tenant:{<id>}:_keys. At the kind's position
+	// it cannot collide with a Scope key: kinds match kindPattern, which starts with a letter.
+	indexName = "_keys"
 )
+
+// indexGrace is added to the expiry a key's index entry carries (its score) and pruned after:
+// an entry must outlive its key, and the score comes from the writer's clock while Redis
+// expires the key by its own, so the margin covers any clock skew below it. It bounds the
+// stale entries of expired keys to those of the last ttl+indexGrace.
+const indexGrace = 5 * time.Minute
 
 // Limits on the parts of a key (see the package comment).
 const (
@@ -198,8 +215,42 @@ func (sc *Scope) Get(ctx context.Context, kind, name string) (string, error) {
 	return v, nil
 }
 
-// Set stores value at kind/name, expiring after ttl (0: never). A negative ttl is refused
-// rather than passed on, because go-redis reads -1 as "keep the current TTL".
+// indexKey is the key of the tenant's index, a sorted set of the tenant's keys written through a
+// Scope. A member is the key without the tenant prefix (<kind>:<name>: the prefix is the
+// index's own); its score is when the key's entry may be dropped: the key's expiry plus
+// indexGrace in Unix milliseconds, +inf for a key without TTL. Every write prunes entries
+// whose time has passed, so the index holds the live keys plus the keys expired in the last
+// indexGrace, and keys deleted behind the store's back (an UNLINK of those is harmless). The
+// index itself never expires; Redis deletes it when its last entry goes.
+func indexKey(prefix string) string { return prefix + indexName }
+
+// indexScore is the score of a key written now with ttl (0: never expires).
+func indexScore(ttl time.Duration) float64 {
+	if ttl == 0 {
+		return math.Inf(1)
+	}
+	return float64(time.Now().Add(ttl + indexGrace).UnixMilli())
+}
+
+// index queues, in the caller's MULTI, the index entry of the key kind:name written with ttl
+// and the pruning of entries past their time. raiseOnly (ZADD GT) is for a write that may not
+// have happened (SET NX): it never moves an entry's time earlier than the key's expiry.
+func (sc *Scope) index(ctx context.Context, pipe redis.Pipeliner, kind, name string, ttl time.Duration, raiseOnly bool) {
+	idx := indexKey(sc.prefix)
+	z := redis.Z{Score: indexScore(ttl), Member: kind + ":" + name}
+	if raiseOnly {
+		pipe.ZAddGT(ctx, idx, z)
+	} else {
+		pipe.ZAdd(ctx, idx, z)
+	}
+	pipe.ZRemRangeByScore(ctx, idx, "-inf", "("+strconv.FormatInt(time.Now().UnixMilli(), 10))
+}
+
+// Set stores value at kind/name, expiring after ttl (0: never), and records the key in the
+// tenant's index in the same MULTI/EXEC (one round trip; all keys share the tenant's slot, so
+// the transaction is legal in a cluster). The index has no TTL: the key's expiry is its
+// entry's score. A negative ttl is refused rather than passed on, because go-redis reads -1 as
+// "keep the current TTL".
 func (sc *Scope) Set(ctx context.Context, kind, name, value string, ttl time.Duration) error {
 	k, err := sc.key(kind, name)
 	if err != nil {
@@ -208,14 +259,21 @@ func (sc *Scope) Set(ctx context.Context, kind, name, value string, ttl time.Dur
 	if ttl < 0 {
 		return fmt.Errorf("tenantredis: set %s: negative ttl %s", kind, ttl)
 	}
-	if err := sc.client.Set(ctx, k, value, ttl).Err(); err != nil {
+	_, err = sc.client.TxPipelined(ctx, func(pipe redis.Pipeliner) error {
+		pipe.Set(ctx, k, value, ttl)
+		sc.index(ctx, pipe, kind, name, ttl, false)
+		return nil
+	})
+	if err != nil {
 		return fmt.Errorf("tenantredis: set %s: %w", kind, err)
 	}
 	return nil
 }
 
 // SetNX stores value at kind/name only if the key is absent, and reports whether it did: the
-// building block for "first writer wins" (locks, deduplication of retried requests).
+// building block for "first writer wins" (locks, deduplication of retried requests). The key
+// enters the index in the same MULTI/EXEC, written or not; when it was not written, its entry
+// only ever moves later (ZADD GT), so it still outlives the key.
 func (sc *Scope) SetNX(ctx context.Context, kind, name, value string, ttl time.Duration) (bool, error) {
 	k, err := sc.key(kind, name)
 	if err != nil {
@@ -224,20 +282,31 @@ func (sc *Scope) SetNX(ctx context.Context, kind, name, value string, ttl time.D
 	if ttl < 0 {
 		return false, fmt.Errorf("tenantredis: setnx %s: negative ttl %s", kind, ttl)
 	}
-	ok, err := sc.client.SetNX(ctx, k, value, ttl).Result()
+	var set *redis.BoolCmd
+	_, err = sc.client.TxPipelined(ctx, func(pipe redis.Pipeliner) error {
+		set = pipe.SetNX(ctx, k, value, ttl)
+		sc.index(ctx, pipe, kind, name, ttl, true)
+		return nil
+	})
 	if err != nil {
 		return false, fmt.Errorf("tenantredis: setnx %s: %w", kind, err)
 	}
-	return ok, nil
+	return set.Val(), nil
 }
 
-// Del removes kind/name. A missing key is success, so repeating a Del is harmless.
+// Del removes kind/name and its index entry in one MULTI/EXEC. A missing key is success, so
+// repeating a Del is harmless.
 func (sc *Scope) Del(ctx context.Context, kind, name string) error {
 	k, err := sc.key(kind, name)
 	if err != nil {
 		return err
 	}
-	if err := sc.client.Unlink(ctx, k).Err(); err != nil {
+	_, err = sc.client.TxPipelined(ctx, func(pipe redis.Pipeliner) error {
+		pipe.Unlink(ctx, k)
+		pipe.ZRem(ctx, indexKey(sc.prefix), kind+":"+name)
+		return nil
+	})
+	if err != nil {
 		return fmt.Errorf("tenantredis: del %s: %w", kind, err)
 	}
 	return nil
@@ -271,15 +340,35 @@ const (
 	fieldUpdatedAt      = "updatedAt"
 	fieldStatusVersion  = "statusVersion"
 	fieldSecretRotated  = "secretRotatedAt"
+	// fieldKeysIndexed ("1") says that every key of the tenant since its first record was
+	// written through a Scope, hence is in the index (see WriteContext).
+	fieldKeysIndexed = "keysIndexed"
 )
 
 func recordKey(prefix string) string { return prefix + kindContext + ":" + recordName }
 
+// writeContext replaces the record (KEYS[1]) with the fields in ARGV. The keysIndexed mark is
+// set when there was no record (the tenant's first provisioning) and kept when the old record
+// had it; a record without it stays without it.
+var writeContext = redis.NewScript(`
+local indexed = redis.call('EXISTS', KEYS[1]) == 0 or redis.call('HEXISTS', KEYS[1], 'keysIndexed') == 1
+redis.call('DEL', KEYS[1])
+redis.call('HSET', KEYS[1], unpack(ARGV))
+if indexed then redis.call('HSET', KEYS[1], 'keysIndexed', '1') end
+return 1`)
+
 // WriteContext replaces the context tenant's record with rec; a zero UpdatedAt is stamped with
 // the current time. Idempotent, so Temporal may retry it: it is an overwrite (DEL then HSET of
-// every field in one MULTI/EXEC), so repeating it leaves the same record, and a reader never
-// sees a mix of the old and new record. Status and Type must be known values (tenant.Status,
+// every field in one script), so repeating it leaves the same record, and a reader never sees
+// a mix of the old and new record. Status and Type must be known values (tenant.Status,
 // tenant.Type): an unknown status would make request checks guess.
+//
+// When no record existed (provisioning), it marks the record keysIndexed: the tenant is new,
+// so every key it will have is written through a Scope and lands in the index, and Purge and
+// RevokeSessions may walk the index instead of the keyspace. The mark survives later writes of
+// the record. A record written before the index existed has no mark, and is never given one
+// (RepairContext, which recreates a lost record, does not mark), so a tenant whose keys may
+// predate the index is always found with SCAN.
 func (s *Store) WriteContext(ctx context.Context, rec ContextRecord) error {
 	client, p, err := s.scoped(ctx)
 	if err != nil {
@@ -302,18 +391,13 @@ func (s *Store) WriteContext(ctx context.Context, rec ContextRecord) error {
 	if err != nil {
 		return err
 	}
-	key := recordKey(p)
-	_, err = client.TxPipelined(ctx, func(pipe redis.Pipeliner) error {
-		pipe.Del(ctx, key)
-		pipe.HSet(ctx, key,
-			fieldStatus, rec.Status,
-			fieldType, rec.Type,
-			fieldPermissions, string(perms),
-			fieldAllowedOrigins, string(origins),
-			fieldUpdatedAt, rec.UpdatedAt.UTC().Format(time.RFC3339Nano),
-			fieldStatusVersion, strconv.FormatInt(rec.StatusVersion, 10))
-		return nil
-	})
+	err = writeContext.Run(ctx, client, []string{recordKey(p)},
+		fieldStatus, rec.Status,
+		fieldType, rec.Type,
+		fieldPermissions, string(perms),
+		fieldAllowedOrigins, string(origins),
+		fieldUpdatedAt, rec.UpdatedAt.UTC().Format(time.RFC3339Nano),
+		fieldStatusVersion, strconv.FormatInt(rec.StatusVersion, 10)).Err()
 	if err != nil {
 		return fmt.Errorf("tenantredis: write context: %w", err)
 	}
@@ -451,58 +535,85 @@ func (s *Store) MarkSecretRotated(ctx context.Context, at time.Time) error {
 }
 
 // RevokeSessions deletes every session key of the context tenant (kind KindSession) and returns
-// how many it deleted, calling onBatch (may be nil) after each SCAN step. Used by suspension: call it after SetStatus, so that no new session is
-// created behind the scan. Idempotent, so Temporal may retry it: a repeated run finds nothing
-// and returns 0. Like Purge it walks the whole keyspace with SCAN (never KEYS, which would
-// block Redis), so its cost grows with the total number of keys, not with the tenant's.
+// how many it deleted, calling onBatch (may be nil) after each step. Used by suspension: call
+// it after SetStatus, so that no new session is created behind the walk. Idempotent, so
+// Temporal may retry it: a repeated run finds nothing and returns 0.
+//
+// For an indexed tenant (see WriteContext) it walks the index's session entries (ZSCAN MATCH
+// "session:*"), so its cost is the tenant's number of keys, whatever the database holds, and
+// it drops those entries, stale ones (of expired sessions) included. Otherwise it walks the
+// whole keyspace with SCAN (never KEYS, which would block Redis), as Purge does.
 func (s *Store) RevokeSessions(ctx context.Context, onBatch func(PurgeProgress) error) (int64, error) {
-	p, err := prefixFrom(ctx)
+	client, p, err := s.scoped(ctx)
 	if err != nil {
 		return 0, err
 	}
-	prog, err := s.scanUnlink(ctx, p+KindSession+":*", PurgeProgress{}, DefaultBatch, onBatch)
+	indexed, err := client.HExists(ctx, recordKey(p), fieldKeysIndexed).Result()
+	if err != nil {
+		return 0, fmt.Errorf("tenantredis: revoke sessions: %w", err)
+	}
+	var prog PurgeProgress
+	if indexed {
+		prog, err = indexUnlink(ctx, client, p, KindSession+":*", PurgeProgress{}, DefaultBatch, false, onBatch)
+	} else {
+		prog, err = s.scanUnlink(ctx, p+KindSession+":*", PurgeProgress{}, DefaultBatch, onBatch)
+	}
 	if err != nil {
 		return prog.Deleted, fmt.Errorf("tenantredis: revoke sessions: %w", err)
 	}
 	return prog.Deleted, nil
 }
 
-// PurgeProgress is where a purge stands: the SCAN cursor to continue from, the keys deleted so
-// far (by this and earlier attempts) and whether it is finished. It is what the offboarding
-// activity heartbeats, and what a later attempt passes back as from.
+// PurgeProgress is where a purge stands: the cursor to continue from (of the walk of the index,
+// or of SCAN for a tenant without one), the keys deleted so far (by this and earlier attempts)
+// and whether it is finished. It is what the offboarding activity heartbeats, and what a later
+// attempt passes back as from.
 type PurgeProgress struct {
 	Cursor  uint64 `json:"cursor"`
 	Deleted int64  `json:"deleted"`
 	Done    bool   `json:"done"`
 }
 
-// Purge deletes every key of the context tenant (tenant:{<id>}:*), in batches: SCAN MATCH with
-// COUNT batch (DefaultBatch when batch <= 0), then one UNLINK of the batch's keys (UNLINK frees
-// memory off the main thread; all keys share one slot, so the multi-key command is legal in a
-// cluster too). Never KEYS, which would block Redis for the whole walk. After each batch it
-// calls onBatch (may be nil) with the progress; an error from onBatch stops the purge and is
-// returned with the progress reached, from which a later call resumes. A tenant with no keys
-// left is success.
+// Purge deletes every key of the context tenant (tenant:{<id>}:*), in batches of about batch
+// keys (DefaultBatch when batch <= 0), each deleted with one UNLINK (UNLINK frees memory off
+// the main thread; all keys share one slot, so the multi-key command is legal in a cluster
+// too). After each batch it calls onBatch (may be nil) with the progress; an error from onBatch
+// stops the purge and is returned with the progress reached, from which a later call resumes.
+// A tenant with no keys left is success.
+//
+// How it finds the keys:
+//   - An indexed tenant (its record has keysIndexed, see WriteContext): ZSCAN of the index,
+//     then for each batch one MULTI of UNLINK of the keys and ZREM of their entries, and at the
+//     end one UNLINK of the record and the index. The cost is the tenant's number of keys (plus
+//     its entries of keys expired in the last indexGrace), not the database's: a tenant among
+//     a million other keys is purged as fast as alone (BenchmarkPurgeIndexed). The same holds
+//     in a Redis Cluster, where the index lives in the tenant's slot like its keys. (CLUSTER
+//     GETKEYSINSLOT on the slot's owner would also list only that slot, shared with the other
+//     tenants that hash there; the index needs neither the slot nor the cluster.)
+//   - Any other tenant: SCAN MATCH tenant:{<id>}:* with COUNT batch, one UNLINK per step.
+//     Never KEYS, which would block Redis for the whole walk. SCAN visits other tenants' keys
+//     too, so its cost grows with the size of the database (in a cluster, of the master that
+//     owns the tenant's slot, see scanner), not with the tenant's share of it.
 //
 // Idempotent and resumable, so Temporal may retry it from the last heartbeat:
-//   - SCAN guarantees that a key present for the whole scan is returned at least once, and
-//     nothing writes to a tenant being purged, so the keys a saved cursor has passed are keys
-//     an earlier attempt already deleted (progress is reported only after their UNLINK); a
-//     repeated UNLINK of a key already gone is harmless and not counted twice.
-//   - A cursor is only meaningful to the Redis process that issued it: its hash table is
-//     seeded at random on start, so after a restart or a failover the same cursor points
-//     elsewhere, and a key written by a straggler during the pause may sit behind it. So when
-//     a run starts from a non-zero cursor, after that scan reaches 0 it makes one more full
-//     pass from 0 before reporting Done. A run that starts from 0 needs no second pass. The
+//   - SCAN and ZSCAN guarantee that a key (an entry) present for the whole walk is returned at
+//     least once, and nothing writes to a tenant being purged, so what a saved cursor has
+//     passed was deleted by an earlier attempt (progress is reported only after the UNLINK, and
+//     an entry is removed only with or after its key's UNLINK, never before); a repeated UNLINK
+//     of a key already gone is harmless and not counted twice.
+//   - A cursor is only meaningful to the Redis process, and the walk, that issued it: a hash
+//     table is seeded at random on start, so after a restart or a failover the same cursor
+//     points elsewhere, and a key written by a straggler during the pause may sit behind it;
+//     a cursor of one walk (SCAN) passed to the other (ZSCAN) means nothing either. So when a
+//     run starts from a non-zero cursor, after its walk reaches 0 it makes one more full pass
+//     from 0 before reporting Done. A run that starts from 0 needs no second pass. The
 //     progress between the two passes has Cursor 0 and Done false, so an attempt stopped there
 //     resumes with exactly the one full pass still owed.
-//
-// The cost is one walk of the whole keyspace (two when resumed): SCAN visits other tenants' keys
-// too, so it grows with the size of the Redis database, not with the tenant's share of it. In a
-// Redis Cluster the walk is of one master's keyspace only, the owner of the tenant's slot
-// (scanner), so it grows with that node's share of the data.
+//   - The record, and with it the keysIndexed mark, is deleted last, with the index: an
+//     attempt that stops before sees the index again, and one that stops after sees no mark
+//     and makes a full SCAN pass, which finds whatever is left.
 func (s *Store) Purge(ctx context.Context, from PurgeProgress, batch int64, onBatch func(PurgeProgress) error) (PurgeProgress, error) {
-	p, err := prefixFrom(ctx)
+	client, p, err := s.scoped(ctx)
 	if err != nil {
 		return from, err
 	}
@@ -512,11 +623,80 @@ func (s *Store) Purge(ctx context.Context, from PurgeProgress, batch int64, onBa
 	if batch <= 0 {
 		batch = DefaultBatch
 	}
-	prog, err := s.scanUnlink(ctx, p+"*", from, batch, onBatch)
+	indexed, err := client.HExists(ctx, recordKey(p), fieldKeysIndexed).Result()
+	if err != nil {
+		return from, fmt.Errorf("tenantredis: purge: %w", err)
+	}
+	var prog PurgeProgress
+	if indexed {
+		prog, err = indexUnlink(ctx, client, p, "", from, batch, true, onBatch)
+	} else {
+		prog, err = s.scanUnlink(ctx, p+"*", from, batch, onBatch)
+	}
 	if err != nil {
 		return prog, fmt.Errorf("tenantredis: purge: %w", err)
 	}
 	return prog, nil
+}
+
+// indexUnlink is the loop of Purge and RevokeSessions over the index of the tenant with prefix
+// (see Purge for why it is sound): ZSCAN with match (every entry when empty) and COUNT batch,
+// then one MULTI of UNLINK of the batch's keys and ZREM of their entries. With final (Purge),
+// the walk ends with one UNLINK of the record and the index. Deleted counts the tenant's keys
+// and the record; the index is usually gone by then (Redis deletes a sorted set with its last
+// entry) and is counted only when something was left in it.
+func indexUnlink(ctx context.Context, client redis.UniversalClient, prefix, match string, from PurgeProgress, batch int64, final bool, onBatch func(PurgeProgress) error) (PurgeProgress, error) {
+	idx := indexKey(prefix)
+	prog := from
+	secondPass := from.Cursor != 0 // resumed: one full pass is owed after this one
+	for {
+		// ZSCAN answers member, score, member, score, ...
+		res, next, err := client.ZScan(ctx, idx, prog.Cursor, match, batch).Result()
+		if err != nil {
+			return prog, fmt.Errorf("zscan index: %w", err)
+		}
+		if len(res) > 0 {
+			members := make([]any, 0, len(res)/2)
+			keys := make([]string, 0, len(res)/2)
+			for i := 0; i < len(res); i += 2 {
+				members = append(members, res[i])
+				keys = append(keys, prefix+res[i])
+			}
+			var unlinked *redis.IntCmd
+			_, err := client.TxPipelined(ctx, func(pipe redis.Pipeliner) error {
+				unlinked = pipe.Unlink(ctx, keys...)
+				pipe.ZRem(ctx, idx, members...)
+				return nil
+			})
+			if err != nil {
+				return prog, fmt.Errorf("unlink: %w", err)
+			}
+			prog.Deleted += unlinked.Val()
+		}
+		prog.Cursor = next
+		if next == 0 {
+			if secondPass {
+				secondPass = false
+			} else {
+				if final {
+					n, err := client.Unlink(ctx, recordKey(prefix), idx).Result()
+					if err != nil {
+						return prog, fmt.Errorf("unlink record and index: %w", err)
+					}
+					prog.Deleted += n
+				}
+				prog.Done = true
+			}
+		}
+		if onBatch != nil {
+			if err := onBatch(prog); err != nil {
+				return prog, fmt.Errorf("stopped at cursor %d after %d keys: %w", prog.Cursor, prog.Deleted, err)
+			}
+		}
+		if prog.Done {
+			return prog, nil
+		}
+	}
 }
 
 // scanner is what SCAN runs on: the server, or in a cluster the master that owns the slot of

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math"
 	"slices"
 	"strings"
 	"sync"
@@ -55,7 +56,8 @@ func scanAll(rc *redis.Client, match string) ([]string, error) {
 		out = append(out, iter.Val())
 	}
 	slices.Sort(out)
-	return out, iter.Err()
+	// SCAN may return a key twice (when the table is resized during the walk).
+	return slices.Compact(out), iter.Err()
 }
 
 func keysOf(t *testing.T, rc *redis.Client, id string) []string {
@@ -184,7 +186,7 @@ func TestScopeCannotReachAnotherTenant(t *testing.T) {
 	}
 	require.NoError(t, store.WriteContext(ctxOf(b), tenantredis.ContextRecord{Status: "active", Type: "trial"}))
 	bKeys := keysOf(t, rc, b)
-	require.Len(t, bKeys, len(names)+1)
+	require.Len(t, bKeys, len(names)+2, "the keys, the record and the index")
 
 	for _, n := range names {
 		_, err := scA.Get(ctx, "cache", n)
@@ -212,7 +214,7 @@ func TestScopeCannotReachAnotherTenant(t *testing.T) {
 		require.NoError(t, err)
 		require.Equal(t, "secret-of-b", v, "name %q", n)
 	}
-	require.Len(t, keysOf(t, rc, a), len(names))
+	require.Len(t, keysOf(t, rc, a), len(names)+1, "the keys and the index")
 }
 
 func TestContextRecord(t *testing.T) {
@@ -304,30 +306,261 @@ func TestContextRecord(t *testing.T) {
 
 func TestRevokeSessionsDeletesOnlyThatTenantsSessions(t *testing.T) {
 	t.Parallel()
-	store, rc, a, b := setup(t, "revoke")
+	for _, indexed := range []bool{true, false} {
+		t.Run(fmt.Sprint("indexed=", indexed), func(t *testing.T) {
+			t.Parallel()
+			store, rc, a, b := setup(t, "revoke")
+			ctx := context.Background()
+			rec := &scanCursors{}
+			rc.AddHook(rec)
+			scA, scB := scope(t, store, a), scope(t, store, b)
+			require.NoError(t, store.WriteContext(ctxOf(a), tenantredis.ContextRecord{Status: "active", Type: "trial"}))
+			for i := range 3 {
+				require.NoError(t, scA.Set(ctx, tenantredis.KindSession, fmt.Sprint("h", i), "u", time.Hour))
+			}
+			require.NoError(t, scA.Set(ctx, "sessions", "not-a-session", "v", time.Hour))
+			require.NoError(t, scA.Set(ctx, "cache", "x", "v", time.Hour))
+			for i := range 2 {
+				require.NoError(t, scB.Set(ctx, tenantredis.KindSession, fmt.Sprint("h", i), "u", time.Hour))
+			}
+			if !indexed {
+				unindex(t, rc, a)
+				// A session written before the index existed: only SCAN finds it.
+				require.NoError(t, rc.Set(ctx, tenantredis.Key(a, tenantredis.KindSession, "old"), "u", time.Hour).Err())
+			}
+			rec.take()
+
+			n, err := store.RevokeSessions(ctxOf(a), nil)
+			require.NoError(t, err)
+			require.EqualValues(t, 3+map[bool]int{true: 0, false: 1}[indexed], n)
+			want := []string{"tenant:{" + a + "}:cache:x", "tenant:{" + a + "}:context:record", "tenant:{" + a + "}:sessions:not-a-session"}
+			if indexed {
+				require.Empty(t, rec.take(), "an indexed tenant's sessions are found without SCAN")
+				want = append([]string{"tenant:{" + a + "}:_keys"}, want...)
+				entries, err := rc.ZRange(ctx, "tenant:{"+a+"}:_keys", 0, -1).Result()
+				require.NoError(t, err)
+				slices.Sort(entries)
+				require.Equal(t, []string{"cache:x", "sessions:not-a-session"}, entries, "the sessions' entries went with them")
+			}
+			require.Equal(t, want, keysOf(t, rc, a))
+			require.Len(t, keysOf(t, rc, b), 3, "b's sessions and index")
+
+			n, err = store.RevokeSessions(ctxOf(a), nil)
+			require.NoError(t, err)
+			require.Zero(t, n)
+		})
+	}
+}
+
+// unindex makes id a tenant from before the index: its record loses the keysIndexed mark and
+// its index is gone, so only SCAN finds its keys.
+func unindex(t *testing.T, rc *redis.Client, id string) {
+	t.Helper()
 	ctx := context.Background()
-	scA, scB := scope(t, store, a), scope(t, store, b)
-	for i := range 3 {
-		require.NoError(t, scA.Set(ctx, tenantredis.KindSession, fmt.Sprint("h", i), "u", time.Hour))
+	require.NoError(t, rc.HDel(ctx, tenantredis.Key(id, "context", "record"), "keysIndexed").Err())
+	require.NoError(t, rc.Del(ctx, tenantredis.Key(id, "_keys")).Err())
+}
+
+// indexScore is the score of kind:name in id's index (ok false when absent).
+func indexScore(t *testing.T, rc *redis.Client, id, member string) (float64, bool) {
+	t.Helper()
+	v, err := rc.ZScore(context.Background(), tenantredis.Key(id, "_keys"), member).Result()
+	if errors.Is(err, redis.Nil) {
+		return 0, false
 	}
-	require.NoError(t, scA.Set(ctx, "sessions", "not-a-session", "v", time.Hour))
-	require.NoError(t, scA.Set(ctx, "cache", "x", "v", time.Hour))
+	require.NoError(t, err)
+	return v, true
+}
+
+// Scope writes keep the index: every key written is an entry (its score the key's expiry plus
+// a margin, +inf without TTL), Del removes it, a SET NX that did not write never moves an entry
+// earlier, and entries whose time has passed are pruned by the next write.
+func TestScopeWritesKeepTheIndex(t *testing.T) {
+	t.Parallel()
+	store, rc, a, _ := setup(t, "index")
+	ctx := context.Background()
+	sc := scope(t, store, a)
+
+	require.NoError(t, sc.Set(ctx, "cache", "forever", "v", 0))
+	require.NoError(t, sc.Set(ctx, "cache", "brief", "v", time.Minute))
+	score, ok := indexScore(t, rc, a, "cache:forever")
+	require.True(t, ok)
+	require.True(t, math.IsInf(score, 1))
+	score, ok = indexScore(t, rc, a, "cache:brief")
+	require.True(t, ok)
+	require.InDelta(t, float64(time.Now().Add(6*time.Minute).UnixMilli()), score, float64(10*time.Second/time.Millisecond))
+	ttl, err := rc.PTTL(ctx, "tenant:{"+a+"}:_keys").Result()
+	require.NoError(t, err)
+	require.Equal(t, time.Duration(-1), ttl, "the index has no TTL")
+
+	ok, err = sc.SetNX(ctx, "cache", "forever", "w", time.Minute) // not written: stays +inf
+	require.NoError(t, err)
+	require.False(t, ok)
+	score, _ = indexScore(t, rc, a, "cache:forever")
+	require.True(t, math.IsInf(score, 1))
+	ok, err = sc.SetNX(ctx, "lock", "l", "1", time.Minute)
+	require.NoError(t, err)
+	require.True(t, ok)
+	_, ok = indexScore(t, rc, a, "lock:l")
+	require.True(t, ok)
+
+	require.NoError(t, sc.Del(ctx, "cache", "brief"))
+	_, ok = indexScore(t, rc, a, "cache:brief")
+	require.False(t, ok)
+
+	// An entry past its time (a key long expired) goes with the next write.
+	require.NoError(t, rc.ZAdd(ctx, "tenant:{"+a+"}:_keys", redis.Z{Score: float64(time.Now().Add(-time.Second).UnixMilli()), Member: "cache:expired"}).Err())
+	require.NoError(t, sc.Set(ctx, "cache", "other", "v", 0))
+	_, ok = indexScore(t, rc, a, "cache:expired")
+	require.False(t, ok)
+}
+
+// The keysIndexed mark is set by the first record write only: a tenant whose record predates
+// the index keeps no mark whatever is written later, so its keys are still found by SCAN.
+func TestWriteContextMarksOnlyNewTenants(t *testing.T) {
+	t.Parallel()
+	store, rc, a, b := setup(t, "mark")
+	ctx := context.Background()
+	marked := func(id string) bool {
+		ok, err := rc.HExists(ctx, tenantredis.Key(id, "context", "record"), "keysIndexed").Result()
+		require.NoError(t, err)
+		return ok
+	}
+	rec := tenantredis.ContextRecord{Status: "active", Type: "trial"}
+	require.NoError(t, store.WriteContext(ctxOf(a), rec))
+	require.True(t, marked(a))
+	require.NoError(t, store.WriteContext(ctxOf(a), rec))
+	_, err := store.SetStatus(ctxOf(a), "suspended", 1)
+	require.NoError(t, err)
+	require.True(t, marked(a), "kept by later writes")
+
+	require.NoError(t, rc.HSet(ctx, tenantredis.Key(b, "context", "record"), "status", "active").Err()) // an old record
+	require.NoError(t, store.WriteContext(ctxOf(b), rec))
+	require.False(t, marked(b))
+	_, err = store.RepairContext(ctxOf(b), rec)
+	require.NoError(t, err)
+	require.False(t, marked(b))
+}
+
+// An indexed tenant's purge deletes every key written through the store (with and without
+// TTL, SET NX included), the record and the index, without a single SCAN, and leaves the
+// sibling tenant (whose id extends the victim's) alone.
+func TestPurgeOfAnIndexedTenantWalksTheIndex(t *testing.T) {
+	t.Parallel()
+	store, rc, a, b := setup(t, "ipurge")
+	ctx := context.Background()
+	rec := &scanCursors{}
+	rc.AddHook(rec)
+	for _, id := range []string{a, b} {
+		require.NoError(t, store.WriteContext(ctxOf(id), tenantredis.ContextRecord{Status: "active", Type: "trial"}))
+		sc := scope(t, store, id)
+		for i := range 300 {
+			require.NoError(t, sc.Set(ctx, "item", fmt.Sprint(i), id, time.Duration(i%2)*time.Hour))
+		}
+		_, err := sc.SetNX(ctx, "nonce", "n", "1", time.Minute)
+		require.NoError(t, err)
+		require.NoError(t, sc.Set(ctx, tenantredis.KindSession, "s", "u", time.Hour))
+		require.Len(t, keysOf(t, rc, id), 300+2+2)
+	}
+	rec.take()
+
+	var batches int
+	prog, err := store.Purge(ctxOf(a), tenantredis.PurgeProgress{}, 50, func(tenantredis.PurgeProgress) error { batches++; return nil })
+	require.NoError(t, err)
+	require.Empty(t, rec.take(), "no SCAN")
+	// The index is not counted: Redis drops it when the walk removes its last entry.
+	require.Equal(t, tenantredis.PurgeProgress{Deleted: 300 + 2 + 1, Done: true}, prog, "the keys and the record")
+	require.Greater(t, batches, 1, "the purge went in batches")
+	require.Empty(t, keysOf(t, rc, a))
+	require.Len(t, keysOf(t, rc, b), 300+2+2)
+
+	// Done, then nothing left (no mark any more: the SCAN fallback finds nothing).
+	again, err := store.Purge(ctxOf(a), tenantredis.PurgeProgress{}, 0, nil)
+	require.NoError(t, err)
+	require.Equal(t, tenantredis.PurgeProgress{Done: true}, again)
+}
+
+// A tenant from before the index (an old record without the mark, keys written raw) that
+// also got keys through the store since: the SCAN fallback deletes all of them.
+func TestPurgeOfATenantFromBeforeTheIndexScans(t *testing.T) {
+	t.Parallel()
+	store, rc, a, b := setup(t, "legacy")
+	ctx := context.Background()
+	require.NoError(t, rc.HSet(ctx, tenantredis.Key(a, "context", "record"), "status", "active").Err())
 	require.NoError(t, store.WriteContext(ctxOf(a), tenantredis.ContextRecord{Status: "active", Type: "trial"}))
-	for i := range 2 {
-		require.NoError(t, scB.Set(ctx, tenantredis.KindSession, fmt.Sprint("h", i), "u", time.Hour))
+	fill(t, rc, a, 0, 3000)
+	sc := scope(t, store, a)
+	for i := range 10 {
+		require.NoError(t, sc.Set(ctx, "cache", fmt.Sprint(i), "v", 0))
 	}
+	fill(t, rc, b, 0, 100)
+	rec := &scanCursors{}
+	rc.AddHook(rec)
 
-	n, err := store.RevokeSessions(ctxOf(a), nil)
+	prog, err := store.Purge(ctxOf(a), tenantredis.PurgeProgress{}, 1000, nil)
 	require.NoError(t, err)
-	require.EqualValues(t, 3, n)
-	require.Equal(t, []string{
-		"tenant:{" + a + "}:cache:x", "tenant:{" + a + "}:context:record", "tenant:{" + a + "}:sessions:not-a-session",
-	}, keysOf(t, rc, a))
-	require.Len(t, keysOf(t, rc, b), 2)
+	require.NotEmpty(t, rec.take(), "found with SCAN")
+	require.Equal(t, tenantredis.PurgeProgress{Deleted: 3000 + 10 + 2, Done: true}, prog)
+	require.Empty(t, keysOf(t, rc, a))
+	require.Len(t, keysOf(t, rc, b), 100)
+}
 
-	n, err = store.RevokeSessions(ctxOf(a), nil)
+// An indexed tenant's purge stopped half-way resumes from the saved ZSCAN cursor, makes its
+// second pass, and ends with nothing left, every key counted once.
+func TestPurgeOfAnIndexedTenantResumes(t *testing.T) {
+	t.Parallel()
+	store, rc, a, b := setup(t, "iresume")
+	ctx := context.Background()
+	const n = 3000 // above the listpack limit: the index is a hash table, its cursor not 0
+	for _, id := range []string{a, b} {
+		require.NoError(t, store.WriteContext(ctxOf(id), tenantredis.ContextRecord{Status: "active", Type: "trial"}))
+	}
+	sc := scope(t, store, a)
+	for i := range n {
+		require.NoError(t, sc.Set(ctx, "item", fmt.Sprint(i), a, 0))
+	}
+	require.NoError(t, scope(t, store, b).Set(ctx, "item", "0", b, 0))
+
+	stopped, err := store.Purge(ctxOf(a), tenantredis.PurgeProgress{}, 200, func(p tenantredis.PurgeProgress) error {
+		if p.Deleted >= n/2 {
+			return errStop
+		}
+		return nil
+	})
+	require.ErrorIs(t, err, errStop)
+	require.NotZero(t, stopped.Cursor)
+	require.False(t, stopped.Done)
+	require.Len(t, keysOf(t, rc, a), n+2-int(stopped.Deleted))
+
+	zscans := &zscanCursors{}
+	rc.AddHook(zscans)
+	var sawPassBoundary bool
+	done, err := store.Purge(ctxOf(a), stopped, 200, func(p tenantredis.PurgeProgress) error {
+		if p.Cursor == 0 && !p.Done {
+			sawPassBoundary = true
+		}
+		return nil
+	})
 	require.NoError(t, err)
-	require.Zero(t, n)
+	require.Equal(t, stopped.Cursor, zscans.take()[0], "the resumed run starts at the saved cursor")
+	require.True(t, sawPassBoundary, "and makes a second full pass")
+	require.Equal(t, tenantredis.PurgeProgress{Deleted: n + 1, Done: true}, done)
+	require.Empty(t, keysOf(t, rc, a))
+	require.Len(t, keysOf(t, rc, b), 3)
+}
+
+// zscanCursors records the cursor of every ZSCAN the client sends.
+type zscanCursors struct{ scanCursors }
+
+func (s *zscanCursors) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
+	return func(ctx context.Context, cmd redis.Cmder) error {
+		if cmd.Name() == "zscan" {
+			s.mu.Lock()
+			s.cursors = append(s.cursors, cmd.Args()[2].(uint64))
+			s.mu.Unlock()
+		}
+		return next(ctx, cmd)
+	}
 }
 
 // Every tenant-scoped accessor fails closed without a valid tenant in the context.
