@@ -12,6 +12,7 @@ import (
 	"github.com/misybot/tenancy/internal/domain/audit"
 	"github.com/misybot/tenancy/internal/domain/registry"
 	"github.com/misybot/tenancy/internal/domain/tenantservice"
+	"github.com/misybot/tenancy/internal/model/tenant"
 	"github.com/misybot/tenancy/internal/stores/tenantdb"
 	"github.com/misybot/tenancy/internal/stores/tenantmongo"
 	"github.com/misybot/tenancy/internal/stores/tenantredis"
@@ -191,7 +192,7 @@ type RevokeSessionsResult struct {
 }
 
 // RevokeSessions deletes the tenant's session keys in Redis (on suspend), heartbeating as it
-// scans. Idempotent: with no sessions left it deletes nothing and succeeds; a retry simply
+// walks them (the tenant's key index; a keyspace SCAN for a tenant from before the index). Idempotent: with no sessions left it deletes nothing and succeeds; a retry simply
 // scans again.
 func (a *Activities) RevokeSessions(ctx context.Context, in TenantRef) (RevokeSessionsResult, error) {
 	tctx, err := scoped(ctx, in.TenantID)
@@ -207,12 +208,23 @@ func (a *Activities) RevokeSessions(ctx context.Context, in TenantRef) (RevokeSe
 	return RevokeSessionsResult{Revoked: n}, err
 }
 
-// PurgeRedis removes every key of the tenant, SCAN by SCAN, heartbeating its progress after
-// each batch. Idempotent and resumable: a retried attempt starts from the last heartbeat's
-// cursor (tenantredis.Purge explains why that loses nothing), and "nothing left" is success.
+// PurgeRedis removes every key of the tenant, batch by batch, heartbeating its progress after
+// each. A tenant the registry has as offboarded, or does not know, is reconciliation's orphan
+// repair: its keys were found by a walk of the keyspace and may be outside the tenant's key
+// index, so they go by such a walk (tenantredis.PurgeByScan); any other (an offboarding, a
+// failed onboarding's undo) walks its index (tenantredis.Purge). Idempotent and resumable: a
+// retried attempt starts from the last heartbeat's cursor (tenantredis.Purge explains why that
+// loses nothing), and "nothing left" is success.
 func (a *Activities) PurgeRedis(ctx context.Context, in TenantRef) (PurgeProgress, error) {
 	tctx, err := scoped(ctx, in.TenantID)
 	if err != nil {
+		return PurgeProgress{}, err
+	}
+	purge := a.Redis.Purge
+	switch t, err := a.Registry.Get(ctx, in.TenantID); {
+	case errors.Is(err, registry.ErrNotFound), err == nil && t.Status == tenant.StatusOffboarded:
+		purge = a.Redis.PurgeByScan
+	case err != nil:
 		return PurgeProgress{}, err
 	}
 	var from PurgeProgress // heartbeat details, kept by Temporal between attempts
@@ -223,7 +235,7 @@ func (a *Activities) PurgeRedis(ctx context.Context, in TenantRef) (PurgeProgres
 		activity.GetLogger(ctx).Info("resuming redis purge", "tenant_id", in.TenantID, "cursor", from.Cursor, "deleted", from.Deleted)
 	}
 	start := tenantredis.PurgeProgress{Cursor: from.Cursor, Deleted: from.Deleted, Done: from.Done}
-	p, err := a.Redis.Purge(tctx, start, 1000, func(p tenantredis.PurgeProgress) error {
+	p, err := purge(tctx, start, 1000, func(p tenantredis.PurgeProgress) error {
 		activity.RecordHeartbeat(ctx, purgeProgress(p))
 		return ctx.Err()
 	})

@@ -639,6 +639,29 @@ func (s *Store) Purge(ctx context.Context, from PurgeProgress, batch int64, onBa
 	return prog, nil
 }
 
+// PurgeByScan is Purge by a walk of the keyspace whatever the index says: for keys that may be
+// outside the index, such as those reconciliation finds by SCAN under the prefix of a tenant
+// offboarded or unknown to the registry (a writer that bypassed the store, a process of a
+// version before the index). Its cost grows with the keyspace, as Purge's did before the index;
+// idempotent and resumable as Purge.
+func (s *Store) PurgeByScan(ctx context.Context, from PurgeProgress, batch int64, onBatch func(PurgeProgress) error) (PurgeProgress, error) {
+	p, err := prefixFrom(ctx)
+	if err != nil {
+		return from, err
+	}
+	if from.Done {
+		return from, nil
+	}
+	if batch <= 0 {
+		batch = DefaultBatch
+	}
+	prog, err := s.scanUnlink(ctx, p+"*", from, batch, onBatch)
+	if err != nil {
+		return prog, fmt.Errorf("tenantredis: purge by scan: %w", err)
+	}
+	return prog, nil
+}
+
 // indexUnlink is the loop of Purge and RevokeSessions over the index of the tenant with prefix
 // (see Purge for why it is sound): ZSCAN with match (every entry when empty) and COUNT batch,
 // then one MULTI of UNLINK of the batch's keys and ZREM of their entries. With final (Purge),
