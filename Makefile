@@ -31,8 +31,9 @@ dev: services ## run everything: services, migrations, worker and API; prints th
 	@scripts/dev.sh start
 
 .PHONY: down
-down: ## stop exactly what `make dev` started
+down: ## stop exactly what `make dev` and `make test` started
 	@scripts/dev.sh stop
+	@scripts/temporal-server.sh down
 	@scripts/redis-cluster.sh down
 	@scripts/cells.sh down
 	@scripts/services.sh down
@@ -42,11 +43,13 @@ status: ## show which services run and who started them
 	@scripts/services.sh status
 
 .PHONY: test
-test: services redis-cluster cells ## lint, install what the tests need (Chromium), start the services (and the test Redis Cluster) when absent, then run unit and integration tests
+test: services redis-cluster cells temporal-server ## lint, install what the tests need (Chromium), start the services (the test Redis Cluster, the local cells, a real Temporal server) when absent, run unit and integration tests, then the e2e and chaos suites again on the real Temporal server
 	@$(MAKE) --no-print-directory lint
 	@scripts/packages.sh test
 	@go run ./internal/testkit/testenv/prune # MongoDB databases earlier test runs left behind (FerretDB keeps each one open)
 	go test $(GO_TEST_FLAGS) ./...
+	@# The production shape: Temporal server v1.29.7 with PostgreSQL persistence and SQL visibility.
+	TEST_TEMPORAL_ADDRESS=127.0.0.1:17233 go test $(GO_TEST_FLAGS) ./e2e ./chaos
 
 # The end-to-end benchmark runs on a database, a Redis database and a platform audit database of
 # its own, which it empties first; tenant databases in MongoDB are named after its own ids.

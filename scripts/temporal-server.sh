@@ -3,7 +3,7 @@
 # deploy/docker-compose.prod.yml runs) on the local PostgreSQL: the production shape (four
 # history shards, SQL persistence and the SQL visibility store, no `default` namespace until one
 # is made) beside the dev server of scripts/services.sh, for checking what the dev server's
-# SQLite shortcut could hide. Not part of `make test`.
+# SQLite shortcut could hide. `make test` runs the e2e and chaos suites on it after the rest.
 #
 #   frontend gRPC 17233, HTTP 17243; history 17234, matching 17235, worker 17239 (membership
 #   16933-16939); Prometheus 127.0.0.1:18000, pprof 17936. Config: deploy/temporal/local/.
