@@ -40,7 +40,7 @@ var errNoLocalCells = errors.New("the local cells are not running (make cells)")
 func cellEnv(ctx context.Context, cell string) (map[string]string, error) {
 	out, err := exec.CommandContext(ctx, "scripts/cells.sh", "env", cell, "tenancy_bench").Output()
 	if err != nil {
-		return nil, fmt.Errorf("%w: scripts/cells.sh env %s: %v", errNoLocalCells, cell, err)
+		return nil, fmt.Errorf("%w: scripts/cells.sh env %s: %w", errNoLocalCells, cell, err)
 	}
 	env := map[string]string{}
 	sc := bufio.NewScanner(bytes.NewReader(out))
