@@ -47,6 +47,9 @@ const usage = `usage: starter <command>
 commands:
   serve     run the management API on API_ADDR
   migrate   apply pending database migrations (as MIGRATE_DATABASE_URL's owner role), then the cell migrations to each registered cell
+  migrate-cell <cellId>
+            the cell migrations for a cell registered without its owner's URL, given in
+            CELL_MIGRATE_DATABASE_URL (used once, not stored)
   register <tenantId> <owner|enterprise|standard|trial> <name> <contactEmail>
             register a tenant (pending) with the type's permissions; prints it and its
             secret (JSON), the only time the secret is ever shown
@@ -118,6 +121,8 @@ func main() {
 		err = serve(ctx, cfg, logger)
 	case "migrate":
 		err = migrate(ctx, cfg, logger)
+	case "migrate-cell":
+		err = migrateCellCommand(ctx, cfg, logger, os.Args[2:])
 	case "register":
 		err = register(ctx, cfg, logger, os.Args[2:])
 	case "onboard", "suspend", "restore", "offboard", "status":

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"os"
 
 	"github.com/jackc/pgx/v5/pgxpool"
 
@@ -53,12 +54,13 @@ func migrate(ctx context.Context, cfg config.Config, logger *slog.Logger) error 
 			errs = append(errs, fmt.Errorf("cell %s: %w", c.ID, err))
 			continue
 		}
-		if stores.PostgresMigrateURL == "" {
-			logger.Warn("migrate: cell registered without its owner role's URL; apply the cell migrations to it by hand if it is behind",
-				"cell_id", c.ID, "cell_migrations", migrations.CellVersion())
-			continue
+		cellURL := stores.PostgresMigrateURL
+		if cellURL == "" {
+			// Registered without its owner's URL: its schema must be current already (migrate-cell
+			// applies it); the application role can still move its tenants' rows in.
+			cellURL = stores.PostgresURL
 		}
-		if err := migrateCell(ctx, owner, c.ID, stores.PostgresMigrateURL, logger); err != nil {
+		if err := migrateCell(ctx, owner, c.ID, cellURL, stores.PostgresMigrateURL != "", logger); err != nil {
 			logger.Error("migrate: cell failed", "cell_id", c.ID, "err", err)
 			errs = append(errs, fmt.Errorf("cell %s: %w", c.ID, err))
 		}
@@ -66,19 +68,64 @@ func migrate(ctx context.Context, cfg config.Config, logger *slog.Logger) error 
 	return errors.Join(errs...)
 }
 
-// migrateCell applies the cell migrations to one cell, then moves its tenants' old rows in.
-func migrateCell(ctx context.Context, control *pgxpool.Pool, cell, ownerURL string, logger *slog.Logger) error {
-	if err := migrations.UpCell(ctx, ownerURL, logger.With("cell_id", cell)); err != nil {
-		return err
+// migrateCell applies the cell migrations to one cell (with its owner's URL), or checks they are
+// there (with its application role's), then moves its tenants' old rows in.
+func migrateCell(ctx context.Context, control *pgxpool.Pool, cell, url string, asOwner bool, logger *slog.Logger) error {
+	if asOwner {
+		if err := migrations.UpCell(ctx, url, logger.With("cell_id", cell)); err != nil {
+			return err
+		}
 	}
-	cellDB, err := pgxpool.New(ctx, ownerURL)
+	cellDB, err := pgxpool.New(ctx, url)
 	if err != nil {
 		return fmt.Errorf("the cell's PostgreSQL: %w", err)
 	}
 	defer cellDB.Close()
+	if !asOwner {
+		v, err := migrations.CellSchemaVersion(ctx, cellDB)
+		if err != nil {
+			return err
+		}
+		if v < migrations.CellVersion() {
+			return fmt.Errorf("its PostgreSQL has cell migrations up to %d of %d and the cell was registered without its owner's URL: "+
+				"run CELL_MIGRATE_DATABASE_URL=<its owner's URL> starter migrate-cell %s", v, migrations.CellVersion(), cell)
+		}
+	}
 	moved, err := cellmove.Move(ctx, control, cellDB, cell)
 	if len(moved) > 0 {
 		logger.Info("migrate: moved the cell's tenant rows out of the control plane's database", "cell_id", cell, "rows", moved)
 	}
 	return err
+}
+
+// migrateCellCommand is `starter migrate-cell <cellId>`: the cell migrations and the move of
+// old rows for one cell registered without its owner's URL, given in CELL_MIGRATE_DATABASE_URL
+// (an environment variable, not an argument: a command line is visible to every user of the
+// host). The URL is used once and not stored.
+func migrateCellCommand(ctx context.Context, cfg config.Config, logger *slog.Logger, args []string) error {
+	if len(args) != 1 || !cells.ValidID(args[0]) {
+		return errors.New("usage: CELL_MIGRATE_DATABASE_URL=<the cell's PostgreSQL as its owner> starter migrate-cell <cellId>")
+	}
+	url := os.Getenv("CELL_MIGRATE_DATABASE_URL")
+	if url == "" {
+		return errors.New("CELL_MIGRATE_DATABASE_URL is not set: the cell's PostgreSQL as its owner role")
+	}
+	sealer, err := seal.NewKeyring(cfg.MasterKeys())
+	if err != nil {
+		return err
+	}
+	pool, err := pgxpool.New(ctx, cfg.DatabaseURL)
+	if err != nil {
+		return fmt.Errorf("migrate-cell: the control plane's database: %w", err)
+	}
+	defer pool.Close()
+	if _, err := cells.New(pool, sealer).Get(ctx, args[0]); err != nil {
+		return fmt.Errorf("migrate-cell %s: %w", args[0], err)
+	}
+	owner, err := pgxpool.New(ctx, cfg.MigrateDatabaseURL)
+	if err != nil {
+		return fmt.Errorf("migrate-cell: the control plane's database: %w", err)
+	}
+	defer owner.Close()
+	return migrateCell(ctx, owner, args[0], url, true, logger)
 }
