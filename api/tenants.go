@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"regexp"
 	"slices"
 	"strconv"
 
@@ -13,6 +14,7 @@ import (
 
 	"github.com/misybot/tenancy/activities"
 	"github.com/misybot/tenancy/internal/control/lifecycle"
+	"github.com/misybot/tenancy/internal/domain/cells"
 	"github.com/misybot/tenancy/internal/domain/registry"
 	"github.com/misybot/tenancy/internal/domain/tenantservice"
 	"github.com/misybot/tenancy/internal/model/tenant"
@@ -154,17 +156,28 @@ const (
 	maxPageSize     = 100
 )
 
-var listParams = []string{"status", "tenantType", "limit", "cursor"}
+var listParams = []string{"status", "tenantType", "idPrefix", "cellId", "limit", "cursor"}
+
+// idPrefixPattern is the beginning of a tenant id (tenant.ValidateID's characters): nothing a
+// LIKE pattern would read as a wildcard.
+var idPrefixPattern = regexp.MustCompile(`^[a-z0-9-]{1,40}$`)
 
 func (s *Server) listTenants(c echo.Context) error {
 	q := c.QueryParams()
 	for name := range q {
 		if !slices.Contains(listParams, name) {
-			return validationProblem(FieldError{Field: name, Message: "is not a known query parameter (status, tenantType, limit, cursor)"})
+			return validationProblem(FieldError{Field: name, Message: "is not a known query parameter (status, tenantType, idPrefix, cellId, limit, cursor)"})
 		}
 	}
-	f := registry.Filter{Status: tenant.Status(q.Get("status")), Type: tenant.Type(q.Get("tenantType")), Limit: defaultPageSize}
+	f := registry.Filter{Status: tenant.Status(q.Get("status")), Type: tenant.Type(q.Get("tenantType")),
+		IDPrefix: q.Get("idPrefix"), CellID: q.Get("cellId"), Limit: defaultPageSize}
 	var errs []FieldError
+	if _, set := q["idPrefix"]; set && !idPrefixPattern.MatchString(f.IDPrefix) {
+		errs = append(errs, FieldError{Field: "idPrefix", Message: "must be the beginning of a tenant id: 1 to 40 lowercase letters, digits and hyphens"})
+	}
+	if _, set := q["cellId"]; set && !cells.ValidID(f.CellID) {
+		errs = append(errs, FieldError{Field: "cellId", Message: cellIDRule})
+	}
 	if f.Status != "" && !f.Status.Valid() {
 		errs = append(errs, FieldError{Field: "status", Message: fmt.Sprintf("must be one of %v", tenant.Statuses)})
 	}

@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"net/http"
 	"net/http/httptest"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -353,4 +354,49 @@ func TestBadInputIsRefusedAndChangesNothing(t *testing.T) {
 		})
 	}
 	require.Empty(t, b.rowSnapshot(t, id+"x"), "no refused registration created a tenant")
+}
+
+// The list searches by id prefix and by cell, pages through the matches, and refuses a prefix
+// that is not the beginning of an id (a LIKE wildcard, an upper-case letter) with 400.
+func TestListSearchesByIDPrefixAndCell(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	prefix := testenv.TenantID("find")
+	ids := []string{prefix + "-a", prefix + "-b", prefix + "-c"}
+	for _, id := range append(slices.Clone(ids), prefix+"x") {
+		require.Equal(t, http.StatusCreated, b.do(t, http.MethodPost, api.TenantsPath, registerBody(id)).Code)
+	}
+	t.Cleanup(func() {
+		_, _ = b.owner.Exec(context.Background(), `DELETE FROM tenants WHERE tenant_id LIKE $1 || '%'`, prefix)
+	})
+	_, err := b.owner.Exec(context.Background(), `UPDATE tenants SET cell_id = 'default' WHERE tenant_id = $1`, ids[1])
+	require.NoError(t, err)
+	list := func(query string) []string {
+		t.Helper()
+		var out []string
+		cursor := ""
+		for range 10 {
+			r := b.do(t, http.MethodGet, api.TenantsPath+"?limit=1&"+query+"&cursor="+cursor, "")
+			require.Equal(t, http.StatusOK, r.Code, r.Raw)
+			for _, it := range r.Body["items"].([]any) {
+				out = append(out, it.(map[string]any)["tenantId"].(string))
+			}
+			next, _ := r.Body["nextCursor"].(string)
+			if next == "" {
+				return out
+			}
+			cursor = next
+		}
+		t.Fatal("more pages than tenants")
+		return nil
+	}
+	require.Equal(t, ids, list("idPrefix="+prefix+"-"))
+	require.Equal(t, append(slices.Clone(ids), prefix+"x"), list("idPrefix="+prefix))
+	require.Equal(t, []string{ids[2]}, list("idPrefix="+ids[2]))
+	require.Equal(t, []string{ids[1]}, list("idPrefix="+prefix+"&cellId=default"))
+	require.Empty(t, list("idPrefix="+prefix+"-zz"))
+	for _, bad := range []string{"idPrefix=a%25", "idPrefix=a_", "idPrefix=Acme", "idPrefix=", "cellId=Bad_Cell"} {
+		r := b.do(t, http.MethodGet, api.TenantsPath+"?"+bad, "")
+		requireProblem(t, r, http.StatusBadRequest)
+	}
 }

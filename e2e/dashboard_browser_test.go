@@ -5,16 +5,14 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
-	"net/url"
-	"os"
 	"os/exec"
-	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/chromedp/chromedp"
+	"github.com/chromedp/chromedp/kb"
 	"github.com/stretchr/testify/require"
 
 	"github.com/misybot/tenancy/api"
@@ -64,6 +62,14 @@ func TestDashboardInABrowser(t *testing.T) {
 	require.Regexp(t, `^[0-9a-f]{64}$`, b.value("#secret-value"), "the tenant secret, shown once")
 	require.Contains(t, b.text("#secret-context"), id)
 	b.do("close the secret", chromedp.Click(chromedp.CSS("#secret-close")), chromedp.WaitNotVisible(chromedp.CSS("#secret-dialog")))
+
+	// The list's search box finds the tenant by the beginning of its id, typed in capitals too,
+	// among every other test's tenants; emptied, the list is whole again.
+	b.do("search the list", chromedp.SendKeys(chromedp.CSS("#list-search"), strings.ToUpper(id)))
+	b.waitFor("only the tenant searched for", `(() => { const rows = document.querySelectorAll('#tenant-rows tr');
+		return rows.length === 1 && rows[0].dataset.id === `+jsString(id)+`; })()`)
+	b.do("empty the search", chromedp.SendKeys(chromedp.CSS("#list-search"), strings.Repeat(kb.Backspace, len(id))))
+	b.waitFor("the whole list again", `document.querySelectorAll('#tenant-rows tr').length > 1`)
 	b.waitFor("the operation tab", `location.hash === `+jsString("#/tenants/"+id+"/operation"))
 	b.waitFor("the tenant active", `document.querySelector('#t-status').textContent === 'active'`)
 	require.Equal(t, "Browser "+id, b.text("#t-name"))
@@ -161,28 +167,12 @@ func TestDashboardInABrowser(t *testing.T) {
 	require.Equal(t, "draining", reg["state"], "the API agrees with the page")
 }
 
-// cell2Postgres is cell-2's PostgreSQL as its application role (scripts/cells.sh env cell-2):
-// TEST_CELL2_POSTGRES_URL, or built from the password file scripts/cells.sh writes.
+// cell2Postgres is cell-2's PostgreSQL as its application role, with the cell migrations
+// applied (testenv.CellPostgresOf).
 func cell2Postgres(t *testing.T) (dsn, password string) {
 	t.Helper()
-	if v := os.Getenv("TEST_CELL2_POSTGRES_URL"); v != "" {
-		u, err := url.Parse(v)
-		require.NoError(t, err, "TEST_CELL2_POSTGRES_URL")
-		pw, _ := u.User.Password()
-		return v, pw
-	}
-	raw, err := os.ReadFile(filepath.Join("..", ".state", "cells", "cell-2", "pg-password"))
-	require.NoError(t, err, "cell-2's password: start the cells with `make cells` (scripts/cells.sh up), or set TEST_CELL2_POSTGRES_URL")
-	for line := range strings.SplitSeq(string(raw), "\n") {
-		parts := strings.SplitN(line, ":", 5) // host:port:database:user:password
-		if len(parts) == 5 && parts[3] == "tenancy_app" {
-			u := url.URL{Scheme: "postgres", User: url.UserPassword("tenancy_app", parts[4]), Host: parts[0] + ":" + parts[1],
-				Path: "/tenancy_test", RawQuery: "sslmode=disable"}
-			return u.String(), parts[4]
-		}
-	}
-	t.Fatal("cell-2's password file names no tenancy_app")
-	return "", ""
+	c := testenv.CellPostgresOf(t, 2)
+	return c.AppURL, c.Password
 }
 
 // TestDashboardApprovesAndRejects: two enterprise onboardings requested by one operator wait

@@ -1909,6 +1909,10 @@ export interface operations {
             query?: {
                 status?: components["schemas"]["TenantStatus"];
                 tenantType?: components["schemas"]["TenantType"];
+                /** @description Only tenants whose id starts with this (the dashboard's search box). */
+                idPrefix?: string;
+                /** @description Only tenants placed on this cell. */
+                cellId?: components["schemas"]["CellId"];
                 limit?: number;
                 /** @description Opaque, from the previous page's `nextCursor`. */
                 cursor?: components["parameters"]["Cursor"];

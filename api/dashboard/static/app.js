@@ -331,6 +331,9 @@ async function loadList(reset) {
   const f = new FormData($('list-filters'));
   const q = new URLSearchParams({ limit: String(LIST_LIMIT) });
   for (const k of ['status', 'tenantType']) if (f.get(k)) q.set(k, f.get(k));
+  // The search is an id prefix (the API's idPrefix): typed in any case, ids are lowercase.
+  const search = String(f.get('idPrefix') || '').trim().toLowerCase();
+  if (search) q.set('idPrefix', search);
   if (!reset && state.list.cursor) q.set('cursor', state.list.cursor);
   $('load-more').disabled = true;
   try {
@@ -1384,6 +1387,11 @@ function init() {
 
   $('list-filters').addEventListener('submit', (e) => { e.preventDefault(); loadList(true); });
   $('list-filters').addEventListener('change', () => loadList(true));
+  let searchTimer = 0;
+  $('list-search').addEventListener('input', () => {
+    clearTimeout(searchTimer);
+    searchTimer = setTimeout(() => loadList(true), 250); // one request per pause in typing
+  });
   $('load-more').addEventListener('click', () => loadList(false));
 
   $('op-refresh').addEventListener('click', () => { state.poll.last = ''; loadOperation(); });

@@ -1972,7 +1972,13 @@ type ApproveReconciliationRepairs202JSONResponseBodySignal string
 type ListTenantsParams struct {
 	Status     *TenantStatus `form:"status,omitempty" json:"status,omitempty"`
 	TenantType *TenantType   `form:"tenantType,omitempty" json:"tenantType,omitempty"`
-	Limit      *int          `form:"limit,omitempty" json:"limit,omitempty"`
+
+	// IdPrefix Only tenants whose id starts with this (the dashboard's search box).
+	IdPrefix *string `form:"idPrefix,omitempty" json:"idPrefix,omitempty"`
+
+	// CellId Only tenants placed on this cell.
+	CellId *CellId `form:"cellId,omitempty" json:"cellId,omitempty"`
+	Limit  *int    `form:"limit,omitempty" json:"limit,omitempty"`
 
 	// Cursor Opaque, from the previous page's `nextCursor`.
 	Cursor *Cursor `form:"cursor,omitempty" json:"cursor,omitempty"`
@@ -5712,6 +5718,30 @@ func NewListTenantsRequest(server string, params *ListTenantsParams) (*http.Requ
 		if params.TenantType != nil {
 
 			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "tenantType", *params.TenantType, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.IdPrefix != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "idPrefix", *params.IdPrefix, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.CellId != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "cellId", *params.CellId, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: ""}); err != nil {
 				return nil, err
 			} else {
 				for _, qp := range strings.Split(queryFrag, "&") {

@@ -21,6 +21,7 @@ var regexMap = map[string]ogenregex.Regexp{
 	"^[A-Za-z0-9_-]+$":                               ogenregex.MustCompile("^[A-Za-z0-9_-]+$"),
 	"^[A-Za-z0-9_-]{16,64}$":                         ogenregex.MustCompile("^[A-Za-z0-9_-]{16,64}$"),
 	"^[a-z0-9-]{0,40}$":                              ogenregex.MustCompile("^[a-z0-9-]{0,40}$"),
+	"^[a-z0-9-]{1,40}$":                              ogenregex.MustCompile("^[a-z0-9-]{1,40}$"),
 	"^[a-z][a-z0-9-]*[a-z0-9]$":                      ogenregex.MustCompile("^[a-z][a-z0-9-]*[a-z0-9]$"),
 	"^[a-z][a-z0-9-]{0,30}[a-z0-9]$":                 ogenregex.MustCompile("^[a-z][a-z0-9-]{0,30}[a-z0-9]$"),
 	"^[a-z][a-z0-9-]{1,120}\\.tar\\.gz\\.age$":       ogenregex.MustCompile("^[a-z][a-z0-9-]{1,120}\\.tar\\.gz\\.age$"),

@@ -167,7 +167,11 @@ type ListTenantSettingsParams struct {
 type ListTenantsParams struct {
 	Status     OptTenantStatus `json:",omitempty,omitzero"`
 	TenantType OptTenantType   `json:",omitempty,omitzero"`
-	Limit      OptInt          `json:",omitempty,omitzero"`
+	// Only tenants whose id starts with this (the dashboard's search box).
+	IdPrefix OptString `json:",omitempty,omitzero"`
+	// Only tenants placed on this cell.
+	CellId OptCellId `json:",omitempty,omitzero"`
+	Limit  OptInt    `json:",omitempty,omitzero"`
 	// Opaque, from the previous page's `nextCursor`.
 	Cursor OptString `json:",omitempty,omitzero"`
 }

@@ -3635,6 +3635,52 @@ func (o OptBool) Or(d bool) bool {
 	return d
 }
 
+// NewOptCellId returns new OptCellId with value set to v.
+func NewOptCellId(v CellId) OptCellId {
+	return OptCellId{
+		Value: v,
+		Set:   true,
+	}
+}
+
+// OptCellId is optional CellId.
+type OptCellId struct {
+	Value CellId
+	Set   bool
+}
+
+// IsSet returns true if OptCellId was set.
+func (o OptCellId) IsSet() bool { return o.Set }
+
+// Reset unsets value.
+func (o *OptCellId) Reset() {
+	var v CellId
+	o.Value = v
+	o.Set = false
+}
+
+// SetTo sets value to v.
+func (o *OptCellId) SetTo(v CellId) {
+	o.Set = true
+	o.Value = v
+}
+
+// Get returns value and boolean that denotes whether value was set.
+func (o OptCellId) Get() (v CellId, ok bool) {
+	if !o.Set {
+		return v, false
+	}
+	return o.Value, true
+}
+
+// Or returns value if set, or given parameter if does not.
+func (o OptCellId) Or(d CellId) CellId {
+	if v, ok := o.Get(); ok {
+		return v
+	}
+	return d
+}
+
 // NewOptCellStores returns new OptCellStores with value set to v.
 func NewOptCellStores(v CellStores) OptCellStores {
 	return OptCellStores{

@@ -9,6 +9,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -159,22 +160,42 @@ func (r *Registry) Get(ctx context.Context, id string) (tenant.Tenant, error) {
 
 // Filter selects a page of tenants. Empty fields do not filter. After is the last tenant id of
 // the previous page (keyset pagination: stable under concurrent inserts, no OFFSET scans).
+// IDPrefix keeps the ids that start with it (it must be a valid id's beginning: lowercase
+// letters, digits, hyphens; no LIKE wildcard can be in it); CellID the tenants placed there.
 type Filter struct {
-	Status tenant.Status
-	Type   tenant.Type
-	After  string
-	Limit  int
+	Status   tenant.Status
+	Type     tenant.Type
+	IDPrefix string
+	CellID   string
+	After    string
+	Limit    int
 }
 
-// List returns up to f.Limit tenants ordered by id, and whether more follow.
+// List returns up to f.Limit tenants ordered by id, and whether more follow. Only the filters
+// set enter the statement, so each query plan uses the index of what it filters by (00022's for
+// a prefix, tenants_cell_idx for a cell).
 func (r *Registry) List(ctx context.Context, f Filter) ([]tenant.Tenant, bool, error) {
-	rows, err := r.db.Query(ctx, `
-		SELECT `+columns+` FROM tenants
-		WHERE ($1 = '' OR status = $1)
-		  AND ($2 = '' OR tenant_type = $2)
-		  AND tenant_id > $3
-		ORDER BY tenant_id
-		LIMIT $4`, string(f.Status), string(f.Type), f.After, f.Limit+1)
+	where := []string{"tenant_id > $1"}
+	args := []any{f.After}
+	add := func(clause string, v any) {
+		args = append(args, v)
+		where = append(where, fmt.Sprintf(clause, len(args)))
+	}
+	if f.Status != "" {
+		add("status = $%d", string(f.Status))
+	}
+	if f.Type != "" {
+		add("tenant_type = $%d", string(f.Type))
+	}
+	if f.IDPrefix != "" {
+		add("tenant_id LIKE $%d || '%%'", f.IDPrefix)
+	}
+	if f.CellID != "" {
+		add("cell_id = $%d", f.CellID)
+	}
+	args = append(args, f.Limit+1)
+	rows, err := r.db.Query(ctx, `SELECT `+columns+` FROM tenants WHERE `+strings.Join(where, " AND ")+
+		fmt.Sprintf(` ORDER BY tenant_id LIMIT $%d`, len(args)), args...)
 	if err != nil {
 		return nil, false, fmt.Errorf("registry: list: %w", err)
 	}
