@@ -102,9 +102,11 @@ func New(db DB, sealer *seal.Sealer) *Registry {
 	return &Registry{pool: db, sealer: sealer}
 }
 
+// selectCells reads cells with their live tenants, a count the tenants table's triggers keep
+// (migration 00023), so that placement reads the cells alone.
 const selectCells = `
 	SELECT c.cell_id, c.region, c.kind, c.capacity, c.state, c.task_queue, c.created_at, c.updated_at,
-	       (SELECT count(*) FROM tenants t WHERE t.cell_id = c.cell_id AND t.status <> 'offboarded')::int
+	       c.live_tenants
 	FROM cells c`
 
 func scanCell(row pgx.Row) (Cell, error) {

@@ -204,3 +204,63 @@ func TestOffboardedTenantsLetGoOfTheirCell(t *testing.T) {
 	_, err = reg.Get(ctx, "t-tomb2")
 	require.ErrorIs(t, err, cells.ErrNotFound)
 }
+
+// A cell's count of live tenants (migration 00023's triggers) follows every change that moves a
+// tenant in or out of it: placement, a tenant inserted placed, a move to another cell,
+// offboarding (and back), a suspension (no change), deletion; it always equals a count of the
+// rows, and placement refuses a cell the count says is full.
+func TestCellsCountTheirLiveTenants(t *testing.T) {
+	reg, tx := setup(t)
+	ctx := context.Background()
+	region := "r" + testenv.TenantID("l")[1:8]
+	for _, id := range []string{"t-live-a", "t-live-b"} {
+		_, err := reg.Create(ctx, cells.Cell{ID: id, Region: region, Kind: cells.KindPooled, Capacity: 3}, stores)
+		require.NoError(t, err)
+	}
+	check := func(step string) {
+		t.Helper()
+		for _, id := range []string{"t-live-a", "t-live-b"} {
+			c, err := reg.Get(ctx, id)
+			require.NoError(t, err)
+			var rows int
+			require.NoError(t, tx.QueryRow(ctx, `SELECT count(*) FROM tenants WHERE cell_id = $1 AND status <> 'offboarded'`, id).Scan(&rows))
+			require.Equal(t, rows, c.Tenants, "%s: %s", step, id)
+		}
+	}
+	a, b, c := register(t, tx, tenant.TypeStandard), register(t, tx, tenant.TypeStandard), register(t, tx, tenant.TypeStandard)
+	for _, id := range []string{a, b} {
+		_, err := reg.Place(ctx, id, tenant.TypeStandard, cells.Want{Cell: "t-live-a"}, always)
+		require.NoError(t, err)
+	}
+	check("placed two")
+	got, err := reg.Get(ctx, "t-live-a")
+	require.NoError(t, err)
+	require.Equal(t, 2, got.Tenants)
+	exec := func(sql string, args ...any) {
+		t.Helper()
+		_, err := tx.Exec(ctx, sql, args...)
+		require.NoError(t, err)
+	}
+	exec(`UPDATE tenants SET status = 'suspended' WHERE tenant_id = $1`, a)
+	check("suspended")
+	exec(`UPDATE tenants SET status = 'offboarded' WHERE tenant_id = $1`, a)
+	check("offboarded")
+	exec(`UPDATE tenants SET status = 'active' WHERE tenant_id = $1`, a)
+	check("back from offboarded")
+	exec(`UPDATE tenants SET cell_id = 't-live-b' WHERE tenant_id = $1`, b)
+	check("moved to b")
+	exec(`INSERT INTO tenants (tenant_id, site_id, tenant_name, contact_email, tenant_type, secret_ciphertext, cell_id)
+		VALUES ($1, 's', 'n', 'x@y.zz', 'trial', '\x01', 't-live-a')`, testenv.TenantID("ins"))
+	check("inserted placed")
+	exec(`DELETE FROM tenants WHERE tenant_id = $1`, b)
+	check("deleted")
+	// t-live-a holds 2 of 3: one more fits, then it is full by the count.
+	_, err = reg.Place(ctx, c, tenant.TypeStandard, cells.Want{Cell: "t-live-a"}, always)
+	require.NoError(t, err)
+	d := register(t, tx, tenant.TypeStandard)
+	_, err = reg.Place(ctx, d, tenant.TypeStandard, cells.Want{Cell: "t-live-a"}, always)
+	var noRoom *cells.NoRoomError
+	require.ErrorAs(t, err, &noRoom)
+	require.Contains(t, noRoom.Error(), "full (3 of 3)")
+	check("full")
+}
